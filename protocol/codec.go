@@ -1,0 +1,158 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Errors returned by Decoder.Next. Match them with errors.Is.
+var (
+	ErrTooLarge   = errors.New("message exceeds size limit")
+	ErrMalformed  = errors.New("malformed message")
+	ErrBadVersion = errors.New("unsupported protocol version")
+)
+
+// Encoder writes framed messages. It is safe for concurrent use.
+type Encoder struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewEncoder returns an Encoder writing to w.
+func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
+
+// Send frames and writes m, filling in the version.
+func (e *Encoder) Send(m Message) error {
+	m.V = Version
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", m.Type, err)
+	}
+	if len(b)+1 > MaxMessageSize {
+		return fmt.Errorf("encode %s: %w (%d bytes)", m.Type, ErrTooLarge, len(b)+1)
+	}
+	b = append(b, '\n')
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.w.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", m.Type, err)
+	}
+	return nil
+}
+
+// Decoder reads framed messages, bounding and validating each one.
+type Decoder struct {
+	r *bufio.Reader
+}
+
+// NewDecoder returns a Decoder reading from r.
+func NewDecoder(r io.Reader) *Decoder {
+	return &Decoder{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Next reads the next message. Blank lines are skipped. It returns io.EOF at a
+// clean end of stream and a wrapped ErrTooLarge, ErrMalformed or ErrBadVersion
+// for input it will not accept; after ErrTooLarge the stream is unusable.
+func (d *Decoder) Next() (Message, error) {
+	for {
+		line, err := d.readLine()
+		if err != nil {
+			return Message{}, err
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		return Parse(line)
+	}
+}
+
+func (d *Decoder) readLine() ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, err := d.r.ReadSlice('\n')
+		if len(buf)+len(chunk) > MaxMessageSize {
+			return nil, fmt.Errorf("read message: %w (more than %d bytes)", ErrTooLarge, MaxMessageSize)
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return buf, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(buf) > 0:
+			return nil, fmt.Errorf("read message: %w: truncated at end of stream", ErrMalformed)
+		default:
+			return nil, err
+		}
+	}
+}
+
+// Parse decodes and validates one message (without its newline).
+func Parse(line []byte) (Message, error) {
+	var m Message
+	if len(line) > MaxMessageSize {
+		return m, fmt.Errorf("parse message: %w", ErrTooLarge)
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("parse message: %w: %v", ErrMalformed, err)
+	}
+	if m.V != Version {
+		return Message{}, fmt.Errorf("parse message: %w: %d (want %d)", ErrBadVersion, m.V, Version)
+	}
+	if err := m.validate(); err != nil {
+		return Message{}, fmt.Errorf("parse %s message: %w: %v", m.Type, ErrMalformed, err)
+	}
+	return m, nil
+}
+
+func (m Message) validate() error {
+	set := 0
+	for _, p := range []bool{m.Ready != nil, m.Plan != nil, m.CheckStart != nil, m.Log != nil, m.Result != nil, m.Done != nil} {
+		if p {
+			set++
+		}
+	}
+	if set > 1 {
+		return errors.New("more than one payload")
+	}
+	var ok bool
+	switch m.Type {
+	case TypeReady:
+		ok = m.Ready != nil
+	case TypePlan:
+		ok = m.Plan != nil
+	case TypeCheckStart:
+		ok = m.CheckStart != nil && m.CheckStart.Check != ""
+	case TypeLog:
+		ok = m.Log != nil
+	case TypeResult:
+		if m.Result == nil {
+			return errors.New("missing result payload")
+		}
+		if m.Result.Check == "" {
+			return errors.New("result without check name")
+		}
+		if !m.Result.Status.Valid() {
+			return fmt.Errorf("invalid status %q", m.Result.Status)
+		}
+		ok = true
+	case TypeDone:
+		ok = m.Done != nil
+	case TypeBye:
+		ok = set == 0
+	default:
+		return fmt.Errorf("unknown type %q", m.Type)
+	}
+	if !ok {
+		return errors.New("payload does not match type")
+	}
+	return nil
+}

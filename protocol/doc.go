@@ -1,0 +1,20 @@
+// Package protocol holds the messages exchanged between the host controller
+// and the guest agent over the virtio-serial port, and their framing.
+//
+// Framing is one JSON object per line ("JSON lines"). Every message carries
+// the protocol version; a reader rejects a line longer than MaxMessageSize,
+// a version it does not speak, an unknown type, or a message whose payload
+// does not match its type. The host treats everything it reads as untrusted:
+// the Decoder bounds and validates, and callers must never use guest-supplied
+// strings as paths or shell words.
+//
+// The exchange is:
+//
+//	guest → host  ready        (agent is up, port open)
+//	host  → guest plan         (the checks to run, with parameters and timeouts)
+//	guest → host  check-start  (one per check)
+//	guest → host  log          (any number, informational)
+//	guest → host  result       (one per check)
+//	guest → host  done         (the plan finished; a missing done is an error)
+//	host  → guest bye          (host has everything; the guest may power off)
+package protocol

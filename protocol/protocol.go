@@ -1,0 +1,150 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Version is the protocol version spoken by this build on both sides.
+const Version = 1
+
+// PortName is the name of the virtio-serial port (virtserialport name=...).
+const PortName = "vmrunner.0"
+
+// MaxMessageSize bounds one framed message, newline included.
+const MaxMessageSize = 1 << 20
+
+// Type names a message.
+type Type string
+
+// Message types, in the order they normally appear.
+const (
+	TypeReady      Type = "ready"
+	TypePlan       Type = "plan"
+	TypeCheckStart Type = "check-start"
+	TypeLog        Type = "log"
+	TypeResult     Type = "result"
+	TypeDone       Type = "done"
+	TypeBye        Type = "bye"
+)
+
+// Status is the outcome of one check.
+type Status string
+
+// Check statuses. Pass, Fail, Error and Skip come from the guest; the host
+// adds the infrastructure statuses (see vmrunner.Status*).
+const (
+	StatusPass  Status = "pass"
+	StatusFail  Status = "fail"
+	StatusError Status = "error"
+	StatusSkip  Status = "skip"
+)
+
+// Valid reports whether s is one of the statuses a guest may send.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPass, StatusFail, StatusError, StatusSkip:
+		return true
+	}
+	return false
+}
+
+// Message is one framed message. Exactly the payload field matching Type is set.
+type Message struct {
+	V          int         `json:"v"`
+	Type       Type        `json:"type"`
+	Ready      *Ready      `json:"ready,omitempty"`
+	Plan       *Plan       `json:"plan,omitempty"`
+	CheckStart *CheckStart `json:"check_start,omitempty"`
+	Log        *Log        `json:"log,omitempty"`
+	Result     *Result     `json:"result,omitempty"`
+	Done       *Done       `json:"done,omitempty"`
+}
+
+// Ready is the guest's first message.
+type Ready struct {
+	Agent         string `json:"agent"`          // agent build version
+	KernelRelease string `json:"kernel_release"` // uname -r
+	Machine       string `json:"machine"`        // uname -m
+	UptimeMS      int64  `json:"uptime_ms"`      // guest uptime when the port opened
+}
+
+// Plan tells the guest which checks to run.
+type Plan struct {
+	Checks []CheckSpec `json:"checks"`
+}
+
+// CheckSpec is one check to run. Params is the check's own configuration.
+type CheckSpec struct {
+	Name    string          `json:"name"`
+	Params  json.RawMessage `json:"params,omitempty"`
+	Timeout Duration        `json:"timeout"`
+}
+
+// CheckStart announces that a check began.
+type CheckStart struct {
+	Check string `json:"check"`
+}
+
+// Log is a line of guest-side logging.
+type Log struct {
+	Level string `json:"level"`
+	Text  string `json:"text"`
+}
+
+// Result is the outcome of one check.
+type Result struct {
+	Check      string          `json:"check"`
+	Status     Status          `json:"status"`
+	Message    string          `json:"message,omitempty"`
+	DurationMS int64           `json:"duration_ms"`
+	Details    json.RawMessage `json:"details,omitempty"`
+}
+
+// Done ends the guest's report.
+type Done struct {
+	Results int `json:"results"`
+}
+
+// Duration is a time.Duration that encodes as a Go duration string.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// BTFParams configures the "btf" check.
+type BTFParams struct {
+	// Require lists BTF type names that must be present in vmlinux BTF.
+	Require []string `json:"require" yaml:"require"`
+}
+
+// DefaultBTFRequire is the set of types required when none are given.
+var DefaultBTFRequire = []string{"task_struct", "sk_buff", "sock"}
+
+// BTFDetails is what the "btf" check reports in Result.Details.
+type BTFDetails struct {
+	VmlinuxPresent bool              `json:"vmlinux_present"`
+	Types          int               `json:"types"`
+	Found          []string          `json:"found"`
+	Missing        []string          `json:"missing"`
+	ModuleBTF      int               `json:"module_btf"`
+	Config         map[string]string `json:"config"`
+	ConfigSource   string            `json:"config_source,omitempty"`
+}
