@@ -1,0 +1,47 @@
+# vmrunner — see README.md.
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/vmrunner/vmrunner/vmrunner.Version=$(VERSION)
+GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+MATRIX    ?= matrix.yaml
+
+.PHONY: all build agents install-deps run test test-unit bench lint generate clean
+
+all: build
+
+## build: bin/vmrunner and the static guest agents beside it
+build: agents
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner ./cmd/vmrunner
+
+agents:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-agent-x86_64 ./cmd/vmrunner-agent
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-agent-arm64 ./cmd/vmrunner-agent
+
+## install-deps: QEMU for both arches and the Debian archive keyring, when missing
+install-deps:
+	@scripts/install-deps.sh
+
+## run: install what is missing, build, and run the default matrix
+run: install-deps build
+	$(BIN)/vmrunner run $(MATRIX)
+
+## test: unit tests, then the integration tier (real kernels under QEMU)
+test: install-deps build
+	$(GO) test -count=1 -timeout 60m ./...
+
+## test-unit: only the tests that need no QEMU and no network
+test-unit:
+	VMRUNNER_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
+
+## bench: boot-time, whole-matrix and memory figures (prints, never asserts)
+bench: install-deps build
+	$(BIN)/vmrunner bench $(MATRIX)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(GOLANGCI) run ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+const exitCodesHelp = `Exit codes:
+  0    every check passed
+  1    a check failed
+  2    bad input: matrix.yaml, a flag, or a kernel source that does not exist
+  3    infrastructure: QEMU missing or failing, download trouble, boot failure,
+       timeout, kernel panic, guest agent crash
+  130  interrupted (SIGINT/SIGTERM)`
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "vmrunner",
+		Short:         "Run eBPF checks on real Linux kernels in QEMU microVMs",
+		Long:          "vmrunner boots every kernel × arch of a matrix in QEMU, runs BTF and eBPF checks inside each VM and reports the results.\n\n" + exitCodesHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	})
+	root.AddCommand(newRunCmd(), newBenchCmd(), newVersionCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the vmrunner version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "vmrunner", vmrunner.Version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+type runFlags struct {
+	kernels  []string
+	arches   []string
+	checks   []string
+	out      string
+	parallel int
+	accel    string
+	agentDir string
+	cacheDir string
+	refresh  bool
+	logLevel string
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [matrix.yaml]",
+		Short: "Boot every kernel × arch of a matrix and run its checks",
+		Long: `Boot every kernel × arch of the matrix (default ./matrix.yaml) in parallel,
+run the checks inside each VM, print a summary table and write
+<out>/<run-id>/results.json, one console.log per VM and <out>/latest.
+
+` + exitCodesHelp,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "matrix.yaml"
+			if len(args) == 1 {
+				path = args[0]
+			}
+			return runMatrix(cmd, path, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.kernels, "kernel", nil, "run only this kernel (matrix name; repeatable)")
+	fl.StringArrayVar(&f.arches, "arch", nil, "run only this arch: x86_64 or arm64 (repeatable)")
+	fl.StringArrayVar(&f.checks, "check", nil, "run only this check (repeatable)")
+	fl.StringVar(&f.out, "out", "results", "results directory")
+	fl.IntVar(&f.parallel, "parallel", 0, "VMs to run at once (default: number of cores)")
+	fl.StringVar(&f.accel, "accel", "auto", "accelerator: auto (KVM when usable and the arch matches), kvm or tcg")
+	fl.StringVar(&f.agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch> (default: beside the vmrunner binary)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
+	fl.BoolVar(&f.refresh, "refresh", false, "re-read mirror indexes instead of using resolutions cached for 24h")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	accel, err := vmrunner.ParseAccel(f.accel)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var arches []kernels.Arch
+	for _, a := range f.arches {
+		pa, err := kernels.ParseArch(a)
+		if err != nil {
+			return fmt.Errorf("%w: --arch: %v", errUsage, err)
+		}
+		arches = append(arches, pa)
+	}
+	m, err := vmrunner.LoadMatrix(path)
+	if err != nil {
+		return err
+	}
+	m, err = m.Select(f.kernels, arches, f.checks)
+	if err != nil {
+		return err
+	}
+	out := cmd.ErrOrStderr()
+	start := time.Now()
+	res, err := vmrunner.Run(cmd.Context(), vmrunner.Options{
+		Matrix: m, OutDir: f.out, Parallel: f.parallel, Accel: accel, AgentDir: f.agentDir,
+		CacheDir: f.cacheDir, Refresh: f.refresh, Log: log,
+		Progress: func(t vmrunner.Target, phase string, recs []vmrunner.Record) {
+			if phase != "done" {
+				fmt.Fprintf(out, "%-16s %s (%s)\n", t.Label(), phase, time.Since(start).Round(100*time.Millisecond))
+				return
+			}
+			fmt.Fprintf(out, "%-16s done: %s (%s)\n", t.Label(), tally(recs), time.Since(start).Round(100*time.Millisecond))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
+	if err := vmrunner.WriteSummary(cmd.OutOrStdout(), res.Report); err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(".", res.Dir)
+	fmt.Fprintf(cmd.OutOrStdout(), "results: %s/results.json (%s)\n", rel, time.Since(start).Round(100*time.Millisecond))
+	if res.Err != nil {
+		fmt.Fprintf(os.Stderr, "\n%v\n", res.Err)
+	}
+	if res.ExitCode != 0 {
+		return &exitError{code: res.ExitCode}
+	}
+	return nil
+}
+
+func tally(recs []vmrunner.Record) string {
+	n := map[string]int{}
+	for _, r := range recs {
+		n[string(r.Status)]++
+	}
+	s := ""
+	for _, k := range []string{"pass", "fail", "error", "skip"} {
+		if n[k] > 0 {
+			if s != "" {
+				s += ", "
+			}
+			s += fmt.Sprintf("%d %s", n[k], k)
+		}
+	}
+	if s == "" {
+		return "no results"
+	}
+	return s
+}

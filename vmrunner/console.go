@@ -1,0 +1,127 @@
+package vmrunner
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+)
+
+// Console limits: a kernel that floods its console must not exhaust the
+// host's disk or memory.
+const (
+	maxConsoleBytes = 64 << 20 // console.log is cut after this
+	maxConsoleLine  = 4096     // longer lines are split for scanning
+	consoleTail     = 200      // lines kept in memory for excerpts
+	maxSplats       = 32
+)
+
+// Splat is a kernel problem report seen on the console.
+type Splat struct {
+	Kind string `json:"kind"` // panic, oops, bug, warning, rcu-stall, hung-task
+	Line string `json:"line"`
+}
+
+// splatPatterns maps console substrings to splat kinds, most severe first.
+var splatPatterns = []struct{ substr, kind string }{
+	{"Kernel panic - not syncing", "panic"},
+	{"Oops:", "oops"},
+	{"BUG:", "bug"},
+	{"WARNING:", "warning"},
+	{"rcu: INFO:", "rcu-stall"},
+	{"detected stalls on CPUs", "rcu-stall"},
+	{"blocked for more than", "hung-task"},
+}
+
+// console copies the guest's serial console to a file, scans it for splats and
+// keeps the last lines for error excerpts.
+type console struct {
+	mu     sync.Mutex
+	tail   []string
+	splats []Splat
+	cut    bool
+}
+
+// capture reads r until EOF. It always drains r, even after the file limit is
+// hit, so a chatty guest never blocks on a full pipe.
+func (c *console) capture(r io.Reader, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		_, _ = io.Copy(io.Discard, r)
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(r, maxConsoleLine)
+	written := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			if written < maxConsoleBytes {
+				n, _ := f.Write(line)
+				written += n
+			} else if !c.cut {
+				_, _ = f.WriteString("\n[vmrunner: console.log cut at 64 MiB]\n")
+				c.mu.Lock()
+				c.cut = true
+				c.mu.Unlock()
+			}
+			c.scan(line)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (c *console) scan(line []byte) {
+	text := strings.TrimRight(string(bytes.ToValidUTF8(line, []byte("?"))), "\r\n")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tail = append(c.tail, text)
+	if len(c.tail) > consoleTail {
+		c.tail = c.tail[len(c.tail)-consoleTail:]
+	}
+	if len(c.splats) >= maxSplats {
+		return
+	}
+	for _, p := range splatPatterns {
+		if strings.Contains(text, p.substr) {
+			c.splats = append(c.splats, Splat{Kind: p.kind, Line: strings.TrimSpace(text)})
+			return
+		}
+	}
+}
+
+// Splats returns the splats seen so far.
+func (c *console) Splats() []Splat {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Splat(nil), c.splats...)
+}
+
+// hasKind reports whether a splat of kind was seen.
+func (c *console) hasKind(kind string) bool {
+	for _, s := range c.Splats() {
+		if s.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// Excerpt returns the last n console lines.
+func (c *console) Excerpt(n int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.tail
+	if len(t) > n {
+		t = t[len(t)-n:]
+	}
+	return strings.Join(t, "\n")
+}

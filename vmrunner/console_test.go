@@ -1,0 +1,60 @@
+package vmrunner
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConsoleSplats(t *testing.T) {
+	in := strings.Join([]string{
+		"[    0.000000] Linux version 6.1.0",
+		"[    1.000000] WARNING: CPU: 0 PID: 1 at kernel/foo.c:12 bar+0x1/0x2",
+		"[    2.000000] BUG: kernel NULL pointer dereference, address: 0000000000000000",
+		"[    2.100000] Oops: 0002 [#1] PREEMPT SMP NOPTI",
+		"[    3.000000] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+		"[    4.000000] INFO: task kworker:1 blocked for more than 120 seconds.",
+		"[    5.000000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100",
+	}, "\n") + "\n"
+	dir := t.TempDir()
+	var c console
+	if err := c.capture(strings.NewReader(in), filepath.Join(dir, "console.log")); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, s := range c.Splats() {
+		kinds = append(kinds, s.Kind)
+	}
+	want := "warning bug oops rcu-stall hung-task panic"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("splat kinds = %q, want %q", got, want)
+	}
+	if !c.hasKind("panic") || c.hasKind("nothing") {
+		t.Errorf("hasKind wrong")
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "console.log"))
+	if string(b) != in {
+		t.Errorf("console.log differs from input")
+	}
+	if ex := c.Excerpt(2); !strings.HasSuffix(ex, "exitcode=0x00000100") || strings.Count(ex, "\n") != 1 {
+		t.Errorf("Excerpt(2) = %q", ex)
+	}
+}
+
+func TestConsoleLongLinesAndLimit(t *testing.T) {
+	// One enormous line with no newline must neither block nor be kept whole.
+	long := strings.Repeat("x", 3*maxConsoleLine) + "Kernel panic - not syncing: late\n"
+	var c console
+	if err := c.capture(strings.NewReader(long), filepath.Join(t.TempDir(), "console.log")); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(c.Excerpt(10), "\n") {
+		if len(l) > maxConsoleLine {
+			t.Fatalf("kept a %d-byte line", len(l))
+		}
+	}
+	if !c.hasKind("panic") {
+		t.Errorf("panic at the end of a long line not seen")
+	}
+}

@@ -1,0 +1,105 @@
+package vmrunner
+
+import (
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// Profile selects how a VM is built. ProfileFast is what runs use; ProfileCommon
+// is the usual way people boot a kernel in QEMU, kept for the boot benchmark.
+type Profile string
+
+// Boot profiles.
+const (
+	// ProfileFast: x86_64 -M microvm with the uncompressed PVH vmlinux; arm64
+	// -M virt with a CPU model that avoids pointer-auth emulation and the raw Image.
+	ProfileFast Profile = "fast"
+	// ProfileCommon: x86_64 -M pc, arm64 -M virt, -cpu max, compressed image.
+	ProfileCommon Profile = "common"
+)
+
+// qemuConfig is everything needed to build one QEMU command line.
+type qemuConfig struct {
+	Arch      kernels.Arch
+	Kernel    *kernels.Kernel
+	Initramfs string
+	MemoryMiB int
+	CPUs      int
+	Accel     Accel // resolved: kvm or tcg
+	Profile   Profile
+	QMP       string // unix socket QEMU listens on (server, wait=on)
+	Control   string // unix socket QEMU connects to for the virtio-serial port
+	Console   string // unix socket QEMU connects to for the serial console
+	Append    []string
+}
+
+// QEMUBinary returns the qemu-system binary name for arch.
+func QEMUBinary(a kernels.Arch) string {
+	if a == kernels.ARM64 {
+		return "qemu-system-aarch64"
+	}
+	return "qemu-system-x86_64"
+}
+
+// qemuPackage names the Debian package that ships QEMUBinary(a).
+func qemuPackage(a kernels.Arch) string {
+	if a == kernels.ARM64 {
+		return "qemu-system-arm"
+	}
+	return "qemu-system-x86"
+}
+
+// lookQEMU finds the QEMU binary for arch and says how to install it if missing.
+func lookQEMU(a kernels.Arch) (string, error) {
+	bin := QEMUBinary(a)
+	p, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("%s not found in PATH: install it (apt-get install %s) or run `make install-deps`", bin, qemuPackage(a))
+	}
+	return p, nil
+}
+
+// bootImage picks the kernel file for a profile.
+func bootImage(c qemuConfig) string {
+	if c.Profile == ProfileFast && c.Kernel.Uncompressed != "" {
+		return c.Kernel.Uncompressed
+	}
+	return c.Kernel.Image
+}
+
+// args builds the QEMU arguments (without the binary).
+func (c qemuConfig) args() []string {
+	a := []string{
+		"-nodefaults", "-no-user-config", "-display", "none",
+		// A panic or reboot ends the VM at once.
+		"-no-reboot",
+		// Paused until QMP is connected and listening for events.
+		"-S",
+		"-qmp", "unix:" + c.QMP + ",server=on,wait=on",
+		"-m", strconv.Itoa(c.MemoryMiB),
+		"-smp", strconv.Itoa(c.CPUs),
+		"-kernel", bootImage(c),
+		"-initrd", c.Initramfs,
+		"-chardev", "socket,id=console,path=" + c.Console,
+		"-serial", "chardev:console",
+		"-chardev", "socket,id=control,path=" + c.Control,
+	}
+	cmdline := []string{"panic=-1", "rdinit=/init", "loglevel=5"}
+	switch c.Arch {
+	case kernels.ARM64:
+		a = append(a, arm64Args(c)...)
+		cmdline = append(cmdline, "console=ttyAMA0")
+	default:
+		a = append(a, x86Args(c)...)
+		cmdline = append(cmdline, "console=ttyS0")
+	}
+	a = append(a, "-device", "virtserialport,bus=vser.0,chardev=control,name="+protocol.PortName)
+	cmdline = append(cmdline, c.Append...)
+	a = append(a, "-append", strings.Join(cmdline, " "))
+	return a
+}

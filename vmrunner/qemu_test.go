@@ -1,0 +1,83 @@
+package vmrunner
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vmrunner/vmrunner/kernels"
+)
+
+func TestQEMUArgs(t *testing.T) {
+	k86 := &kernels.Kernel{Arch: kernels.X86_64, Image: "/c/bzImage", Uncompressed: "/c/vmlinux"}
+	k86noPVH := &kernels.Kernel{Arch: kernels.X86_64, Image: "/c/bzImage"}
+	karm := &kernels.Kernel{Arch: kernels.ARM64, Image: "/c/vmlinuz", Uncompressed: "/c/Image"}
+	tests := []struct {
+		name    string
+		cfg     qemuConfig
+		want    []string // substrings of the joined command line
+		notWant []string
+	}{
+		{"x86 fast tcg", qemuConfig{Arch: kernels.X86_64, Kernel: k86, Accel: AccelTCG, Profile: ProfileFast},
+			[]string{"-M microvm,x-option-roms=off", "-kernel /c/vmlinux", "-accel tcg -cpu max", "virtio-serial-device,id=vser", "-device pvpanic", "console=ttyS0", "panic=-1", "-no-reboot", "-S"},
+			[]string{"-M pc", "virtio-serial-pci"}},
+		{"x86 fast without PVH falls back to bzImage", qemuConfig{Arch: kernels.X86_64, Kernel: k86noPVH, Accel: AccelTCG, Profile: ProfileFast},
+			[]string{"-kernel /c/bzImage", "-M microvm"}, nil},
+		{"x86 common", qemuConfig{Arch: kernels.X86_64, Kernel: k86, Accel: AccelTCG, Profile: ProfileCommon},
+			[]string{"-M pc", "-kernel /c/bzImage", "virtio-serial-pci,id=vser", "-cpu max"}, []string{"microvm"}},
+		{"x86 kvm", qemuConfig{Arch: kernels.X86_64, Kernel: k86, Accel: AccelKVM, Profile: ProfileFast},
+			[]string{"-accel kvm -cpu host"}, []string{"tcg"}},
+		{"arm64 fast", qemuConfig{Arch: kernels.ARM64, Kernel: karm, Accel: AccelTCG, Profile: ProfileFast},
+			[]string{"-M virt", "-cpu neoverse-n1", "-kernel /c/Image", "console=ttyAMA0", "virtserialport,bus=vser.0,chardev=control,name=vmrunner.0"},
+			[]string{"pvpanic", "-cpu max"}},
+		{"arm64 common", qemuConfig{Arch: kernels.ARM64, Kernel: karm, Accel: AccelTCG, Profile: ProfileCommon},
+			[]string{"-M virt", "-cpu max", "-kernel /c/vmlinuz"}, []string{"neoverse"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.MemoryMiB, tt.cfg.CPUs = 512, 1
+			tt.cfg.QMP, tt.cfg.Control, tt.cfg.Console = "/s/qmp", "/s/ctl", "/s/con"
+			got := strings.Join(tt.cfg.args(), " ")
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("missing %q in\n%s", w, got)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(got, w) {
+					t.Errorf("unexpected %q in\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
+func TestResolveAccel(t *testing.T) {
+	other := kernels.ARM64
+	if kernels.Host() == kernels.ARM64 {
+		other = kernels.X86_64
+	}
+	if a, err := resolveAccel(AccelAuto, other); err != nil || a != AccelTCG {
+		t.Errorf("auto for foreign arch = %v, %v; want tcg", a, err)
+	}
+	if _, err := resolveAccel(AccelKVM, other); err == nil {
+		t.Errorf("kvm for a foreign arch accepted")
+	}
+	want := AccelTCG
+	if kvmUsable() {
+		want = AccelKVM
+	}
+	if a, err := resolveAccel(AccelAuto, kernels.Host()); err != nil || a != want {
+		t.Errorf("auto for host arch = %v, %v; want %v", a, err, want)
+	}
+	if _, err := ParseAccel("hvf"); err == nil {
+		t.Errorf("ParseAccel(hvf) accepted")
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	got := shellQuote([]string{"qemu", "-append", "console=ttyS0 panic=-1", "it's"})
+	want := `qemu -append 'console=ttyS0 panic=-1' 'it'\''s'`
+	if got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

@@ -1,0 +1,104 @@
+package vmrunner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/digitalocean/go-qemu/qmp"
+)
+
+// qmpEvent is the part of a QMP event vmrunner acts on.
+type qmpEvent struct {
+	Name   string
+	Reason string // SHUTDOWN reason, GUEST_PANICKED action
+}
+
+// monitor wraps a go-qemu QMP connection whose events are drained in their
+// own goroutine from the moment it connects: go-qemu delivers events on an
+// unbuffered channel, and an undrained channel would block command replies.
+type monitor struct {
+	mon    *qmp.SocketMonitor
+	events chan qmpEvent
+	done   chan struct{}
+}
+
+// dialMonitor connects to a QMP socket that QEMU opens with server=on,wait=on,
+// retrying until it appears, ctx ends or exited is closed.
+func dialMonitor(ctx context.Context, path string, exited <-chan struct{}) (*monitor, error) {
+	var mon *qmp.SocketMonitor
+	for {
+		m, err := qmp.NewSocketMonitor("unix", path, time.Second)
+		if err == nil {
+			mon = m
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect QMP: %w", ctx.Err())
+		case <-exited:
+			return nil, errors.New("connect QMP: QEMU exited")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := mon.Connect(); err != nil {
+		_ = mon.Disconnect()
+		return nil, fmt.Errorf("connect QMP: %w", err)
+	}
+	raw, err := mon.Events(ctx)
+	if err != nil {
+		_ = mon.Disconnect()
+		return nil, fmt.Errorf("subscribe QMP events: %w", err)
+	}
+	m := &monitor{mon: mon, events: make(chan qmpEvent, 64), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		defer close(m.events)
+		for e := range raw {
+			ev := qmpEvent{Name: e.Event}
+			if r, ok := e.Data["reason"].(string); ok {
+				ev.Reason = r
+			}
+			if a, ok := e.Data["action"].(string); ok && ev.Reason == "" {
+				ev.Reason = a
+			}
+			select {
+			case m.events <- ev:
+			default: // nobody is listening any more; keep draining
+			}
+		}
+	}()
+	return m, nil
+}
+
+// run executes a QMP command without arguments. go-qemu waits for the reply
+// without a deadline, so the wait is bounded here; a reply that comes later
+// is collected when close disconnects.
+func (m *monitor) run(cmd string, timeout time.Duration) error {
+	b, err := json.Marshal(qmp.Command{Execute: cmd})
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := m.mon.Run(b)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("qmp %s: %w", cmd, err)
+		}
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("qmp %s: no reply in %s", cmd, timeout)
+	}
+}
+
+// close disconnects and waits for the event goroutine to end.
+func (m *monitor) close() {
+	_ = m.mon.Disconnect()
+	<-m.done
+}

@@ -1,0 +1,284 @@
+package vmrunner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmrunner/vmrunner/initramfs"
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// Version is the vmrunner version, set at build time.
+var Version = "dev"
+
+// Options configure a run.
+type Options struct {
+	Matrix   *Matrix
+	OutDir   string // results base directory; default "results"
+	Parallel int    // VMs at once; default the number of cores
+	Accel    Accel
+	AgentDir string // where the guest agents are; see FindAgent
+	CacheDir string // kernel and initramfs cache; default kernels.DefaultCacheDir
+	Refresh  bool   // re-read mirror indexes instead of using cached resolutions
+	Profile  Profile
+	Log      *slog.Logger
+	// Progress, when set, is told when each VM starts and ends.
+	Progress func(t Target, phase string, recs []Record)
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Dir      string
+	Report   Report
+	ExitCode int
+	// Err combines the infrastructure and input errors of every VM.
+	Err error
+}
+
+// BootTimeout is how long the guest agent has to say ready after QEMU starts.
+func BootTimeout(a Accel) time.Duration {
+	if a == AccelKVM {
+		return 30 * time.Second
+	}
+	// TCG boots take 2–6 s on an idle machine; leave room for a loaded CI
+	// runner with every core busy.
+	return 120 * time.Second
+}
+
+// Run executes a matrix: every target in parallel under opts.Parallel.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.OutDir == "" {
+		opts.OutDir = "results"
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = runtime.NumCPU()
+	}
+	if opts.Accel == "" {
+		opts.Accel = AccelAuto
+	}
+	if opts.Profile == "" {
+		opts.Profile = ProfileFast
+	}
+	cache, err := openCache(&opts)
+	if err != nil {
+		return nil, err
+	}
+	targets := opts.Matrix.Targets()
+	// An impossible --accel is a usage error: refuse before booting anything.
+	accels := map[kernels.Arch]Accel{}
+	for _, t := range targets {
+		if _, ok := accels[t.Arch]; ok {
+			continue
+		}
+		a, err := resolveAccel(opts.Accel, t.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadMatrix, err)
+		}
+		accels[t.Arch] = a
+	}
+
+	host, _ := os.Hostname()
+	started := time.Now()
+	store, err := NewStore(opts.OutDir, RunInfo{
+		ID: started.UTC().Format("20060102-150405") + fmt.Sprintf("-%04x", os.Getpid()&0xffff), Matrix: opts.Matrix.Path,
+		Version: Version, Host: host, HostArch: string(kernels.Host()), Accel: opts.Accel,
+		Parallel: opts.Parallel, Started: started.UTC(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		errs multierror.Error
+		mu   sync.Mutex
+	)
+	g := new(errgroup.Group)
+	g.SetLimit(opts.Parallel)
+	for _, t := range targets {
+		g.Go(func() error {
+			recs, err := runTarget(ctx, opts, cache, store, t, accels[t.Arch])
+			if addErr := store.Add(recs...); addErr != nil {
+				err = errors.Join(err, addErr)
+			}
+			if err != nil {
+				mu.Lock()
+				errs.Errors = append(errs.Errors, fmt.Errorf("%s: %w", t.Label(), err))
+				mu.Unlock()
+			}
+			if opts.Progress != nil {
+				opts.Progress(t, "done", recs)
+			}
+			return nil // one VM's failure never stops the others
+		})
+	}
+	_ = g.Wait()
+
+	rep := store.Report()
+	code := ExitCode(rep.Results)
+	if ctx.Err() != nil {
+		code = ExitInterrupted
+	}
+	if err := store.Finish(time.Since(started), code); err != nil {
+		return nil, err
+	}
+	return &Result{Dir: store.Dir, Report: store.Report(), ExitCode: code, Err: errs.ErrorOrNil()}, nil
+}
+
+// runTarget resolves the kernel, builds the initramfs and boots one VM. It
+// returns a record per planned check whatever happens.
+func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *Store, t Target, accel Accel) ([]Record, error) {
+	log := opts.Log.With("vm", t.Label())
+	started := time.Now()
+	base := Record{Kernel: t.Kernel.Name, Arch: t.Arch, Accel: accel}
+	plan := buildPlan(opts.Matrix)
+	failAll := func(kind string, err error) ([]Record, error) {
+		recs := make([]Record, 0, len(plan.Checks))
+		for _, c := range plan.Checks {
+			r := base
+			r.Check, r.Status, r.ErrorKind, r.Message = c.Name, protocol.StatusError, kind, err.Error()
+			r.DurationMS = time.Since(started).Milliseconds()
+			recs = append(recs, r)
+		}
+		return recs, err
+	}
+	if opts.Progress != nil {
+		opts.Progress(t, "kernel", nil)
+	}
+	k, err := kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{Cache: cache, Refresh: opts.Refresh, Logger: log})
+	if err != nil {
+		kind := KindKernel
+		if errors.Is(err, kernels.ErrBadInput) {
+			kind = KindBadInput
+		}
+		if ctx.Err() != nil {
+			kind = KindInterrupted
+		}
+		return failAll(kind, err)
+	}
+	base.KernelRelease, base.Source = k.Release, sourceOf(k)
+	agent, err := FindAgent(opts.AgentDir, t.Arch)
+	if err != nil {
+		return failAll(KindInitramfs, err)
+	}
+	if opts.Progress != nil {
+		opts.Progress(t, "initramfs", nil)
+	}
+	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir})
+	if err != nil {
+		return failAll(KindInitramfs, fmt.Errorf("build initramfs: %w", err))
+	}
+	dir, err := store.VMDir(t)
+	if err != nil {
+		return failAll(KindQEMU, err)
+	}
+	if opts.Progress != nil {
+		opts.Progress(t, "boot", nil)
+	}
+	mem, cpus := t.Kernel.MemoryMiB, t.Kernel.CPUs
+	if mem == 0 {
+		mem = opts.Matrix.Defaults.MemoryMiB
+	}
+	if cpus == 0 {
+		cpus = opts.Matrix.Defaults.CPUs
+	}
+	out := runVM(ctx, vmSpec{
+		Target: t, Kernel: k, Initramfs: initrd, Plan: plan, Accel: accel, Profile: opts.Profile,
+		MemoryMiB: mem, CPUs: cpus, Dir: dir, BootTimeout: BootTimeout(accel),
+		Timeout: opts.Matrix.Defaults.Timeout, Log: log,
+	})
+	base.Console = t.Dirname() + "/console.log"
+	base.Splats = out.Splats
+	base.BootMS = out.Boot.Milliseconds()
+	if out.Ready != nil {
+		// What the guest says it runs is kept only if it is a plausible release string.
+		if rel := out.Ready.KernelRelease; validRelease(rel) {
+			base.KernelRelease = rel
+		}
+	}
+	byCheck := map[string]protocol.Result{}
+	for _, r := range out.Results {
+		byCheck[r.Check] = r
+	}
+	recs := make([]Record, 0, len(plan.Checks))
+	for _, c := range plan.Checks {
+		r := base
+		r.Check = c.Name
+		if gr, ok := byCheck[c.Name]; ok {
+			r.Status, r.Message, r.DurationMS, r.Details = gr.Status, truncate(gr.Message, 4096), gr.DurationMS, gr.Details
+			if gr.Status == protocol.StatusError {
+				r.ErrorKind = KindCheck
+			}
+		} else {
+			r.Status, r.ErrorKind = protocol.StatusError, out.FailKind
+			if out.Err != nil {
+				r.Message = out.Err.Error()
+			} else {
+				r.ErrorKind, r.Message = KindAgent, "the guest agent reported no result for this check"
+			}
+			r.DurationMS = time.Since(started).Milliseconds()
+		}
+		recs = append(recs, r)
+	}
+	if out.FailKind != "" {
+		log.Debug("vm failed", "kind", out.FailKind, "err", fmt.Sprintf("%+v", out.Err))
+		return recs, out.Err
+	}
+	return recs, nil
+}
+
+// buildPlan turns the matrix checks into the plan sent to every guest.
+func buildPlan(m *Matrix) protocol.Plan {
+	p := protocol.Plan{Checks: make([]protocol.CheckSpec, 0, len(m.Checks))}
+	for _, c := range m.Checks {
+		to := c.Timeout
+		if to == 0 {
+			to = m.Defaults.CheckTimeout
+		}
+		p.Checks = append(p.Checks, protocol.CheckSpec{Name: c.Name, Params: c.Params, Timeout: protocol.Duration(to)})
+	}
+	return p
+}
+
+// validRelease accepts what uname -r can look like and nothing else.
+func validRelease(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '+' || r == '_' || r == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// openCache opens opts.CacheDir, defaulting it to kernels.DefaultCacheDir.
+func openCache(opts *Options) (*kernels.Cache, error) {
+	if opts.CacheDir == "" {
+		d, err := kernels.DefaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		opts.CacheDir = d
+	}
+	c, err := kernels.OpenCache(opts.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("open cache: %w", err)
+	}
+	return c, nil
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
