@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/vmrunner/vmrunner/vmrunner.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/vmrunner/vmrunner/vmrunner.Version=$(VERSION) -X github.com/vmrunner/vmrunner/guest.Version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 MATRIX    ?= matrix.yaml
 

@@ -1,0 +1,223 @@
+package guest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"runtime/debug"
+	"time"
+
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// Default bounds on what the agent waits for.
+const (
+	PortTimeout         = 10 * time.Second
+	PlanTimeout         = 60 * time.Second
+	ByeTimeout          = 5 * time.Second
+	DefaultCheckTimeout = 5 * time.Minute
+)
+
+// Agent runs one plan over a connection to the host.
+type Agent struct {
+	// Ready is sent first.
+	Ready protocol.Ready
+	// Notes are sent as log messages right after Ready: what went wrong
+	// before the port was open, such as modules that failed to load.
+	Notes []protocol.Log
+	// Checks maps check names to implementations; nil means the built-in
+	// registry.
+	Checks map[string]Check
+	// Log receives the agent's own logging; nil discards it.
+	Log *log.Logger
+	// PlanTimeout and ByeTimeout default to the package constants.
+	PlanTimeout, ByeTimeout time.Duration
+}
+
+// incoming is one message from the host, or the error that ended the stream.
+type incoming struct {
+	msg protocol.Message
+	err error
+}
+
+// Run speaks the protocol over conn: ready, plan, the checks, done, bye. It
+// returns an error when the exchange cannot complete; a host that never says
+// bye is logged but is not an error, since everything has been sent.
+func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
+	logger := a.Log
+	if logger == nil {
+		logger = log.New(io.Discard, "", 0)
+	}
+	enc := protocol.NewEncoder(conn)
+	ready := a.Ready
+	if err := enc.Send(protocol.Message{Type: protocol.TypeReady, Ready: &ready}); err != nil {
+		return fmt.Errorf("send ready: %w", err)
+	}
+	for _, n := range a.Notes {
+		if err := enc.Send(protocol.Message{Type: protocol.TypeLog, Log: &n}); err != nil {
+			return fmt.Errorf("send log: %w", err)
+		}
+	}
+
+	// Read only once ready is out: a virtio port reads EOF until the host
+	// is connected, and the first write waits for that.
+	from := make(chan incoming, 1)
+	go func() {
+		dec := protocol.NewDecoder(conn)
+		for {
+			m, err := dec.Next()
+			select {
+			case from <- incoming{m, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	in, err := receive(ctx, from, or(a.PlanTimeout, PlanTimeout))
+	if err != nil {
+		return fmt.Errorf("wait for plan: %w", err)
+	}
+	if in.Type != protocol.TypePlan {
+		return fmt.Errorf("wait for plan: got %s message", in.Type)
+	}
+	logger.Printf("plan: %d checks", len(in.Plan.Checks))
+
+	for _, spec := range in.Plan.Checks {
+		if err := enc.Send(protocol.Message{Type: protocol.TypeCheckStart, CheckStart: &protocol.CheckStart{Check: spec.Name}}); err != nil {
+			return fmt.Errorf("send check-start: %w", err)
+		}
+		res := a.runCheck(ctx, spec, logger)
+		logger.Printf("check %s: %s %s (%d ms)", res.Check, res.Status, res.Message, res.DurationMS)
+		if err := sendResult(enc, res); err != nil {
+			return err
+		}
+	}
+	if err := enc.Send(protocol.Message{Type: protocol.TypeDone, Done: &protocol.Done{Results: len(in.Plan.Checks)}}); err != nil {
+		return fmt.Errorf("send done: %w", err)
+	}
+
+	in, err = receive(ctx, from, or(a.ByeTimeout, ByeTimeout))
+	switch {
+	case err != nil:
+		logger.Printf("no bye from host: %v", err)
+	case in.Type != protocol.TypeBye:
+		logger.Printf("expected bye, got %s message", in.Type)
+	}
+	return nil
+}
+
+// receive waits up to timeout for the next message.
+func receive(ctx context.Context, from <-chan incoming, timeout time.Duration) (protocol.Message, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case in := <-from:
+		if errors.Is(in.err, io.EOF) {
+			return protocol.Message{}, io.ErrUnexpectedEOF
+		}
+		return in.msg, in.err
+	case <-t.C:
+		return protocol.Message{}, fmt.Errorf("timed out after %s", timeout)
+	case <-ctx.Done():
+		return protocol.Message{}, ctx.Err()
+	}
+}
+
+// sendResult sends res, replacing details that do not fit in a message by
+// an error saying so.
+func sendResult(enc *protocol.Encoder, res protocol.Result) error {
+	err := enc.Send(protocol.Message{Type: protocol.TypeResult, Result: &res})
+	if errors.Is(err, protocol.ErrTooLarge) {
+		res.Status = protocol.StatusError
+		res.Message = fmt.Sprintf("result too large to send (%d bytes of details)", len(res.Details))
+		res.Details = nil
+		err = enc.Send(protocol.Message{Type: protocol.TypeResult, Result: &res})
+	}
+	if err != nil {
+		return fmt.Errorf("send result: %w", err)
+	}
+	return nil
+}
+
+// runCheck runs one check under its timeout. A check that overruns is left
+// behind: it cannot be killed, and the VM powers off soon anyway.
+func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *log.Logger) protocol.Result {
+	start := time.Now()
+	res := protocol.Result{Check: spec.Name}
+
+	registry := a.Checks
+	if registry == nil {
+		registry = checks
+	}
+	check, ok := registry[spec.Name]
+	if !ok {
+		res.Status, res.Message = protocol.StatusError, fmt.Sprintf("unknown check %q", spec.Name)
+		res.DurationMS = time.Since(start).Milliseconds()
+		return res
+	}
+
+	timeout := time.Duration(spec.Timeout)
+	if timeout <= 0 {
+		timeout = DefaultCheckTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	type outcome struct {
+		Outcome
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				logger.Printf("check %s panicked: %v\n%s", spec.Name, p, debug.Stack())
+				done <- outcome{err: fmt.Errorf("check panicked: %v", p)}
+			}
+		}()
+		o, err := check(ctx, spec.Params)
+		done <- outcome{o, err}
+	}()
+
+	var o outcome
+	select {
+	case o = <-done:
+	case <-ctx.Done():
+		o.err = ctx.Err()
+		if errors.Is(o.err, context.DeadlineExceeded) {
+			o.err = fmt.Errorf("timed out after %s", timeout)
+		}
+	}
+
+	res.Status, res.Message = o.Status, o.Message
+	if o.err != nil {
+		res.Status, res.Message = protocol.StatusError, o.err.Error()
+	}
+	if !res.Status.Valid() {
+		res.Status, res.Message = protocol.StatusError, fmt.Sprintf("check returned invalid status %q", o.Status)
+	}
+	if o.Details != nil {
+		details, err := json.Marshal(o.Details)
+		if err != nil {
+			res.Status, res.Message = protocol.StatusError, fmt.Sprintf("encode details: %v", err)
+		} else {
+			res.Details = details
+		}
+	}
+	res.DurationMS = time.Since(start).Milliseconds()
+	return res
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

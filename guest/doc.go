@@ -1,0 +1,21 @@
+// Package guest is the vmrunner guest agent: PID 1 inside every test VM.
+//
+// Main prepares the VM (mounts, console, kernel modules listed by the
+// initramfs, see package initramfs), opens the virtio-serial port named
+// protocol.PortName and speaks the protocol described in package protocol:
+//
+//	ready → (plan) → check-start, result per check → done → (bye)
+//
+// then powers the VM off. It never returns: an init that exits panics the
+// kernel. A fatal error is written to the console and ends in a power-off
+// too, so the host sees a missing done, never a false pass.
+//
+// Every wait is bounded: PortTimeout for the port to appear, PlanTimeout for
+// the plan, each check's own timeout (DefaultCheckTimeout when the plan gives
+// none) and ByeTimeout for the host's bye. A check that overruns is reported
+// as an error and abandoned; a check that panics is reported as an error.
+//
+// Checks are registered by name in checks.go; each lives in a file named
+// for it (btf.go). A check returns an Outcome for pass, fail and skip, and an
+// error when something unexpected broke, which is reported as status error.
+package guest

@@ -1,0 +1,22 @@
+package guest
+
+import (
+	"testing"
+
+	"github.com/vmrunner/vmrunner/initramfs"
+)
+
+// The agent reads what the initramfs package writes.
+func TestLayoutAgrees(t *testing.T) {
+	if moduleList != initramfs.ModuleListPath {
+		t.Errorf("agent reads %s, initramfs writes %s", moduleList, initramfs.ModuleListPath)
+	}
+	if got := defaultBTFEnv().Configs[0]; got != initramfs.ConfigPath(releaseForTest()) {
+		t.Errorf("agent reads config from %s", got)
+	}
+}
+
+func releaseForTest() string {
+	r, _ := uname()
+	return r
+}

@@ -1,0 +1,74 @@
+package guest
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// logPrefix starts every line the agent writes to the console.
+const logPrefix = "vmrunner-agent: "
+
+// moduleList is initramfs.ModuleListPath; the guest does not import the
+// host-side package to keep the agent small.
+const moduleList = "/etc/vmrunner/modules"
+
+// Main is the agent's entry point as PID 1. It never returns: whatever
+// happens, it ends by powering the VM off. Run as any other process, it
+// refuses to start, since it would power the machine off.
+func Main() {
+	logger := log.New(os.Stderr, logPrefix, 0)
+	if os.Getpid() != 1 {
+		logger.Print("refusing to run: not PID 1 (this program powers the machine off)")
+		os.Exit(2)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			logger.Printf("panic: %v\n%s", p, debug.Stack())
+		}
+		powerOff(logger)
+	}()
+	if err := run(logger); err != nil {
+		logger.Printf("fatal: %v", err)
+	}
+}
+
+func run(logger *log.Logger) error {
+	ctx := context.Background()
+	start := time.Now()
+	mountAll(logger)
+	if err := redirectOutput("/dev/console"); err != nil {
+		logger.Printf("redirect output: %v", err)
+	}
+
+	notes := loadModules(moduleList, logger)
+
+	port, err := waitPort(ctx, "/sys", "/dev", protocol.PortName, PortTimeout)
+	if err != nil {
+		return err
+	}
+	defer port.Close()
+	logger.Printf("port %s open after %s", protocol.PortName, time.Since(start).Round(time.Millisecond))
+
+	release, machine := uname()
+	up, err := uptimeMS("/proc/uptime")
+	if err != nil {
+		notes = append(notes, protocol.Log{Level: "warn", Text: fmt.Sprintf("read uptime: %v", err)})
+	}
+	agent := &Agent{
+		Ready: protocol.Ready{
+			Agent:         agentVersion(),
+			KernelRelease: release,
+			Machine:       machine,
+			UptimeMS:      up,
+		},
+		Notes: notes,
+		Log:   logger,
+	}
+	return agent.Run(ctx, port)
+}

@@ -1,0 +1,199 @@
+package initramfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/vmrunner/vmrunner/kernels"
+)
+
+// Options says what goes into an initramfs.
+type Options struct {
+	// Kernel supplies Release, the modules directory (may be "") and the
+	// config path (may be "").
+	Kernel *kernels.Kernel
+	// Agent is the path of the static guest agent binary for Kernel.Arch.
+	Agent string
+	// Modules are the module names wanted; Closure adds their dependencies.
+	// Nil means DefaultModules; use an empty non-nil slice for none.
+	Modules []string
+	// CacheDir is where archives are cached.
+	CacheDir string
+}
+
+// lockRetry is how often Build retries a lock held by another builder.
+const lockRetry = 50 * time.Millisecond
+
+// Build returns the path of a cached newc cpio archive (uncompressed) for
+// opts, building it if needed. Archives are content-addressed: the same
+// inputs always give the same path and the same bytes.
+func Build(ctx context.Context, opts Options) (string, error) {
+	in, err := gather(opts)
+	if err != nil {
+		return "", fmt.Errorf("build initramfs: %w", err)
+	}
+	dir := filepath.Join(opts.CacheDir, "initramfs")
+	archive := filepath.Join(dir, in.key()+".cpio")
+	if exists(archive) {
+		return archive, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("build initramfs: %w", err)
+	}
+
+	lock := flock.New(archive + ".lock")
+	locked, err := lock.TryLockContext(ctx, lockRetry)
+	if err != nil {
+		return "", fmt.Errorf("build initramfs: lock %s: %w", lock.Path(), err)
+	}
+	if !locked {
+		return "", fmt.Errorf("build initramfs: lock %s: %w", lock.Path(), ctx.Err())
+	}
+	defer lock.Unlock()
+
+	// Someone else may have built it while we waited.
+	if exists(archive) {
+		return archive, nil
+	}
+	if err := writeAtomic(archive, in); err != nil {
+		return "", fmt.Errorf("build initramfs: %w", err)
+	}
+	return archive, nil
+}
+
+// inputs is everything an archive is made of, read once so that what is
+// hashed is exactly what is written.
+type inputs struct {
+	release string
+	agent   []byte
+	modules []moduleFile // load order, built-ins excluded
+	config  []byte       // nil when unknown
+}
+
+type moduleFile struct {
+	rel    string // relative to the modules dir, with its compression suffix
+	suffix string
+	raw    []byte
+}
+
+// archivePath is where the decompressed module goes inside the archive.
+func (m moduleFile) archivePath(release string) string {
+	rel := filepath.ToSlash(m.rel)
+	return ModulesRoot(release) + "/" + rel[:len(rel)-len(m.suffix)] + ".ko"
+}
+
+func gather(opts Options) (*inputs, error) {
+	k := opts.Kernel
+	switch {
+	case k == nil:
+		return nil, errors.New("no kernel")
+	case k.Release == "":
+		return nil, errors.New("kernel has no release")
+	case opts.Agent == "":
+		return nil, errors.New("no agent binary")
+	case opts.CacheDir == "":
+		return nil, errors.New("no cache directory")
+	}
+	in := &inputs{release: k.Release}
+	var err error
+	if in.agent, err = os.ReadFile(opts.Agent); err != nil {
+		return nil, fmt.Errorf("read agent: %w", err)
+	}
+	if k.Config != "" {
+		if in.config, err = os.ReadFile(k.Config); err != nil {
+			return nil, fmt.Errorf("read kernel config: %w", err)
+		}
+	}
+	wanted := opts.Modules
+	if wanted == nil {
+		wanted = DefaultModules
+	}
+	mods, err := Closure(k.Modules, wanted)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range mods {
+		if m.Builtin {
+			continue
+		}
+		rel, err := filepath.Rel(k.Modules, m.Path)
+		if err != nil {
+			return nil, fmt.Errorf("module %s: %w", m.Name, err)
+		}
+		// Closure has read the file already; files this small are cheap
+		// to read again, and this copy is the one hashed and written.
+		raw, err := os.ReadFile(m.Path)
+		if err != nil {
+			return nil, fmt.Errorf("read module %s: %w", m.Name, err)
+		}
+		in.modules = append(in.modules, moduleFile{rel: rel, suffix: moduleSuffix(m.Path), raw: raw})
+	}
+	return in, nil
+}
+
+// key is the hex SHA-256 of all inputs. Every field is length-prefixed so
+// that no two different inputs hash the same stream.
+func (in *inputs) key() string {
+	h := sha256.New()
+	field := func(b []byte) {
+		binary.Write(h, binary.LittleEndian, uint64(len(b)))
+		h.Write(b)
+	}
+	field([]byte(LayoutVersion))
+	field([]byte(in.release))
+	field(in.agent)
+	if in.config == nil {
+		h.Write([]byte{0}) // "no config" differs from an empty one
+	} else {
+		h.Write([]byte{1})
+		field(in.config)
+	}
+	binary.Write(h, binary.LittleEndian, uint64(len(in.modules)))
+	for _, m := range in.modules {
+		field([]byte(filepath.ToSlash(m.rel)))
+		field(m.raw)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// writeAtomic writes the archive to a temporary file next to path and
+// renames it into place.
+func writeAtomic(path string, in *inputs) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := writeArchive(tmp, in); err != nil {
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,241 @@
+package initramfs
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/u-root/u-root/pkg/cpio"
+
+	"github.com/vmrunner/vmrunner/kernels"
+)
+
+func testOptions(t *testing.T) (Options, map[string][]byte) {
+	t.Helper()
+	modules, elfs := fakeModulesDir(t)
+	tmp := t.TempDir()
+	agent := filepath.Join(tmp, "agent")
+	writeFile(t, agent, []byte("\x7fELF pretend agent"))
+	config := filepath.Join(tmp, "config")
+	writeFile(t, config, []byte("CONFIG_BPF=y\n# CONFIG_BPF_LSM is not set\n"))
+	return Options{
+		Kernel: &kernels.Kernel{
+			Arch:    kernels.X86_64,
+			Release: "6.1.0-test",
+			Modules: modules,
+			Config:  config,
+		},
+		Agent:    agent,
+		CacheDir: filepath.Join(tmp, "cache"),
+	}, elfs
+}
+
+func readArchive(t *testing.T, path string) map[string]cpio.Record {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]cpio.Record{}
+	seen := map[string]bool{}
+	for _, r := range recs {
+		if seen[r.Name] {
+			t.Errorf("%s appears twice", r.Name)
+		}
+		// The kernel creates no parent directories.
+		if dir := filepath.Dir(r.Name); dir != "." && !seen[dir] {
+			t.Errorf("%s comes before its directory", r.Name)
+		}
+		seen[r.Name] = true
+		out[r.Name] = r
+	}
+	return out
+}
+
+func content(t *testing.T, r cpio.Record) []byte {
+	t.Helper()
+	b, err := io.ReadAll(io.NewSectionReader(r, 0, int64(r.FileSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBuild(t *testing.T) {
+	opts, elfs := testOptions(t)
+	path, err := Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(path) != filepath.Join(opts.CacheDir, "initramfs") || filepath.Ext(path) != ".cpio" {
+		t.Errorf("archive at %s", path)
+	}
+	recs := readArchive(t, path)
+
+	init, ok := recs["init"]
+	if !ok {
+		t.Fatal("no /init")
+	}
+	if init.Mode != cpio.S_IFREG|0o755 {
+		t.Errorf("/init mode %#o", init.Mode)
+	}
+	if got := content(t, init); string(got) != "\x7fELF pretend agent" {
+		t.Errorf("/init = %q", got)
+	}
+	if c := recs["dev/console"]; c.Mode&cpio.S_IFMT != cpio.S_IFCHR || c.Rmajor != 5 || c.Rminor != 1 {
+		t.Errorf("/dev/console = %v", c.Info)
+	}
+	for _, d := range []string{"dev", "proc", "sys", "tmp"} {
+		if recs[d].Mode&cpio.S_IFMT != cpio.S_IFDIR {
+			t.Errorf("/%s is not a directory", d)
+		}
+	}
+
+	list := string(content(t, recs["etc/vmrunner/modules"]))
+	root := "/lib/modules/6.1.0-test/kernel/drivers/"
+	want := strings.Join([]string{
+		root + "virtio/virtio.ko",
+		root + "virtio/virtio_ring.ko",
+		root + "virtio/virtio_mmio.ko",
+		root + "char/virtio_console.ko",
+		root + "misc/pvpanic/pvpanic-mmio.ko",
+	}, "\n") + "\n"
+	if list != want {
+		t.Fatalf("module list:\n%s\nwant:\n%s", list, want)
+	}
+	for _, p := range strings.Fields(list) {
+		r, ok := recs[strings.TrimPrefix(p, "/")]
+		if !ok {
+			t.Errorf("%s listed but not in the archive", p)
+			continue
+		}
+		if got := content(t, r); !bytes.Equal(got, elfs[moduleName(p)]) {
+			t.Errorf("%s is not the decompressed module", p)
+		}
+	}
+
+	if got := string(content(t, recs["boot/config-6.1.0-test"])); !strings.Contains(got, "CONFIG_BPF=y") {
+		t.Errorf("config = %q", got)
+	}
+}
+
+func TestBuildReproducible(t *testing.T) {
+	opts, _ := testOptions(t)
+	ctx := context.Background()
+	first, err := Build(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(first)
+
+	// A cache hit returns the same file untouched.
+	again, err := Build(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(again)
+	if again != first || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("second build: %s (modified %v), want %s untouched", again, after.ModTime(), first)
+	}
+
+	// Same inputs in another cache: same name, same bytes.
+	other := opts
+	other.CacheDir = filepath.Join(t.TempDir(), "cache2")
+	second, err := Build(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(second) != filepath.Base(first) {
+		t.Errorf("same inputs, different names: %s, %s", first, second)
+	}
+	a, _ := os.ReadFile(first)
+	b, _ := os.ReadFile(second)
+	if !bytes.Equal(a, b) {
+		t.Error("same inputs, different bytes")
+	}
+
+	// Any input change gives another archive.
+	k := *opts.Kernel
+	k.Config = ""
+	other.Kernel = &k
+	noConfig, err := Build(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(noConfig) == filepath.Base(first) {
+		t.Error("dropping the config kept the cache key")
+	}
+	if _, ok := readArchive(t, noConfig)["boot/config-6.1.0-test"]; ok {
+		t.Error("config in an archive built without one")
+	}
+	writeFile(t, opts.Agent, []byte("another agent"))
+	changed, err := Build(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed == first {
+		t.Error("changing the agent kept the cache key")
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	opts, _ := testOptions(t)
+	ctx := context.Background()
+	for name, mutate := range map[string]func(*Options){
+		"no kernel":         func(o *Options) { o.Kernel = nil },
+		"no agent":          func(o *Options) { o.Agent = filepath.Join(t.TempDir(), "missing") },
+		"no cache":          func(o *Options) { o.CacheDir = "" },
+		"missing dep":       func(o *Options) { o.Modules = []string{"broken"} },
+		"unreadable config": func(o *Options) { k := *o.Kernel; k.Config = "/nonexistent"; o.Kernel = &k },
+	} {
+		o := opts
+		mutate(&o)
+		if _, err := Build(ctx, o); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := Build(cancelled, opts); err == nil {
+		t.Error("cancelled context: no error")
+	}
+}
+
+func TestBuildConcurrent(t *testing.T) {
+	opts, _ := testOptions(t)
+	paths := make(chan string, 4)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			p, err := Build(context.Background(), opts)
+			paths <- p
+			errs <- err
+		}()
+	}
+	var first string
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		p := <-paths
+		if first == "" {
+			first = p
+		} else if p != first {
+			t.Errorf("concurrent builds disagree: %s, %s", first, p)
+		}
+	}
+	readArchive(t, first)
+	leftovers, _ := filepath.Glob(filepath.Join(opts.CacheDir, "initramfs", "*.tmp"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}

@@ -1,0 +1,40 @@
+// Package initramfs builds the initramfs a guest VM boots with: the guest
+// agent as /init, the kernel modules it needs to reach the host, and the
+// kernel config, packed as one uncompressed newc cpio archive.
+//
+// # Layout
+//
+// The guest agent relies on this layout; LayoutVersion changes whenever it
+// does (and with it every cache key):
+//
+//	/init                                 the guest agent, mode 0755
+//	/dev/console                          character device 5:1, so the kernel
+//	                                      gives /init a console before devtmpfs
+//	/dev /proc /sys /tmp /run             empty mount points
+//	/lib/modules/<release>/<rel>.ko       each module of the closure, decompressed,
+//	                                      at its path relative to the kernel's
+//	                                      lib/modules/<release> with the
+//	                                      compression suffix removed
+//	/etc/vmrunner/modules                 the load order: one absolute path per
+//	                                      line, dependencies first
+//	/boot/config-<release>                the kernel config, when known
+//
+// Built-in modules (listed in modules.builtin) need no file and are left out
+// of the archive and of the load order.
+//
+// # Modules
+//
+// Debian kernel packages ship no modules.dep, so Closure reads each module's
+// dependencies from the depends= entry of its .modinfo ELF section. A wanted
+// module that the kernel has neither as a file nor built in is skipped: it
+// may simply not exist in that kernel version. A dependency that cannot be
+// found is an error, since the module that needs it would fail to load.
+//
+// # Cache
+//
+// Build caches archives under <CacheDir>/initramfs/, named by the SHA-256 of
+// everything that goes into them (agent, modules, config, release and
+// LayoutVersion). Archives are written to a temporary file and renamed into
+// place under a file lock, so concurrent builders never see a partial
+// archive, and building the same inputs twice yields the same bytes.
+package initramfs

@@ -1,0 +1,107 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	enc := NewEncoder(&buf)
+	msgs := []Message{
+		{Type: TypeReady, Ready: &Ready{Agent: "dev", KernelRelease: "6.1.0-50-amd64", Machine: "x86_64", UptimeMS: 1200}},
+		{Type: TypePlan, Plan: &Plan{Checks: []CheckSpec{{Name: "btf", Params: []byte(`{"require":["sk_buff"]}`), Timeout: Duration(30 * time.Second)}}}},
+		{Type: TypeCheckStart, CheckStart: &CheckStart{Check: "btf"}},
+		{Type: TypeLog, Log: &Log{Level: "info", Text: "hello"}},
+		{Type: TypeResult, Result: &Result{Check: "btf", Status: StatusPass, DurationMS: 12}},
+		{Type: TypeDone, Done: &Done{Results: 1}},
+		{Type: TypeBye},
+	}
+	for _, m := range msgs {
+		if err := enc.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := NewDecoder(&buf)
+	for _, want := range msgs {
+		got, err := dec.Next()
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if got.Type != want.Type || got.V != Version {
+			t.Errorf("got %s v%d, want %s", got.Type, got.V, want.Type)
+		}
+	}
+	if got, _ := msgs[1].Plan.Checks[0].Timeout.MarshalJSON(); string(got) != `"30s"` {
+		t.Errorf("duration encodes as %s", got)
+	}
+	if _, err := dec.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after last message: %v, want EOF", err)
+	}
+}
+
+func TestDecoderRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"not json", "hello world\n", ErrMalformed},
+		{"wrong version", `{"v":2,"type":"done","done":{}}` + "\n", ErrBadVersion},
+		{"unknown type", `{"v":1,"type":"exec","done":{}}` + "\n", ErrMalformed},
+		{"payload mismatch", `{"v":1,"type":"ready","done":{}}` + "\n", ErrMalformed},
+		{"two payloads", `{"v":1,"type":"done","done":{},"log":{}}` + "\n", ErrMalformed},
+		{"bad status", `{"v":1,"type":"result","result":{"check":"btf","status":"great"}}` + "\n", ErrMalformed},
+		{"result without check", `{"v":1,"type":"result","result":{"status":"pass"}}` + "\n", ErrMalformed},
+		{"unknown field", `{"v":1,"type":"done","done":{},"cmd":"rm -rf /"}` + "\n", ErrMalformed},
+		{"truncated", `{"v":1,"type":"done"`, ErrMalformed},
+		{"too large", `{"v":1,"type":"log","log":{"text":"` + strings.Repeat("a", MaxMessageSize) + `"}}` + "\n", ErrTooLarge},
+		{"too large without newline", strings.Repeat("a", 3*MaxMessageSize), ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewDecoder(strings.NewReader(tt.in)).Next()
+			if !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecoderSkipsBlankLines(t *testing.T) {
+	d := NewDecoder(strings.NewReader("\n\r\n" + `{"v":1,"type":"bye"}` + "\n"))
+	if m, err := d.Next(); err != nil || m.Type != TypeBye {
+		t.Fatalf("got %+v, %v", m, err)
+	}
+}
+
+func TestEncoderRefusesOversize(t *testing.T) {
+	err := NewEncoder(io.Discard).Send(Message{Type: TypeLog, Log: &Log{Text: strings.Repeat("a", MaxMessageSize)}})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("err = %v, want ErrTooLarge", err)
+	}
+}
+
+// FuzzParse: whatever the guest sends, Parse never panics and anything it
+// accepts is a valid message.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"v":1,"type":"result","result":{"check":"btf","status":"pass"}}`))
+	f.Add([]byte(`{"v":1,"type":"ready","ready":{"agent":"x"}}`))
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if m.V != Version {
+			t.Fatalf("accepted version %d", m.V)
+		}
+		if err := m.validate(); err != nil {
+			t.Fatalf("accepted invalid message: %v", err)
+		}
+	})
+}
