@@ -58,7 +58,22 @@ func waitPort(ctx context.Context, sysfs, dev, name string, timeout time.Duratio
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("find port %s: %w after %s (%v)", name, ctx.Err(), timeout, last)
+			return nil, fmt.Errorf("find port %s: %w after %s (%v; %s)", name, ctx.Err(), timeout, last, busInventory(sysfs))
 		}
 	}
+}
+
+// busInventory lists the virtio and platform devices the kernel found, so
+// that a missing port can be told apart from a missing transport.
+func busInventory(sysfs string) string {
+	var parts []string
+	for _, bus := range []string{"virtio", "platform"} {
+		entries, _ := os.ReadDir(filepath.Join(sysfs, "bus", bus, "devices"))
+		names := make([]string, 0, len(entries))
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		parts = append(parts, fmt.Sprintf("%s devices: [%s]", bus, strings.Join(names, " ")))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -14,7 +14,7 @@ import (
 // reporting: the virtio console and a virtio transport are required, pvpanic
 // is optional. Dependencies (virtio, virtio_ring, pvpanic...) are added by
 // Closure.
-var DefaultModules = []string{"virtio_mmio", "virtio_pci", "virtio_console", "pvpanic_mmio", "pvpanic_pci"}
+var DefaultModules = []string{"virtio_mmio", "virtio_pci", "virtio_console", "pvpanic", "pvpanic_mmio", "pvpanic_pci"}
 
 // Module is one kernel module of a closure.
 type Module struct {

@@ -89,7 +89,7 @@ func (c qemuConfig) args() []string {
 		"-serial", "chardev:console",
 		"-chardev", "socket,id=control,path=" + c.Control,
 	}
-	cmdline := []string{"panic=-1", "rdinit=/init", "loglevel=5"}
+	cmdline := []string{"panic=-1", "rdinit=/init"}
 	switch c.Arch {
 	case kernels.ARM64:
 		a = append(a, arm64Args(c)...)
@@ -97,6 +97,7 @@ func (c qemuConfig) args() []string {
 	default:
 		a = append(a, x86Args(c)...)
 		cmdline = append(cmdline, "console=ttyS0")
+		cmdline = append(cmdline, x86Cmdline(c)...)
 	}
 	a = append(a, "-device", "virtserialport,bus=vser.0,chardev=control,name="+protocol.PortName)
 	cmdline = append(cmdline, c.Append...)

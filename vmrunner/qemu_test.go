@@ -81,3 +81,16 @@ func TestShellQuote(t *testing.T) {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
+
+func TestCPUHasVirt(t *testing.T) {
+	for in, want := range map[string]bool{
+		"processor\t: 0\nflags\t\t: fpu vme vmx sse\n":       true,
+		"flags\t\t: fpu svm\n":                               true,
+		"flags\t\t: fpu vme hypervisor sse\nbugs\t\t: vmx\n": false,
+		"": false,
+	} {
+		if got := cpuHasVirt(in); got != want {
+			t.Errorf("cpuHasVirt(%q) = %v", in, got)
+		}
+	}
+}

@@ -1,5 +1,7 @@
 package vmrunner
 
+import "strconv"
+
 // x86Args returns the machine, CPU and device arguments for x86_64 guests.
 func x86Args(c qemuConfig) []string {
 	var a []string
@@ -14,4 +16,14 @@ func x86Args(c qemuConfig) []string {
 	// pvpanic turns a guest panic into a GUEST_PANICKED QMP event.
 	a = append(a, "-device", "pvpanic")
 	return append(a, cpuArgs(c, "max")...)
+}
+
+// x86Cmdline returns kernel command line additions for x86_64 guests.
+func x86Cmdline(c qemuConfig) []string {
+	if c.Accel == AccelTCG {
+		if khz := hostTSCkHz(); khz > 0 {
+			return []string{"tsc_early_khz=" + strconv.FormatInt(khz, 10)}
+		}
+	}
+	return nil
 }

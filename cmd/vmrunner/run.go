@@ -103,8 +103,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	if err := vmrunner.WriteSummary(cmd.OutOrStdout(), res.Report); err != nil {
 		return err
 	}
-	rel, _ := filepath.Rel(".", res.Dir)
-	fmt.Fprintf(cmd.OutOrStdout(), "results: %s/results.json (%s)\n", rel, time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintf(cmd.OutOrStdout(), "results: %s (%s)\n", filepath.Join(res.Dir, "results.json"), time.Since(start).Round(100*time.Millisecond))
 	if res.Err != nil {
 		fmt.Fprintf(os.Stderr, "\n%v\n", res.Err)
 	}

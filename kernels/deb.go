@@ -1,0 +1,128 @@
+package kernels
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"pault.ag/go/debian/deb"
+)
+
+// debContents is what extractDeb found, relative to the extraction dir.
+type debContents struct {
+	Vmlinuz string // boot/vmlinuz-<release>
+	Config  string // boot/config-<release>, or ""
+	Modules string // lib/modules/<release>, or ""
+	Release string
+}
+
+// extractDeb unpacks from a kernel .deb what booting needs into dir:
+// boot/vmlinuz-*, boot/config-* and lib/modules/<release>/ (moved there
+// from usr/lib/modules in merged-/usr packages). Module files are kept as
+// shipped (.ko, .ko.xz, .ko.zst...). Nothing outside dir is written:
+// member names that leave it, and links, are skipped.
+func extractDeb(ctx context.Context, debPath, dir string) (debContents, error) {
+	d, closer, err := deb.LoadFile(debPath)
+	if err != nil {
+		return debContents{}, fmt.Errorf("open %s: %w: not a .deb: %v", debPath, ErrNotAKernel, err)
+	}
+	defer closer()
+
+	var c debContents
+	for {
+		if err := ctx.Err(); err != nil {
+			return debContents{}, err
+		}
+		hdr, err := d.Data.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return debContents{}, fmt.Errorf("read %s data.tar%s: %w", filepath.Base(debPath), d.DataExt, err)
+		}
+		name := keepDebMember(hdr.Name)
+		if name == "" {
+			continue
+		}
+		target := filepath.Join(dir, filepath.FromSlash(name))
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return debContents{}, fmt.Errorf("extract %s: %w", name, err)
+			}
+			continue
+		case tar.TypeReg:
+		default:
+			continue // symlinks (build/, source/) point at headers we do not need
+		}
+		if err := writeMember(target, d.Data); err != nil {
+			return debContents{}, fmt.Errorf("extract %s: %w", name, err)
+		}
+		switch {
+		case strings.HasPrefix(name, "boot/vmlinuz-") || strings.HasPrefix(name, "boot/vmlinux-"):
+			if c.Vmlinuz != "" {
+				return debContents{}, fmt.Errorf("extract %s: two kernels: %s and %s", debPath, c.Vmlinuz, name)
+			}
+			c.Vmlinuz = name
+		case strings.HasPrefix(name, "boot/config-"):
+			c.Config = name
+		case strings.HasPrefix(name, "lib/modules/"):
+			rel := strings.SplitN(name, "/", 4)[2]
+			if c.Release != "" && c.Release != rel {
+				return debContents{}, fmt.Errorf("extract %s: modules for two releases: %s and %s", debPath, c.Release, rel)
+			}
+			c.Release = rel
+			c.Modules = "lib/modules/" + rel
+		}
+	}
+	if c.Vmlinuz == "" {
+		return debContents{}, fmt.Errorf("extract %s: %w: no boot/vmlinuz-* in the package", debPath, ErrNotAKernel)
+	}
+	if c.Release == "" {
+		c.Release = strings.TrimPrefix(strings.TrimPrefix(c.Vmlinuz, "boot/vmlinuz-"), "boot/vmlinux-")
+	}
+	return c, nil
+}
+
+// keepDebMember maps a data.tar member name to where it goes, or "" to
+// skip it.
+func keepDebMember(name string) string {
+	name = path.Clean(strings.TrimPrefix(name, "./"))
+	name = strings.TrimPrefix(name, "/")
+	if !filepath.IsLocal(name) {
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(name, "usr/lib/modules/"); ok {
+		name = "lib/modules/" + rest
+	}
+	switch {
+	case strings.HasPrefix(name, "boot/vmlinuz-"), strings.HasPrefix(name, "boot/vmlinux-"),
+		strings.HasPrefix(name, "boot/config-"):
+		if strings.Count(name, "/") != 1 {
+			return ""
+		}
+		return name
+	case strings.HasPrefix(name, "lib/modules/") && strings.Count(name, "/") >= 2:
+		return name
+	}
+	return ""
+}
+
+// writeMember writes one regular file from r.
+func writeMember(target string, r io.Reader) error {
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	return errors.Join(err, f.Close())
+}

@@ -1,0 +1,265 @@
+package kernels
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// resolutionTTL is how long a suite's newest kernel is trusted without
+// re-reading the mirror's index.
+const resolutionTTL = 24 * time.Hour
+
+// debianResolution is index/debian/<key>.json: which package a suite's
+// newest kernel was when the index was last read.
+type debianResolution struct {
+	Fetched time.Time  `json:"fetched"`
+	Mirror  string     `json:"mirror"`
+	Suite   string     `json:"suite"`
+	Arch    string     `json:"arch"` // Debian spelling
+	Flavour string     `json:"flavour"`
+	Package debPackage `json:"package"`
+}
+
+func (r *debianResolution) url() string { return r.Mirror + "/" + r.Package.Filename }
+
+func (r *debianResolution) origin() Origin {
+	return Origin{Type: "debian", Package: r.Package.Package, Version: r.Package.Version, Suite: r.Suite, URL: r.url()}
+}
+
+// defaultFlavour is the flavour that boots in QEMU with the fewest
+// surprises: the generic x86 kernel, the small cloud kernel on arm64.
+func defaultFlavour(arch Arch) string {
+	if arch == ARM64 {
+		return "cloud-arm64"
+	}
+	return "amd64"
+}
+
+// resolveDebian resolves spec to a Kernel: from the cache when a fresh
+// resolution and its kernel are there, else through the mirror.
+func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options) (*Kernel, error) {
+	if !validSuite(spec.Suite) {
+		return nil, fmt.Errorf("%w: debian suite %q (want e.g. bookworm)", ErrBadInput, spec.Suite)
+	}
+	mirror := strings.TrimRight(spec.Mirror, "/")
+	if mirror == "" {
+		mirror = DefaultMirror
+	}
+	flavour := spec.Flavour
+	if flavour == "" {
+		flavour = defaultFlavour(arch)
+	}
+	c, log := opts.Cache, opts.Logger
+	mh := sha256.Sum256([]byte(mirror))
+	key := safeName(fmt.Sprintf("%s_%s_%s_%x", spec.Suite, arch.Debian(), flavour, mh[:4]))
+	indexPath := filepath.Join(c.Dir, "index", "debian", key+".json")
+
+	// Warm path, without locks: every file read here appeared by rename.
+	var cached debianResolution
+	haveCached := readJSON(indexPath, &cached) == nil
+	if haveCached && !opts.Refresh && time.Since(cached.Fetched) < resolutionTTL {
+		if k, err := c.loadKernel(cached.Package.SHA256); err == nil {
+			k.Origin = cached.origin()
+			return k, nil
+		}
+	}
+
+	unlock, err := c.Lock(ctx, "debian-"+key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	haveCached = readJSON(indexPath, &cached) == nil // another process may have been first
+	f := &fetcher{client: opts.Client, log: log}
+
+	res := cached
+	if !haveCached || opts.Refresh || time.Since(cached.Fetched) >= resolutionTTL {
+		keyring, err := loadKeyring(opts.Keyring, log)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		found, err := f.lookupDebian(ctx, mirror, spec.Suite, arch.Debian(), flavour, keyring != nil, func(data []byte) (*release, error) {
+			return parseInRelease(data, keyring)
+		})
+		switch {
+		case err == nil:
+			res = found
+			log.Info("resolved debian kernel", "suite", spec.Suite, "package", res.Package.Package,
+				"version", res.Package.Version, "duration", time.Since(start).Round(time.Millisecond))
+		case errors.Is(err, ErrUnreachable) && haveCached:
+			log.Warn("mirror unreachable, using the kernel resolved earlier", "suite", spec.Suite,
+				"package", cached.Package.Package, "resolved", cached.Fetched.Format(time.RFC3339), "error", err)
+		default:
+			return nil, err
+		}
+	}
+
+	k, err := c.prepareDebian(ctx, f, &res, arch, log)
+	if err != nil {
+		return nil, err
+	}
+	if res.Fetched != cached.Fetched {
+		if err := writeJSONAtomic(indexPath, &res); err != nil {
+			return nil, err
+		}
+	}
+	k.Origin = res.origin()
+	return k, nil
+}
+
+// lookupDebian reads a suite's InRelease and Packages index and returns
+// its newest kernel package of flavour.
+func (f *fetcher) lookupDebian(ctx context.Context, mirror, suite, debArch, flavour string, signed bool,
+	parse func([]byte) (*release, error)) (debianResolution, error) {
+	dist := mirror + "/dists/" + suite
+	data, err := f.readAll(ctx, dist+"/InRelease", 64<<20)
+	if errors.Is(err, errHTTPNotFound) {
+		return debianResolution{}, fmt.Errorf("%w: debian suite %q on %s (no dists/%s/InRelease); valid suites include bullseye, bookworm, trixie, sid and <suite>-backports",
+			ErrNotFound, suite, mirror, suite)
+	}
+	if err != nil {
+		return debianResolution{}, err
+	}
+	rel, err := parse(data)
+	if err != nil {
+		return debianResolution{}, fmt.Errorf("read %s/InRelease: %w", dist, err)
+	}
+	if !signed {
+		f.log.Debug("InRelease not verified: no keyring", "suite", suite)
+	}
+
+	// Packages.gz first: gunzip is several times faster than xz in Go, and
+	// the extra megabytes cost less than the decompression saved. sid and
+	// backports only publish Packages.xz.
+	for _, name := range []string{"Packages.gz", "Packages.xz"} {
+		rpath := "main/binary-" + debArch + "/" + name
+		want, ok := rel.file(rpath)
+		if !ok {
+			continue
+		}
+		url := dist + "/" + rpath
+		data, err := f.readAll(ctx, url, want.Size)
+		if errors.Is(err, errHTTPNotFound) {
+			continue
+		}
+		if err != nil {
+			return debianResolution{}, err
+		}
+		sum := sha256.Sum256(data)
+		if int64(len(data)) != want.Size || hex.EncodeToString(sum[:]) != want.Hash {
+			return debianResolution{}, fmt.Errorf("fetch %s: %w: InRelease says %d bytes sha256 %s", url, ErrChecksum, want.Size, want.Hash)
+		}
+		format := formatGzip
+		if path.Ext(name) == ".xz" {
+			format = formatXZ
+		}
+		dec, err := decompress(format, bytes.NewReader(data))
+		if err != nil {
+			return debianResolution{}, fmt.Errorf("decompress %s: %w", url, err)
+		}
+		pkg, err := newestKernel(dec, flavour)
+		if errors.Is(err, ErrNotFound) {
+			return debianResolution{}, fmt.Errorf("%w: no linux-image-<abi>-%s-unsigned in %s main/binary-%s on %s (suites that split kernels into linux-binary-* and linux-modules-*, like sid, are not supported yet)",
+				ErrNotFound, flavour, suite, debArch, mirror)
+		}
+		if err != nil {
+			return debianResolution{}, fmt.Errorf("read %s: %w", url, err)
+		}
+		if !filepath.IsLocal(pkg.Filename) {
+			return debianResolution{}, fmt.Errorf("read %s: bad Filename %q", url, pkg.Filename)
+		}
+		return debianResolution{Fetched: time.Now().UTC(), Mirror: mirror, Suite: suite,
+			Arch: debArch, Flavour: flavour, Package: pkg}, nil
+	}
+	return debianResolution{}, fmt.Errorf("%w: debian suite %q on %s has no main/binary-%s/Packages index", ErrNotFound, suite, mirror, debArch)
+}
+
+// prepareDebian makes sure the package of res is downloaded and extracted
+// and returns its Kernel.
+func (c *Cache) prepareDebian(ctx context.Context, f *fetcher, res *debianResolution, arch Arch, log *slog.Logger) (*Kernel, error) {
+	sha := res.Package.SHA256
+	if len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("prepare %s: bad sha256 %q", res.Package.Package, sha)
+	}
+	unlock, err := c.Lock(ctx, "blob-"+sha)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if k, err := c.loadKernel(sha); err == nil {
+		return k, nil
+	}
+
+	blob := c.blobPath(sha)
+	if err := checkBlob(blob, sha); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("cached package damaged, downloading again", "path", blob, "error", err)
+			os.Remove(blob)
+		}
+		log.Info("downloading", "package", res.Package.Package, "version", res.Package.Version, "bytes", res.Package.Size)
+		if err := f.download(ctx, res.url(), blob, sha, res.Package.Size); err != nil {
+			return nil, err
+		}
+	}
+
+	final := c.kernelDir(sha)
+	removeStaleTemps(final)
+	if err := os.RemoveAll(final); err != nil { // a damaged entry: loadKernel failed
+		return nil, fmt.Errorf("prepare %s: %w", final, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(final), filepath.Base(tempPrefix(final))+"*")
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", final, err)
+	}
+	defer os.RemoveAll(tmp) // a no-op after the rename
+
+	start := time.Now()
+	contents, err := extractDeb(ctx, blob, tmp)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("extracted", "package", res.Package.Package, "release", contents.Release, "duration", time.Since(start).Round(time.Millisecond))
+	unc, err := prepareImages(tmp, contents.Vmlinuz, filepath.Base(res.Package.Filename), arch, log)
+	if err != nil {
+		return nil, err
+	}
+	rec := Kernel{Arch: arch, Release: contents.Release, Image: contents.Vmlinuz, Uncompressed: unc,
+		Config: contents.Config, Modules: contents.Modules, SHA256: sha, Origin: res.origin()}
+	if err := writeJSONAtomic(filepath.Join(tmp, kernelRecord), &rec); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", final, err)
+	}
+	log.Info("kernel ready", "release", rec.Release, "pvh", unc != "" && arch == X86_64, "duration", time.Since(start).Round(time.Millisecond))
+	return c.loadKernel(sha)
+}
+
+// checkBlob verifies a cached blob against its name.
+func checkBlob(path, sha string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+		return fmt.Errorf("%w: %s has sha256 %s", ErrChecksum, path, got)
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package kernels
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+)
+
+// Options tune Resolve. The zero value works: default cache, client,
+// keyring and logger.
+type Options struct {
+	Cache *Cache
+	// Client fetches from mirrors; nil means a client with connect and
+	// header timeouts (bodies are bounded by ctx).
+	Client *http.Client
+	// Keyring is an OpenPGP keyring (binary or armored) that InRelease
+	// files must be signed with; "" means DefaultKeyring when it exists.
+	Keyring string
+	// Refresh ignores cached resolutions and re-reads the mirror's index.
+	// Downloaded packages are still reused when they are what the index
+	// names.
+	Refresh bool
+	Logger  *slog.Logger // nil: slog.Default()
+}
+
+// Resolve turns a matrix source into a cached, bootable Kernel for arch.
+// name is the kernel's name in the matrix, copied into Kernel.Name.
+func Resolve(ctx context.Context, name string, spec Spec, arch Arch, opts Options) (*Kernel, error) {
+	if arch != X86_64 && arch != ARM64 {
+		return nil, fmt.Errorf("resolve kernel %q: %w: unsupported arch %q (want x86_64 or arm64)", name, ErrBadInput, arch)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Client == nil {
+		opts.Client = defaultClient
+	}
+	if opts.Cache == nil {
+		dir, err := DefaultCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("resolve kernel %q: %w", name, err)
+		}
+		if opts.Cache, err = OpenCache(dir); err != nil {
+			return nil, fmt.Errorf("resolve kernel %q: %w", name, err)
+		}
+	}
+	opts.Logger = opts.Logger.With("kernel", name, "arch", arch)
+
+	var (
+		k   *Kernel
+		err error
+	)
+	switch {
+	case spec.Debian != nil:
+		k, err = resolveDebian(ctx, *spec.Debian, arch, opts)
+	default:
+		err = fmt.Errorf("%w: no source (want debian)", ErrBadInput)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve kernel %q: %w", name, err)
+	}
+	k.Name = name
+	return k, nil
+}
