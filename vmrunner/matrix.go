@@ -212,7 +212,7 @@ func joinArches(arches []kernels.Arch) string {
 func LoadMatrix(path string) (*Matrix, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadMatrix, err)
+		return nil, fmt.Errorf("%w: %w (give the matrix file: vmrunner run FILE; the default is ./matrix.yaml)", ErrBadMatrix, err)
 	}
 	return ParseMatrix(path, data)
 }

@@ -233,8 +233,18 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 
 	mon, err := dialMonitor(vmCtx, cfg.QMP, exited)
 	if err != nil {
-		<-exited
-		return fail(KindQEMU, fmt.Errorf("qemu exited at start: %v: %s", waitErr, lastLines(stderr.String(), 5)))
+		select {
+		case <-exited:
+			return fail(KindQEMU, fmt.Errorf("qemu exited at start: %v: %s", waitErr, lastLines(stderr.String(), 5)))
+		default:
+			// QEMU waits for QMP forever: it must be killed here.
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if ctx.Err() != nil {
+			return fail(KindInterrupted, errors.New("interrupted"))
+		}
+		return fail(KindQEMU, err)
 	}
 	defer mon.close()
 	if err := mon.run("cont", 5*time.Second); err != nil {

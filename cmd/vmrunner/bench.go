@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/vmrunner/vmrunner/vmrunner"
@@ -35,7 +33,7 @@ It prints figures and asserts nothing.`,
 			}
 			accel, err := vmrunner.ParseAccel(f.accel)
 			if err != nil {
-				return fmt.Errorf("%w: %v", errUsage, err)
+				return usageError{err}
 			}
 			m, err := vmrunner.LoadMatrix(path)
 			if err != nil {

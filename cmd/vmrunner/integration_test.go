@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,13 @@ type cliResult struct {
 
 func vmrunnerCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
+	return vmrunnerCLIEnv(t, nil, args...)
+}
+
+func vmrunnerCLIEnv(t *testing.T, env []string, args ...string) cliResult {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "vmrunner"), args...)
+	cmd.Env = append(os.Environ(), env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	start := time.Now()
@@ -306,4 +313,136 @@ func writeFile(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestInfrastructureErrors: problems outside the user's matrix are exit 3,
+// named, and do not stop the rest of the matrix.
+func TestInfrastructureErrors(t *testing.T) {
+	integration(t)
+	t.Run("missing qemu for one arch", func(t *testing.T) {
+		// A PATH that has qemu-system-x86_64 but no qemu-system-aarch64.
+		bin := t.TempDir()
+		x86, err := exec.LookPath("qemu-system-x86_64")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(x86, filepath.Join(bin, "qemu-system-x86_64")); err != nil {
+			t.Fatal(err)
+		}
+		m := writeFile(t, "matrix.yaml", `
+kernels:
+  - name: "6.1"
+    source: {debian: {suite: bookworm}}
+checks: [btf]
+`)
+		out := t.TempDir()
+		res := vmrunnerCLIEnv(t, []string{"PATH=" + bin}, "run", m, "--out", out)
+		if res.code != 3 {
+			t.Fatalf("exit code %d, want 3", res.code)
+		}
+		if !strings.Contains(res.stderr, "qemu-system-aarch64 not found") || !strings.Contains(res.stderr, "apt-get install qemu-system-arm") {
+			t.Errorf("stderr does not name the missing binary and the fix")
+		}
+		r, _ := readResults(t, out)
+		got := map[string]string{}
+		for _, rec := range r.Results {
+			got[rec.Arch] = rec.Status + "/" + rec.ErrorKind
+		}
+		if got["x86_64"] != "pass/" || got["arm64"] != "error/qemu" {
+			t.Errorf("results %v, want x86_64 pass and arm64 error/qemu", got)
+		}
+	})
+	t.Run("unreachable mirror", func(t *testing.T) {
+		m := writeFile(t, "matrix.yaml", `
+kernels:
+  - name: offline
+    arch: x86_64
+    source: {debian: {suite: vmrunner-test-unreachable, mirror: "http://127.0.0.1:1/debian"}}
+checks: [btf]
+`)
+		res := vmrunnerCLI(t, "run", m, "--out", t.TempDir())
+		if res.code != 3 {
+			t.Fatalf("exit code %d, want 3", res.code)
+		}
+		if !strings.Contains(res.stderr, "127.0.0.1:1") || !strings.Contains(res.stderr, "mirror") {
+			t.Errorf("stderr does not name the mirror")
+		}
+	})
+}
+
+// TestInterrupt sends SIGINT while VMs are booting: vmrunner exits 130,
+// records the unfinished VMs as interrupted and leaves no QEMU behind.
+func TestInterrupt(t *testing.T) {
+	integration(t)
+	out := t.TempDir()
+	cmd := exec.Command(filepath.Join(binDir, "vmrunner"), "run", "../../matrix.yaml", "--kernel", "6.1", "--out", out)
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until QEMU runs, then interrupt.
+	var qemus []int
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(qemus) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		qemus = childrenNamed(cmd.Process.Pid, "qemu-system")
+	}
+	if len(qemus) == 0 {
+		_ = cmd.Process.Kill()
+		t.Fatalf("no QEMU started; stderr:\n%s", se.String())
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("exit: %v, want code 130; stderr:\n%s", err, se.String())
+	}
+	for _, pid := range qemus {
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+			t.Errorf("QEMU pid %d survived the interrupt", pid)
+		}
+	}
+	r, _ := readResults(t, out)
+	interrupted := 0
+	for _, rec := range r.Results {
+		if rec.ErrorKind == "interrupted" {
+			interrupted++
+		}
+	}
+	if interrupted == 0 || !r.Run.Finished || r.Run.ExitCode != 130 {
+		t.Errorf("results: %d interrupted, finished=%v exit_code=%d", interrupted, r.Run.Finished, r.Run.ExitCode)
+	}
+}
+
+// childrenNamed lists the pids whose parent is ppid and whose command name starts with prefix.
+func childrenNamed(ppid int, prefix string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		fields := strings.Fields(s[closing+1:])
+		if len(fields) < 2 || fields[1] != strconv.Itoa(ppid) {
+			continue
+		}
+		if strings.HasPrefix(s[open+1:closing], prefix) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

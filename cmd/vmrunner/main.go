@@ -48,18 +48,25 @@ func exitCode(err error) int {
 		return ee.code
 	}
 	fmt.Fprintln(os.Stderr, "vmrunner:", err)
-	if errors.Is(err, vmrunner.ErrBadMatrix) || errors.Is(err, errUsage) {
+	var ue usageError
+	if errors.Is(err, vmrunner.ErrBadMatrix) || errors.As(err, &ue) {
 		return vmrunner.ExitBadInput
 	}
 	return vmrunner.ExitInfra
 }
 
-var errUsage = errors.New("usage")
+// usageError is a wrong flag or argument: exit 2, like a bad matrix.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func newLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }

@@ -65,13 +65,13 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	}
 	accel, err := vmrunner.ParseAccel(f.accel)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usageError{err}
 	}
 	var arches []kernels.Arch
 	for _, a := range f.arches {
 		pa, err := kernels.ParseArch(a)
 		if err != nil {
-			return fmt.Errorf("%w: --arch: %v", errUsage, err)
+			return usagef("--arch: %v", err)
 		}
 		arches = append(arches, pa)
 	}
