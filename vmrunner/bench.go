@@ -134,7 +134,7 @@ func bootOnce(ctx context.Context, o Options, t Target, k *kernels.Kernel, initr
 	out := runVM(ctx, vmSpec{
 		Target: t, Kernel: k, Initramfs: initrd, Plan: protocol.Plan{Checks: []protocol.CheckSpec{}},
 		Accel: accel, Profile: prof, MemoryMiB: o.Matrix.Defaults.MemoryMiB, CPUs: o.Matrix.Defaults.CPUs,
-		Dir: dir, BootTimeout: BootTimeout(accel), Timeout: 5 * time.Minute, Log: o.Log,
+		Dir: dir, BootTimeout: BootTimeout(accel), Timeout: 5 * time.Minute, Append: o.Append, Log: o.Log,
 	})
 	if out.FailKind != "" {
 		return 0, out.Err

@@ -31,6 +31,7 @@ type Options struct {
 	CacheDir string // kernel and initramfs cache; default kernels.DefaultCacheDir
 	Refresh  bool   // re-read mirror indexes instead of using cached resolutions
 	Profile  Profile
+	Append   []string // extra kernel command line words
 	Log      *slog.Logger
 	// Progress, when set, is told when each VM starts and ends.
 	Progress func(t Target, phase string, recs []Record)
@@ -197,7 +198,7 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 	out := runVM(ctx, vmSpec{
 		Target: t, Kernel: k, Initramfs: initrd, Plan: plan, Accel: accel, Profile: opts.Profile,
 		MemoryMiB: mem, CPUs: cpus, Dir: dir, BootTimeout: BootTimeout(accel),
-		Timeout: opts.Matrix.Defaults.Timeout, Log: log,
+		Timeout: opts.Matrix.Defaults.Timeout, Append: opts.Append, Log: log,
 	})
 	base.Console = t.Dirname() + "/console.log"
 	base.Splats = out.Splats

@@ -40,6 +40,7 @@ type vmSpec struct {
 	Dir         string // console.log and qemu.log go here
 	BootTimeout time.Duration
 	Timeout     time.Duration
+	Append      []string
 	Log         *slog.Logger
 }
 
@@ -129,6 +130,7 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 		QMP:     filepath.Join(sockDir, "qmp"),
 		Control: filepath.Join(sockDir, "ctl"),
 		Console: filepath.Join(sockDir, "con"),
+		Append:  s.Append,
 	}
 	ctlL, err := net.Listen("unix", cfg.Control)
 	if err != nil {

@@ -41,7 +41,7 @@ It prints figures and asserts nothing.`,
 			}
 			return vmrunner.Bench(cmd.Context(), vmrunner.BenchOptions{
 				Options: vmrunner.Options{Matrix: m, Parallel: f.parallel, Accel: accel,
-					AgentDir: f.agentDir, CacheDir: f.cacheDir, Log: log},
+					AgentDir: f.agentDir, CacheDir: f.cacheDir, Append: f.appendKC, Log: log},
 				Boots: boots, Out: cmd.OutOrStdout(),
 			})
 		},
@@ -52,6 +52,7 @@ It prints figures and asserts nothing.`,
 	fl.StringVar(&f.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
 	fl.StringVar(&f.agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch>")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache")
+	fl.StringArrayVar(&f.appendKC, "append", nil, "extra kernel command line word (repeatable)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	return cmd
 }

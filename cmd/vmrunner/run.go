@@ -22,6 +22,7 @@ type runFlags struct {
 	agentDir string
 	cacheDir string
 	refresh  bool
+	appendKC []string
 	logLevel string
 }
 
@@ -54,6 +55,7 @@ run the checks inside each VM, print a summary table and write
 	fl.StringVar(&f.agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch> (default: beside the vmrunner binary)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
 	fl.BoolVar(&f.refresh, "refresh", false, "re-read mirror indexes instead of using resolutions cached for 24h")
+	fl.StringArrayVar(&f.appendKC, "append", nil, "extra kernel command line word, e.g. --append nokaslr (repeatable)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
@@ -87,7 +89,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	start := time.Now()
 	res, err := vmrunner.Run(cmd.Context(), vmrunner.Options{
 		Matrix: m, OutDir: f.out, Parallel: f.parallel, Accel: accel, AgentDir: f.agentDir,
-		CacheDir: f.cacheDir, Refresh: f.refresh, Log: log,
+		CacheDir: f.cacheDir, Refresh: f.refresh, Append: f.appendKC, Log: log,
 		Progress: func(t vmrunner.Target, phase string, recs []vmrunner.Record) {
 			if phase != "done" {
 				fmt.Fprintf(out, "%-16s %s (%s)\n", t.Label(), phase, time.Since(start).Round(100*time.Millisecond))
