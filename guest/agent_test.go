@@ -94,9 +94,7 @@ func TestAgentPlan(t *testing.T) {
 				return Outcome{Status: protocol.StatusPass}, nil
 			},
 			"panics": func(context.Context, json.RawMessage) (Outcome, error) {
-				var m map[string]int
-				m["boom"]++
-				return Outcome{}, nil
+				panic("boom")
 			},
 			"broken": func(context.Context, json.RawMessage) (Outcome, error) {
 				return Outcome{Details: "partial"}, errors.New("read thing: permission denied")
@@ -134,7 +132,7 @@ func TestAgentPlan(t *testing.T) {
 	}{
 		{protocol.StatusPass, "hello"},
 		{protocol.StatusError, "timed out after 50ms"},
-		{protocol.StatusError, "check panicked: assignment to entry in nil map"},
+		{protocol.StatusError, "check panicked: boom"},
 		{protocol.StatusError, `unknown check "nope"`},
 		{protocol.StatusError, "read thing: permission denied"},
 		{protocol.StatusFail, "missing BTF types: foo"},

@@ -58,7 +58,7 @@ func Build(ctx context.Context, opts Options) (string, error) {
 	if !locked {
 		return "", fmt.Errorf("build initramfs: lock %s: %w", lock.Path(), ctx.Err())
 	}
-	defer lock.Unlock()
+	defer func() { _ = lock.Unlock() }()
 
 	// Someone else may have built it while we waited.
 	if exists(archive) {
@@ -145,7 +145,7 @@ func gather(opts Options) (*inputs, error) {
 func (in *inputs) key() string {
 	h := sha256.New()
 	field := func(b []byte) {
-		binary.Write(h, binary.LittleEndian, uint64(len(b)))
+		_ = binary.Write(h, binary.LittleEndian, uint64(len(b))) // a hash never fails to write
 		h.Write(b)
 	}
 	field([]byte(LayoutVersion))
@@ -157,7 +157,7 @@ func (in *inputs) key() string {
 		h.Write([]byte{1})
 		field(in.config)
 	}
-	binary.Write(h, binary.LittleEndian, uint64(len(in.modules)))
+	_ = binary.Write(h, binary.LittleEndian, uint64(len(in.modules)))
 	for _, m := range in.modules {
 		field([]byte(filepath.ToSlash(m.rel)))
 		field(m.raw)

@@ -32,7 +32,7 @@ func extractDeb(ctx context.Context, debPath, dir string) (debContents, error) {
 	if err != nil {
 		return debContents{}, fmt.Errorf("open %s: %w: not a .deb: %v", debPath, ErrNotAKernel, err)
 	}
-	defer closer()
+	defer func() { _ = closer() }()
 
 	var c debContents
 	for {

@@ -282,12 +282,6 @@ func (m *mirror) total() int {
 	return n
 }
 
-func (m *mirror) count(path string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.requests[path]
-}
-
 // pkg is a package the test mirror serves.
 type pkg struct {
 	Name, Version, Arch string

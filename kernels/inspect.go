@@ -59,7 +59,7 @@ func inspectAs(path, name string) (Info, error) {
 	}
 	head := make([]byte, 4096)
 	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && err != io.EOF {
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return Info{}, fmt.Errorf("inspect %s: %w", name, err)
 	}
 	head = head[:n]

@@ -77,7 +77,7 @@ func verifyClearsigned(block *clearsign.Block, keyring openpgp.EntityList) error
 	var errs []error
 	for {
 		p, err := packets.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
