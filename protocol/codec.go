@@ -115,7 +115,7 @@ func Parse(line []byte) (Message, error) {
 
 func (m Message) validate() error {
 	set := 0
-	for _, p := range []bool{m.Ready != nil, m.Plan != nil, m.CheckStart != nil, m.Log != nil, m.Result != nil, m.Done != nil} {
+	for _, p := range []bool{m.Ready != nil, m.Plan != nil, m.CheckStart != nil, m.Log != nil, m.Result != nil, m.Artifact != nil, m.Done != nil} {
 		if p {
 			set++
 		}
@@ -144,6 +144,17 @@ func (m Message) validate() error {
 			return fmt.Errorf("invalid status %q", m.Result.Status)
 		}
 		ok = true
+	case TypeArtifact:
+		if m.Artifact == nil {
+			return errors.New("missing artifact payload")
+		}
+		if m.Artifact.Check == "" {
+			return errors.New("artifact without check name")
+		}
+		if !ValidArtifactName(m.Artifact.Name) {
+			return fmt.Errorf("invalid artifact name %q", truncate(m.Artifact.Name, 64))
+		}
+		ok = true
 	case TypeDone:
 		ok = m.Done != nil
 	case TypeBye:
@@ -155,4 +166,11 @@ func (m Message) validate() error {
 		return errors.New("payload does not match type")
 	}
 	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -57,6 +57,9 @@ func TestDecoderRejects(t *testing.T) {
 		{"two payloads", `{"v":1,"type":"done","done":{},"log":{}}` + "\n", ErrMalformed},
 		{"bad status", `{"v":1,"type":"result","result":{"check":"btf","status":"great"}}` + "\n", ErrMalformed},
 		{"result without check", `{"v":1,"type":"result","result":{"status":"pass"}}` + "\n", ErrMalformed},
+		{"artifact escaping", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"../../etc/passwd","data":""}}` + "\n", ErrMalformed},
+		{"artifact absolute", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"/etc/passwd","data":""}}` + "\n", ErrMalformed},
+		{"artifact at top level", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"console.log","data":""}}` + "\n", ErrMalformed},
 		{"unknown field", `{"v":1,"type":"done","done":{},"cmd":"rm -rf /"}` + "\n", ErrMalformed},
 		{"truncated", `{"v":1,"type":"done"`, ErrMalformed},
 		{"too large", `{"v":1,"type":"log","log":{"text":"` + strings.Repeat("a", MaxMessageSize) + `"}}` + "\n", ErrTooLarge},
@@ -104,4 +107,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted invalid message: %v", err)
 		}
 	})
+}
+
+func TestValidArtifactName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"verifier/probes/loop.log": true, "verifier/a_b-c.1/x.log": true,
+		"console.log": false, "../x/y": false, "a/../b": false, "a//b": false, "/a/b": false,
+		"a/b/": false, "a/./b": false, "a/b c": false, "a/b\x00": false, "a/b/c/d/e/f/g": false,
+		strings.Repeat("a/", 200) + "b": false,
+	} {
+		if got := ValidArtifactName(name); got != want {
+			t.Errorf("ValidArtifactName(%q) = %v, want %v", name, got, want)
+		}
+	}
 }

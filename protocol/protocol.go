@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,7 @@ const (
 	TypeCheckStart Type = "check-start"
 	TypeLog        Type = "log"
 	TypeResult     Type = "result"
+	TypeArtifact   Type = "artifact"
 	TypeDone       Type = "done"
 	TypeBye        Type = "bye"
 )
@@ -40,6 +42,31 @@ const (
 	StatusError Status = "error"
 	StatusSkip  Status = "skip"
 )
+
+// ValidArtifactName reports whether name is safe to use as a relative path
+// on the host: 2 to 6 segments of [A-Za-z0-9._-], none of them "." or "..",
+// at most 256 bytes. At least two segments keep artifacts out of the files the
+// host writes itself (console.log, qemu.log).
+func ValidArtifactName(name string) bool {
+	if len(name) == 0 || len(name) > 256 {
+		return false
+	}
+	segs := strings.Split(name, "/")
+	if len(segs) < 2 || len(segs) > 6 {
+		return false
+	}
+	for _, s := range segs {
+		if s == "" || s == "." || s == ".." {
+			return false
+		}
+		for _, r := range s {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // Valid reports whether s is one of the statuses a guest may send.
 func (s Status) Valid() bool {
@@ -59,6 +86,7 @@ type Message struct {
 	CheckStart *CheckStart `json:"check_start,omitempty"`
 	Log        *Log        `json:"log,omitempty"`
 	Result     *Result     `json:"result,omitempty"`
+	Artifact   *Artifact   `json:"artifact,omitempty"`
 	Done       *Done       `json:"done,omitempty"`
 }
 
@@ -100,6 +128,15 @@ type Result struct {
 	Message    string          `json:"message,omitempty"`
 	DurationMS int64           `json:"duration_ms"`
 	Details    json.RawMessage `json:"details,omitempty"`
+}
+
+// Artifact is a file a check produced (a verifier log, metrics). The host
+// stores it under the VM's directory at Name, which ValidArtifactName checks.
+type Artifact struct {
+	Check     string `json:"check"` // the result it belongs to, e.g. verifier/probes/loop
+	Name      string `json:"name"`  // relative path: dir/file, e.g. verifier/probes/loop.log
+	Data      string `json:"data"`  // UTF-8 text
+	Truncated bool   `json:"truncated,omitempty"`
 }
 
 // Done ends the guest's report.

@@ -42,8 +42,9 @@ type Record struct {
 	DurationMS    int64           `json:"duration_ms"`
 	Details       json.RawMessage `json:"details,omitempty"`
 	Splats        []Splat         `json:"splats,omitempty"`
-	Console       string          `json:"console,omitempty"` // path relative to the run directory
-	BootMS        int64           `json:"boot_ms,omitempty"` // QEMU start to the agent's first message
+	Console       string          `json:"console,omitempty"`   // path relative to the run directory
+	Artifacts     []string        `json:"artifacts,omitempty"` // files the check produced, relative to the run directory
+	BootMS        int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's first message
 }
 
 // Source identifies the kernel a record ran on.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,20 +210,30 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 			base.KernelRelease = rel
 		}
 	}
-	byCheck := map[string]protocol.Result{}
-	for _, r := range out.Results {
-		byCheck[r.Check] = r
-	}
 	recs := make([]Record, 0, len(plan.Checks))
 	for _, c := range plan.Checks {
-		r := base
-		r.Check = c.Name
-		if gr, ok := byCheck[c.Name]; ok {
-			r.Status, r.Message, r.DurationMS, r.Details = gr.Status, truncate(gr.Message, 4096), gr.DurationMS, gr.Details
+		// A check reports under its own name and/or sub-results named
+		// "<check>/<...>" (one per verifier program, say), in guest order.
+		var mine []protocol.Result
+		for _, gr := range out.Results {
+			if gr.Check == c.Name || strings.HasPrefix(gr.Check, c.Name+"/") {
+				mine = append(mine, gr)
+			}
+		}
+		for _, gr := range mine {
+			r := base
+			r.Check, r.Status, r.Message, r.DurationMS, r.Details = gr.Check, gr.Status, truncate(gr.Message, 4096), gr.DurationMS, gr.Details
 			if gr.Status == protocol.StatusError {
 				r.ErrorKind = KindCheck
 			}
-		} else {
+			for _, a := range out.Artifacts[gr.Check] {
+				r.Artifacts = append(r.Artifacts, t.Dirname()+"/"+a)
+			}
+			recs = append(recs, r)
+		}
+		if len(mine) == 0 {
+			r := base
+			r.Check = c.Name
 			r.Status, r.ErrorKind = protocol.StatusError, out.FailKind
 			if out.Err != nil {
 				r.Message = out.Err.Error()
@@ -230,8 +241,8 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 				r.ErrorKind, r.Message = KindAgent, "the guest agent reported no result for this check"
 			}
 			r.DurationMS = time.Since(started).Milliseconds()
+			recs = append(recs, r)
 		}
-		recs = append(recs, r)
 	}
 	if out.FailKind != "" {
 		log.Debug("vm failed", "kind", out.FailKind, "err", fmt.Sprintf("%+v", out.Err))

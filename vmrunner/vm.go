@@ -24,6 +24,8 @@ import (
 const (
 	maxGuestLogs    = 1000
 	maxGuestResults = 10000
+	maxArtifacts    = 10000
+	maxArtifactSize = 256 << 20        // all artifacts of one VM together
 	byeGrace        = 10 * time.Second // how long QEMU gets to power off after "bye"
 )
 
@@ -56,6 +58,9 @@ type vmOutcome struct {
 	Boot     time.Duration // QEMU start to the agent's first message
 	Splats   []Splat
 	Shutdown string // SHUTDOWN reason from QMP
+	// Artifacts maps a result's check name to the files saved for it,
+	// relative to the VM directory.
+	Artifacts map[string][]string
 }
 
 // PanicError is a kernel panic seen in a guest: %v prints the panic line,
@@ -262,11 +267,9 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 		readerEOF bool
 	)
 	defer bootTimer.Stop()
-	planned := map[string]bool{}
-	for _, c := range s.Plan.Checks {
-		planned[c.Name] = true
-	}
+	planned := plannedChecks(s.Plan)
 	seen := map[string]bool{}
+	arts := &artifactSaver{dir: s.Dir}
 
 loop:
 	for {
@@ -334,12 +337,20 @@ loop:
 				}
 			case protocol.TypeResult:
 				r := *m.Result
-				if !planned[r.Check] || seen[r.Check] || len(out.Results) >= maxGuestResults {
+				if !planned(r.Check) || seen[r.Check] || len(out.Results) >= maxGuestResults {
 					log.Warn("ignoring unexpected result from guest", "check", truncate(r.Check, 64))
 					continue
 				}
 				seen[r.Check] = true
 				out.Results = append(out.Results, r)
+			case protocol.TypeArtifact:
+				if !planned(m.Artifact.Check) {
+					log.Warn("ignoring artifact for an unplanned check", "check", truncate(m.Artifact.Check, 64))
+					continue
+				}
+				if err := arts.save(m.Artifact); err != nil {
+					log.Warn("artifact not saved", "name", m.Artifact.Name, "err", err)
+				}
 			case protocol.TypeDone:
 				out.Done = true
 				if enc != nil {
@@ -353,7 +364,7 @@ loop:
 		case <-exited:
 			// Let the reader deliver what the guest wrote before it went away.
 			if !readerEOF {
-				drainMessages(msgs, &out, planned, seen, time.Second)
+				drainMessages(msgs, &out, planned, seen, arts, time.Second)
 			}
 			break loop
 		}
@@ -382,6 +393,7 @@ loop:
 		}
 	}
 	stopReader()
+	out.Artifacts = arts.saved
 	_ = ctlL.Close()
 	_ = conL.Close()
 	wg.Wait()
@@ -427,7 +439,7 @@ func orClosed(c chan qmpEvent) chan qmpEvent {
 }
 
 // drainMessages collects results still in flight after QEMU exited.
-func drainMessages(msgs <-chan guestMsg, out *vmOutcome, planned, seen map[string]bool, wait time.Duration) {
+func drainMessages(msgs <-chan guestMsg, out *vmOutcome, planned func(string) bool, seen map[string]bool, arts *artifactSaver, wait time.Duration) {
 	deadline := time.After(wait)
 	for {
 		select {
@@ -437,9 +449,13 @@ func drainMessages(msgs <-chan guestMsg, out *vmOutcome, planned, seen map[strin
 			}
 			switch gm.m.Type {
 			case protocol.TypeResult:
-				if r := *gm.m.Result; planned[r.Check] && !seen[r.Check] {
+				if r := *gm.m.Result; planned(r.Check) && !seen[r.Check] && len(out.Results) < maxGuestResults {
 					seen[r.Check] = true
 					out.Results = append(out.Results, r)
+				}
+			case protocol.TypeArtifact:
+				if planned(gm.m.Artifact.Check) {
+					_ = arts.save(gm.m.Artifact)
 				}
 			case protocol.TypeDone:
 				out.Done = true
