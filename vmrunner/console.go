@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Console limits: a kernel that floods its console must not exhaust the
@@ -115,6 +117,21 @@ func (c *console) hasKind(kind string) bool {
 	return false
 }
 
+// contains reports whether a line kept in the tail contains s.
+func (c *console) contains(s string) bool { return c.line(s) != "" }
+
+// line returns the last line kept in the tail that contains s, or "".
+func (c *console) line(s string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.tail) - 1; i >= 0; i-- {
+		if strings.Contains(c.tail[i], s) {
+			return strings.TrimSpace(c.tail[i])
+		}
+	}
+	return ""
+}
+
 // Excerpt returns the last n console lines.
 func (c *console) Excerpt(n int) string {
 	c.mu.Lock()
@@ -124,4 +141,71 @@ func (c *console) Excerpt(n int) string {
 		t = t[len(t)-n:]
 	}
 	return strings.Join(t, "\n")
+}
+
+// Telnet bytes. The console chardev runs in telnet mode because that is how
+// QEMU turns "IAC BREAK" from the host into a serial break, which the guest's
+// serial driver turns into a magic SysRq (a task dump of a hung guest).
+const (
+	telnetIAC   = 0xff
+	telnetBreak = 0xf3
+	telnetWill  = 0xfb
+	telnetDont  = 0xfe
+)
+
+// telnetFilter strips telnet negotiation from what QEMU sends, keeping the
+// guest's bytes. It keeps state across reads.
+type telnetFilter struct {
+	r     io.Reader
+	state int // 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT
+}
+
+func (t *telnetFilter) Read(p []byte) (int, error) {
+	for {
+		n, err := t.r.Read(p)
+		out := 0
+		for _, b := range p[:n] {
+			switch t.state {
+			case 0:
+				if b == telnetIAC {
+					t.state = 1
+					continue
+				}
+				p[out] = b
+				out++
+			case 1:
+				switch {
+				case b == telnetIAC: // escaped 0xff
+					p[out] = b
+					out++
+					t.state = 0
+				case b >= telnetWill && b <= telnetDont:
+					t.state = 2
+				default:
+					t.state = 0
+				}
+			case 2:
+				t.state = 0
+			}
+		}
+		if out > 0 || err != nil {
+			return out, err
+		}
+	}
+}
+
+// sysrq asks the guest kernel for diagnostics through a serial break and
+// magic SysRq keys: t (all tasks), l (backtrace of active CPUs), w (blocked tasks).
+func sysrq(w io.Writer, keys string) error {
+	for _, k := range []byte(keys) {
+		if _, err := w.Write([]byte{telnetIAC, telnetBreak}); err != nil {
+			return fmt.Errorf("send break: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, err := w.Write([]byte{k}); err != nil {
+			return fmt.Errorf("send sysrq %c: %w", k, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return nil
 }

@@ -34,7 +34,7 @@ type qemuConfig struct {
 	Profile   Profile
 	QMP       string // unix socket QEMU listens on (server, wait=on)
 	Control   string // unix socket QEMU connects to for the virtio-serial port
-	Console   string // unix socket QEMU connects to for the serial console
+	Console   string // unix socket QEMU listens on for the serial console (telnet mode)
 	Append    []string
 }
 
@@ -85,11 +85,14 @@ func (c qemuConfig) args() []string {
 		"-smp", strconv.Itoa(c.CPUs),
 		"-kernel", bootImage(c),
 		"-initrd", c.Initramfs,
-		"-chardev", "socket,id=console,path=" + c.Console,
+		// Telnet mode lets the host send a serial break, hence a SysRq.
+		"-chardev", "socket,id=console,path=" + c.Console + ",server=on,wait=off,telnet=on",
 		"-serial", "chardev:console",
 		"-chardev", "socket,id=control,path=" + c.Control,
 	}
-	cmdline := []string{"panic=-1", "rdinit=/init"}
+	// sysrq_always_enabled: Debian allows only a few SysRq functions by
+	// default, not the task dumps asked for when a guest hangs.
+	cmdline := []string{"panic=-1", "rdinit=/init", "sysrq_always_enabled"}
 	switch c.Arch {
 	case kernels.ARM64:
 		a = append(a, arm64Args(c)...)

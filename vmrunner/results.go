@@ -45,6 +45,8 @@ type Record struct {
 	Console       string          `json:"console,omitempty"`   // path relative to the run directory
 	Artifacts     []string        `json:"artifacts,omitempty"` // files the check produced, relative to the run directory
 	BootMS        int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's first message
+	Attempts      int             `json:"attempts,omitempty"`  // boots it took (more than 1 after an infrastructure retry)
+	Flaky         bool            `json:"flaky,omitempty"`     // passed the infrastructure only after a retry
 }
 
 // Source identifies the kernel a record ran on.

@@ -27,6 +27,9 @@ const (
 	maxArtifacts    = 10000
 	maxArtifactSize = 256 << 20        // all artifacts of one VM together
 	byeGrace        = 10 * time.Second // how long QEMU gets to power off after "bye"
+	// checkGrace is added to a check's own timeout before the host decides
+	// the guest is stuck: the agent reports its own timeouts first.
+	checkGrace = 30 * time.Second
 )
 
 // vmSpec is one VM to boot.
@@ -142,11 +145,6 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 		return fail(KindQEMU, fmt.Errorf("listen for control port: %w", err))
 	}
 	defer ctlL.Close()
-	conL, err := net.Listen("unix", cfg.Console)
-	if err != nil {
-		return fail(KindQEMU, fmt.Errorf("listen for console: %w", err))
-	}
-	defer conL.Close()
 
 	args := cfg.args()
 	_ = os.WriteFile(filepath.Join(s.Dir, "qemu.cmdline"), []byte(shellQuote(append([]string{bin}, args...))+"\n"), 0o644)
@@ -158,8 +156,10 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	cmd := exec.Command(bin, args...)
 	stderr := &boundedBuffer{n: 64 << 10}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
-	// If vmrunner itself dies, the kernel kills QEMU.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// If vmrunner itself dies, the kernel kills QEMU. Its own process group
+	// keeps a terminal's Ctrl-C away from it: vmrunner stops it, and records
+	// the VM as interrupted rather than as a QEMU that quit.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fail(KindQEMU, fmt.Errorf("start %s: %w", filepath.Base(bin), err))
@@ -180,7 +180,6 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 			<-exited
 		}
 		_ = ctlL.Close()
-		_ = conL.Close()
 		wg.Wait()
 		_ = os.WriteFile(filepath.Join(s.Dir, "qemu.log"), []byte(stderr.String()+"\n"), 0o644)
 	}()
@@ -192,22 +191,6 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 		case <-vmCtx.Done():
 		}
 		_ = ctlL.Close()
-		_ = conL.Close()
-	}()
-
-	con := &console{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, err := conL.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		go func() { <-exited; _ = c.Close() }()
-		if err := con.capture(c, filepath.Join(s.Dir, "console.log")); err != nil && !errors.Is(err, net.ErrClosed) {
-			log.Warn("console capture", "err", err)
-		}
 	}()
 
 	msgs := make(chan guestMsg)
@@ -254,6 +237,35 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 		return fail(KindQEMU, err)
 	}
 	defer mon.close()
+
+	// The console socket exists once QMP is up; connect before the guest runs
+	// so that nothing it prints is lost.
+	con := &console{}
+	conConn, err := dialUnix(vmCtx, cfg.Console, exited)
+	if err != nil {
+		return fail(KindQEMU, fmt.Errorf("connect console: %w", err))
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer conConn.Close()
+		go func() { <-exited; _ = conConn.Close() }()
+		if err := con.capture(&telnetFilter{r: conConn}, filepath.Join(s.Dir, "console.log")); err != nil && !errors.Is(err, net.ErrClosed) {
+			log.Warn("console capture", "err", err)
+		}
+	}()
+	// diagnose asks a guest that stopped making progress for task dumps, and
+	// gives its console a moment to print them.
+	diagnosed := false
+	diagnose := func() {
+		if err := sysrq(conConn, "tlw"); err != nil {
+			log.Debug("sysrq", "err", err)
+			return
+		}
+		diagnosed = true
+		time.Sleep(2 * time.Second)
+	}
+
 	if err := mon.run("cont", 5*time.Second); err != nil {
 		return fail(KindQEMU, err)
 	}
@@ -268,6 +280,14 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	)
 	defer bootTimer.Stop()
 	planned := plannedChecks(s.Plan)
+	checkTimeouts := map[string]time.Duration{}
+	for _, c := range s.Plan.Checks {
+		checkTimeouts[c.Name] = time.Duration(c.Timeout)
+	}
+	var (
+		running    string           // the check the guest is running
+		checkTimer <-chan time.Time // fires when it overran its timeout + checkGrace
+	)
 	seen := map[string]bool{}
 	arts := &artifactSaver{dir: s.Dir}
 
@@ -278,14 +298,20 @@ loop:
 			if ctx.Err() != nil {
 				out.FailKind, out.Err = KindInterrupted, errors.New("interrupted")
 			} else {
-				out.FailKind, out.Err = KindTimeout, fmt.Errorf("VM did not finish within %s", s.Timeout)
+				out.FailKind, out.Err = KindTimeout, fmt.Errorf("VM did not finish within %s%s", s.Timeout, runningNote(running))
+				diagnose()
 			}
 			break loop
 		case <-bootTimer.C:
 			if out.Ready == nil {
 				out.FailKind, out.Err = KindBootTimeout, fmt.Errorf("no message from the guest agent within %s of QEMU start", s.BootTimeout)
+				diagnose()
 				break loop
 			}
+		case <-checkTimer:
+			out.FailKind, out.Err = KindTimeout, fmt.Errorf("check %s did not report within %s (its timeout and %s grace): the guest is stuck", running, checkTimeouts[running]+checkGrace, checkGrace)
+			diagnose()
+			break loop
 		case <-byeTimer:
 			// The guest did not power off: ask QEMU to quit.
 			_ = mon.run("quit", 2*time.Second)
@@ -331,6 +357,9 @@ loop:
 				}
 			case protocol.TypeCheckStart:
 				log.Debug("check started", "check", m.CheckStart.Check)
+				if to, ok := checkTimeouts[m.CheckStart.Check]; ok && to > 0 {
+					running, checkTimer = m.CheckStart.Check, time.After(to+checkGrace)
+				}
 			case protocol.TypeLog:
 				if len(out.Logs) < maxGuestLogs {
 					out.Logs = append(out.Logs, *m.Log)
@@ -343,6 +372,9 @@ loop:
 				}
 				seen[r.Check] = true
 				out.Results = append(out.Results, r)
+				if r.Check == running {
+					running, checkTimer = "", nil
+				}
 			case protocol.TypeArtifact:
 				if !planned(m.Artifact.Check) {
 					log.Warn("ignoring artifact for an unplanned check", "check", truncate(m.Artifact.Check, 64))
@@ -395,12 +427,20 @@ loop:
 	stopReader()
 	out.Artifacts = arts.saved
 	_ = ctlL.Close()
-	_ = conL.Close()
 	wg.Wait()
 	out.Splats = con.Splats()
+	if diagnosed && out.Err != nil && con.contains("sysrq: Show State") {
+		out.Err = fmt.Errorf("%w; task dump (SysRq t, l, w) in console.log", out.Err)
+	}
 
 	switch {
 	case out.FailKind == KindInterrupted:
+	case ctx.Err() != nil && !out.Done:
+		out.FailKind, out.Err = KindInterrupted, errors.New("interrupted")
+	case con.contains("Attempted to kill init"):
+		// PID 1 exiting panics the kernel: that is the agent's failure.
+		out.FailKind = KindAgent
+		out.Err = fmt.Errorf("the guest agent (PID 1) exited%s: %s", runningNote(running), con.line("Attempted to kill init"))
 	case panicked || con.hasKind("panic"):
 		out.FailKind = KindPanic
 		line := "guest reported a panic"
@@ -414,6 +454,9 @@ loop:
 	case out.Done:
 		out.FailKind, out.Err = "", nil
 	case out.FailKind != "":
+	case killedBySignal(waitErr) != "":
+		out.FailKind = KindQEMU
+		out.Err = fmt.Errorf("QEMU was killed from outside (%s)%s", killedBySignal(waitErr), runningNote(running))
 	case out.Ready == nil:
 		out.FailKind = KindBootTimeout
 		if exitedEarly(waitErr) {
@@ -508,4 +551,42 @@ func shellQuote(argv []string) string {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(q, " ")
+}
+
+// dialUnix connects to a unix socket QEMU is about to create, retrying until it
+// appears, ctx ends or QEMU exits.
+func dialUnix(ctx context.Context, path string, exited <-chan struct{}) (net.Conn, error) {
+	for {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-exited:
+			return nil, errors.New("QEMU exited")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// killedBySignal names the signal that ended QEMU, if one did. vmrunner's own
+// kills happen only after the outcome is decided, so this is someone else's.
+func killedBySignal(err error) string {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return ""
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ws.Signal().String()
+	}
+	return ""
+}
+
+func runningNote(check string) string {
+	if check == "" {
+		return ""
+	}
+	return " while running check " + check
 }

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestGuestFailures makes real guests fail in each way a kernel matrix can
+// (the selftest check does it from inside the VM) and checks the status,
+// error kind, message and exit code vmrunner reports, and that the other
+// check of the VM is still accounted for.
+func TestGuestFailures(t *testing.T) {
+	integration(t)
+	tests := []struct {
+		name     string
+		arches   string
+		defaults string
+		check    string
+		kind     string
+		message  string
+		console  string // must appear in console.log
+		btf      string // status of the btf check that follows
+	}{
+		{"panic x86_64 (pvpanic)", "x86_64", "", "{action: panic}", "panic", "sysrq triggered crash", "Kernel panic", "error"},
+		{"panic arm64 (console)", "arm64", "", "{action: panic}", "panic", "sysrq triggered crash", "Kernel panic", "error"},
+		{"agent exits", "x86_64", "", "{action: exit-agent}", "agent", "guest agent (PID 1) exited", "Attempted to kill init", "error"},
+		{"oversized message", "x86_64", "", "{action: flood-channel}", "protocol", "exceeds size limit", "", "error"},
+		{"garbage on the channel", "x86_64", "", "{action: garbage}", "protocol", "malformed message", "", "error"},
+		{"hung check, agent watchdog", "x86_64", "", "{action: hang, timeout: 3s}", "check", "timed out after 3s", "", "pass"},
+		{"hung VM, host watchdog", "arm64", "defaults: {timeout: 15s}", "{action: hang, timeout: 10m}", "timeout", "did not finish within 15s", "sysrq: Show State", "error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := writeFile(t, "matrix.yaml", fmt.Sprintf(`%s
+kernels:
+  - name: "6.1"
+    arch: %s
+    source: {debian: {suite: bookworm}}
+checks:
+  - selftest: %s
+  - btf
+`, tt.defaults, tt.arches, tt.check))
+			out := t.TempDir()
+			res := vmrunnerCLI(t, "run", m, "--out", out)
+			if res.code != 3 {
+				t.Errorf("exit code %d, want 3", res.code)
+			}
+			r, dir := readResults(t, out)
+			if len(r.Results) != 2 {
+				t.Fatalf("%d results, want 2: %+v", len(r.Results), r.Results)
+			}
+			st, btf := r.Results[0], r.Results[1]
+			if st.Status != "error" || st.ErrorKind != tt.kind || !strings.Contains(st.Message, tt.message) {
+				t.Errorf("selftest = %s/%s %q, want error/%s containing %q", st.Status, st.ErrorKind, st.Message, tt.kind, tt.message)
+			}
+			if btf.Status != tt.btf {
+				t.Errorf("btf after the failure = %s (%s), want %s", btf.Status, btf.Message, tt.btf)
+			}
+			if tt.console != "" {
+				b, err := os.ReadFile(filepath.Join(dir, st.Console))
+				if err != nil || !bytes.Contains(b, []byte(tt.console)) {
+					t.Errorf("console.log does not contain %q (%v)", tt.console, err)
+				}
+			}
+		})
+	}
+}
+
+// TestQEMUKilledFromOutside kills the VM's QEMU while a check runs: the VM is
+// reported as a QEMU failure, vmrunner does not hang, and no QEMU is left.
+func TestQEMUKilledFromOutside(t *testing.T) {
+	integration(t)
+	m := writeFile(t, "matrix.yaml", `
+kernels:
+  - name: "6.1"
+    arch: x86_64
+    source: {debian: {suite: bookworm}}
+checks:
+  - selftest: {action: hang, timeout: 10m}
+`)
+	out := t.TempDir()
+	cmd := exec.Command(filepath.Join(binDir, "vmrunner"), "run", m, "--out", out)
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var qemus []int
+	for deadline := time.Now().Add(2 * time.Minute); len(qemus) == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		qemus = childrenNamed(cmd.Process.Pid, "qemu-system")
+	}
+	if len(qemus) == 0 {
+		_ = cmd.Process.Kill()
+		t.Fatalf("no QEMU started; stderr:\n%s", se.String())
+	}
+	time.Sleep(3 * time.Second) // let the guest reach the hanging check
+	if err := syscall.Kill(qemus[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatal("vmrunner hung after QEMU was killed")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 3 {
+		t.Errorf("exit code %d, want 3; stderr:\n%s", code, se.String())
+	}
+	r, _ := readResults(t, out)
+	if len(r.Results) != 1 || r.Results[0].ErrorKind != "qemu" || !strings.Contains(r.Results[0].Message, "killed from outside") {
+		t.Errorf("results: %+v", r.Results)
+	}
+}

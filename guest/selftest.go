@@ -1,0 +1,76 @@
+package guest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+func init() { checks["selftest"] = checkSelftest }
+
+// rawPort is the control port, for the selftest actions that must break
+// the protocol on purpose. Agent.Run sets it.
+var rawPort struct {
+	sync.Mutex
+	w io.Writer
+}
+
+func setRawPort(w io.Writer) {
+	rawPort.Lock()
+	rawPort.w = w
+	rawPort.Unlock()
+}
+
+// checkSelftest makes the guest fail in the way params ask, so that the host's
+// handling of each failure is tested against a real kernel.
+func checkSelftest(ctx context.Context, params json.RawMessage) (Outcome, error) {
+	var p protocol.SelftestParams
+	if err := decodeParams(params, &p); err != nil {
+		return Outcome{}, err
+	}
+	if !slices.Contains(protocol.SelftestActions, p.Action) {
+		return Outcome{}, fmt.Errorf("selftest: unknown action %q", p.Action)
+	}
+	switch p.Action {
+	case "pass":
+		return Outcome{Status: protocol.StatusPass, Message: "selftest passed"}, nil
+	case "panic":
+		_ = os.WriteFile("/proc/sys/kernel/sysrq", []byte("1\n"), 0o644)
+		if err := os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0o200); err != nil {
+			return Outcome{}, fmt.Errorf("selftest: trigger crash: %w", err)
+		}
+	case "hang":
+		select {} // ignores ctx on purpose: the agent's watchdog must move on
+	case "exit-agent":
+		os.Exit(3)
+	case "flood-channel", "garbage":
+		rawPort.Lock()
+		w := rawPort.w
+		rawPort.Unlock()
+		if w == nil {
+			return Outcome{}, fmt.Errorf("selftest: no control port")
+		}
+		line := []byte("this is not a protocol message\n")
+		if p.Action == "flood-channel" {
+			line = bytes.Repeat([]byte("A"), 2*protocol.MaxMessageSize)
+		}
+		if _, err := w.Write(line); err != nil {
+			return Outcome{}, fmt.Errorf("selftest: write: %w", err)
+		}
+	}
+	// The host is expected to stop the VM; give it the time to.
+	select {
+	case <-ctx.Done():
+		return Outcome{}, ctx.Err()
+	case <-time.After(time.Minute):
+		return Outcome{Status: protocol.StatusFail, Message: "selftest: the host did not react"}, nil
+	}
+}

@@ -1,0 +1,19 @@
+package protocol
+
+// SelftestParams configures the "selftest" check, which makes the guest fail
+// in a chosen way so that vmrunner's own failure handling can be tested on
+// real kernels. It is documented, but not meant for user matrices.
+type SelftestParams struct {
+	// Action is one of SelftestActions.
+	Action string `json:"action" yaml:"action"`
+}
+
+// SelftestActions are the failures the selftest check can cause.
+var SelftestActions = []string{
+	"pass",          // report pass
+	"panic",         // crash the kernel through /proc/sysrq-trigger
+	"hang",          // block forever, ignoring the check's deadline
+	"exit-agent",    // the agent (PID 1) exits
+	"flood-channel", // write an endless line on the control port
+	"garbage",       // write a line that is not a protocol message
+}
