@@ -5,18 +5,28 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/vmrunner/vmrunner/vmrunner.Version=$(VERSION) -X github.com/vmrunner/vmrunner/guest.Version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 MATRIX    ?= matrix.yaml
+RUNFLAGS  ?=
 
-.PHONY: all build agents install-deps run test test-unit bench lint generate clean
+.PHONY: all build agents guest-tools install-deps run test test-unit bench lint generate clean
 
 all: build
 
 ## build: bin/vmrunner and the static guest agents beside it
-build: agents
+build: agents guest-tools
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner ./cmd/vmrunner
 
 agents:
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-agent-x86_64 ./cmd/vmrunner-agent
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-agent-arm64 ./cmd/vmrunner-agent
+
+# u-root's shell and a few core commands for `vmrunner repro --shell`, static,
+# in bin/vmrunner-tools-<arch>/ (vmrunner.ShellTools).
+GUEST_TOOLS := gosh ls cat dmesg mount ip
+guest-tools:
+	for t in $(GUEST_TOOLS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/vmrunner-tools-x86_64/$$t github.com/u-root/u-root/cmds/core/$$t && \
+		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/vmrunner-tools-arm64/$$t github.com/u-root/u-root/cmds/core/$$t || exit 1; \
+	done
 
 ## install-deps: QEMU for both arches and the Debian archive keyring, when missing
 install-deps:
@@ -24,7 +34,7 @@ install-deps:
 
 ## run: install what is missing, build, and run the default matrix
 run: install-deps build
-	$(BIN)/vmrunner run $(MATRIX)
+	$(BIN)/vmrunner run $(MATRIX) $(RUNFLAGS)
 
 ## test: unit tests, then the integration tier (real kernels under QEMU)
 test: install-deps build
@@ -37,6 +47,14 @@ test-unit:
 ## bench: boot-time, whole-matrix and memory figures (prints, never asserts)
 bench: install-deps build
 	$(BIN)/vmrunner bench $(MATRIX)
+
+## generate: rebuild the verifier probes in testdata/bpf (clang, llvm, libbpf-dev)
+BPF_SRC := $(wildcard testdata/bpf/*.c)
+generate: $(BPF_SRC:.c=.o)
+
+testdata/bpf/%.o: testdata/bpf/%.c
+	clang -O2 -g -target bpf -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@
+	llvm-strip -g $@
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
@@ -52,6 +53,8 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 		logger = log.New(io.Discard, "", 0)
 	}
 	enc := protocol.NewEncoder(conn)
+	setRawPort(conn)
+	defer setRawPort(nil)
 	ready := a.Ready
 	if err := enc.Send(protocol.Message{Type: protocol.TypeReady, Ready: &ready}); err != nil {
 		return fmt.Errorf("send ready: %w", err)
@@ -93,7 +96,13 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 		if err := enc.Send(protocol.Message{Type: protocol.TypeCheckStart, CheckStart: &protocol.CheckStart{Check: spec.Name}}); err != nil {
 			return fmt.Errorf("send check-start: %w", err)
 		}
-		res := a.runCheck(ctx, spec, logger)
+		res, o := a.runCheck(ctx, spec, logger)
+		if err := sendOutcome(enc, spec.Name, o); err != nil {
+			return err
+		}
+		if res.Status == "" && len(o.Sub) > 0 {
+			continue // the sub-results are the report
+		}
 		logger.Printf("check %s: %s %s (%d ms)", res.Check, res.Status, res.Message, res.DurationMS)
 		if err := sendResult(enc, res); err != nil {
 			return err
@@ -146,9 +155,31 @@ func sendResult(enc *protocol.Encoder, res protocol.Result) error {
 	return nil
 }
 
+// sendOutcome sends a check's artifacts, then its sub-results; only names
+// under the check's own are sent.
+func sendOutcome(enc *protocol.Encoder, check string, o Outcome) error {
+	for _, art := range o.Artifacts {
+		if !strings.HasPrefix(art.Check, check+"/") && art.Check != check {
+			continue
+		}
+		if err := enc.Send(protocol.Message{Type: protocol.TypeArtifact, Artifact: &art}); err != nil {
+			return fmt.Errorf("send artifact: %w", err)
+		}
+	}
+	for _, r := range o.Sub {
+		if !strings.HasPrefix(r.Check, check+"/") {
+			continue
+		}
+		if err := sendResult(enc, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // runCheck runs one check under its timeout. A check that overruns is left
 // behind: it cannot be killed, and the VM powers off soon anyway.
-func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *log.Logger) protocol.Result {
+func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *log.Logger) (protocol.Result, Outcome) {
 	start := time.Now()
 	res := protocol.Result{Check: spec.Name}
 
@@ -160,7 +191,7 @@ func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *l
 	if !ok {
 		res.Status, res.Message = protocol.StatusError, fmt.Sprintf("unknown check %q", spec.Name)
 		res.DurationMS = time.Since(start).Milliseconds()
-		return res
+		return res, Outcome{}
 	}
 
 	timeout := time.Duration(spec.Timeout)
@@ -197,6 +228,9 @@ func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *l
 	}
 
 	res.Status, res.Message = o.Status, o.Message
+	if o.Status == "" && len(o.Sub) > 0 && o.err == nil {
+		return res, o.Outcome
+	}
 	if o.err != nil {
 		res.Status, res.Message = protocol.StatusError, o.err.Error()
 	}
@@ -212,7 +246,7 @@ func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *l
 		}
 	}
 	res.DurationMS = time.Since(start).Milliseconds()
-	return res
+	return res, o.Outcome
 }
 
 func or(d, def time.Duration) time.Duration {

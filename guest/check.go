@@ -22,11 +22,19 @@ type Outcome struct {
 	Message string
 	// Details is encoded to JSON into protocol.Result.Details.
 	Details any
+	// Sub are results named "<check>/<...>", sent after the check's
+	// artifacts. A check that sets Sub and leaves Status empty reports
+	// only them.
+	Sub []protocol.Result
+	// Artifacts are files for the host to save (protocol.Artifact).
+	Artifacts []protocol.Artifact
 }
 
 // checks is the registry of checks by the name used in the plan.
 var checks = map[string]Check{
-	"btf": checkBTF,
+	"btf":      checkBTF,
+	"features": checkFeatures,
+	"verifier": checkVerifier,
 }
 
 // decodeParams decodes a check's parameters strictly into v; empty or null

@@ -47,6 +47,9 @@ func run(logger *log.Logger) error {
 	}
 
 	notes := loadModules(moduleList, logger)
+	if shellRequested("/proc/cmdline") {
+		return runShell(ctx, logger)
+	}
 
 	port, err := waitPort(ctx, "/sys", "/dev", protocol.PortName, PortTimeout)
 	if err != nil {

@@ -28,6 +28,9 @@ type Options struct {
 	Modules []string
 	// CacheDir is where archives are cached.
 	CacheDir string
+	// Extra are more files for the guest, appended as a second archive
+	// after the cached base one (see withExtra).
+	Extra []File
 }
 
 // lockRetry is how often Build retries a lock held by another builder.
@@ -37,6 +40,9 @@ const lockRetry = 50 * time.Millisecond
 // opts, building it if needed. Archives are content-addressed: the same
 // inputs always give the same path and the same bytes.
 func Build(ctx context.Context, opts Options) (string, error) {
+	if len(opts.Extra) > 0 {
+		return withExtra(ctx, opts)
+	}
 	in, err := gather(opts)
 	if err != nil {
 		return "", fmt.Errorf("build initramfs: %w", err)

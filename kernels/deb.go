@@ -28,6 +28,19 @@ type debContents struct {
 // shipped (.ko, .ko.xz, .ko.zst...). Nothing outside dir is written:
 // member names that leave it, and links, are skipped.
 func extractDeb(ctx context.Context, debPath, dir string) (debContents, error) {
+	c, err := extractDebMembers(ctx, debPath, dir)
+	if err != nil {
+		return debContents{}, err
+	}
+	if c.Vmlinuz == "" {
+		return debContents{}, fmt.Errorf("extract %s: %w: no boot/vmlinuz-* in the package", debPath, ErrNotAKernel)
+	}
+	return c, nil
+}
+
+// extractDebMembers is extractDeb for a package that may hold only part of
+// a kernel (Ubuntu splits image and modules): Vmlinuz may be "".
+func extractDebMembers(ctx context.Context, debPath, dir string) (debContents, error) {
 	d, closer, err := deb.LoadFile(debPath)
 	if err != nil {
 		return debContents{}, fmt.Errorf("open %s: %w: not a .deb: %v", debPath, ErrNotAKernel, err)
@@ -81,10 +94,7 @@ func extractDeb(ctx context.Context, debPath, dir string) (debContents, error) {
 			c.Modules = "lib/modules/" + rel
 		}
 	}
-	if c.Vmlinuz == "" {
-		return debContents{}, fmt.Errorf("extract %s: %w: no boot/vmlinuz-* in the package", debPath, ErrNotAKernel)
-	}
-	if c.Release == "" {
+	if c.Release == "" && c.Vmlinuz != "" {
 		c.Release = strings.TrimPrefix(strings.TrimPrefix(c.Vmlinuz, "boot/vmlinuz-"), "boot/vmlinux-")
 	}
 	return c, nil

@@ -19,6 +19,13 @@
 //     of suites to packages (valid 24h; used stale when the mirror is
 //     unreachable). Every file appears by rename, so a crash leaves no
 //     half-written entry, and work is serialised with Cache.Lock.
+//   - Other sources (spec.go): oci (an image pulled by platform, cached by
+//     manifest digest), ubuntu-mainline (debs verified against the
+//     directory's CHECKSUMS), deb (by URL with a required SHA-256, or local
+//     files), file (a kernel left by make) and build (make from a source
+//     tree, with the fragments of config/). They all end in the same
+//     kernels/<key>/ layout and Kernel record; Origin.Files lists their
+//     inputs with SHA-256, which a LockFile pins (lock.go).
 //   - A warm Resolve reads two small JSON files and touches no network.
 //   - Inspect identifies a kernel image by its contents, never by its name.
 package kernels

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -152,7 +153,7 @@ func TestResolveDebianStale(t *testing.T) {
 		if err != nil {
 			t.Fatalf("refresh=%v: %v", refresh, err)
 		}
-		if k2.SHA256 != k.SHA256 || k2.Origin != k.Origin {
+		if k2.SHA256 != k.SHA256 || !reflect.DeepEqual(k2.Origin, k.Origin) {
 			t.Errorf("stale resolve = %+v, want %+v", k2, k)
 		}
 	}

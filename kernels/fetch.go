@@ -28,6 +28,9 @@ var defaultClient = &http.Client{
 	},
 }
 
+// maxDownload bounds a download whose size is not known in advance.
+const maxDownload = 2 << 30
+
 // errHTTPNotFound marks a 404; callers turn it into an ErrNotFound that
 // says what was missing.
 var errHTTPNotFound = errors.New("404 not found")
@@ -96,6 +99,8 @@ func (f *fetcher) bodyError(ctx context.Context, url string, err error) error {
 // it has the expected size and SHA-256. The body goes to a temporary file
 // next to final, renamed into place once verified; on any failure the
 // temporary file is removed. The caller holds the lock guarding final.
+// A wantSize below zero means unknown: the SHA-256 alone vouches for the
+// body, bounded by maxDownload.
 func (f *fetcher) download(ctx context.Context, url, final, wantSHA string, wantSize int64) error {
 	removeStaleTemps(final)
 	start := time.Now()
@@ -111,14 +116,21 @@ func (f *fetcher) download(ctx context.Context, url, final, wantSHA string, want
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, wantSize+1))
+	limit := wantSize
+	if limit < 0 {
+		limit = maxDownload
+	}
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, limit+1))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return f.bodyError(ctx, url, err)
 	}
-	if n != wantSize {
+	if wantSize < 0 && n > limit {
+		return fmt.Errorf("download %s: larger than %d bytes", url, limit)
+	}
+	if wantSize >= 0 && n != wantSize {
 		return fmt.Errorf("download %s: %w: got %d bytes, index says %d", url, ErrChecksum, n, wantSize)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA {

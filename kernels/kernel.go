@@ -79,6 +79,19 @@ type Origin struct {
 	Version string `json:"version,omitempty"` // package version
 	Suite   string `json:"suite,omitempty"`
 	URL     string `json:"url,omitempty"`
+	// Digest is the manifest digest of an OCI image (sha256:<hex>).
+	Digest string `json:"digest,omitempty"`
+	// Files lists what the kernel was made of, each with its SHA-256:
+	// the .debs of deb and ubuntu-mainline sources, the local files of a
+	// file source. A lock pins them.
+	Files []File `json:"files,omitempty"`
+}
+
+// File is one input of a kernel: a URL or a local path, and its SHA-256.
+type File struct {
+	URL    string `json:"url,omitempty"`
+	Path   string `json:"path,omitempty"`
+	SHA256 string `json:"sha256"`
 }
 
 // Errors for callers to match with errors.Is. Bad input (the user can fix the

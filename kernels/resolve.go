@@ -22,6 +22,9 @@ type Options struct {
 	// names.
 	Refresh bool
 	Logger  *slog.Logger // nil: slog.Default()
+	// Pin, when set, is what a lock file recorded for this kernel and arch:
+	// the source resolves to exactly that (see ResolvePinned).
+	Pin *Origin
 }
 
 // Resolve turns a matrix source into a cached, bootable Kernel for arch.
@@ -52,10 +55,22 @@ func Resolve(ctx context.Context, name string, spec Spec, arch Arch, opts Option
 		err error
 	)
 	switch {
+	case opts.Pin != nil:
+		k, err = resolvePinned(ctx, spec, *opts.Pin, arch, opts)
 	case spec.Debian != nil:
 		k, err = resolveDebian(ctx, *spec.Debian, arch, opts)
+	case spec.OCI != "":
+		k, err = resolveOCI(ctx, spec.OCI, arch, opts)
+	case spec.Mainline != nil:
+		k, err = resolveMainline(ctx, *spec.Mainline, arch, opts)
+	case spec.Deb != nil:
+		k, err = resolveDeb(ctx, *spec.Deb, arch, opts)
+	case spec.File != nil:
+		k, err = resolveFile(ctx, *spec.File, arch, opts)
+	case spec.Build != nil:
+		k, err = resolveBuild(ctx, *spec.Build, arch, opts)
 	default:
-		err = fmt.Errorf("%w: no source (want debian)", ErrBadInput)
+		err = fmt.Errorf("%w: no source (want debian, oci, ubuntu-mainline, deb, file or build)", ErrBadInput)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("resolve kernel %q: %w", name, err)

@@ -1,8 +1,78 @@
 package kernels
 
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"gopkg.in/yaml.v3"
+)
+
 // Spec is the `source:` of a kernel in matrix.yaml. Exactly one field is set.
 type Spec struct {
 	Debian *DebianSpec `yaml:"debian" json:"debian,omitempty"`
+	// OCI is an image reference: ghcr.io/cilium/ci-kernels:6.1, or pinned
+	// with @sha256:<hex>.
+	OCI string `yaml:"oci" json:"oci,omitempty"`
+	// Mainline is an Ubuntu mainline build: "v6.5" or {version, url}.
+	Mainline *MainlineSpec `yaml:"ubuntu-mainline" json:"ubuntu-mainline,omitempty"`
+	// Deb is one or more kernel .debs by URL or local file.
+	Deb *DebSpec `yaml:"deb" json:"deb,omitempty"`
+	// File is a kernel built by hand: the image, modules and config.
+	File *FileSpec `yaml:"file" json:"file,omitempty"`
+	// Build builds a kernel from a source tree.
+	Build *BuildSpec `yaml:"build" json:"build,omitempty"`
+}
+
+// Kind names the kind of source that is set, as spelled in matrix.yaml.
+func (s Spec) Kind() string {
+	switch {
+	case s.Debian != nil:
+		return "debian"
+	case s.OCI != "":
+		return "oci"
+	case s.Mainline != nil:
+		return "ubuntu-mainline"
+	case s.Deb != nil:
+		return "deb"
+	case s.File != nil:
+		return "file"
+	case s.Build != nil:
+		return "build"
+	}
+	return ""
+}
+
+// Rebase makes the relative paths of local sources relative to dir, the
+// directory of the matrix file.
+func (s *Spec) Rebase(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	if s.Deb != nil {
+		abs(&s.Deb.File)
+		for i := range s.Deb.Files {
+			abs(&s.Deb.Files[i])
+		}
+	}
+	if s.File != nil {
+		abs(&s.File.Kernel)
+		abs(&s.File.Modules)
+		abs(&s.File.Config)
+	}
+	if s.Build != nil {
+		abs(&s.Build.Tree)
+		for i, f := range s.Build.Config {
+			// A bare name is a fragment shipped with vmrunner.
+			if strings.ContainsRune(f, '/') || strings.HasSuffix(f, ".config") {
+				abs(&s.Build.Config[i])
+			}
+		}
+	}
 }
 
 // DebianSpec selects the newest linux-image of a Debian suite.
@@ -19,3 +89,111 @@ type DebianSpec struct {
 
 // DefaultMirror is the official Debian mirror.
 const DefaultMirror = "http://deb.debian.org/debian"
+
+// MainlineSpec selects a build of kernel.ubuntu.com/mainline. In
+// matrix.yaml it is either the version alone, `ubuntu-mainline: v6.5`, or
+// a mapping `{version: v6.5, url: http://mirror/mainline}`.
+type MainlineSpec struct {
+	// Version is the directory name on the server: v6.5, v5.15.120.
+	Version string `json:"version"`
+	// URL is the root holding the version directories; default
+	// DefaultMainlineURL.
+	URL string `json:"url,omitempty"`
+}
+
+// DefaultMainlineURL is where Ubuntu publishes mainline kernel builds.
+const DefaultMainlineURL = "https://kernel.ubuntu.com/mainline"
+
+// UnmarshalYAML accepts a version scalar or a {version, url} mapping.
+func (m *MainlineSpec) UnmarshalYAML(n *yaml.Node) error {
+	const want = "expected a version like v6.5 or {version: v6.5, url: URL}"
+	switch n.Kind {
+	case yaml.ScalarNode:
+		m.Version = n.Value
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("%s: %s: expected a string", want, k.Value)
+			}
+			switch k.Value {
+			case "version":
+				m.Version = v.Value
+			case "url":
+				m.URL = v.Value
+			default:
+				return fmt.Errorf("unknown key %q; allowed keys: version, url", k.Value)
+			}
+		}
+	default:
+		return fmt.Errorf("%s", want)
+	}
+	if !validMainlineVersion(m.Version) {
+		return fmt.Errorf("%s, got %q", want, m.Version)
+	}
+	if m.URL != "" && !strings.HasPrefix(m.URL, "http://") && !strings.HasPrefix(m.URL, "https://") {
+		return fmt.Errorf("url: expected an http(s) URL, got %q", m.URL)
+	}
+	return nil
+}
+
+// DebSpec is a kernel shipped as .deb files: the image package and,
+// optionally, a separate modules package.
+type DebSpec struct {
+	// URL and SHA256 fetch one .deb; the checksum is required.
+	URL    string `yaml:"url" json:"url,omitempty"`
+	SHA256 string `yaml:"sha256" json:"sha256,omitempty"`
+	// URLs and SHA256s fetch several (image and modules), pairwise.
+	URLs    []string `yaml:"urls" json:"urls,omitempty"`
+	SHA256s []string `yaml:"sha256s" json:"sha256s,omitempty"`
+	// File and Files are local .debs, relative to the matrix file.
+	File  string   `yaml:"file" json:"file,omitempty"`
+	Files []string `yaml:"files" json:"files,omitempty"`
+}
+
+// FileSpec is a kernel on local disk, as left by `make`: paths relative to
+// the matrix file.
+type FileSpec struct {
+	Kernel  string `yaml:"kernel" json:"kernel"`             // bzImage, Image(.gz) or vmlinux
+	Modules string `yaml:"modules" json:"modules,omitempty"` // lib/modules/<release>
+	Config  string `yaml:"config" json:"config,omitempty"`   // .config
+}
+
+// BuildSpec builds a kernel from a source tree.
+type BuildSpec struct {
+	Tree string `yaml:"tree" json:"tree"`
+	// Config lists config fragments merged onto defconfig: names of the
+	// fragments in kernels/config (bpf, virtio, ...) or paths.
+	Config []string `yaml:"config" json:"config,omitempty"`
+	// Arch is the target; default the arch being resolved.
+	Arch string `yaml:"arch" json:"arch,omitempty"`
+}
+
+// Validate checks what a matrix parser can check in a source without
+// touching the network or the disk.
+func (s Spec) Validate() error {
+	switch {
+	case s.OCI != "":
+		if _, err := name.ParseReference(s.OCI); err != nil {
+			return fmt.Errorf("oci: %v; expected a reference like ghcr.io/cilium/ci-kernels:6.1", err)
+		}
+	case s.Deb != nil:
+		if _, err := s.Deb.items(); err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), ErrBadInput.Error()+": "))
+		}
+	case s.File != nil:
+		if s.File.Kernel == "" {
+			return errors.New("file: missing kernel: the bzImage, Image or vmlinux make built")
+		}
+	case s.Build != nil:
+		if s.Build.Tree == "" {
+			return errors.New("build: missing tree: a Linux source directory")
+		}
+		if s.Build.Arch != "" {
+			if _, err := ParseArch(s.Build.Arch); err != nil {
+				return fmt.Errorf("build.arch: %v", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,12 +1,14 @@
 #!/bin/sh
 # Installs what vmrunner needs from the distribution's packages, when missing:
-# QEMU for x86_64 and arm64 guests, and the Debian archive keyring used to
-# verify the mirror's Release signatures. Needs root or sudo for apt-get.
+# QEMU for x86_64 and arm64 guests, the Debian archive keyring used to
+# verify the mirror's Release signatures, and tmux for the shell test. Needs root or sudo for apt-get.
 set -eu
 missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
 command -v qemu-system-aarch64 >/dev/null 2>&1 || missing="$missing qemu-system-arm"
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing="$missing debian-archive-keyring"
+# tmux drives the interactive `vmrunner repro --shell` in the integration tests.
+command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 [ -z "$missing" ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
 	echo "install-deps: please install:$missing (this script knows only apt-get)" >&2

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -26,7 +27,9 @@ import (
 // yaml tags) and sent to the guest as its JSON encoding. Adding a check is
 // one line here. The key "timeout" is reserved: it is the check's timeout.
 var checkParams = map[string]reflect.Type{
-	"btf": reflect.TypeFor[protocol.BTFParams](),
+	"btf":      reflect.TypeFor[protocol.BTFParams](),
+	"features": reflect.TypeFor[featuresParams](),
+	"verifier": reflect.TypeFor[verifierParams](),
 }
 
 // Defaults applied when matrix.yaml does not say otherwise.
@@ -108,6 +111,8 @@ type Check struct {
 	// Timeout is the "timeout" given among the parameters, or else
 	// Defaults.CheckTimeout. It is never part of Params.
 	Timeout time.Duration
+	// Files are host files the check needs in the guest (verifier objects).
+	Files []GuestFile
 }
 
 // Target is one VM to run: a kernel on one architecture.
@@ -459,6 +464,10 @@ func (p *matrixParser) source(n *yaml.Node, spec *kernels.Spec, path string) {
 		}
 		p.debian(deb, cmp.Or(spec.Debian, &kernels.DebianSpec{}), path+".debian")
 	}
+	if err := spec.Validate(); err != nil {
+		p.errorf(src, "%s.%v", path, err)
+	}
+	spec.Rebase(filepath.Dir(p.file)) // local paths are relative to the matrix file
 }
 
 // oneKind reports a source mapping that does not have exactly one of kinds
@@ -557,6 +566,11 @@ func (p *matrixParser) check(n *yaml.Node, path string, timeout time.Duration) (
 	}
 	c := Check{Name: name.Value, Timeout: timeout}
 	if isNullNode(params) {
+		if r, ok := reflect.New(typ).Interface().(paramsResolver); ok {
+			env := &paramsEnv{dir: filepath.Dir(p.file), path: joinPath(path, name.Value), p: p}
+			r.resolve(env, name)
+			c.Files = env.files
+		}
 		return c, name, true
 	}
 
@@ -578,6 +592,11 @@ func (p *matrixParser) check(n *yaml.Node, path string, timeout time.Duration) (
 
 	if d := time.Duration(v.Field(1).Interface().(yamlDuration)); d != 0 {
 		c.Timeout = d
+	}
+	if r, ok := v.Field(0).Addr().Interface().(paramsResolver); ok {
+		env := &paramsEnv{dir: filepath.Dir(p.file), path: path, p: p}
+		r.resolve(env, params)
+		c.Files = env.files
 	}
 	if slices.ContainsFunc(yamlKeys(params), func(k string) bool { return k != "timeout" }) {
 		js, err := json.Marshal(v.Field(0).Interface())

@@ -44,8 +44,8 @@ func TestDefaultMatrix(t *testing.T) {
 		t.Errorf("targets: got %v, want %v", got, wantTargets)
 	}
 
-	if len(m.Checks) != 1 {
-		t.Fatalf("checks: got %d, want 1", len(m.Checks))
+	if len(m.Checks) != 3 {
+		t.Fatalf("checks: got %d, want 3 (btf, features, verifier)", len(m.Checks))
 	}
 	c := m.Checks[0]
 	if c.Name != "btf" || c.Timeout != 5*time.Minute {
@@ -165,7 +165,7 @@ func TestParseMatrixErrors(t *testing.T) {
 		{"top-level key", "kernel: []\n" + checks, "1:1", []string{`unknown key "kernel"`, `did you mean "kernels"?`, "allowed keys: defaults, kernels, checks"}},
 		{"defaults key", "defaults: {mem: 1G}\n" + kernel + checks, "1:12", []string{`defaults: unknown key "mem"`, "allowed keys: memory, cpus, timeout, check_timeout"}},
 		{"kernel key typo", "kernels:\n  - name: k\n    sourc: {debian: {suite: bookworm}}\n" + checks, "3:5", []string{`kernels[0]: unknown key "sourc"`, `did you mean "source"?`, "allowed keys: name, arch, source, memory, cpus"}},
-		{"source kind", "kernels: [{name: k, source: {oci: x}}]\n" + checks, "1:30", []string{`kernels[0].source: unknown key "oci"`, "allowed keys: debian"}},
+		{"source kind", "kernels: [{name: k, source: {docker: x}}]\n" + checks, "1:30", []string{`kernels[0].source: unknown key "docker"`, "allowed keys: debian, oci, ubuntu-mainline, deb, file, build"}},
 		{"debian key", "kernels: [{name: k, source: {debian: {suit: bookworm}}}]\n" + checks, "1:39", []string{`unknown key "suit"`, `did you mean "suite"?`, "allowed keys: suite, mirror, flavour"}},
 		{"check param", kernel + "checks:\n  - btf: {requires: [x]}\n", "3:11", []string{`checks[0].btf: unknown key "requires"`, `did you mean "require"?`, "allowed keys: require, timeout"}},
 		{"duplicate key", "defaults:\n  cpus: 1\n  cpus: 2\n" + kernel + checks, "3:3", []string{`duplicate key "cpus"`, "first at line 2"}},
@@ -214,7 +214,7 @@ func TestParseMatrixErrors(t *testing.T) {
 		{"no checks", kernel, "1:1", []string{"missing checks"}},
 		{"empty checks", kernel + "checks: []\n", "2:9", []string{"checks: expected at least one check", "known checks: btf"}},
 		{"unknown check", kernel + "checks:\n  - bft\n", "3:5", []string{`checks[0]: unknown check "bft"`, `did you mean "btf"?`, "known checks: btf"}},
-		{"unknown check with params", kernel + "checks:\n  - verifier: {objects: [x.o]}\n", "3:5", []string{`unknown check "verifier"`, "known checks: btf"}},
+		{"unknown check with params", kernel + "checks:\n  - frobnicate: {objects: [x.o]}\n", "3:5", []string{`unknown check "frobnicate"`, "known checks: btf"}},
 		{"params not indented", kernel + "checks:\n  - btf:\n    require: [x]\n", "3:5", []string{"checks[0]: expected one check per list item", "got keys btf, require", "indent"}},
 		{"duplicate check", kernel + "checks: [btf, btf]\n", "2:15", []string{`checks[1]: duplicate check "btf"`, "first at line 2"}},
 		{"null check", kernel + "checks:\n  -\n", "3:4", []string{"checks[0]: expected a check name", "got nothing"}},
@@ -273,7 +273,7 @@ checks: [bft]
 		`m.yaml:2:18: defaults.cpus: expected a number of CPUs from 1 to 64, got "two"`,
 		`m.yaml:4:11: kernels[0].name: "a/b" is not usable as a directory name; use letters, digits, '.', '_' and '-'`,
 		`m.yaml:5:12: kernels[0].arch: unknown arch "sparc" (want x86_64 or arm64)`,
-		`m.yaml:7:10: checks[0]: unknown check "bft" (did you mean "btf"?); known checks: btf`,
+		`m.yaml:7:10: checks[0]: unknown check "bft" (did you mean "btf"?); known checks: ` + strings.Join(knownChecks(), ", "),
 	}
 	if err == nil {
 		t.Fatal("no error")

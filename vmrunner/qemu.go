@@ -36,6 +36,10 @@ type qemuConfig struct {
 	Control   string // unix socket QEMU connects to for the virtio-serial port
 	Console   string // unix socket QEMU listens on for the serial console (telnet mode)
 	Append    []string
+	// Shell puts the serial console on QEMU's stdio (the user's terminal)
+	// and tells the agent to run a shell there (repro --shell); the
+	// control port goes nowhere.
+	Shell bool
 }
 
 // QEMUBinary returns the qemu-system binary name for arch.
@@ -90,6 +94,9 @@ func (c qemuConfig) args() []string {
 		"-serial", "chardev:console",
 		"-chardev", "socket,id=control,path=" + c.Control,
 	}
+	if c.Shell {
+		a = shellChardevs(a, c)
+	}
 	// sysrq_always_enabled: Debian allows only a few SysRq functions by
 	// default, not the task dumps asked for when a guest hangs.
 	cmdline := []string{"panic=-1", "rdinit=/init", "sysrq_always_enabled"}
@@ -103,6 +110,9 @@ func (c qemuConfig) args() []string {
 		cmdline = append(cmdline, x86Cmdline(c)...)
 	}
 	a = append(a, "-device", "virtserialport,bus=vser.0,chardev=control,name="+protocol.PortName)
+	if c.Shell {
+		cmdline = append(cmdline, ShellCmdlineFlag)
+	}
 	cmdline = append(cmdline, c.Append...)
 	a = append(a, "-append", strings.Join(cmdline, " "))
 	return a

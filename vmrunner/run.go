@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -33,9 +34,14 @@ type Options struct {
 	Refresh  bool   // re-read mirror indexes instead of using cached resolutions
 	Profile  Profile
 	Append   []string // extra kernel command line words
-	Log      *slog.Logger
+	// Retries is how many times a VM is booted again after an
+	// infrastructure failure (QEMU failing to start, boot timeout).
+	Retries int
+	Log     *slog.Logger
 	// Progress, when set, is told when each VM starts and ends.
 	Progress func(t Target, phase string, recs []Record)
+
+	lock *kernels.LockFile // the matrix's lock file, read by Run
 }
 
 // Result is the outcome of a run.
@@ -76,6 +82,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	cache, err := openCache(&opts)
 	if err != nil {
+		return nil, err
+	}
+	if opts.lock, err = LoadLock(opts.Matrix, opts.Log); err != nil {
 		return nil, err
 	}
 	targets := opts.Matrix.Targets()
@@ -159,7 +168,8 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 	if opts.Progress != nil {
 		opts.Progress(t, "kernel", nil)
 	}
-	k, err := kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{Cache: cache, Refresh: opts.Refresh, Logger: log})
+	k, err := kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{Cache: cache, Refresh: opts.Refresh, Logger: log,
+		Pin: opts.lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source)})
 	if err != nil {
 		kind := KindKernel
 		if errors.Is(err, kernels.ErrBadInput) {
@@ -178,7 +188,7 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 	if opts.Progress != nil {
 		opts.Progress(t, "initramfs", nil)
 	}
-	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir})
+	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir, Extra: extraFiles(opts.Matrix)})
 	if err != nil {
 		return failAll(KindInitramfs, fmt.Errorf("build initramfs: %w", err))
 	}
@@ -196,11 +206,23 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 	if cpus == 0 {
 		cpus = opts.Matrix.Defaults.CPUs
 	}
-	out := runVM(ctx, vmSpec{
+	spec := vmSpec{
 		Target: t, Kernel: k, Initramfs: initrd, Plan: plan, Accel: accel, Profile: opts.Profile,
 		MemoryMiB: mem, CPUs: cpus, Dir: dir, BootTimeout: BootTimeout(accel),
 		Timeout: opts.Matrix.Defaults.Timeout, Append: opts.Append, Log: log,
-	})
+	}
+	var out vmOutcome
+	for attempt := 1; ; attempt++ {
+		out = runVM(ctx, spec)
+		base.Attempts = attempt
+		if !retryable(out) || attempt > opts.Retries || ctx.Err() != nil {
+			break
+		}
+		log.Warn("infrastructure failure, retrying", "attempt", attempt, "kind", out.FailKind, "err", out.Err)
+		// Keep the failed attempt's console for the post-mortem.
+		_ = os.Rename(filepath.Join(dir, "console.log"), filepath.Join(dir, fmt.Sprintf("console.attempt%d.log", attempt)))
+	}
+	base.Flaky = base.Attempts > 1 && out.FailKind == ""
 	base.Console = t.Dirname() + "/console.log"
 	base.Splats = out.Splats
 	base.BootMS = out.Boot.Milliseconds()
@@ -249,6 +271,20 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 		return recs, out.Err
 	}
 	return recs, nil
+}
+
+// retryable reports whether a VM failed in a way that says nothing about the
+// kernel under test: QEMU not starting, or no sign of life before the boot
+// watchdog. Check failures, panics and hangs of running checks are never
+// retried: they are results.
+func retryable(out vmOutcome) bool {
+	switch out.FailKind {
+	case KindBootTimeout:
+		return true
+	case KindQEMU:
+		return out.Ready == nil
+	}
+	return false
 }
 
 // buildPlan turns the matrix checks into the plan sent to every guest.

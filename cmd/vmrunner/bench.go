@@ -27,7 +27,7 @@ It prints figures and asserts nothing.`,
 			if len(args) == 1 {
 				path = args[0]
 			}
-			log, err := newLogger(f.logLevel)
+			log, err := newLogger(f.logLevel, nil)
 			if err != nil {
 				return err
 			}

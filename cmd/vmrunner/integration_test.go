@@ -157,7 +157,9 @@ func TestDefaultMatrix(t *testing.T) {
 	integration(t)
 	out := t.TempDir()
 	start := time.Now()
-	res := vmrunnerCLI(t, "run", "../../matrix.yaml", "--out", out)
+	// The features and verifier checks of the default matrix have their own
+	// test, TestDefaultMatrixProbes.
+	res := vmrunnerCLI(t, "run", "../../matrix.yaml", "--check", "btf", "--out", out)
 	t.Logf("default matrix wall time: %s", time.Since(start).Round(time.Millisecond))
 	if res.code != 0 {
 		t.Fatalf("exit code %d, want 0", res.code)
@@ -374,8 +376,9 @@ checks: [btf]
 // records the unfinished VMs as interrupted and leaves no QEMU behind.
 func TestInterrupt(t *testing.T) {
 	integration(t)
-	out := t.TempDir()
-	cmd := exec.Command(filepath.Join(binDir, "vmrunner"), "run", "../../matrix.yaml", "--kernel", "6.1", "--out", out)
+	out, tmp := t.TempDir(), t.TempDir()
+	cmd := exec.Command(filepath.Join(binDir, "vmrunner"), "run", "../../matrix.yaml", "--kernel", "6.1", "--check", "btf", "--out", out)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var se bytes.Buffer
 	cmd.Stderr = &se
 	if err := cmd.Start(); err != nil {
@@ -392,6 +395,7 @@ func TestInterrupt(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatalf("no QEMU started; stderr:\n%s", se.String())
 	}
+	time.Sleep(700 * time.Millisecond) // the guest is booting
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
@@ -404,6 +408,9 @@ func TestInterrupt(t *testing.T) {
 		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
 			t.Errorf("QEMU pid %d survived the interrupt", pid)
 		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("temporary files left behind: %v", left)
 	}
 	r, _ := readResults(t, out)
 	interrupted := 0

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
@@ -23,7 +24,10 @@ type runFlags struct {
 	cacheDir string
 	refresh  bool
 	appendKC []string
+	retries  int
 	logLevel string
+	junit    string
+	html     string
 }
 
 func newRunCmd() *cobra.Command {
@@ -33,7 +37,8 @@ func newRunCmd() *cobra.Command {
 		Short: "Boot every kernel × arch of a matrix and run its checks",
 		Long: `Boot every kernel × arch of the matrix (default ./matrix.yaml) in parallel,
 run the checks inside each VM, print a summary table and write
-<out>/<run-id>/results.json, one console.log per VM and <out>/latest.
+<out>/<run-id>/results.json, report.html, one console.log per VM and
+<out>/latest.
 
 ` + exitCodesHelp,
 		Args: cobra.MaximumNArgs(1),
@@ -56,13 +61,15 @@ run the checks inside each VM, print a summary table and write
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
 	fl.BoolVar(&f.refresh, "refresh", false, "re-read mirror indexes instead of using resolutions cached for 24h")
 	fl.StringArrayVar(&f.appendKC, "append", nil, "extra kernel command line word, e.g. --append nokaslr (repeatable)")
+	fl.IntVar(&f.retries, "retries", 1, "boot a VM again this many times after an infrastructure failure (QEMU start, boot timeout); the result says flaky")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringVar(&f.junit, "junit", "", "also write the results as JUnit XML to FILE")
+	fl.StringVar(&f.html, "html", "", "also write the HTML report to FILE (report.html is always written in the run directory)")
 	return cmd
 }
 
 func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
-	log, err := newLogger(f.logLevel)
-	if err != nil {
+	if _, err := newLogger(f.logLevel, nil); err != nil {
 		return err
 	}
 	accel, err := vmrunner.ParseAccel(f.accel)
@@ -85,19 +92,18 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
-	out := cmd.ErrOrStderr()
+	if err := checkOutputFiles(f.junit, f.html); err != nil {
+		return err
+	}
 	start := time.Now()
+	prog := newProgress(cmd.ErrOrStderr(), m.Targets())
+	log, _ := newLogger(f.logLevel, prog.out)
 	res, err := vmrunner.Run(cmd.Context(), vmrunner.Options{
 		Matrix: m, OutDir: f.out, Parallel: f.parallel, Accel: accel, AgentDir: f.agentDir,
-		CacheDir: f.cacheDir, Refresh: f.refresh, Append: f.appendKC, Log: log,
-		Progress: func(t vmrunner.Target, phase string, recs []vmrunner.Record) {
-			if phase != "done" {
-				fmt.Fprintf(out, "%-16s %s (%s)\n", t.Label(), phase, time.Since(start).Round(100*time.Millisecond))
-				return
-			}
-			fmt.Fprintf(out, "%-16s done: %s (%s)\n", t.Label(), tally(recs), time.Since(start).Round(100*time.Millisecond))
-		},
+		CacheDir: f.cacheDir, Refresh: f.refresh, Append: f.appendKC, Retries: f.retries, Log: log,
+		Progress: prog.update,
 	})
+	prog.wait()
 	if err != nil {
 		return err
 	}
@@ -106,6 +112,12 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "results: %s (%s)\n", filepath.Join(res.Dir, "results.json"), time.Since(start).Round(100*time.Millisecond))
+	if err := writeReports(report.Run{Report: res.Report, Dir: res.Dir}, f.junit, f.html, true, cmd.OutOrStdout()); err != nil {
+		if res.ExitCode == 0 {
+			return &exitError{code: vmrunner.ExitInfra, err: err}
+		}
+		fmt.Fprintf(os.Stderr, "vmrunner: %v\n", err)
+	}
 	if res.Err != nil {
 		fmt.Fprintf(os.Stderr, "\n%v\n", res.Err)
 	}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+func newLockCmd() *cobra.Command {
+	var (
+		cacheDir, logLevel string
+		refresh            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "lock [matrix.yaml]",
+		Short: "Resolve every kernel of a matrix and pin it in matrix.lock",
+		Long: `Resolve every kernel × arch of the matrix (downloading what is missing) and write
+<matrix>.lock next to it: the Debian package, version, .deb URL and SHA-256; the OCI
+manifest digest; the Ubuntu mainline and deb URLs with their SHA-256; the SHA-256 of
+local files. vmrunner run then boots exactly these kernels, and warns when the matrix
+changed since the lock was written.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(logLevel, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			path := matrixArg(args)
+			m, err := vmrunner.LoadMatrix(path)
+			if err != nil {
+				return err
+			}
+			lock, err := vmrunner.Lock(cmd.Context(), m, cacheDir, refresh, log)
+			if err != nil {
+				return kernelError(err)
+			}
+			out := kernels.LockPath(path)
+			if err := lock.Write(out); err != nil {
+				return err
+			}
+			for _, k := range lock.Kernels {
+				fmt.Fprintf(cmd.OutOrStdout(), "%-20s %-28s %s\n", k.Name+"/"+string(k.Arch), k.Release, describeOrigin(k.Pin))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d kernels)\n", out, len(lock.Kernels))
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cacheDir, "cache-dir", "", "kernel cache (default: $VMRUNNER_CACHE or the user cache dir)")
+	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.BoolVar(&refresh, "refresh", false, "re-read mirror indexes and tags instead of using cached resolutions")
+	return cmd
+}

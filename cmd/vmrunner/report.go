@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmrunner/vmrunner/report"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+func newReportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Show or compare past runs",
+		Long: `Read past runs: a RUN is a run directory (results/<run-id>, results/latest)
+or its results.json.`,
+	}
+	cmd.AddCommand(newReportShowCmd(), newReportCompareCmd(), newReportWriteCmd(), newReportFeaturesCmd())
+	return cmd
+}
+
+func newReportShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show [RUN]",
+		Short: "Print the summary table of a past run (default results/latest)",
+		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := filepath.Join("results", "latest")
+			if len(args) == 1 {
+				path = args[0]
+			}
+			run, err := loadRun(path)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "run %s  accel %s  host %s\n\n", run.Run.ID, run.Run.Accel, run.Run.Host)
+			return vmrunner.WriteSummary(w, run.Report)
+		},
+	}
+}
+
+func newReportCompareCmd() *cobra.Command {
+	var (
+		threshold string
+		timings   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "compare OLD NEW",
+		Short: "Compare two runs: verdict changes, records added or removed, figures that moved",
+		Long: `Compare two runs record by record (kernel, arch, check): verdicts that changed,
+records added or removed, kernels rebuilt, and numbers in the records' details
+that moved more than --threshold (flattened: details.types,
+details.workload.p99_ms). Record durations and boot times are compared only
+with --timings: they are noisy.
+
+A regression is a verdict that got worse (pass < skip < fail < error), or a
+figure known to be better lower (p99_ms, cpu_percent, duration_ms, …) or
+higher (throughput, observed, …) that moved beyond the threshold the bad way.
+Other figures (counts such as details.types) are reported, never failed.
+
+Exit codes:
+  0  no regression
+  1  a regression
+  2  bad input: a RUN that cannot be read, a bad --threshold`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			th, err := report.ParseThreshold(threshold)
+			if err != nil {
+				return usagef("--threshold: %v", err)
+			}
+			old, err := loadRun(args[0])
+			if err != nil {
+				return err
+			}
+			cur, err := loadRun(args[1])
+			if err != nil {
+				return err
+			}
+			c := report.Compare(old.Report, cur.Report, report.CompareOptions{Threshold: th, Timings: timings})
+			if err := c.Write(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			if n := c.Regressions(); n > 0 {
+				return &exitError{code: vmrunner.ExitFail, err: fmt.Errorf("%d regression(s) from %s to %s", n, args[0], args[1])}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&threshold, "threshold", "5%", "report figures that moved more than this")
+	cmd.Flags().BoolVar(&timings, "timings", false, "also compare duration_ms and boot_ms")
+	return cmd
+}
+
+func newReportWriteCmd() *cobra.Command {
+	var junit, html string
+	cmd := &cobra.Command{
+		Use:   "write RUN [--junit FILE] [--html FILE]",
+		Short: "Write the JUnit XML or HTML report of a past run",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if junit == "" && html == "" {
+				return usagef("report write: give --junit FILE and/or --html FILE")
+			}
+			if err := checkOutputFiles(junit, html); err != nil {
+				return err
+			}
+			run, err := loadRun(args[0])
+			if err != nil {
+				return err
+			}
+			return writeReports(run, junit, html, false, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&junit, "junit", "", "write JUnit XML to FILE")
+	cmd.Flags().StringVar(&html, "html", "", "write the HTML report to FILE")
+	return cmd
+}
+
+// loadRun reads a run; anything wrong with it is bad input (exit 2).
+func loadRun(path string) (report.Run, error) {
+	run, err := report.Load(path)
+	if err != nil {
+		return run, usageError{fmt.Errorf("%w (want a run directory or its results.json)", err)}
+	}
+	if len(run.Results) == 0 {
+		return run, usagef("%s: the run has no results", path)
+	}
+	return run, nil
+}
+
+// checkOutputFiles refuses, before any VM boots, report files that could not
+// be written.
+func checkOutputFiles(paths ...string) error {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		fi, err := os.Stat(filepath.Dir(p))
+		if err != nil || !fi.IsDir() {
+			return usagef("%s: directory %s does not exist (create it first)", p, filepath.Dir(p))
+		}
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return usagef("%s is a directory: give a file name", p)
+		}
+	}
+	return nil
+}
+
+// writeReports writes the run's reports: report.html in the run directory
+// when inRunDir, --junit and --html files, and under GitHub Actions the
+// annotations (on w) and the job summary.
+func writeReports(run report.Run, junit, html string, inRunDir bool, w io.Writer) error {
+	var errs []error
+	if inRunDir {
+		errs = append(errs, report.WriteHTMLFile(filepath.Join(run.Dir, report.HTMLName), run))
+	}
+	if html != "" {
+		errs = append(errs, report.WriteHTMLFile(html, run))
+	}
+	if junit != "" {
+		errs = append(errs, report.WriteJUnitFile(junit, run))
+	}
+	errs = append(errs, report.GitHub(os.Getenv, w, run))
+	return errors.Join(errs...)
+}
+
+// usageArgs makes a wrong number of arguments bad input (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usagef("%s: %v (usage: %s)", cmd.CommandPath(), err, cmd.UseLine())
+		}
+		return nil
+	}
+}

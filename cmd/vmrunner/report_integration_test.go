@@ -1,0 +1,191 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestReportsFromRealRuns boots one real VM twice (Debian 6.1 on x86_64):
+// the first run writes --junit and --html, both runs compare clean, and a
+// copy of the second with its verdict flipped compares as a regression.
+func TestReportsFromRealRuns(t *testing.T) {
+	integration(t)
+	out := t.TempDir()
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	page := filepath.Join(t.TempDir(), "report.html")
+	res := vmrunnerCLIEnv(t, []string{"GITHUB_ACTIONS="}, "run", "../../matrix.yaml", "--kernel", "6.1", "--arch", "x86_64",
+		"--out", out, "--junit", junit, "--html", page)
+	r, dir1 := readResults(t, out)
+	if res.code != r.Run.ExitCode || res.code > 1 {
+		t.Fatalf("exit code %d (results.json says %d), want 0 or 1", res.code, r.Run.ExitCode)
+	}
+	want := map[string]string{} // check → status
+	btf := -1
+	for i, rec := range r.Results {
+		want[rec.Check] = rec.Status
+		if rec.Check == "btf" {
+			btf = i
+		}
+	}
+	if btf < 0 || r.Results[btf].Status != "pass" {
+		t.Fatalf("no passing btf record: %+v", r.Results)
+	}
+	rec := r.Results[btf]
+	arts := artifactsOf(t, dir1)
+
+	// JUnit: one suite for the VM, with the kernel's identity, one case per
+	// record with the record's outcome.
+	b, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Tests  int `xml:"tests,attr"`
+		Suites []struct {
+			Name       string `xml:"name,attr"`
+			Tests      int    `xml:"tests,attr"`
+			Properties []struct {
+				Name  string `xml:"name,attr"`
+				Value string `xml:"value,attr"`
+			} `xml:"properties>property"`
+			Cases []struct {
+				Classname string    `xml:"classname,attr"`
+				Name      string    `xml:"name,attr"`
+				Time      string    `xml:"time,attr"`
+				Failure   *struct{} `xml:"failure"`
+				Error     *struct{} `xml:"error"`
+				Skipped   *struct{} `xml:"skipped"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("parse %s: %v", junit, err)
+	}
+	if doc.Tests != len(r.Results) || len(doc.Suites) != 1 || doc.Suites[0].Name != "6.1/x86_64" || len(doc.Suites[0].Cases) != len(r.Results) {
+		t.Fatalf("junit does not hold one suite with %d cases:\n%s", len(r.Results), b)
+	}
+	s := doc.Suites[0]
+	props := map[string]string{}
+	for _, p := range s.Properties {
+		props[p.Name] = p.Value
+	}
+	if props["kernel_release"] != rec.KernelRelease || props["source_sha256"] != rec.Source.SHA256 || props["source_package"] != rec.Source.Package {
+		t.Errorf("junit properties %v do not name the kernel of results.json (%s, %s)", props, rec.KernelRelease, rec.Source.Package)
+	}
+	for _, c := range s.Cases {
+		got := "pass"
+		switch {
+		case c.Failure != nil:
+			got = "fail"
+		case c.Error != nil:
+			got = "error"
+		case c.Skipped != nil:
+			got = "skip"
+		}
+		if c.Classname != "6.1/x86_64" || got != want[c.Name] {
+			t.Errorf("junit testcase %s %s: %s, results.json says %q", c.Classname, c.Name, got, want[c.Name])
+		}
+	}
+
+	// HTML: report.html in the run directory and the --html copy, each with a
+	// passing btf cell, a detail per record, and links that lead to the real
+	// console log and artifacts.
+	for _, p := range []string{filepath.Join(dir1, "report.html"), page} {
+		h, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`<td class="cell st-pass" id="c\d+-0" data-status="pass" data-target="6.1/x86_64" data-check="btf"`).Match(h) {
+			t.Errorf("%s: no passing btf cell", p)
+		}
+		if n := strings.Count(string(h), `<section class="detail"`); n != len(r.Results) {
+			t.Errorf("%s: %d detail sections, want %d", p, n, len(r.Results))
+		}
+		if !strings.Contains(string(h), rec.KernelRelease) {
+			t.Errorf("%s: kernel release %s missing", p, rec.KernelRelease)
+		}
+		links := regexp.MustCompile(`<a href="([^"]+)">([^<]+)</a>`).FindAllSubmatch(h, -1)
+		seen := map[string]bool{}
+		for _, m := range links {
+			u, err := url.PathUnescape(string(m[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(filepath.Join(filepath.Dir(p), u)); err != nil || fi.Size() == 0 {
+				t.Errorf("%s: link %q does not lead to a file: %v", p, m[1], err)
+			}
+			seen[string(m[2])] = true
+		}
+		if !seen["console.log"] {
+			t.Errorf("%s: no console.log link", p)
+		}
+		for _, a := range arts {
+			if !seen[a] {
+				t.Errorf("%s: no link to artifact %s", p, a)
+			}
+		}
+	}
+
+	// A second real run compares clean with the first.
+	out2 := t.TempDir()
+	if res := vmrunnerCLI(t, "run", "../../matrix.yaml", "--kernel", "6.1", "--arch", "x86_64", "--out", out2); res.code != 0 {
+		t.Fatalf("second run: exit code %d", res.code)
+	}
+	_, dir2 := readResults(t, out2)
+	res = vmrunnerCLI(t, "report", "compare", dir1, dir2)
+	if res.code != 0 || !strings.Contains(res.stdout, "regressions: 0") {
+		t.Errorf("compare of two real runs: exit %d, want 0", res.code)
+	}
+
+	// The second run's results with its verdict flipped: a regression.
+	raw, err := os.ReadFile(filepath.Join(dir2, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doctored map[string]any
+	if err := json.Unmarshal(raw, &doctored); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range doctored["results"].([]any) {
+		if x := x.(map[string]any); x["check"] == "btf" {
+			x["status"], x["message"] = "fail", "missing BTF types: sock"
+		}
+	}
+	raw, _ = json.Marshal(doctored)
+	flipped := writeFile(t, "results.json", string(raw))
+	res = vmrunnerCLI(t, "report", "compare", dir1, flipped)
+	if res.code != 1 || !strings.Contains(res.stdout, "6.1/x86_64 btf: pass → fail  REGRESSION") {
+		t.Errorf("compare with a flipped verdict: exit %d, want 1 and the regression named", res.code)
+	}
+	if res := vmrunnerCLI(t, "report", "show", dir2); res.code != 0 || !strings.Contains(res.stdout, rec.KernelRelease) {
+		t.Errorf("report show: exit %d", res.code)
+	}
+}
+
+// artifactsOf lists the artifacts results.json names, run-relative.
+func artifactsOf(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Results []struct {
+			Artifacts []string `json:"artifacts"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, rec := range r.Results {
+		out = append(out, rec.Artifacts...)
+	}
+	return out
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+// writeRun writes a run directory holding results.json with one btf record
+// per target, of the given statuses.
+func writeRun(t *testing.T, id string, statuses map[string]protocol.Status) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), id)
+	os.MkdirAll(dir, 0o755)
+	rep := vmrunner.Report{Run: vmrunner.RunInfo{ID: id, Accel: "auto", Host: "host", Finished: true}}
+	for _, k := range []string{"5.10", "6.1"} {
+		st := statuses[k]
+		if st == "" {
+			st = protocol.StatusPass
+		}
+		rep.Results = append(rep.Results, vmrunner.Record{Kernel: k, Arch: kernels.X86_64, KernelRelease: k + ".0-1-amd64",
+			Check: "btf", Status: st, Message: "btf " + string(st), DurationMS: 800,
+			Details: json.RawMessage(`{"types":100000}`), Console: k + "-x86_64/console.log"})
+	}
+	b, _ := json.Marshal(rep)
+	os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644)
+	return dir
+}
+
+func runCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	code := exitCode(cmd.Execute())
+	return code, out.String()
+}
+
+func TestReportCommands(t *testing.T) {
+	pass := writeRun(t, "r-pass", nil)
+	fail := writeRun(t, "r-fail", map[string]protocol.Status{"6.1": protocol.StatusFail})
+	empty := filepath.Join(t.TempDir(), "results.json")
+	os.WriteFile(empty, []byte(`{"run":{"id":"x"},"results":[]}`), 0o644)
+	broken := filepath.Join(t.TempDir(), "results.json")
+	os.WriteFile(broken, []byte(`{"run":`), 0o644)
+	out := t.TempDir()
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"compare same", []string{"report", "compare", pass, filepath.Join(pass, "results.json")}, 0, []string{"no changes", "regressions: 0"}},
+		{"compare regression", []string{"report", "compare", pass, fail}, 1, []string{"6.1/x86_64 btf: pass → fail  REGRESSION", "regressions: 1"}},
+		{"compare improvement", []string{"report", "compare", fail, pass}, 0, []string{"6.1/x86_64 btf: fail → pass", "regressions: 0"}},
+		{"compare threshold", []string{"report", "compare", "--threshold", "1%", pass, pass}, 0, []string{"threshold: 1%"}},
+		{"compare bad threshold", []string{"report", "compare", "--threshold", "lots", pass, fail}, 2, nil},
+		{"compare missing", []string{"report", "compare", pass, filepath.Join(out, "nope")}, 2, nil},
+		{"compare empty", []string{"report", "compare", pass, empty}, 2, nil},
+		{"compare broken", []string{"report", "compare", pass, broken}, 2, nil},
+		{"compare one arg", []string{"report", "compare", pass}, 2, nil},
+		{"show", []string{"report", "show", fail}, 0, []string{"run r-fail", "KERNEL", "6.1.0-1-amd64", "checks: 1 pass, 1 fail, 0 error, 0 skip"}},
+		{"write nothing", []string{"report", "write", fail}, 2, nil},
+		{"write into a missing dir", []string{"report", "write", fail, "--junit", filepath.Join(out, "no", "j.xml")}, 2, nil},
+		{"write", []string{"report", "write", fail, "--junit", filepath.Join(out, "j.xml"), "--html", filepath.Join(out, "r.html")}, 0, nil},
+		// Refused before any VM boots.
+		{"run --junit into a missing dir", []string{"run", "../../matrix.yaml", "--junit", filepath.Join(out, "no", "j.xml")}, 2, nil},
+		{"run --html a directory", []string{"run", "../../matrix.yaml", "--html", out}, 2, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GITHUB_ACTIONS", "")
+			code, output := runCLI(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\n%s", code, tt.code, output)
+			}
+			for _, s := range tt.contains {
+				if !strings.Contains(output, s) {
+					t.Errorf("output lacks %q:\n%s", s, output)
+				}
+			}
+		})
+	}
+	j, err := os.ReadFile(filepath.Join(out, "j.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites struct {
+		Failures int `xml:"failures,attr"`
+		Tests    int `xml:"tests,attr"`
+	}
+	if err := xml.Unmarshal(j, &suites); err != nil || suites.Tests != 2 || suites.Failures != 1 {
+		t.Errorf("report write --junit: tests=%d failures=%d err=%v", suites.Tests, suites.Failures, err)
+	}
+	h, err := os.ReadFile(filepath.Join(out, "r.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page is beside, not in, the run directory: links lead into it.
+	rel, _ := filepath.Rel(out, fail)
+	if !strings.Contains(string(h), `href="`+rel+`/6.1-x86_64/console.log"`) {
+		t.Errorf("report write --html: console links not relative to the page (want %s/…)", rel)
+	}
+}
+
+// Under GitHub Actions, report write also annotates and writes the job summary.
+func TestReportGitHubActions(t *testing.T) {
+	fail := writeRun(t, "r-fail", map[string]protocol.Status{"6.1": protocol.StatusFail})
+	summary := filepath.Join(t.TempDir(), "summary.md")
+	t.Setenv("GITHUB_ACTIONS", "true")
+	t.Setenv("GITHUB_STEP_SUMMARY", summary)
+	code, output := runCLI(t, "report", "write", fail, "--junit", filepath.Join(t.TempDir(), "j.xml"))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, output)
+	}
+	if !strings.Contains(output, "::error title=vmrunner 6.1/x86_64 btf%3A fail::btf fail\n") {
+		t.Errorf("no annotation:\n%s", output)
+	}
+	b, _ := os.ReadFile(summary)
+	if !strings.Contains(string(b), "| btf | ✅ | ❌ |") {
+		t.Errorf("summary:\n%s", b)
+	}
+}

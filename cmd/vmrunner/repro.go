@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+type reproFlags struct {
+	matrix, kernel, arch, object, program string
+	shell                                 bool
+	out, accel, agentDir, cacheDir        string
+	logLevel                              string
+}
+
+func newReproCmd() *cobra.Command {
+	var f reproFlags
+	cmd := &cobra.Command{
+		Use:   "repro --kernel NAME --arch ARCH --object FILE [--program NAME] [--shell]",
+		Short: "Boot one kernel, load one BPF program with the full verifier log, print it",
+		Long: `Boot only the VM of one kernel of the matrix on one arch, load the program
+(or every program of the object) with the most detailed verifier log
+(instruction, branch and statistics levels), print the log on stdout as the
+kernel wrote it and save it under <out>/<run-id>/<kernel>-<arch>/verifier/.
+
+With --shell, boot the same VM with u-root's shell (gosh) and ls, cat, dmesg,
+mount and ip under /bin, the object under /vmrunner/objects/, and the console
+on this terminal; leaving the shell (exit, Ctrl-D) powers the VM off.
+
+Exit codes:
+  0  every program loaded (or the shell ended)
+  1  a program was rejected by the verifier
+  2  bad input: unknown kernel or arch, an object that is not a BPF ELF file,
+     no such program
+  3  infrastructure: QEMU, boot, timeout, panic`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRepro(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.matrix, "matrix", "matrix.yaml", "matrix file the kernel is defined in")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel name from the matrix (required)")
+	fl.StringVar(&f.arch, "arch", string(kernels.Host()), "x86_64 or arm64")
+	fl.StringVar(&f.object, "object", "", "BPF ELF object to load (required)")
+	fl.StringVar(&f.program, "program", "", "only this program of the object")
+	fl.BoolVar(&f.shell, "shell", false, "open an interactive shell in the VM instead of loading")
+	fl.StringVar(&f.out, "out", "results", "results base directory")
+	fl.StringVar(&f.accel, "accel", "auto", "auto, kvm or tcg")
+	fl.StringVar(&f.agentDir, "agent-dir", "", "directory with vmrunner-agent-<arch> (default: beside this binary, or $VMRUNNER_AGENT_DIR)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func runRepro(cmd *cobra.Command, f reproFlags) error {
+	log, err := newLogger(f.logLevel, nil)
+	if err != nil {
+		return err
+	}
+	if f.kernel == "" {
+		return usagef("--kernel is required: name a kernel of %s", f.matrix)
+	}
+	if f.object == "" && !f.shell {
+		return usagef("--object is required: the BPF object to load")
+	}
+	if f.object != "" {
+		if fi, err := os.Stat(f.object); err != nil || !fi.Mode().IsRegular() {
+			return usagef("--object %s: not a readable file", f.object)
+		}
+	}
+	arch, err := kernels.ParseArch(f.arch)
+	if err != nil {
+		return usagef("--arch: %v", err)
+	}
+	accel, err := vmrunner.ParseAccel(f.accel)
+	if err != nil {
+		return usageError{err}
+	}
+	m, err := vmrunner.LoadMatrix(f.matrix)
+	if err != nil {
+		return err
+	}
+	m, err = m.Select([]string{f.kernel}, []kernels.Arch{arch}, nil)
+	if err != nil {
+		return err
+	}
+	opts := vmrunner.Options{Matrix: m, OutDir: f.out, Parallel: 1, Accel: accel, AgentDir: f.agentDir, CacheDir: f.cacheDir, Log: log}
+
+	if f.shell {
+		err := vmrunner.Shell(cmd.Context(), vmrunner.ShellOptions{Options: opts, Object: f.object})
+		if err != nil {
+			return err
+		}
+		return nil
+	}
+
+	start := time.Now()
+	res, err := vmrunner.Repro(cmd.Context(), vmrunner.ReproOptions{Options: opts, Object: f.object, Program: f.program})
+	if err != nil {
+		return err
+	}
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	for i, r := range res.Records {
+		if res.Logs[i] != "" {
+			b, err := os.ReadFile(res.Logs[i])
+			if err != nil {
+				return &exitError{code: vmrunner.ExitInfra, err: fmt.Errorf("read verifier log: %w", err)}
+			}
+			_, _ = out.Write(b)
+		}
+		fmt.Fprintf(errOut, "%s on %s/%s: %s: %s\n", r.Check, r.Kernel, r.Arch, r.Status, r.Message)
+	}
+	fmt.Fprintf(errOut, "results: %s (%s)\n", filepath.Join(res.Dir, "results.json"), time.Since(start).Round(100*time.Millisecond))
+	if res.Err != nil {
+		fmt.Fprintf(errOut, "%v\n", res.Err)
+	}
+	if res.ExitCode != 0 {
+		return &exitError{code: res.ExitCode}
+	}
+	return nil
+}

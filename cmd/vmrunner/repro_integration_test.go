@@ -1,0 +1,139 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRepro loads single programs of the shipped probes on one VM and checks
+// the exit code and the verifier log printed on stdout.
+func TestRepro(t *testing.T) {
+	integration(t)
+	out := t.TempDir()
+	for _, tc := range []struct {
+		name, kernel, arch, program string
+		code                        int
+		stdout                      []string
+	}{
+		// The rejecting instruction and the verifier's reason.
+		{"rejected", "6.12", "arm64", "rejected_stack_oob", 1, []string{"0: (79) r0 = *(u64 *)(r10 +8)", "invalid read from stack R10 off=8 size=8", "processed 1 insns"}},
+		// bpf_loop's callback is a BPF_PSEUDO_FUNC, unknown before 5.13.
+		{"too old", "5.10", "x86_64", "uses_bpf_loop", 1, []string{"number of funcs in func_info doesn't match number of subprogs"}},
+		// Loaded: the full instruction-level log, down to the statistics.
+		{"loaded", "6.1", "x86_64", "uses_bpf_loop", 0, []string{"call bpf_loop#181", "processed 20 insns"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := vmrunnerCLI(t, "repro", "--matrix", "../../matrix.yaml", "--kernel", tc.kernel, "--arch", tc.arch,
+				"--object", "../../testdata/bpf/probes.o", "--program", tc.program, "--out", out)
+			if res.code != tc.code {
+				t.Errorf("exit code %d, want %d", res.code, tc.code)
+			}
+			for _, want := range tc.stdout {
+				if !strings.Contains(res.stdout, want) {
+					t.Errorf("stdout does not contain %q", want)
+				}
+			}
+			if !strings.Contains(res.stderr, "verifier/probes/"+tc.program+" on "+tc.kernel+"/"+tc.arch) {
+				t.Errorf("stderr does not name the result")
+			}
+		})
+	}
+
+	// The log is saved under the run directory too.
+	logs, _ := filepath.Glob(filepath.Join(out, "*", "6.12-arm64", "verifier", "probes", "rejected_stack_oob.log"))
+	if len(logs) != 1 {
+		t.Errorf("saved logs: %v", logs)
+	}
+
+	for _, args := range [][]string{
+		{"--object", "../../testdata/bpf/probes.c"},
+		{"--object", "../../testdata/bpf/probes.o", "--program", "nope"},
+		{"--object", "../../testdata/bpf/missing.o"},
+		{"--object", "../../testdata/bpf/probes.o", "--kernel", "4.2"},
+	} {
+		res := vmrunnerCLI(t, append([]string{"repro", "--matrix", "../../matrix.yaml", "--kernel", "6.1", "--arch", "x86_64", "--out", out}, args...)...)
+		if res.code != 2 || strings.Count(strings.TrimSpace(res.stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d with %q, want 2 and one line", args, res.code, res.stderr)
+		}
+	}
+}
+
+// TestReproShell drives `vmrunner repro --shell` in a tmux pane: a command
+// typed into the guest's shell prints its output, and leaving the shell
+// ends the VM and vmrunner.
+func TestReproShell(t *testing.T) {
+	integration(t)
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatal("tmux not installed: run `make install-deps`")
+	}
+	toolsDir := filepath.Join(binDir, "vmrunner-tools-x86_64")
+	for _, tool := range []string{"gosh", "ls", "cat", "dmesg", "mount", "ip"} {
+		if _, err := os.Stat(filepath.Join(toolsDir, tool)); err == nil {
+			continue
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(toolsDir, tool), "github.com/u-root/u-root/cmds/core/"+tool)
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", tool, err, out)
+		}
+	}
+
+	session := "vmrunner-shell-test"
+	done := filepath.Join(t.TempDir(), "exit-code")
+	tmux := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("tmux", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	_ = exec.Command("tmux", "kill-session", "-t", session).Run()
+	shell := strings.Join([]string{filepath.Join(binDir, "vmrunner"), "repro", "--matrix", "../../matrix.yaml", "--kernel", "6.1",
+		"--arch", "x86_64", "--object", "../../testdata/bpf/probes.o", "--shell", "--out", t.TempDir()}, " ")
+	tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", shell+"; echo $? > "+done+"; sleep 600")
+	t.Cleanup(func() { _ = exec.Command("tmux", "kill-session", "-t", session).Run() })
+
+	waitPane := func(want string) string {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			pane := tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", session)
+			if strings.Contains(pane, want) {
+				return pane
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the pane:\n%s", want, pane)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitPane("leave it (exit or Ctrl-D) to power the VM off")
+	time.Sleep(time.Second) // the line editor draws its prompt
+	tmux("send-keys", "-t", session, "echo hello-$((6*7)); cat /proc/version; ls /vmrunner/objects", "Enter")
+	for _, want := range []string{"hello-42", "Linux version 6.1.", "probes.o"} {
+		waitPane(want)
+	}
+	tmux("send-keys", "-t", session, "exit", "Enter")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, err := os.ReadFile(done)
+		if err == nil && strings.TrimSpace(string(b)) != "" {
+			if code := strings.TrimSpace(string(b)); code != "0" {
+				t.Errorf("vmrunner repro --shell exited %s, want 0", code)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vmrunner did not exit after the shell did:\n%s", tmux("capture-pane", "-p", "-t", session))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(waitPane("reboot: Power down"), "shell exited") {
+		t.Error("the agent did not report the shell's exit")
+	}
+}

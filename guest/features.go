@@ -1,0 +1,177 @@
+package guest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
+
+	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// prober answers feature probes; features.go uses cilium/ebpf's features
+// package, tests a table.
+type prober interface {
+	programType(ebpf.ProgramType) error
+	mapType(ebpf.MapType) error
+	helper(ebpf.ProgramType, asm.BuiltinFunc) error
+}
+
+type kernelProber struct{}
+
+func (kernelProber) programType(t ebpf.ProgramType) error { return features.HaveProgramType(t) }
+func (kernelProber) mapType(t ebpf.MapType) error         { return features.HaveMapType(t) }
+func (kernelProber) helper(t ebpf.ProgramType, h asm.BuiltinFunc) error {
+	return features.HaveProgramHelper(t, h)
+}
+
+// featuresEnv is what the features check runs against.
+type featuresEnv struct {
+	Release string
+	Machine string
+	Configs []string
+	Probe   prober
+}
+
+// checkFeatures is the "features" check: probe program types, map types and
+// helper × program type pairs, and compare each outcome with the upstream
+// release that added the feature (bpfprobe.Features). It fails when a
+// feature is missing from a kernel at or past that release (and built with
+// the feature's config option); features present earlier are backports,
+// reported in the details.
+func checkFeatures(ctx context.Context, params json.RawMessage) (Outcome, error) {
+	if err := removeMemlock(); err != nil {
+		return Outcome{}, err
+	}
+	release, machine := uname()
+	env := featuresEnv{Release: release, Machine: machine, Configs: defaultBTFEnv().Configs, Probe: kernelProber{}}
+	return env.check(ctx, params)
+}
+
+func (env featuresEnv) check(ctx context.Context, params json.RawMessage) (Outcome, error) {
+	var p protocol.FeaturesParams
+	if err := decodeParams(params, &p); err != nil {
+		return Outcome{}, err
+	}
+	v, err := bpfprobe.ParseRelease(env.Release)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("kernel version: %w", err)
+	}
+	cfg, _, err := readKconfig(env.Configs)
+	if err != nil {
+		cfg = nil // unknown config: judge on the version alone
+	}
+
+	programs, err := featureList(bpfprobe.KindProgram, p.Programs)
+	if err != nil {
+		return Outcome{}, err
+	}
+	maps, err := featureList(bpfprobe.KindMap, p.Maps)
+	if err != nil {
+		return Outcome{}, err
+	}
+	helpers, err := featureList(bpfprobe.KindHelper, p.Helpers)
+	if err != nil {
+		return Outcome{}, err
+	}
+
+	d := &protocol.FeaturesDetails{Kernel: v.String(), Missing: []string{}, Backports: []string{}}
+	record := func(f bpfprobe.Feature, progType string, err error) {
+		r := protocol.FeatureResult{Feature: f.ID(), Program: progType, Since: f.SinceOn(env.Machine)}
+		var supported *bool
+		switch {
+		case err == nil:
+			r.Status, supported = "supported", new(true)
+			d.Supported++
+		case errors.Is(err, ebpf.ErrNotSupported),
+			// "func bpf_get_func_ip#173 not supported for program type 5":
+			// the kernel has the helper, not for this program type.
+			progType != "" && errors.Is(err, unix.EOPNOTSUPP):
+			r.Status, supported = "unsupported", new(false)
+			d.Unsupported++
+		default:
+			r.Status, r.Error = "error", truncateText(err.Error(), 256)
+			d.Errors++
+		}
+		r.Verdict = string(bpfprobe.Judge(f, progType, supported, v, env.Machine, cfg))
+		name := f.ID()
+		if progType != "" {
+			name += "@" + progType
+		}
+		switch bpfprobe.Verdict(r.Verdict) {
+		case bpfprobe.VerdictMissing:
+			d.Missing = append(d.Missing, name)
+		case bpfprobe.VerdictBackport:
+			d.Backports = append(d.Backports, name)
+		}
+		d.Results = append(d.Results, r)
+	}
+
+	for _, f := range programs {
+		if ctx.Err() != nil {
+			return Outcome{Details: d}, ctx.Err()
+		}
+		record(f, "", env.Probe.programType(f.Program))
+	}
+	for _, f := range maps {
+		if ctx.Err() != nil {
+			return Outcome{Details: d}, ctx.Err()
+		}
+		record(f, "", env.Probe.mapType(f.Map))
+	}
+	for _, f := range helpers {
+		for _, name := range bpfprobe.HelperProgramTypes {
+			if ctx.Err() != nil {
+				return Outcome{Details: d}, ctx.Err()
+			}
+			pt, _ := bpfprobe.Lookup(bpfprobe.KindProgram, name)
+			record(f, name, env.Probe.helper(pt.Program, f.Helper))
+		}
+	}
+
+	o := Outcome{Details: d, Status: protocol.StatusPass}
+	o.Message = fmt.Sprintf("%d supported, %d unsupported, %d probe errors", d.Supported, d.Unsupported, d.Errors)
+	if len(d.Backports) > 0 {
+		o.Message += fmt.Sprintf(", %d backported", len(d.Backports))
+	}
+	if len(d.Missing) > 0 {
+		o.Status = protocol.StatusFail
+		o.Message = fmt.Sprintf("unsupported on %s although upstream has them: %s", v, strings.Join(d.Missing, ", "))
+	}
+	return o, nil
+}
+
+// featureList returns the features of kind named in names: none given or
+// "all" mean all of them, "none" none.
+func featureList(kind bpfprobe.Kind, names []string) ([]bpfprobe.Feature, error) {
+	switch {
+	case len(names) == 0 || slices.Equal(names, []string{"all"}):
+		names = bpfprobe.Names(kind)
+	case slices.Equal(names, []string{"none"}):
+		return nil, nil
+	}
+	var fs []bpfprobe.Feature
+	for _, n := range names {
+		f, ok := bpfprobe.Lookup(kind, n)
+		if !ok {
+			return nil, fmt.Errorf("unknown %s %q", kind, n)
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+func truncateText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,20 @@
+package guest
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// removeMemlock lifts RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF
+// maps and programs to. Not cilium/ebpf's rlimit package: its init function
+// creates a map to detect memcg accounting, which runs before the agent has
+// mounted /proc, and cilium/ebpf then caches the failed BPF token lookup
+// for every later BPF call of the process.
+func removeMemlock() error {
+	inf := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf); err != nil {
+		return fmt.Errorf("remove memlock limit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,329 @@
+package kernels
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The `build:` source: a kernel built from a source tree with make.
+//
+// defconfig is made in a build directory of the cache (out-of-tree, O=, so
+// the tree is not touched and rebuilds are incremental), the fragments are
+// appended and `make olddefconfig` settles the dependencies. An option a
+// fragment asks for that did not stick is an error naming it: Kconfig drops
+// options silently when a dependency is missing. The kernel is cached by
+// tree path, kernel version, arch and final .config; --refresh runs make
+// again (incrementally) to pick up source edits.
+
+//go:embed config/*.config
+var configFragments embed.FS
+
+// DefaultFragments are the fragments of a build: source without config:.
+var DefaultFragments = []string{"bpf", "btf", "kprobes", "virtio", "9p", "pvpanic"}
+
+// Fragments lists the names of the shipped config fragments.
+func Fragments() []string {
+	entries, _ := fs.ReadDir(configFragments, "config")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".config"))
+	}
+	return names
+}
+
+// fragment reads a shipped fragment by name or a fragment file by path.
+func fragment(name string) ([]byte, error) {
+	if filepath.IsAbs(name) {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: build.config: %v", ErrNotFound, err)
+		}
+		return data, nil
+	}
+	data, err := configFragments.ReadFile("config/" + name + ".config")
+	if err != nil {
+		return nil, fmt.Errorf("%w: build.config: no fragment %q; shipped fragments: %s (or give a path)", ErrNotFound, name, strings.Join(Fragments(), ", "))
+	}
+	return data, nil
+}
+
+// configOption is one line of a fragment: CONFIG_X=value, or value "n"
+// for "# CONFIG_X is not set".
+type configOption struct{ name, value string }
+
+// parseConfig reads the options of a .config or fragment.
+func parseConfig(data []byte) []configOption {
+	var opts []configOption
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if rest, ok := strings.CutPrefix(line, "# CONFIG_"); ok {
+			if name, ok := strings.CutSuffix(rest, " is not set"); ok {
+				opts = append(opts, configOption{"CONFIG_" + name, "n"})
+			}
+			continue
+		}
+		if name, value, ok := strings.Cut(line, "="); ok && strings.HasPrefix(name, "CONFIG_") {
+			opts = append(opts, configOption{name, value})
+		}
+	}
+	return opts
+}
+
+// kernelArch is the ARCH= of make, and the image make leaves.
+func kernelArch(a Arch) (karch, image, cross string) {
+	if a == ARM64 {
+		return "arm64", "arch/arm64/boot/Image", "aarch64-linux-gnu-"
+	}
+	return "x86", "arch/x86/boot/bzImage", "x86_64-linux-gnu-"
+}
+
+// resolveBuild resolves a build: source.
+func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) (*Kernel, error) {
+	if spec.Arch != "" {
+		a, err := ParseArch(spec.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("%w: build.arch: %v", ErrBadInput, err)
+		}
+		if a != arch {
+			return nil, fmt.Errorf("%w: build.arch is %s but the kernel is listed for %s; set the kernel's arch: to %s", ErrBadInput, a, arch, a)
+		}
+	}
+	tree, err := filepath.Abs(spec.Tree)
+	if err != nil || spec.Tree == "" {
+		return nil, fmt.Errorf("%w: build: missing tree (a Linux source directory)", ErrBadInput)
+	}
+	for _, p := range []string{"Makefile", "Kconfig", "scripts/kconfig", "arch/x86", "arch/arm64"} {
+		if _, err := os.Stat(filepath.Join(tree, p)); err != nil {
+			return nil, fmt.Errorf("%w: build.tree %s is not a Linux source tree (no %s)", ErrBadInput, tree, p)
+		}
+	}
+	names := spec.Config
+	if len(names) == 0 {
+		names = DefaultFragments
+	}
+	names = append(slices.Clone(names), string(arch))
+	var frags []byte
+	for _, n := range names {
+		data, err := fragment(n)
+		if err != nil {
+			return nil, err
+		}
+		frags = append(append(frags, data...), '\n')
+	}
+
+	karch, image, cross := kernelArch(arch)
+	env := []string{"ARCH=" + karch}
+	if arch != Host() {
+		if _, err := exec.LookPath(cross + "gcc"); err != nil {
+			return nil, fmt.Errorf("build %s kernel: %s not found: apt-get install gcc-%s", arch, cross+"gcc", strings.TrimSuffix(cross, "-"))
+		}
+		env = append(env, "CROSS_COMPILE="+cross)
+	}
+	th := sha256.Sum256([]byte(tree))
+	out := filepath.Join(opts.Cache.Dir, "build", fmt.Sprintf("%x-%s", th[:8], arch))
+	unlock, err := opts.Cache.Lock(ctx, "build-"+filepath.Base(out))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("build kernel: %w", err)
+	}
+	b := &builder{tree: tree, out: out, env: env, log: opts.Logger}
+
+	if err := b.make(ctx, "defconfig"); err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(out, ".config")
+	def, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("build kernel: %w", err)
+	}
+	if err := os.WriteFile(cfgPath, append(append(def, '\n'), frags...), 0o644); err != nil {
+		return nil, fmt.Errorf("build kernel: %w", err)
+	}
+	if err := b.make(ctx, "olddefconfig"); err != nil {
+		return nil, err
+	}
+	final, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("build kernel: %w", err)
+	}
+	if err := checkStuck(tree, parseConfig(frags), final); err != nil {
+		return nil, err
+	}
+	release, err := b.output(ctx, "-s", "kernelrelease")
+	if err != nil {
+		return nil, err
+	}
+	release = strings.TrimSpace(release)
+
+	h := sha256.New()
+	fmt.Fprintf(h, "build\n%s\n%s\n%s\n", tree, release, arch)
+	h.Write(final)
+	key := hex.EncodeToString(h.Sum(nil))
+	origin := Origin{Type: "build", Version: release, Files: []File{{Path: tree, SHA256: key}}}
+	if !opts.Refresh {
+		if k, err := opts.Cache.loadKernel(key); err == nil {
+			k.Origin = origin
+			return k, nil
+		}
+	}
+	jobs := strconv.Itoa(runtime.NumCPU())
+	start := time.Now()
+	opts.Logger.Info("building kernel", "tree", tree, "arch", arch, "release", release, "dir", out)
+	if err := b.make(ctx, "-j"+jobs, filepath.Base(image), "modules"); err != nil {
+		return nil, err
+	}
+	opts.Logger.Info("kernel built", "duration", time.Since(start).Round(time.Second))
+	// The temporary directory of prepareKernel is only known inside fill:
+	// modules are installed straight into it.
+	if err := os.RemoveAll(opts.Cache.kernelDir(key)); err != nil {
+		return nil, fmt.Errorf("build kernel: %w", err)
+	}
+	return opts.Cache.prepareKernel(ctx, key, "build of "+tree, arch, origin, opts.Logger, func(tmp string) (debContents, error) {
+		c := debContents{Vmlinuz: "boot/vmlinuz", Config: "boot/config", Release: release}
+		if err := copyFile(filepath.Join(out, image), filepath.Join(tmp, c.Vmlinuz)); err != nil {
+			return c, err
+		}
+		if err := copyFile(cfgPath, filepath.Join(tmp, c.Config)); err != nil {
+			return c, err
+		}
+		if err := b.make(ctx, "INSTALL_MOD_PATH="+tmp, "INSTALL_MOD_STRIP=1", "DEPMOD=/sbin/depmod", "modules_install"); err != nil {
+			return c, err
+		}
+		mods := filepath.Join("lib", "modules", release)
+		if _, err := os.Stat(filepath.Join(tmp, mods)); err == nil {
+			c.Modules = mods
+			for _, l := range []string{"build", "source"} {
+				os.Remove(filepath.Join(tmp, mods, l)) // links back into the tree
+			}
+		}
+		return c, nil
+	})
+}
+
+// checkStuck reports the options of the fragments that the final .config
+// does not have, skipping options the tree's Kconfig does not define.
+func checkStuck(tree string, want []configOption, final []byte) error {
+	have := make(map[string]string)
+	for _, o := range parseConfig(final) {
+		have[o.name] = o.value
+	}
+	known, err := kconfigSymbols(tree)
+	if err != nil {
+		return err
+	}
+	var lost []string
+	for _, o := range want {
+		if !known[strings.TrimPrefix(o.name, "CONFIG_")] {
+			continue
+		}
+		got, ok := have[o.name]
+		if !ok {
+			got = "n"
+		}
+		if got != o.value {
+			lost = append(lost, fmt.Sprintf("%s=%s (got %s)", o.name, o.value, got))
+		}
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("%w: config options did not stick after make olddefconfig: %s; a dependency is missing or the option cannot be set: check with make menuconfig",
+			ErrBadInput, strings.Join(lost, ", "))
+	}
+	return nil
+}
+
+// kconfigSymbols lists the symbols the Kconfig files of tree define.
+func kconfigSymbols(tree string) (map[string]bool, error) {
+	syms := make(map[string]bool)
+	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "Documentation") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), "Kconfig") {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && (f[0] == "config" || f[0] == "menuconfig") {
+				syms[f[1]] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read Kconfig of %s: %w", tree, err)
+	}
+	return syms, nil
+}
+
+// builder runs make on a tree, out of tree.
+type builder struct {
+	tree, out string
+	env       []string
+	log       *slog.Logger
+}
+
+func (b *builder) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "make", append([]string{"-C", b.tree, "O=" + b.out}, args...)...)
+	cmd.Env = append(os.Environ(), b.env...)
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// make runs a target; a failure shows the end of make's output, whole in
+// <out>/build.log.
+func (b *builder) make(ctx context.Context, args ...string) error {
+	cmd := b.cmd(ctx, args...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	b.log.Debug("make", "args", args)
+	err := cmd.Run()
+	_ = os.WriteFile(filepath.Join(b.out, "build.log"), buf.Bytes(), 0o644)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("make %s: %w", strings.Join(args, " "), ctx.Err())
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			return fmt.Errorf("make: not found: apt-get install build-essential flex bison bc libelf-dev libssl-dev")
+		}
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		tail := strings.Join(lines[max(0, len(lines)-15):], "\n")
+		return fmt.Errorf("make %s: %w (full log: %s)\n%s", strings.Join(args, " "), err, filepath.Join(b.out, "build.log"), tail)
+	}
+	return nil
+}
+
+// output runs make and returns its standard output.
+func (b *builder) output(ctx context.Context, args ...string) (string, error) {
+	out, err := b.cmd(ctx, args...).Output()
+	if err != nil {
+		return "", fmt.Errorf("make %s: %w", strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}

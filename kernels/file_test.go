@@ -1,0 +1,84 @@
+package kernels_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/kernels/kerneltest"
+)
+
+func writeTemp(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func fetch(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestResolveFile(t *testing.T) {
+	ctx := context.Background()
+	for _, arch := range kernels.Arches {
+		t.Run(string(arch), func(t *testing.T) {
+			want := kerneltest.Debian(t, arch)
+			spec := kernels.FileSpec{Kernel: want.Image, Modules: want.Modules, Config: want.Config}
+			c := testCache(t)
+			k, err := kernels.Resolve(ctx, "f", kernels.Spec{File: &spec}, arch, kernels.Options{Cache: c, Logger: quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkKernel(t, k, want)
+			if k.Modules != want.Modules || k.Origin.Type != "file" || len(k.Origin.Files) != 3 {
+				t.Errorf("modules %s origin %+v", k.Modules, k.Origin)
+			}
+		})
+	}
+	t.Run("errors", func(t *testing.T) {
+		want := kerneltest.Debian(t, kernels.X86_64)
+		dir := t.TempDir()
+		for _, tc := range []struct {
+			name string
+			spec kernels.FileSpec
+			arch kernels.Arch
+			want error
+			msg  string
+		}{
+			{"missing kernel", kernels.FileSpec{Kernel: filepath.Join(dir, "bzImage")}, kernels.X86_64, kernels.ErrNotFound, "no such file"},
+			{"not a kernel", kernels.FileSpec{Kernel: want.Config}, kernels.X86_64, kernels.ErrNotAKernel, "found text"},
+			{"wrong arch", kernels.FileSpec{Kernel: want.Image}, kernels.ARM64, kernels.ErrWrongArch, "want arm64"},
+			{"modules not installed", kernels.FileSpec{Kernel: want.Image, Modules: dir}, kernels.X86_64, kernels.ErrNotFound, "modules_install"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c := testCache(t)
+				_, err := kernels.Resolve(ctx, "f", kernels.Spec{File: &tc.spec}, tc.arch, kernels.Options{Cache: c, Logger: quiet()})
+				if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("err = %v, want one line wrapping %v containing %q", err, tc.want, tc.msg)
+				}
+				if got := entries(t, c); len(got) != 0 {
+					t.Errorf("cache holds %v after a failure", got)
+				}
+			})
+		}
+	})
+}

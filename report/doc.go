@@ -1,0 +1,18 @@
+// Package report turns a run's results (vmrunner.Report, read from
+// results.json) into what CI systems and people read: JUnit XML (junit.go),
+// a self-contained HTML page (html.go), GitHub Actions annotations and a job
+// summary (github.go), and a comparison of two runs (compare.go).
+//
+// Promises:
+//   - Writers never fail on odd content: text from the guest (messages,
+//     details, console lines) is escaped for the format and bounded, and
+//     characters XML cannot carry are replaced.
+//   - Files named in a Report (console, artifacts) are read only inside the
+//     run directory, through an os.Root: a results.json from elsewhere cannot
+//     make a writer read outside it. A missing file is noted, not an error.
+//   - Output is deterministic: targets sorted by kernel (numerically: 5.10 <
+//     6.1 < 6.12) then arch, checks by name.
+//   - Compare's exit-code contract: a verdict that got worse, or a figure with a
+//     known direction (see Directions) that moved beyond the threshold the bad
+//     way, is a regression; other moves are reported, not failed.
+package report

@@ -1,0 +1,153 @@
+package report
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+// GitHub writes what a GitHub Actions job shows when the environment says it
+// runs in one (GITHUB_ACTIONS=true): an ::error annotation per failed or
+// errored record on w, and a Markdown summary appended to the file named by
+// GITHUB_STEP_SUMMARY. Elsewhere it does nothing. getenv is os.Getenv in
+// production.
+func GitHub(getenv func(string) string, w io.Writer, run Run) error {
+	if getenv("GITHUB_ACTIONS") != "true" {
+		return nil
+	}
+	if err := WriteAnnotations(w, run); err != nil {
+		return err
+	}
+	path := getenv("GITHUB_STEP_SUMMARY")
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("open step summary: %w", err)
+	}
+	if err := WriteStepSummary(f, run); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write step summary: %w", err)
+	}
+	return nil
+}
+
+// WriteAnnotations prints one workflow command per failed or errored record:
+//
+//	::error title=vmrunner 6.1/x86_64 btf: fail::missing BTF types: sock
+func WriteAnnotations(w io.Writer, run Run) error {
+	for _, r := range problems(run.Results) {
+		title := fmt.Sprintf("vmrunner %s %s: %s", targetOf(r), r.Check, r.Status)
+		if r.ErrorKind != "" && r.ErrorKind != vmrunner.KindCheck {
+			title += " (" + r.ErrorKind + ")"
+		}
+		msg := bound(r.Message, 4096)
+		for _, s := range r.Splats {
+			msg += "\n" + s.Kind + ": " + bound(s.Line, 512)
+		}
+		if msg == "" {
+			msg = string(r.Status)
+		}
+		if _, err := fmt.Fprintf(w, "::error title=%s::%s\n", escapeProperty(title), escapeData(msg)); err != nil {
+			return fmt.Errorf("write annotations: %w", err)
+		}
+	}
+	return nil
+}
+
+// escapeData and escapeProperty follow the workflow-commands encoding of the
+// GitHub Actions toolkit (toCommandValue / escapeData / escapeProperty).
+func escapeData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+func escapeProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+}
+
+var statusEmoji = map[protocol.Status]string{
+	protocol.StatusPass:  "✅",
+	protocol.StatusFail:  "❌",
+	protocol.StatusError: "💥",
+	protocol.StatusSkip:  "⏭️",
+}
+
+// WriteStepSummary writes a Markdown grid (a row per check, a column per
+// kernel × arch, a status emoji per cell) and the list of failures.
+func WriteStepSummary(w io.Writer, run Run) error {
+	var b strings.Builder
+	n := counts(run.Results)
+	fmt.Fprintf(&b, "## vmrunner run %s\n\n", md(run.Run.ID))
+	fmt.Fprintf(&b, "%d pass, %d fail, %d error, %d skip · accel %s · %s\n\n",
+		n[protocol.StatusPass], n[protocol.StatusFail], n[protocol.StatusError], n[protocol.StatusSkip],
+		md(string(run.Run.Accel)), (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100*time.Millisecond))
+	g := newGrid(run.Results)
+	b.WriteString("| check |")
+	for _, t := range g.Targets {
+		fmt.Fprintf(&b, " %s |", md(t.String()))
+	}
+	b.WriteString("\n|---|")
+	for range g.Targets {
+		b.WriteString(":-:|")
+	}
+	b.WriteString("\n")
+	for _, c := range g.Checks {
+		fmt.Fprintf(&b, "| %s |", md(c))
+		for _, t := range g.Targets {
+			r := g.cell(t, c)
+			switch {
+			case r == nil:
+				b.WriteString(" – |")
+			case statusEmoji[r.Status] != "":
+				fmt.Fprintf(&b, " %s |", statusEmoji[r.Status])
+			default:
+				fmt.Fprintf(&b, " %s |", md(string(r.Status)))
+			}
+		}
+		b.WriteString("\n")
+	}
+	if ps := problems(run.Results); len(ps) > 0 {
+		b.WriteString("\n### Failures\n\n")
+		for _, r := range ps {
+			kind := ""
+			if r.ErrorKind != "" {
+				kind = " (" + md(r.ErrorKind) + ")"
+			}
+			fmt.Fprintf(&b, "- %s **%s** %s: %s%s: %s\n", statusEmoji[r.Status], md(targetOf(r).String()), md(r.Check),
+				r.Status, kind, md(oneLine(r.Message, 300)))
+		}
+	}
+	b.WriteString("\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write step summary: %w", err)
+	}
+	return nil
+}
+
+// md makes guest text inert in a Markdown table cell: no HTML, no column
+// breaks, no line breaks, no code spans.
+func md(s string) string {
+	s = html.EscapeString(oneLine(s, 1<<10))
+	return strings.NewReplacer("|", `\|`, "`", "'").Replace(s)
+}
+
+func bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8ValidEnd(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}

@@ -1,0 +1,69 @@
+package report
+
+import (
+	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+// grid is the check × target view of a run shared by the HTML page and the
+// GitHub summary. A cell holds the record of that check on that target.
+type grid struct {
+	Targets []Target
+	Checks  []string
+	cells   map[Target]map[string]*vmrunner.Record
+}
+
+func newGrid(recs []vmrunner.Record) grid {
+	g := grid{Targets: targets(recs), Checks: checks(recs), cells: map[Target]map[string]*vmrunner.Record{}}
+	for i := range recs {
+		r := &recs[i]
+		t := targetOf(*r)
+		if g.cells[t] == nil {
+			g.cells[t] = map[string]*vmrunner.Record{}
+		}
+		// Two records for one cell should not happen; show the worse.
+		if old := g.cells[t][r.Check]; old == nil || severity(r.Status) > severity(old.Status) {
+			g.cells[t][r.Check] = r
+		}
+	}
+	return g
+}
+
+func (g grid) cell(t Target, check string) *vmrunner.Record { return g.cells[t][check] }
+
+// severity orders statuses from best to worst.
+func severity(s protocol.Status) int {
+	switch s {
+	case protocol.StatusPass:
+		return 0
+	case protocol.StatusSkip:
+		return 1
+	case protocol.StatusFail:
+		return 2
+	case protocol.StatusError:
+		return 3
+	}
+	return 4 // unknown: treat as worse than anything known
+}
+
+// counts tallies records by status.
+func counts(recs []vmrunner.Record) map[protocol.Status]int {
+	n := map[protocol.Status]int{}
+	for _, r := range recs {
+		n[r.Status]++
+	}
+	return n
+}
+
+// problems returns the records that failed or errored, in grid order.
+func problems(recs []vmrunner.Record) []vmrunner.Record {
+	var out []vmrunner.Record
+	for _, t := range targets(recs) {
+		for _, r := range sortedRecords(recs, t) {
+			if r.Status == protocol.StatusFail || r.Status == protocol.StatusError {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,229 @@
+package report
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+//go:embed report.html.tmpl
+var htmlSource string
+
+var htmlTemplate = template.Must(template.New("report").Parse(htmlSource))
+
+// HTMLName is the page written into every run directory.
+const HTMLName = "report.html"
+
+type htmlPage struct {
+	Run     vmrunner.RunInfo
+	Title   string
+	Started string
+	Took    string
+	Counts  map[string]int
+	Total   int
+	Columns []htmlColumn
+	Rows    []htmlRow
+	Cells   []*htmlCell // in row order, for the detail panels
+}
+
+type htmlColumn struct {
+	Target  Target
+	Release string
+	Accel   string
+	Boot    string
+}
+
+type htmlRow struct {
+	Check   string
+	Problem bool
+	Cells   []*htmlCell
+}
+
+type htmlCell struct {
+	ID        string
+	Target    Target
+	Check     string
+	Status    string // "none" when the check has no record on this target
+	Rec       *vmrunner.Record
+	Took      string
+	Boot      string
+	Details   string
+	Console   template.URL
+	Artifacts []htmlLink
+	Source    string
+	Tail      string // the console's last lines, for an error
+}
+
+type htmlLink struct {
+	Name string
+	Href template.URL
+}
+
+// WriteHTML writes the run as one self-contained page (inline CSS and JS, no
+// external assets): a grid of checks × kernel/arch coloured by status, each
+// cell opening the record's message, details, splats, boot time and links.
+// Links to console.log and artifacts are relative to linkBase, the path from
+// the page's directory to the run directory ("" for a page inside the run
+// directory, as HTMLName is).
+func WriteHTML(w io.Writer, run Run, linkBase string) error {
+	g := newGrid(run.Results)
+	n := counts(run.Results)
+	p := htmlPage{
+		Run:    run.Run,
+		Title:  "vmrunner " + run.Run.ID,
+		Took:   (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100 * time.Millisecond).String(),
+		Counts: map[string]int{},
+		Total:  len(run.Results),
+	}
+	if !run.Run.Started.IsZero() {
+		p.Started = run.Run.Started.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	for st, k := range n {
+		p.Counts[string(st)] = k
+	}
+	for _, t := range g.Targets {
+		col := htmlColumn{Target: t}
+		for _, c := range g.Checks {
+			if r := g.cell(t, c); r != nil {
+				col.Release, col.Accel = r.KernelRelease, string(r.Accel)
+				if r.BootMS > 0 {
+					col.Boot = msString(r.BootMS)
+				}
+				break
+			}
+		}
+		p.Columns = append(p.Columns, col)
+	}
+	for i, c := range g.Checks {
+		row := htmlRow{Check: c}
+		for j, t := range g.Targets {
+			cell := &htmlCell{ID: fmt.Sprintf("c%d-%d", i, j), Target: t, Check: c, Status: "none"}
+			if r := g.cell(t, c); r != nil {
+				fillCell(cell, r, linkBase)
+				if r.Status == protocol.StatusError && r.Console != "" {
+					if text, _, err := tailFile(run.Dir, r.Console, consoleLines, consoleBytes); err == nil {
+						cell.Tail = text
+					}
+				}
+				if severity(r.Status) >= severity(protocol.StatusFail) {
+					row.Problem = true
+				}
+			}
+			row.Cells = append(row.Cells, cell)
+			p.Cells = append(p.Cells, cell)
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	if err := htmlTemplate.Execute(w, p); err != nil {
+		return fmt.Errorf("write html: %w", err)
+	}
+	return nil
+}
+
+func fillCell(c *htmlCell, r *vmrunner.Record, linkBase string) {
+	c.Rec = r
+	c.Status = string(r.Status)
+	if !r.Status.Valid() {
+		c.Status = "unknown"
+	}
+	c.Took = msString(r.DurationMS)
+	if r.BootMS > 0 {
+		c.Boot = msString(r.BootMS)
+	}
+	if len(r.Details) > 0 {
+		c.Details = prettyJSON(r.Details)
+	}
+	if s := r.Source; s != nil {
+		c.Source = strings.TrimSpace(strings.Join([]string{s.Type, s.Package, s.Version}, " "))
+		if s.SHA256 != "" {
+			c.Source += " sha256:" + s.SHA256
+		}
+	}
+	c.Console = localLink(linkBase, r.Console)
+	for _, a := range r.Artifacts {
+		if href := localLink(linkBase, a); href != "" {
+			c.Artifacts = append(c.Artifacts, htmlLink{Name: a, Href: href})
+		}
+	}
+}
+
+// localLink turns a run-relative path from results.json into a relative URL,
+// or "" when it is not a plain path inside the run directory.
+func localLink(base, rel string) template.URL {
+	if rel == "" || !filepath.IsLocal(filepath.FromSlash(rel)) || strings.ContainsAny(rel, `\:`) {
+		return ""
+	}
+	u := url.URL{Path: path.Join(filepath.ToSlash(base), rel)}
+	return template.URL(u.EscapedPath()) // relative, escaped, no scheme: safe as href
+}
+
+func msString(ms int64) string {
+	return (time.Duration(ms) * time.Millisecond).Round(10 * time.Millisecond).String()
+}
+
+// WriteHTMLFile writes the page to path, with links relative to it.
+func WriteHTMLFile(path string, run Run) error {
+	base, err := linkBaseFor(path, run.Dir)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := WriteHTML(&b, run, base); err != nil {
+		return err
+	}
+	return writeFile(path, []byte(b.String()))
+}
+
+func linkBaseFor(page, runDir string) (string, error) {
+	pageDir, err := filepath.Abs(filepath.Dir(page))
+	if err != nil {
+		return "", fmt.Errorf("write html: %w", err)
+	}
+	dir, err := filepath.Abs(runDir)
+	if err != nil {
+		return "", fmt.Errorf("write html: %w", err)
+	}
+	rel, err := filepath.Rel(pageDir, dir)
+	if err != nil {
+		return dir, nil //nolint:nilerr // no relative path (another volume): link absolutely
+	}
+	if rel == "." {
+		return "", nil
+	}
+	return rel, nil
+}
+
+// writeFile writes through a temporary file so a reader never sees half a
+// report.
+func writeFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, werr)
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package vmrunner
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/vmrunner/vmrunner/kernels"
+)
+
+func TestRFD037Matrix(t *testing.T) {
+	m, err := LoadMatrix("../matrices/rfd037.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, tg := range m.Targets() {
+		src := tg.Kernel.Source
+		switch {
+		case src.Mainline != nil:
+			got["ubuntu-mainline"] = append(got["ubuntu-mainline"], src.Mainline.Version+"/"+string(tg.Arch))
+		case src.OCI != "":
+			got["oci"] = append(got["oci"], strings.TrimPrefix(src.OCI, "ghcr.io/cilium/ci-kernels:")+"/"+string(tg.Arch))
+		default:
+			t.Errorf("%s: unexpected source %+v", tg.Label(), src)
+		}
+	}
+	var wantMainline, wantOCI []string
+	for _, v := range []string{"4.18", "5.8", "5.15", "6.1", "6.5"} {
+		for _, a := range []string{"x86_64", "arm64"} {
+			wantMainline = append(wantMainline, "v"+v+"/"+a)
+			wantOCI = append(wantOCI, v+"/"+a)
+		}
+	}
+	if !reflect.DeepEqual(got["ubuntu-mainline"], wantMainline) || !reflect.DeepEqual(got["oci"], wantOCI) {
+		t.Errorf("rfd037 targets = %v, want mainline %v and oci %v", got, wantMainline, wantOCI)
+	}
+}
+
+func TestParseSources(t *testing.T) {
+	const head = "checks: [btf]\nkernels:\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       kernels.Spec
+		err        string
+	}{
+		{"oci", `  - {name: a, source: {oci: "ghcr.io/cilium/ci-kernels:6.1"}}`, kernels.Spec{OCI: "ghcr.io/cilium/ci-kernels:6.1"}, ""},
+		{"mainline short", `  - {name: a, source: {ubuntu-mainline: v6.5}}`, kernels.Spec{Mainline: &kernels.MainlineSpec{Version: "v6.5"}}, ""},
+		{"mainline url", `  - {name: a, source: {ubuntu-mainline: {version: v5.15.120, url: "http://m/mainline"}}}`,
+			kernels.Spec{Mainline: &kernels.MainlineSpec{Version: "v5.15.120", URL: "http://m/mainline"}}, ""},
+		{"deb url", `  - {name: a, source: {deb: {url: "http://x/k.deb", sha256: ` + strings.Repeat("ab", 32) + `}}}`,
+			kernels.Spec{Deb: &kernels.DebSpec{URL: "http://x/k.deb", SHA256: strings.Repeat("ab", 32)}}, ""},
+		{"deb files relative", `  - {name: a, source: {deb: {files: [img.deb, /abs/mod.deb]}}}`,
+			kernels.Spec{Deb: &kernels.DebSpec{Files: []string{"/m/img.deb", "/abs/mod.deb"}}}, ""},
+		{"file relative", `  - {name: a, source: {file: {kernel: linux/arch/x86/boot/bzImage, modules: mods/lib/modules/6.1.0, config: linux/.config}}}`,
+			kernels.Spec{File: &kernels.FileSpec{Kernel: "/m/linux/arch/x86/boot/bzImage", Modules: "/m/mods/lib/modules/6.1.0", Config: "/m/linux/.config"}}, ""},
+		{"build", `  - {name: a, source: {build: {tree: linux, config: [bpf, ./extra.config]}}}`,
+			kernels.Spec{Build: &kernels.BuildSpec{Tree: "/m/linux", Config: []string{"bpf", "/m/extra.config"}}}, ""},
+		{"mainline bad version", `  - {name: a, source: {ubuntu-mainline: "6.5"}}`, kernels.Spec{}, `m.yaml:3:41: kernels[0].source.ubuntu-mainline: expected a version like v6.5`},
+		{"mainline typo", `  - {name: a, source: {ubuntu-mainline: {version: v6.5, ulr: x}}}`, kernels.Spec{}, `unknown key "ulr"; allowed keys: version, url`},
+		{"deb without sha256", `  - {name: a, source: {deb: {url: "http://x/k.deb"}}}`, kernels.Spec{}, `m.yaml:3:23: kernels[0].source.deb: sha256 of http://x/k.deb: expected 64 hex digits`},
+		{"file without kernel", `  - {name: a, source: {file: {modules: m}}}`, kernels.Spec{}, `kernels[0].source.file: missing kernel`},
+		{"two kinds", `  - {name: a, source: {oci: x, file: {kernel: k}}}`, kernels.Spec{}, `has oci and file; expected exactly one`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseMatrix("/m/m.yaml", []byte(head+tc.yaml+"\n"))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Kernels[0].Source; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("source = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadLock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "matrix.yaml")
+	write := func(suite string) *Matrix {
+		os.WriteFile(path, []byte("checks: [btf]\nkernels:\n  - {name: a, arch: x86_64, source: {debian: {suite: "+suite+"}}}\n"), 0o644)
+		m, err := LoadMatrix(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	m := write("bookworm")
+	if l, err := LoadLock(m, log); l != nil || err != nil {
+		t.Fatalf("no lock file: %v, %v", l, err)
+	}
+
+	k := &kernels.Kernel{Name: "a", Arch: kernels.X86_64, SHA256: strings.Repeat("c", 64),
+		Origin: kernels.Origin{Type: "debian", URL: "http://deb/k.deb", Package: "linux-image-x"}}
+	if err := kernels.NewLock(m.KernelsHash(), map[string]kernels.Spec{"a": m.Kernels[0].Source}, []*kernels.Kernel{k}).Write(filepath.Join(dir, "matrix.lock")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := LoadLock(m, log)
+	if err != nil || strings.Contains(logs.String(), "stale") {
+		t.Fatalf("fresh lock: %v, logs %s", err, logs.String())
+	}
+	pin := l.Pin("a", kernels.X86_64, m.Kernels[0].Source)
+	if pin == nil || pin.Files[0].URL != "http://deb/k.deb" || pin.Files[0].SHA256 != k.SHA256 {
+		t.Fatalf("pin = %+v", pin)
+	}
+
+	m = write("trixie")
+	l, err = LoadLock(m, log)
+	if err != nil || !strings.Contains(logs.String(), "lock file is stale") {
+		t.Fatalf("stale lock: %v, logs %s", err, logs.String())
+	}
+	if p := l.Pin("a", kernels.X86_64, m.Kernels[0].Source); p != nil {
+		t.Errorf("pin of a changed source: %+v", p)
+	}
+
+	os.WriteFile(filepath.Join(dir, "matrix.lock"), []byte("{"), 0o644)
+	if _, err := LoadLock(m, log); err == nil || !strings.Contains(err.Error(), "run vmrunner lock again") {
+		t.Errorf("broken lock: %v", err)
+	}
+}

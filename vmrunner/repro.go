@@ -1,0 +1,161 @@
+package vmrunner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// ReproOptions say which program to reproduce on which VM. Options.Matrix
+// must hold exactly one target; its checks are replaced by one verifier
+// check of Object.
+type ReproOptions struct {
+	Options
+	Object  string // BPF ELF object on the host
+	Program string // optional: only this program of Object
+}
+
+// ReproResult is what the verifier said on the one VM.
+type ReproResult struct {
+	*Result
+	// Records are the verifier results, one per program.
+	Records []Record
+	// Logs are the programs' verifier logs as saved under the run
+	// directory, in Records order ("" when none was saved).
+	Logs []string
+}
+
+// Repro boots one VM and loads only the program (or every program of the
+// object) with the most detailed verifier log, even when it loads. The
+// object is checked on the host first: not an ELF BPF object, or no such
+// program, is bad input (ErrBadMatrix) and boots nothing.
+//
+// Exit codes: ExitOK when every program loaded, ExitFail when one was
+// rejected, ExitBadInput when the guest could not read the object,
+// ExitInfra when the VM did not report.
+func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
+	if n := len(opts.Matrix.Targets()); n != 1 {
+		return nil, fmt.Errorf("%w: repro boots one VM, the selection has %d", ErrBadMatrix, n)
+	}
+	spec, err := ebpf.LoadCollectionSpec(opts.Object)
+	if err != nil {
+		return nil, badInputf("read object: %v (want an ELF object built with clang -target bpf)", err)
+	}
+	var names []string
+	for name := range spec.Programs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return nil, badInputf("%s has no programs", opts.Object)
+	}
+	params := protocol.VerifierParams{
+		Objects:   []string{path.Join(GuestObjectDir, filepath.Base(opts.Object))},
+		LogAlways: true,
+	}
+	if opts.Program != "" {
+		if !slices.Contains(names, opts.Program) {
+			return nil, badInputf("no program %q in %s; it has: %s", opts.Program, opts.Object, strings.Join(names, ", "))
+		}
+		params.Programs = []string{opts.Program}
+	}
+	js, err := json.Marshal(params)
+	if err != nil {
+		return nil, err
+	}
+	m := *opts.Matrix
+	m.Checks = []Check{{
+		Name: "verifier", Params: js, Timeout: m.Defaults.CheckTimeout,
+		Files: []GuestFile{{Host: opts.Object, Guest: params.Objects[0]}},
+	}}
+	opts.Matrix = &m
+
+	res, err := Run(ctx, opts.Options)
+	if err != nil {
+		return nil, err
+	}
+	out := &ReproResult{Result: res}
+	for _, r := range res.Report.Results {
+		out.Records = append(out.Records, r)
+		log := ""
+		for _, a := range r.Artifacts {
+			if strings.HasSuffix(a, ".log") {
+				log = filepath.Join(res.Dir, a)
+			}
+		}
+		out.Logs = append(out.Logs, log)
+	}
+	out.ExitCode = reproExitCode(out.Records, ctx.Err() != nil)
+	return out, nil
+}
+
+// reproExitCode: infrastructure first, then an object the guest could not
+// load at all, then rejections.
+func reproExitCode(recs []Record, interrupted bool) int {
+	if interrupted {
+		return ExitInterrupted
+	}
+	code := ExitOK
+	for _, r := range recs {
+		var d protocol.VerifierDetails
+		_ = json.Unmarshal(r.Details, &d)
+		switch {
+		case r.Status == protocol.StatusError && r.ErrorKind != KindCheck:
+			return ExitInfra
+		case r.Status == protocol.StatusError:
+			code = ExitBadInput
+		case !d.Loaded && code == ExitOK:
+			code = ExitFail
+		}
+	}
+	if len(recs) == 0 {
+		return ExitInfra
+	}
+	return code
+}
+
+// ErrNoShellTools is returned when the guest shell binaries are missing.
+var ErrNoShellTools = errors.New("guest shell tools not found")
+
+// ShellTools are the u-root commands put under /bin for repro --shell.
+var ShellTools = []string{"gosh", "ls", "cat", "dmesg", "mount", "ip"}
+
+// ShellToolsDir is where FindShellTools looks for arch's tools: the
+// directory vmrunner-tools-<arch> beside the agents.
+func ShellToolsDir(agentDir string, a string) string {
+	return filepath.Join(agentDir, "vmrunner-tools-"+a)
+}
+
+func findShellTools(agent string, a string) ([]GuestFile, error) {
+	dir := ShellToolsDir(filepath.Dir(agent), a)
+	var files []GuestFile
+	for _, t := range ShellTools {
+		p := filepath.Join(dir, t)
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("%w: %s: run `make build` (it builds them beside the agents)", ErrNoShellTools, p)
+		}
+		files = append(files, GuestFile{Host: p, Guest: "/bin/" + t, Exec: true})
+	}
+	return files, nil
+}
+
+// badInputError is a problem with what the user gave repro; it matches
+// ErrBadMatrix (exit code 2) without saying "bad matrix".
+type badInputError struct{ msg string }
+
+func (e *badInputError) Error() string        { return e.msg }
+func (e *badInputError) Is(target error) bool { return target == ErrBadMatrix }
+
+func badInputf(format string, args ...any) error {
+	return &badInputError{fmt.Sprintf(format, args...)}
+}
