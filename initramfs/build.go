@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -49,7 +51,7 @@ func Build(ctx context.Context, opts Options) (string, error) {
 	}
 	dir := filepath.Join(opts.CacheDir, "initramfs")
 	archive := filepath.Join(dir, in.key()+".cpio")
-	if exists(archive) {
+	if intact(archive) {
 		return archive, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -67,10 +69,13 @@ func Build(ctx context.Context, opts Options) (string, error) {
 	defer func() { _ = lock.Unlock() }()
 
 	// Someone else may have built it while we waited.
-	if exists(archive) {
+	if intact(archive) {
 		return archive, nil
 	}
 	if err := writeAtomic(archive, in); err != nil {
+		return "", fmt.Errorf("build initramfs: %w", err)
+	}
+	if err := seal(archive); err != nil {
 		return "", fmt.Errorf("build initramfs: %w", err)
 	}
 	return archive, nil
@@ -171,9 +176,43 @@ func (in *inputs) key() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
+// intact reports whether the archive at path exists and still has the
+// content recorded beside it when it was written (see seal). A truncated or
+// altered cache entry is rebuilt instead of booting a kernel into "No working
+// init found". Hashing a few MB costs milliseconds.
+func intact(path string) bool {
+	want, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return false
+	}
+	got, err := fileSHA256(path)
+	return err == nil && got == strings.TrimSpace(string(want))
+}
+
+// seal records the archive's SHA256 beside it, for intact.
+func seal(path string) error {
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".sha256.tmp"
+	if err := os.WriteFile(tmp, []byte(sum+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path+".sha256")
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // writeAtomic writes the archive to a temporary file next to path and

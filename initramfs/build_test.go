@@ -239,3 +239,35 @@ func TestBuildConcurrent(t *testing.T) {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
 }
+
+// A cached archive that was truncated or altered after it was written is
+// rebuilt, not handed to QEMU.
+func TestBuildRepairsDamagedCache(t *testing.T) {
+	opts, _ := testOptions(t)
+	ctx := context.Background()
+	path, err := Build(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, damage := range []func() error{
+		func() error { return os.Truncate(path, int64(len(good)/2)) },
+		func() error { return os.WriteFile(path, append([]byte("x"), good[1:]...), 0o644) },
+		func() error { return os.Remove(path + ".sha256") },
+	} {
+		if err := damage(); err != nil {
+			t.Fatal(err)
+		}
+		again, err := Build(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(again)
+		if again != path || !bytes.Equal(got, good) {
+			t.Errorf("after damage: %s has %d bytes, want the original %d", again, len(got), len(good))
+		}
+	}
+}

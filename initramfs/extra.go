@@ -67,7 +67,7 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 		files = append(files, file{f, data})
 	}
 	archive := filepath.Join(filepath.Dir(base), "x-"+hex.EncodeToString(h.Sum(nil))+".cpio")
-	if exists(archive) {
+	if intact(archive) {
 		return archive, nil
 	}
 
@@ -77,7 +77,7 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 		return "", fmt.Errorf("build initramfs: lock %s: %w", lock.Path(), errorsOr(err, ctx.Err()))
 	}
 	defer func() { _ = lock.Unlock() }()
-	if exists(archive) {
+	if intact(archive) {
 		return archive, nil
 	}
 
@@ -119,6 +119,9 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 		return "", fmt.Errorf("build initramfs: write %s: %w", tmp.Name(), err)
 	}
 	if err := os.Rename(tmp.Name(), archive); err != nil {
+		return "", fmt.Errorf("build initramfs: %w", err)
+	}
+	if err := seal(archive); err != nil {
 		return "", fmt.Errorf("build initramfs: %w", err)
 	}
 	return archive, nil

@@ -437,6 +437,15 @@ loop:
 	case out.FailKind == KindInterrupted:
 	case ctx.Err() != nil && !out.Done:
 		out.FailKind, out.Err = KindInterrupted, errors.New("interrupted")
+	case con.contains("Initramfs unpacking failed") || con.contains("No working init found"):
+		// The kernel could not unpack or run the agent: a broken archive,
+		// or a kernel without initramfs support for its compression.
+		out.FailKind = KindInitramfs
+		line := con.line("Initramfs unpacking failed")
+		if line == "" {
+			line = con.line("No working init found")
+		}
+		out.Err = fmt.Errorf("the guest could not start the agent from its initramfs: %s", line)
 	case con.contains("Attempted to kill init"):
 		// PID 1 exiting panics the kernel: that is the agent's failure.
 		out.FailKind = KindAgent

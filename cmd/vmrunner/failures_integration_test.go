@@ -121,3 +121,66 @@ checks:
 		t.Errorf("results: %+v", r.Results)
 	}
 }
+
+// TestCorruptInputs: a kernel that is not whole and an initramfs whose init
+// cannot run are each named, and never pass.
+func TestCorruptInputs(t *testing.T) {
+	integration(t)
+	t.Run("init the kernel cannot execute", func(t *testing.T) {
+		// An "x86_64 agent" that is really the arm64 one: the kernel unpacks
+		// the initramfs but cannot execute /init.
+		agents := t.TempDir()
+		arm, err := os.ReadFile(filepath.Join(binDir, "vmrunner-agent-arm64"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(agents, "vmrunner-agent-x86_64"), arm, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		res := vmrunnerCLI(t, "run", "../../matrix.yaml", "--kernel", "6.1", "--arch", "x86_64", "--check", "btf",
+			"--agent-dir", agents, "--retries", "0", "--out", out)
+		if res.code != 3 {
+			t.Errorf("exit code %d, want 3", res.code)
+		}
+		r, _ := readResults(t, out)
+		if len(r.Results) != 1 || r.Results[0].ErrorKind != "initramfs" || !strings.Contains(r.Results[0].Message, "No working init found") {
+			t.Errorf("results: %+v", r.Results)
+		}
+	})
+	t.Run("truncated kernel image", func(t *testing.T) {
+		// Half of the real vmlinux the 6.1 VM boots, taken from its QEMU command line.
+		out := t.TempDir()
+		if res := vmrunnerCLI(t, "run", "../../matrix.yaml", "--kernel", "6.1", "--arch", "x86_64", "--check", "btf", "--out", out); res.code != 0 {
+			t.Fatalf("warm-up run: exit %d", res.code)
+		}
+		_, runDir := readResults(t, out)
+		cmdline, err := os.ReadFile(filepath.Join(runDir, "6.1-x86_64", "qemu.cmdline"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields := strings.Fields(string(cmdline))
+		image := ""
+		for i, f := range fields {
+			if f == "-kernel" && i+1 < len(fields) {
+				image = fields[i+1]
+			}
+		}
+		b, err := os.ReadFile(image)
+		if err != nil {
+			t.Fatalf("read kernel %q: %v", image, err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "vmlinux"), b[:len(b)/2], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m := filepath.Join(dir, "matrix.yaml")
+		if err := os.WriteFile(m, []byte("kernels:\n  - name: half\n    arch: x86_64\n    source: {file: {kernel: vmlinux}}\nchecks: [btf]\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := vmrunnerCLI(t, "run", m, "--out", t.TempDir())
+		if res.code != 2 || !strings.Contains(res.stderr, "not a kernel image") {
+			t.Errorf("exit %d, want 2 with \"not a kernel image\" in stderr", res.code)
+		}
+	})
+}
