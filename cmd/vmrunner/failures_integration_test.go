@@ -184,3 +184,56 @@ func TestCorruptInputs(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentRunsShareCache starts two runs at once on an empty cache:
+// both pass, the kernel is downloaded and extracted once, and no temporary
+// file is left in the cache.
+func TestConcurrentRunsShareCache(t *testing.T) {
+	integration(t)
+	cache := t.TempDir()
+	m := writeFile(t, "matrix.yaml", `
+kernels:
+  - name: "5.10"
+    arch: arm64
+    source: {debian: {suite: bullseye}}
+checks: [btf]
+`)
+	type result struct {
+		code   int
+		stderr string
+	}
+	results := make(chan result, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			cmd := exec.Command(filepath.Join(binDir, "vmrunner"), "run", m, "--out", t.TempDir())
+			cmd.Env = append(os.Environ(), "VMRUNNER_CACHE="+cache)
+			var se bytes.Buffer
+			cmd.Stderr = &se
+			err := cmd.Run()
+			code := 0
+			if err != nil {
+				code = -1
+				if cmd.ProcessState != nil {
+					code = cmd.ProcessState.ExitCode()
+				}
+			}
+			results <- result{code, se.String()}
+		}()
+	}
+	for i := 0; i < 2; i++ {
+		r := <-results
+		if r.code != 0 {
+			t.Errorf("run %d: exit %d\n%s", i, r.code, r.stderr)
+		}
+	}
+	kernelDirs, _ := filepath.Glob(filepath.Join(cache, "kernels", "*", "kernel.json"))
+	if len(kernelDirs) != 1 {
+		t.Errorf("%d extracted kernels in the cache, want 1: %v", len(kernelDirs), kernelDirs)
+	}
+	_ = filepath.WalkDir(cache, func(p string, d os.DirEntry, err error) error {
+		if err == nil && (strings.HasSuffix(p, ".tmp") || strings.Contains(filepath.Base(p), ".tmp-") || strings.HasPrefix(filepath.Base(p), "tmp-")) {
+			t.Errorf("temporary file left in the cache: %s", p)
+		}
+		return nil
+	})
+}
