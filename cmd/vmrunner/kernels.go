@@ -93,6 +93,34 @@ var offline = &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.R
 	return nil, errors.New("offline: not downloading")
 })}
 
+// offlineLog keeps only errors and debug output of offline resolves: their
+// "mirror unreachable, using the resolution cached earlier" warnings are
+// expected.
+func offlineLog(log *slog.Logger) *slog.Logger {
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		return log
+	}
+	return slog.New(levelHandler{log.Handler(), slog.LevelError})
+}
+
+// levelHandler raises the minimum level of a handler.
+type levelHandler struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelHandler{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h levelHandler) WithGroup(name string) slog.Handler {
+	return levelHandler{h.Handler.WithGroup(name), h.min}
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
@@ -129,7 +157,7 @@ func newKernelsListCmd() *cobra.Command {
 			for _, t := range m.Targets() {
 				pin := lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source)
 				k, err := kernels.Resolve(cmd.Context(), t.Kernel.Name, t.Kernel.Source, t.Arch,
-					kernels.Options{Cache: c, Client: offline, Pin: pin, Logger: log})
+					kernels.Options{Cache: c, Client: offline, Pin: pin, Logger: offlineLog(log)})
 				kind := t.Kernel.Source.Kind()
 				if pin != nil {
 					kind += " (locked)"
@@ -467,7 +495,8 @@ func newKernelsPruneCmd() *cobra.Command {
 		Short: "Remove cached kernels and downloads the matrix (and its lock) does not use",
 		Long: `Remove from the cache every kernel and download that no kernel × arch of the
 matrix resolves to (resolved from the cache only, with the lock when there is one),
-and print the space freed. --all empties the kernel cache instead.`,
+and print the space freed. --all removes every cached kernel, download and build
+directory instead.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var keep map[string]bool
@@ -491,7 +520,7 @@ and print the space freed. --all empties the kernel cache instead.`,
 				c, keep = cache, map[string]bool{}
 				for _, t := range m.Targets() {
 					k, err := kernels.Resolve(cmd.Context(), t.Kernel.Name, t.Kernel.Source, t.Arch,
-						kernels.Options{Cache: c, Client: offline, Pin: lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source), Logger: log})
+						kernels.Options{Cache: c, Client: offline, Pin: lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source), Logger: offlineLog(log)})
 					if err != nil {
 						continue // not cached: nothing to keep
 					}
@@ -540,6 +569,19 @@ func prune(ctx context.Context, w io.Writer, c *kernels.Cache, keep map[string]b
 				}
 			}
 			fmt.Fprintf(w, "%s %s (%s)\n", map[bool]string{false: "removed", true: "would remove"}[dryRun], filepath.Join(sub, e.Name()), mib(size))
+			freed += size
+			removed++
+		}
+	}
+	if keep == nil { // --all: the out-of-tree build directories too
+		p := filepath.Join(c.Dir, "build")
+		if size := du(p); size > 0 {
+			if !dryRun {
+				if err := os.RemoveAll(p); err != nil {
+					return fmt.Errorf("prune: %w", err)
+				}
+			}
+			fmt.Fprintf(w, "%s build (%s)\n", map[bool]string{false: "removed", true: "would remove"}[dryRun], mib(size))
 			freed += size
 			removed++
 		}
