@@ -1,6 +1,7 @@
 package vmrunner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,7 +38,9 @@ type Options struct {
 	// Retries is how many times a VM is booted again after an
 	// infrastructure failure (QEMU failing to start, boot timeout).
 	Retries int
-	Log     *slog.Logger
+	// BootTimeout overrides BootTimeout(accel) when set.
+	BootTimeout time.Duration
+	Log         *slog.Logger
 	// Progress, when set, is told when each VM starts and ends.
 	Progress func(t Target, phase string, recs []Record)
 
@@ -208,7 +211,7 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 	}
 	spec := vmSpec{
 		Target: t, Kernel: k, Initramfs: initrd, Plan: plan, Accel: accel, Profile: opts.Profile,
-		MemoryMiB: mem, CPUs: cpus, Dir: dir, BootTimeout: BootTimeout(accel),
+		MemoryMiB: mem, CPUs: cpus, Dir: dir, BootTimeout: cmp.Or(opts.BootTimeout, BootTimeout(accel)),
 		Timeout: opts.Matrix.Defaults.Timeout, Append: opts.Append, Log: log,
 	}
 	var out vmOutcome

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -236,4 +237,35 @@ checks: [btf]
 		}
 		return nil
 	})
+}
+
+// TestBootTimeoutRetried: a VM that shows no sign of its agent in time is
+// booted again (--retries), every attempt's console is kept, and the record
+// says how many boots it took. A boot timeout far below a real boot makes
+// every attempt fail for real.
+func TestBootTimeoutRetried(t *testing.T) {
+	integration(t)
+	out := t.TempDir()
+	res := vmrunnerCLI(t, "run", "../../matrix.yaml", "--kernel", "6.1", "--arch", "arm64", "--check", "btf",
+		"--boot-timeout", "300ms", "--retries", "2", "--out", out)
+	if res.code != 3 {
+		t.Errorf("exit code %d, want 3", res.code)
+	}
+	r, dir := readResults(t, out)
+	if len(r.Results) != 1 {
+		t.Fatalf("results: %+v", r.Results)
+	}
+	rec := r.Results[0]
+	var raw map[string]any
+	b, _ := os.ReadFile(filepath.Join(dir, "results.json"))
+	_ = json.Unmarshal(b, &raw)
+	attempts := raw["results"].([]any)[0].(map[string]any)["attempts"]
+	if rec.ErrorKind != "boot-timeout" || attempts != float64(3) {
+		t.Errorf("record: kind %q, attempts %v; want boot-timeout after 3 attempts", rec.ErrorKind, attempts)
+	}
+	for _, name := range []string{"console.attempt1.log", "console.attempt2.log", "console.log"} {
+		if _, err := os.Stat(filepath.Join(dir, "6.1-arm64", name)); err != nil {
+			t.Errorf("missing %s: %v", name, err)
+		}
+	}
 }

@@ -25,6 +25,7 @@ type runFlags struct {
 	refresh  bool
 	appendKC []string
 	retries  int
+	bootTO   time.Duration
 	logLevel string
 	junit    string
 	html     string
@@ -61,6 +62,7 @@ run the checks inside each VM, print a summary table and write
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
 	fl.BoolVar(&f.refresh, "refresh", false, "re-read mirror indexes instead of using resolutions cached for 24h")
 	fl.StringArrayVar(&f.appendKC, "append", nil, "extra kernel command line word, e.g. --append nokaslr (repeatable)")
+	fl.DurationVar(&f.bootTO, "boot-timeout", 0, "how long the guest agent has to start (default 2m under TCG, 30s under KVM)")
 	fl.IntVar(&f.retries, "retries", 1, "boot a VM again this many times after an infrastructure failure (QEMU start, boot timeout); the result says flaky")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.junit, "junit", "", "also write the results as JUnit XML to FILE")
@@ -100,7 +102,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	log, _ := newLogger(f.logLevel, prog.out)
 	res, err := vmrunner.Run(cmd.Context(), vmrunner.Options{
 		Matrix: m, OutDir: f.out, Parallel: f.parallel, Accel: accel, AgentDir: f.agentDir,
-		CacheDir: f.cacheDir, Refresh: f.refresh, Append: f.appendKC, Retries: f.retries, Log: log,
+		CacheDir: f.cacheDir, Refresh: f.refresh, Append: f.appendKC, Retries: f.retries, BootTimeout: f.bootTO, Log: log,
 		Progress: prog.update,
 	})
 	prog.wait()
