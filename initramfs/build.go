@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,13 +184,13 @@ func intact(path string) bool {
 	if err != nil {
 		return false
 	}
-	got, err := fileSHA256(path)
+	got, err := kernels.FileSHA256(path)
 	return err == nil && got == strings.TrimSpace(string(want))
 }
 
 // seal records the archive's SHA256 beside it, for intact.
 func seal(path string) error {
-	sum, err := fileSHA256(path)
+	sum, err := kernels.FileSHA256(path)
 	if err != nil {
 		return err
 	}
@@ -200,19 +199,6 @@ func seal(path string) error {
 		return err
 	}
 	return os.Rename(tmp, path+".sha256")
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // writeAtomic writes the archive to a temporary file next to path and

@@ -65,8 +65,8 @@ func (c *Cache) fetchBlob(ctx context.Context, f *fetcher, url, sha string) (str
 	return blob, nil
 }
 
-// fileSHA256 hashes a local file.
-func fileSHA256(path string) (string, error) {
+// FileSHA256 returns the hex SHA256 of a local file.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -299,7 +299,7 @@ func resolveDebItems(ctx context.Context, kind string, items []debItem, arch Arc
 			}
 			paths = append(paths, p)
 		default:
-			sha, err := fileSHA256(it.path)
+			sha, err := FileSHA256(it.path)
 			if err != nil {
 				return nil, fmt.Errorf("%w: deb: %v", ErrNotFound, err)
 			}

@@ -22,14 +22,14 @@ func resolveFile(ctx context.Context, spec FileSpec, arch Arch, opts Options) (*
 	if spec.Kernel == "" {
 		return nil, fmt.Errorf("%w: file: missing kernel (the bzImage, Image or vmlinux make built)", ErrBadInput)
 	}
-	kernelSHA, err := fileSHA256(spec.Kernel)
+	kernelSHA, err := FileSHA256(spec.Kernel)
 	if err != nil {
 		return nil, fmt.Errorf("%w: file.kernel: %v", ErrNotFound, err)
 	}
 	origin := Origin{Type: "file", Files: []File{{Path: spec.Kernel, SHA256: kernelSHA}}}
 	shas := []string{kernelSHA}
 	if spec.Config != "" {
-		sha, err := fileSHA256(spec.Config)
+		sha, err := FileSHA256(spec.Config)
 		if err != nil {
 			return nil, fmt.Errorf("%w: file.config: %v", ErrNotFound, err)
 		}

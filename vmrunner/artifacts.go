@@ -47,7 +47,7 @@ func (a *artifactSaver) save(art *protocol.Artifact) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("save artifact: %w", err)
 	}
-	if err := writeFileAtomic(path, []byte(art.Data)); err != nil {
+	if err := WriteFileAtomic(path, []byte(art.Data)); err != nil {
 		return fmt.Errorf("save artifact: %w", err)
 	}
 	a.count++

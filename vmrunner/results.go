@@ -151,7 +151,7 @@ func (s *Store) writeLocked() error {
 	if err != nil {
 		return fmt.Errorf("encode results: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(s.Dir, "results.json"), append(b, '\n'))
+	return WriteFileAtomic(filepath.Join(s.Dir, "results.json"), append(b, '\n'))
 }
 
 // ReadReport loads a results.json.
@@ -167,8 +167,9 @@ func ReadReport(path string) (Report, error) {
 	return r, nil
 }
 
-// writeFileAtomic writes through a temporary file in the same directory.
-func writeFileAtomic(path string, data []byte) error {
+// WriteFileAtomic writes through a temporary file in the same directory, so
+// that a reader never sees half a file.
+func WriteFileAtomic(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
