@@ -7,7 +7,7 @@ GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 MATRIX    ?= matrix.yaml
 RUNFLAGS  ?=
 
-.PHONY: all build agents guest-tools install-deps run test test-unit bench lint generate clean
+.PHONY: all build agents guest-tools beyla-fixture install-deps run test test-unit bench lint generate clean
 
 all: build
 
@@ -27,6 +27,11 @@ guest-tools:
 		CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/vmrunner-tools-x86_64/$$t github.com/u-root/u-root/cmds/core/$$t && \
 		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/vmrunner-tools-arm64/$$t github.com/u-root/u-root/cmds/core/$$t || exit 1; \
 	done
+
+## beyla-fixture: the stand-in for a Beyla binary used by the beyla check's tests
+beyla-fixture:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/beyla-fixture-x86_64 ./testdata/beyla-fixture
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/beyla-fixture-arm64 ./testdata/beyla-fixture
 
 ## install-deps: QEMU for both arches and the Debian archive keyring, when missing
 install-deps:
@@ -48,9 +53,11 @@ test-unit:
 bench: install-deps build
 	$(BIN)/vmrunner bench $(MATRIX)
 
-## generate: rebuild the verifier probes in testdata/bpf (clang, llvm, libbpf-dev)
+## generate: rebuild the verifier probes in testdata/bpf and the workload
+## instrumentation's objects in instrument/ (clang, llvm, libbpf-dev)
 BPF_SRC := $(wildcard testdata/bpf/*.c)
 generate: $(BPF_SRC:.c=.o)
+	$(GO) generate ./instrument
 
 testdata/bpf/%.o: testdata/bpf/%.c
 	clang -O2 -g -target bpf -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@

@@ -1,0 +1,150 @@
+package protocol
+
+// WorkloadParams configures the "workload" check as the guest sees it.
+type WorkloadParams struct {
+	// Scenario is "multi-protocol" (the only one).
+	Scenario string `json:"scenario"`
+	// Duration is the length of each load phase.
+	Duration Duration `json:"duration"`
+	// Rates are target operations per second by protocol: http, grpc,
+	// sql, redis. A protocol at 0 is off.
+	Rates map[string]int `json:"rates"`
+	// ErrorRate is the share of HTTP responses that are 5xx.
+	ErrorRate float64 `json:"error_rate"`
+	// Latency is what the HTTP server adds to /api/slow.
+	Latency Duration `json:"latency,omitempty"`
+	// Profile is "standard", "constrained" or "long-running".
+	Profile string `json:"profile"`
+	// Overhead runs the load a first time without instrumentation.
+	Overhead bool `json:"overhead"`
+	// SampleEvery is the RSS and fd sampling period of long-running.
+	SampleEvery Duration `json:"sample_every,omitempty"`
+	// Classifier "broken-status" selects a deliberately wrong HTTP status
+	// parser: a test of the validation, not for user matrices.
+	Classifier string `json:"classifier,omitempty"`
+	// ProbeRead "bpf_probe_read" forces the build for kernels before 5.5
+	// (a test of the fallback); empty picks by kernel.
+	ProbeRead string `json:"probe_read,omitempty"`
+}
+
+// WorkloadScenarios, WorkloadProfiles, WorkloadProtocols and
+// WorkloadClassifiers are the accepted values.
+var (
+	WorkloadScenarios   = []string{"multi-protocol"}
+	WorkloadProfiles    = []string{"standard", "constrained", "long-running"}
+	WorkloadProtocols   = []string{"http", "grpc", "sql", "redis"}
+	WorkloadClassifiers = []string{"", "broken-status"}
+	WorkloadProbeReads  = []string{"", "bpf_probe_read_user", "bpf_probe_read"}
+)
+
+// DefaultWorkloadRates are the RFD's rates (SQL's is its, Redis's ours).
+var DefaultWorkloadRates = map[string]int{"http": 10000, "grpc": 5000, "sql": 1000, "redis": 1000}
+
+// WorkloadDetails is what the "workload" check reports in Result.Details.
+type WorkloadDetails struct {
+	Scenario   string  `json:"scenario"`
+	Profile    string  `json:"profile"`
+	DurationMS int64   `json:"duration_ms"` // of each phase
+	VCPUs      int     `json:"vcpus"`
+	MemTotalMB float64 `json:"mem_total_mb"`
+	// Instrumentation says how the built-in eBPF instrumentation ran.
+	Instrumentation WorkloadInstrumentation `json:"instrumentation"`
+	// Protocols are the sent and observed counts of the instrumented phase.
+	Protocols map[string]WorkloadProtocol `json:"protocols"`
+	// Mismatches are one line per protocol whose counts differ.
+	Mismatches []string `json:"mismatches"`
+	// Overhead compares the two phases (when params.overhead).
+	Overhead *WorkloadOverhead `json:"overhead,omitempty"`
+	// Samples are the long-running profile's RSS and fd samples.
+	Samples []WorkloadSample `json:"samples,omitempty"`
+	// Growth is their growth per hour, in percent.
+	RSSGrowthPctPerHour float64 `json:"rss_growth_pct_per_hour"`
+	FDGrowthPctPerHour  float64 `json:"fd_growth_pct_per_hour"`
+	// Flags list figures outside the RFD's targets.
+	Flags []string `json:"flags"`
+}
+
+// WorkloadInstrumentation is the built-in instrumentation's setup.
+type WorkloadInstrumentation struct {
+	// ProbeRead is bpf_probe_read_user, or bpf_probe_read on kernels
+	// without it.
+	ProbeRead string   `json:"probe_read"`
+	Hooks     []string `json:"hooks"`
+	// Classifier is "standard" or the test-only "broken-status".
+	Classifier string  `json:"classifier"`
+	StartupMS  float64 `json:"startup_ms"`
+	// KernelBTFMS, LoadMS and AttachMS split StartupMS: loading kernel
+	// BTF, loading programs and maps, attaching to the tracepoints.
+	KernelBTFMS float64 `json:"kernel_btf_ms"`
+	LoadMS      float64 `json:"load_ms"`
+	AttachMS    float64 `json:"attach_ms"`
+	// Stats is how BPF run time was enabled, or why it is absent.
+	Stats    string                `json:"stats"`
+	Programs []WorkloadProgramRuns `json:"programs,omitempty"`
+}
+
+// WorkloadProgramRuns is one program's kernel run-time accounting.
+type WorkloadProgramRuns struct {
+	Name      string `json:"name"`
+	RunCount  uint64 `json:"run_count"`
+	RuntimeNS int64  `json:"runtime_ns"`
+}
+
+// WorkloadProtocol is one protocol in the instrumented phase.
+type WorkloadProtocol struct {
+	TargetRate   int              `json:"target_rate"`
+	AchievedRate float64          `json:"achieved_rate"`
+	Ops          int64            `json:"ops"`
+	Errors       int64            `json:"errors"`
+	FirstError   string           `json:"first_error,omitempty"`
+	P50MS        float64          `json:"p50_ms"`
+	P99MS        float64          `json:"p99_ms"`
+	Sent         map[string]int64 `json:"sent"`
+	Observed     map[string]int64 `json:"observed"`
+	Match        bool             `json:"match"`
+}
+
+// WorkloadPhase is one run of the load.
+type WorkloadPhase struct {
+	Instrumented bool    `json:"instrumented"`
+	Ops          int64   `json:"ops"`
+	Throughput   float64 `json:"throughput"` // operations per second, all protocols
+	// P50MS and P99MS are by protocol.
+	P50MS map[string]float64 `json:"p50_ms"`
+	P99MS map[string]float64 `json:"p99_ms"`
+	// CPU time of the workload process (getrusage) during the phase.
+	CPUUserMS  float64 `json:"cpu_user_ms"`
+	CPUSysMS   float64 `json:"cpu_sys_ms"`
+	CPUPerOpUS float64 `json:"cpu_per_op_us"`
+	// BPFRuntimeMS is the programs' run time (kernel.bpf_stats_enabled).
+	BPFRuntimeMS float64 `json:"bpf_runtime_ms,omitempty"`
+	// MaxRSSMB is the process's peak RSS at the end of the phase.
+	MaxRSSMB float64 `json:"max_rss_mb"`
+}
+
+// WorkloadOverhead compares the phases against the RFD's targets: CPU
+// overhead < 2%, P99 impact < 1 ms, memory 50–150 MB, startup < 5 s.
+type WorkloadOverhead struct {
+	Baseline     WorkloadPhase `json:"baseline"`
+	Instrumented WorkloadPhase `json:"instrumented"`
+	// CPUPerOpPct is the change of CPU time per operation, in percent.
+	CPUPerOpPct float64 `json:"cpu_per_op_pct"`
+	// BPFCPUPct is the programs' run time as a share of the workload's
+	// CPU time, when the kernel reports it.
+	BPFCPUPct float64 `json:"bpf_cpu_pct,omitempty"`
+	// P99DeltaMS is the largest P99 increase over the protocols.
+	P99DeltaMS float64 `json:"p99_delta_ms"`
+	// MemoryMB is the instrumentation's memory: BPF maps and programs
+	// (memlock) plus the process's RSS growth between the phases.
+	MemoryMB  float64 `json:"memory_mb"`
+	StartupMS float64 `json:"startup_ms"`
+	// ThroughputPct is the change of throughput, in percent.
+	ThroughputPct float64 `json:"throughput_pct"`
+}
+
+// WorkloadSample is one long-running sample.
+type WorkloadSample struct {
+	AtMS  int64   `json:"at_ms"`
+	RSSMB float64 `json:"rss_mb"`
+	FDs   int     `json:"fds"`
+}
