@@ -20,7 +20,11 @@ func writeArchive(w io.Writer, in *inputs) error {
 		a.dir(d)
 	}
 	a.add(cpio.CharDev("/dev/console", 0o600, 5, 1))
-	a.add(cpio.StaticRecord(in.agent, cpio.Info{Name: InitPath, Mode: cpio.S_IFREG | 0o755}))
+	agent, err := in.agent.read()
+	if err != nil {
+		return fmt.Errorf("read agent: %w", err)
+	}
+	a.add(cpio.StaticRecord(agent, cpio.Info{Name: InitPath, Mode: cpio.S_IFREG | 0o755}))
 
 	var list strings.Builder
 	for _, m := range in.modules {

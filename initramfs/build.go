@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -84,7 +86,7 @@ func Build(ctx context.Context, opts Options) (string, error) {
 // hashed is exactly what is written.
 type inputs struct {
 	release string
-	agent   []byte
+	agent   agentFile
 	modules []moduleFile // load order, built-ins excluded
 	config  []byte       // nil when unknown
 }
@@ -115,7 +117,7 @@ func gather(opts Options) (*inputs, error) {
 	}
 	in := &inputs{release: k.Release}
 	var err error
-	if in.agent, err = os.ReadFile(opts.Agent); err != nil {
+	if in.agent, err = hashAgent(opts.Agent); err != nil {
 		return nil, fmt.Errorf("read agent: %w", err)
 	}
 	if k.Config != "" {
@@ -160,7 +162,7 @@ func (in *inputs) key() string {
 	}
 	field([]byte(LayoutVersion))
 	field([]byte(in.release))
-	field(in.agent)
+	field(in.agent.sum[:])
 	if in.config == nil {
 		h.Write([]byte{0}) // "no config" differs from an empty one
 	} else {
@@ -227,4 +229,57 @@ func writeAtomic(path string, in *inputs) (err error) {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// agentFile is the agent binary, known by its hash until an archive must be
+// written: with the workload generators linked in it is tens of MB, and every
+// VM of a run would otherwise read it again only to find its archive cached.
+type agentFile struct {
+	path string
+	sum  [sha256.Size]byte
+}
+
+// read returns the agent's bytes, refusing a file that changed since it was hashed.
+func (a agentFile) read() ([]byte, error) {
+	b, err := os.ReadFile(a.path)
+	if err != nil {
+		return nil, err
+	}
+	if sha256.Sum256(b) != a.sum {
+		return nil, fmt.Errorf("%s changed while the initramfs was being built", a.path)
+	}
+	return b, nil
+}
+
+// agentHashes remembers agent hashes by path, size and modification time.
+var agentHashes sync.Map // agentKey → [sha256.Size]byte
+
+type agentKey struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+func hashAgent(path string) (agentFile, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return agentFile{}, err
+	}
+	k := agentKey{path, fi.Size(), fi.ModTime()}
+	if sum, ok := agentHashes.Load(k); ok {
+		return agentFile{path: path, sum: sum.([sha256.Size]byte)}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return agentFile{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return agentFile{}, err
+	}
+	a := agentFile{path: path}
+	copy(a.sum[:], h.Sum(nil))
+	agentHashes.Store(k, a.sum)
+	return a, nil
 }
