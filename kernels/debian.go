@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -193,72 +192,36 @@ func (c *Cache) prepareDebian(ctx context.Context, f *fetcher, res *debianResolu
 	if len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
 		return nil, fmt.Errorf("prepare %s: bad sha256 %q", res.Package.Package, sha)
 	}
-	unlock, err := c.Lock(ctx, "blob-"+sha)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	if k, err := c.loadKernel(sha); err == nil {
-		return k, nil
-	}
-
-	blob := c.blobPath(sha)
-	if err := checkBlob(blob, sha); err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			log.Warn("cached package damaged, downloading again", "path", blob, "error", err)
-			os.Remove(blob)
+	// The package is downloaded and extracted under prepareKernel's lock,
+	// so that two runs never fetch it twice.
+	return c.prepareKernel(ctx, sha, filepath.Base(res.Package.Filename), arch, res.origin(), log, func(tmp string) (debContents, error) {
+		blob := c.blobPath(sha)
+		if err := checkBlob(blob, sha); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				log.Warn("cached package damaged, downloading again", "path", blob, "error", err)
+				os.Remove(blob)
+			}
+			log.Info("downloading", "package", res.Package.Package, "version", res.Package.Version, "bytes", res.Package.Size)
+			if err := f.download(ctx, res.url(), blob, sha, res.Package.Size); err != nil {
+				return debContents{}, err
+			}
 		}
-		log.Info("downloading", "package", res.Package.Package, "version", res.Package.Version, "bytes", res.Package.Size)
-		if err := f.download(ctx, res.url(), blob, sha, res.Package.Size); err != nil {
-			return nil, err
+		start := time.Now()
+		contents, err := extractDeb(ctx, blob, tmp)
+		if err == nil {
+			log.Info("extracted", "package", res.Package.Package, "release", contents.Release, "duration", time.Since(start).Round(time.Millisecond))
 		}
-	}
-
-	final := c.kernelDir(sha)
-	removeStaleTemps(final)
-	if err := os.RemoveAll(final); err != nil { // a damaged entry: loadKernel failed
-		return nil, fmt.Errorf("prepare %s: %w", final, err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(final), filepath.Base(tempPrefix(final))+"*")
-	if err != nil {
-		return nil, fmt.Errorf("prepare %s: %w", final, err)
-	}
-	defer os.RemoveAll(tmp) // a no-op after the rename
-
-	start := time.Now()
-	contents, err := extractDeb(ctx, blob, tmp)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("extracted", "package", res.Package.Package, "release", contents.Release, "duration", time.Since(start).Round(time.Millisecond))
-	unc, err := prepareImages(tmp, contents.Vmlinuz, filepath.Base(res.Package.Filename), arch, log)
-	if err != nil {
-		return nil, err
-	}
-	rec := Kernel{Arch: arch, Release: contents.Release, Image: contents.Vmlinuz, Uncompressed: unc,
-		Config: contents.Config, Modules: contents.Modules, SHA256: sha, Origin: res.origin()}
-	if err := writeJSONAtomic(filepath.Join(tmp, kernelRecord), &rec); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return nil, fmt.Errorf("prepare %s: %w", final, err)
-	}
-	log.Info("kernel ready", "release", rec.Release, "pvh", unc != "" && arch == X86_64, "duration", time.Since(start).Round(time.Millisecond))
-	return c.loadKernel(sha)
+		return contents, err
+	})
 }
 
 // checkBlob verifies a cached blob against its name.
 func checkBlob(path, sha string) error {
-	f, err := os.Open(path)
+	got, err := FileSHA256(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+	if got != sha {
 		return fmt.Errorf("%w: %s has sha256 %s", ErrChecksum, path, got)
 	}
 	return nil

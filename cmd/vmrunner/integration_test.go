@@ -135,6 +135,14 @@ type resultsFile struct {
 
 func readResults(t *testing.T, out string) (resultsFile, string) {
 	t.Helper()
+	var r resultsFile
+	dir := readLatest(t, out, &r)
+	return r, dir
+}
+
+// readLatest decodes <out>/latest/results.json into v and returns the run directory.
+func readLatest(t *testing.T, out string, v any) string {
+	t.Helper()
 	dir, err := filepath.EvalSymlinks(filepath.Join(out, "latest"))
 	if err != nil {
 		t.Fatalf("results/latest: %v", err)
@@ -143,11 +151,10 @@ func readResults(t *testing.T, out string) (resultsFile, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r resultsFile
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("results.json: %v", err)
 	}
-	return r, dir
+	return dir
 }
 
 // TestDefaultMatrix boots all six VMs of the shipped matrix.yaml (Debian 5.10,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,20 +41,10 @@ func TestDefaultMatrixProbes(t *testing.T) {
 	if res.code != 0 {
 		t.Errorf("exit code %d, want 0", res.code)
 	}
-	dir, err := filepath.EvalSymlinks(filepath.Join(out, "latest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r struct {
 		Results []probeRecord `json:"results"`
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	dir := readLatest(t, out, &r)
 	recs := map[string]probeRecord{}
 	for _, rec := range r.Results {
 		recs[rec.Kernel+"/"+rec.Arch+"/"+rec.Check] = rec

@@ -64,20 +64,10 @@ func (w *workloadRecord) UnmarshalJSON(b []byte) error {
 
 func workloadRecords(t *testing.T, out string) ([]workloadRecord, string) {
 	t.Helper()
-	dir, err := filepath.EvalSymlinks(filepath.Join(out, "latest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r struct {
 		Results []workloadRecord `json:"results"`
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	dir := readLatest(t, out, &r)
 	return r.Results, dir
 }
 
