@@ -18,6 +18,9 @@ build: agents guest-tools
 agents:
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-agent-x86_64 ./cmd/vmrunner-agent
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-agent-arm64 ./cmd/vmrunner-agent
+	# The workload and beyla checks run in their own guest binary (guest/workloadcheck).
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-workload-x86_64 ./cmd/vmrunner-workload
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-workload-arm64 ./cmd/vmrunner-workload
 
 # u-root's shell and a few core commands for `vmrunner repro --shell`, static,
 # in bin/vmrunner-tools-<arch>/ (vmrunner.ShellTools).

@@ -37,6 +37,10 @@ var checks = map[string]Check{
 	"verifier": checkVerifier,
 }
 
+// DecodeParams decodes a check's parameters strictly into v; empty or null
+// parameters leave v as it is. Checks outside this package use it too.
+func DecodeParams(params json.RawMessage, v any) error { return decodeParams(params, v) }
+
 // decodeParams decodes a check's parameters strictly into v; empty or null
 // parameters leave v as it is.
 func decodeParams(params json.RawMessage, v any) error {

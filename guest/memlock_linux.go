@@ -6,6 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// RemoveMemlock is removeMemlock for checks outside this package.
+func RemoveMemlock() error { return removeMemlock() }
+
 // removeMemlock lifts RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF
 // maps and programs to. Not cilium/ebpf's rlimit package: its init function
 // creates a map to detect memcg accounting, which runs before the agent has

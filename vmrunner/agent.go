@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/kernels"
 )
 
@@ -33,4 +34,22 @@ func FindAgent(dir string, a kernels.Arch) (string, error) {
 		return "", fmt.Errorf("guest agent for %s not found at %s: run `make build` (it builds the agents beside bin/vmrunner) or set VMRUNNER_AGENT_DIR", a, p)
 	}
 	return p, nil
+}
+
+// workloadRunner returns the guest's workload runner (cmd/vmrunner-workload,
+// built beside the agents) when a check of m runs in it, or nil. The workload
+// and beyla checks live there so that every other VM boots a small agent.
+func workloadRunner(m *Matrix, agent string, a kernels.Arch) (*initramfs.File, error) {
+	need := false
+	for _, c := range m.Checks {
+		need = need || c.Name == "workload" || c.Name == "beyla"
+	}
+	if !need {
+		return nil, nil
+	}
+	p := filepath.Join(filepath.Dir(agent), "vmrunner-workload-"+string(a))
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("workload runner for %s not found at %s: run `make build` (it builds it beside the agents)", a, p)
+	}
+	return &initramfs.File{Path: "/bin/vmrunner-workload", Source: p, Mode: 0o755}, nil
 }

@@ -191,7 +191,13 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 	if opts.Progress != nil {
 		opts.Progress(t, "initramfs", nil)
 	}
-	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir, Extra: extraFiles(opts.Matrix)})
+	extra := extraFiles(opts.Matrix)
+	if runner, err := workloadRunner(opts.Matrix, agent, t.Arch); err != nil {
+		return failAll(KindInitramfs, err)
+	} else if runner != nil {
+		extra = append(extra, *runner)
+	}
+	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir, Extra: extra})
 	if err != nil {
 		return failAll(KindInitramfs, fmt.Errorf("build initramfs: %w", err))
 	}

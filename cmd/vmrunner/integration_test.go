@@ -46,6 +46,8 @@ func buildBinaries(dir string) error {
 		{"", "", "-o", filepath.Join(dir, "vmrunner"), "."},
 		{"amd64", "0", "-o", filepath.Join(dir, "vmrunner-agent-x86_64"), "../vmrunner-agent"},
 		{"arm64", "0", "-o", filepath.Join(dir, "vmrunner-agent-arm64"), "../vmrunner-agent"},
+		{"amd64", "0", "-o", filepath.Join(dir, "vmrunner-workload-x86_64"), "../vmrunner-workload"},
+		{"arm64", "0", "-o", filepath.Join(dir, "vmrunner-workload-arm64"), "../vmrunner-workload"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command("go", append([]string{"build", "-trimpath"}, b[2:]...)...)

@@ -1,4 +1,4 @@
-package guest
+package workloadcheck
 
 import (
 	"bytes"
@@ -19,11 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmrunner/vmrunner/guest"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/workload"
 )
-
-func init() { checks["beyla"] = checkBeyla }
 
 // Bounds on what is kept of Beyla's output.
 const (
@@ -37,10 +36,10 @@ const (
 // OBI) binary with its text trace printer and a Prometheus endpoint on
 // loopback, runs the multi-protocol load, and validates the RFD's
 // expectations against both outputs.
-func checkBeyla(ctx context.Context, params json.RawMessage) (Outcome, error) {
+func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, error) {
 	p := protocol.BeylaParams{Scenario: "multi-protocol", ErrorRate: 0.1}
-	if err := decodeParams(params, &p); err != nil {
-		return Outcome{}, err
+	if err := guest.DecodeParams(params, &p); err != nil {
+		return guest.Outcome{}, err
 	}
 	if p.Duration <= 0 {
 		p.Duration = protocol.Duration(10 * time.Second)
@@ -52,14 +51,14 @@ func checkBeyla(ctx context.Context, params json.RawMessage) (Outcome, error) {
 		p.Settle = protocol.Duration(2 * time.Second)
 	}
 	d := &protocol.BeylaDetails{Protocols: map[string]protocol.BeylaProtocol{}, Mismatches: []string{}}
-	o := Outcome{Details: d}
+	o := guest.Outcome{Details: d}
 
 	bin, err := beylaBinary(p.Binary)
 	if err != nil {
 		return o, err
 	}
 	d.Binary = bin
-	if err := removeMemlock(); err != nil {
+	if err := guest.RemoveMemlock(); err != nil {
 		return o, err
 	}
 	if err := loopbackUp(); err != nil {

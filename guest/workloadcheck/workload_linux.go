@@ -1,4 +1,4 @@
-package guest
+package workloadcheck
 
 import (
 	"bufio"
@@ -13,22 +13,21 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmrunner/vmrunner/guest"
 	"github.com/vmrunner/vmrunner/instrument"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/workload"
 )
-
-func init() { checks["workload"] = checkWorkload }
 
 // checkWorkload is the "workload" check: the multi-protocol scenario. It
 // starts the servers, optionally runs the load once without
 // instrumentation (the overhead baseline), then loads the built-in eBPF
 // instrumentation, runs the same load again and compares what the
 // programs counted with what the clients sent, exactly.
-func checkWorkload(ctx context.Context, params json.RawMessage) (Outcome, error) {
+func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, error) {
 	p := protocol.WorkloadParams{Scenario: "multi-protocol", Profile: "standard", ErrorRate: 0.1, Overhead: true}
-	if err := decodeParams(params, &p); err != nil {
-		return Outcome{}, err
+	if err := guest.DecodeParams(params, &p); err != nil {
+		return guest.Outcome{}, err
 	}
 	if p.Duration <= 0 {
 		p.Duration = protocol.Duration(10 * time.Second)
@@ -49,14 +48,14 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (Outcome, error)
 		Mismatches: []string{}, Flags: []string{},
 	}
 	d.Instrumentation.Classifier = classifier
-	o := Outcome{Details: d}
+	o := guest.Outcome{Details: d}
 
 	srvCfg := workload.ServerConfig{ErrorRate: p.ErrorRate, Latency: time.Duration(p.Latency), Seed: 1}
 	loadCfg := workload.Config{
 		Duration: time.Duration(p.Duration), Rates: p.Rates, ErrorRate: p.ErrorRate,
 		Latency: time.Duration(p.Latency), Seed: 2,
 	}
-	if err := removeMemlock(); err != nil {
+	if err := guest.RemoveMemlock(); err != nil {
 		return o, err
 	}
 	if err := loopbackUp(); err != nil {

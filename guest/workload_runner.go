@@ -1,0 +1,108 @@
+package guest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// WorkloadRunner is where the host puts cmd/vmrunner-workload in the
+// initramfs when a plan has a "workload" or "beyla" check. Those checks live
+// in their own binary (package workloadcheck) because their protocol clients
+// would make the agent several times bigger for every VM.
+const WorkloadRunner = "/bin/vmrunner-workload"
+
+// maxRunnerOutput bounds what the agent reads from the runner.
+const maxRunnerOutput = 8 << 20
+
+func init() {
+	for _, name := range []string{"workload", "beyla"} {
+		checks[name] = runnerCheck(name)
+	}
+}
+
+// RunnerOutcome is what cmd/vmrunner-workload prints on stdout: an Outcome,
+// or the error that stopped the check.
+type RunnerOutcome struct {
+	Status    protocol.Status     `json:"status,omitempty"`
+	Message   string              `json:"message,omitempty"`
+	Details   json.RawMessage     `json:"details,omitempty"`
+	Sub       []protocol.Result   `json:"sub,omitempty"`
+	Artifacts []protocol.Artifact `json:"artifacts,omitempty"`
+	Error     string              `json:"error,omitempty"`
+}
+
+// NewRunnerOutcome encodes the result of a check for the agent.
+func NewRunnerOutcome(o Outcome, err error) RunnerOutcome {
+	r := RunnerOutcome{Status: o.Status, Message: o.Message, Sub: o.Sub, Artifacts: o.Artifacts}
+	if o.Details != nil {
+		b, merr := json.Marshal(o.Details)
+		if merr != nil {
+			err = errors.Join(err, fmt.Errorf("encode details: %w", merr))
+		}
+		r.Details = b
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
+// runnerCheck runs check name in WorkloadRunner, with the params on stdin,
+// and relays its outcome. The runner is stopped with SIGTERM when ctx ends.
+func runnerCheck(name string) Check {
+	return func(ctx context.Context, params json.RawMessage) (Outcome, error) {
+		if _, err := os.Stat(WorkloadRunner); err != nil {
+			return Outcome{}, fmt.Errorf("%s check: %s is not in the initramfs: %w", name, WorkloadRunner, err)
+		}
+		cmd := exec.CommandContext(ctx, WorkloadRunner, name)
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 10 * time.Second
+		cmd.Stdin = bytes.NewReader(params)
+		var stdout bytes.Buffer
+		cmd.Stdout = &limited{w: &stdout, n: maxRunnerOutput}
+		cmd.Stderr = os.Stderr // the console
+		runErr := cmd.Run()
+		var r RunnerOutcome
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			if runErr != nil {
+				return Outcome{}, fmt.Errorf("%s check: %w", name, runErr)
+			}
+			return Outcome{}, fmt.Errorf("%s check: read its outcome: %w", name, err)
+		}
+		o := Outcome{Status: r.Status, Message: r.Message, Sub: r.Sub, Artifacts: r.Artifacts}
+		if len(r.Details) > 0 {
+			o.Details = r.Details
+		}
+		if r.Error != "" {
+			return o, errors.New(r.Error)
+		}
+		return o, nil
+	}
+}
+
+// limited keeps the first n bytes written to it and drops the rest.
+type limited struct {
+	w io.Writer
+	n int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	keep := min(len(p), l.n)
+	if keep > 0 {
+		if _, err := l.w.Write(p[:keep]); err != nil {
+			return 0, err
+		}
+		l.n -= keep
+	}
+	return len(p), nil
+}
