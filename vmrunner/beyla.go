@@ -2,13 +2,11 @@ package vmrunner
 
 import (
 	"encoding/json"
-	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -49,22 +47,8 @@ type beylaParams struct {
 
 // MarshalJSON sends what the guest reads, protocol.BeylaParams.
 func (b beylaParams) MarshalJSON() ([]byte, error) {
-	p := protocol.BeylaParams{
-		Binary: b.guest, Scenario: b.Scenario, Duration: protocol.Duration(b.Duration), Rates: b.Rates,
-		ErrorRate: 0.1, Warmup: protocol.Duration(b.Warmup), Settle: protocol.Duration(b.Settle),
-	}
-	if p.Scenario == "" {
-		p.Scenario = "multi-protocol"
-	}
-	if p.Duration == 0 {
-		p.Duration = protocol.Duration(10 * time.Second)
-	}
-	if p.Rates == nil {
-		p.Rates = maps.Clone(protocol.DefaultWorkloadRates)
-	}
-	if b.ErrorRate != nil {
-		p.ErrorRate = *b.ErrorRate
-	}
+	p := protocol.BeylaParams{Binary: b.guest, Warmup: protocol.Duration(b.Warmup), Settle: protocol.Duration(b.Settle)}
+	p.Scenario, p.Duration, p.Rates, p.ErrorRate = scenarioDefaults(b.Scenario, b.Duration, b.Rates, b.ErrorRate)
 	return json.Marshal(p)
 }
 

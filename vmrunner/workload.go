@@ -48,22 +48,10 @@ type workloadParams struct {
 // MarshalJSON sends what the guest reads, with the defaults filled in.
 func (w workloadParams) MarshalJSON() ([]byte, error) {
 	p := protocol.WorkloadParams{
-		Scenario: w.Scenario, Duration: protocol.Duration(w.Duration), Rates: w.Rates, ErrorRate: 0.1,
 		Latency: protocol.Duration(w.Latency), Profile: w.Profile, Overhead: true,
 		SampleEvery: protocol.Duration(w.SampleEvery), Classifier: w.Classifier, ProbeRead: w.ProbeRead,
 	}
-	if p.Scenario == "" {
-		p.Scenario = "multi-protocol"
-	}
-	if p.Duration == 0 {
-		p.Duration = protocol.Duration(10 * time.Second)
-	}
-	if p.Rates == nil {
-		p.Rates = maps.Clone(protocol.DefaultWorkloadRates)
-	}
-	if w.ErrorRate != nil {
-		p.ErrorRate = *w.ErrorRate
-	}
+	p.Scenario, p.Duration, p.Rates, p.ErrorRate = scenarioDefaults(w.Scenario, w.Duration, w.Rates, w.ErrorRate)
 	if p.Profile == "" {
 		p.Profile = "standard"
 	}
@@ -107,4 +95,24 @@ func (w *workloadParams) resolve(env *paramsEnv, n *yaml.Node) {
 	if w.SampleEvery != 0 && w.Profile != "long-running" {
 		env.errorf(yamlValue(n, "sample_every"), "sample_every: only for profile: long-running")
 	}
+}
+
+// scenarioDefaults fills in what the workload and beyla checks share: the
+// scenario, the duration of a phase, the rates and the HTTP 5xx share.
+func scenarioDefaults(scenario string, d yamlDuration, rates map[string]int, errorRate *float64) (string, protocol.Duration, map[string]int, float64) {
+	if scenario == "" {
+		scenario = "multi-protocol"
+	}
+	dur := protocol.Duration(d)
+	if dur == 0 {
+		dur = protocol.Duration(10 * time.Second)
+	}
+	if rates == nil {
+		rates = maps.Clone(protocol.DefaultWorkloadRates)
+	}
+	share := 0.1
+	if errorRate != nil {
+		share = *errorRate
+	}
+	return scenario, dur, rates, share
 }
