@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/vmrunner/vmrunner/protocol"
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // Direction says which way a figure is good.
@@ -132,7 +132,7 @@ type KernelChange struct {
 
 // Comparison is what changed from one run to another.
 type Comparison struct {
-	Old, New  vmrunner.RunInfo
+	Old, New  results.RunInfo
 	Threshold float64
 	Verdicts  []VerdictChange
 	Added     []Key
@@ -163,7 +163,7 @@ func (c Comparison) Regressions() int {
 // error (a check that passed and is now skipped no longer proves anything).
 // A figure regresses when it moved beyond the threshold the bad way for its
 // Direction; figures of direction Either are reported only.
-func Compare(old, new vmrunner.Report, opts CompareOptions) Comparison {
+func Compare(old, new results.Report, opts CompareOptions) Comparison {
 	c := Comparison{Old: old.Run, New: new.Run, Threshold: opts.Threshold}
 	oldRecs, newRecs := byKey(old.Results), byKey(new.Results)
 	kernelSeen := map[Target]bool{}
@@ -192,14 +192,14 @@ func Compare(old, new vmrunner.Report, opts CompareOptions) Comparison {
 	return c
 }
 
-func sha(r vmrunner.Record) string {
+func sha(r results.Record) string {
 	if r.Source == nil {
 		return ""
 	}
 	return r.Source.SHA256
 }
 
-func kernelID(r vmrunner.Record) string {
+func kernelID(r results.Record) string {
 	id := orDefault(r.KernelRelease, "?")
 	if s := sha(r); len(s) >= 12 {
 		id += " (" + s[:12] + ")"
@@ -207,8 +207,8 @@ func kernelID(r vmrunner.Record) string {
 	return id
 }
 
-func byKey(recs []vmrunner.Record) map[Key]vmrunner.Record {
-	m := map[Key]vmrunner.Record{}
+func byKey(recs []results.Record) map[Key]results.Record {
+	m := map[Key]results.Record{}
 	for _, r := range recs {
 		k := Key{targetOf(r), r.Check}
 		// Duplicates should not happen; keep the worse so nothing hides.
@@ -219,7 +219,7 @@ func byKey(recs []vmrunner.Record) map[Key]vmrunner.Record {
 	return m
 }
 
-func sortedKeys(m map[Key]vmrunner.Record) []Key {
+func sortedKeys(m map[Key]results.Record) []Key {
 	ks := make([]Key, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)
@@ -240,7 +240,7 @@ func sortedKeys(m map[Key]vmrunner.Record) []Key {
 // maxFigures bounds the numbers taken from one record's details.
 const maxFigures = 1000
 
-func compareFigures(k Key, or, nr vmrunner.Record, opts CompareOptions) []FigureChange {
+func compareFigures(k Key, or, nr results.Record, opts CompareOptions) []FigureChange {
 	oldF, newF := figures(or.Details), figures(nr.Details)
 	if opts.Timings {
 		oldF["duration_ms"], newF["duration_ms"] = float64(or.DurationMS), float64(nr.DurationMS)

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/vmrunner/vmrunner/protocol"
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 func TestParseThreshold(t *testing.T) {
@@ -49,7 +49,7 @@ func TestFigures(t *testing.T) {
 
 func TestCompare(t *testing.T) {
 	base := sampleRun(t).Report
-	clone := func(edit func([]vmrunner.Record) []vmrunner.Record) vmrunner.Report {
+	clone := func(edit func([]results.Record) []results.Record) results.Report {
 		r := base
 		r.Results = edit(slices.Clone(base.Results))
 		return r
@@ -57,7 +57,7 @@ func TestCompare(t *testing.T) {
 	details := func(s string) json.RawMessage { return json.RawMessage(s) }
 	tests := []struct {
 		name        string
-		new         vmrunner.Report
+		new         results.Report
 		opts        CompareOptions
 		regressions int
 		verdicts    []string
@@ -69,7 +69,7 @@ func TestCompare(t *testing.T) {
 		{name: "same run", new: base, opts: CompareOptions{Threshold: 0.05}, output: []string{"no changes", "regressions: 0"}},
 		{
 			name: "pass to fail",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[2].Status, rs[2].Message = protocol.StatusFail, "missing BTF types: sock"
 				return rs
 			}),
@@ -79,7 +79,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "fail to pass and error to fail",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[1].Status = protocol.StatusPass
 				rs[4].Status, rs[4].ErrorKind = protocol.StatusFail, ""
 				return rs
@@ -89,7 +89,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "pass to skip is worse",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[0].Status = protocol.StatusSkip
 				return rs
 			}),
@@ -98,7 +98,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "added and removed",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				r := rs[0]
 				r.Check = "features"
 				return append(rs[:len(rs)-1], r)
@@ -109,7 +109,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "counts move either way, reported only",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[2].Details = details(`{"vmlinux_present":true,"types":80000,"module_btf":4}`) // -20.5%
 				rs[3].Details = details(`{"insns_processed":132000,"object":"probes.o"}`)        // +0.7%: under the threshold
 				return rs
@@ -120,7 +120,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "known directions",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[0].Details = details(`{"types":113790,"workload":{"http":{"p99_ms":1.2,"throughput":900},"grpc":{"p99_ms":0.5,"throughput":2000}}}`)
 				return rs
 			}),
@@ -135,7 +135,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "timings only when asked",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[0].DurationMS, rs[0].BootMS = 2400, 2350
 				return rs
 			}),
@@ -143,7 +143,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "timings when asked",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[0].DurationMS, rs[0].BootMS = 2400, 2350 // +100%, +2.2%
 				return rs
 			}),
@@ -153,7 +153,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "timings in details only when asked",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[3].Details = details(`{"insns_processed":131072,"object":"probes.o","verification_time_ns":9000000}`)
 				return rs
 			}),
@@ -161,7 +161,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "timings in details when asked",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[3].Details = details(`{"insns_processed":131072,"object":"probes.o","verification_time_ns":9000000}`)
 				return rs
 			}),
@@ -170,7 +170,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name: "zero threshold",
-			new: clone(func(rs []vmrunner.Record) []vmrunner.Record {
+			new: clone(func(rs []results.Record) []results.Record {
 				rs[3].Details = details(`{"insns_processed":131073,"object":"probes.o"}`)
 				return rs
 			}),

@@ -1,4 +1,4 @@
-// Package report turns a run's results (vmrunner.Report, read from
+// Package report turns a run's results (results.Report, read from
 // results.json) into what CI systems and people read: JUnit XML (junit.go),
 // a self-contained HTML page (html.go), GitHub Actions annotations and a job
 // summary (github.go), and a comparison of two runs (compare.go).

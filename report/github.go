@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // GitHub writes what a GitHub Actions job shows when the environment says it
@@ -48,8 +48,8 @@ func GitHub(getenv func(string) string, w io.Writer, run Run) error {
 func WriteAnnotations(w io.Writer, run Run) error {
 	for _, r := range problems(run.Results) {
 		title := fmt.Sprintf("vmrunner %s %s: %s", targetOf(r), r.Check, r.Status)
-		if r.ErrorKind != "" && r.ErrorKind != vmrunner.KindCheck {
-			title += " (" + r.ErrorKind + ")"
+		if r.ErrorKind != "" && r.ErrorKind != results.KindCheck {
+			title += " (" + string(r.ErrorKind) + ")"
 		}
 		msg := bound(r.Message, 4096)
 		for _, s := range r.Splats {
@@ -121,7 +121,7 @@ func WriteStepSummary(w io.Writer, run Run) error {
 		for _, r := range ps {
 			kind := ""
 			if r.ErrorKind != "" {
-				kind = " (" + md(r.ErrorKind) + ")"
+				kind = " (" + md(string(r.ErrorKind)) + ")"
 			}
 			fmt.Fprintf(&b, "- %s **%s** %s: %s%s: %s\n", statusEmoji[r.Status], md(targetOf(r).String()), md(r.Check),
 				r.Status, kind, md(oneLine(r.Message, 300)))

@@ -2,7 +2,7 @@ package report
 
 import (
 	"github.com/vmrunner/vmrunner/protocol"
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // grid is the check × target view of a run shared by the HTML page and the
@@ -10,16 +10,16 @@ import (
 type grid struct {
 	Targets []Target
 	Checks  []string
-	cells   map[Target]map[string]*vmrunner.Record
+	cells   map[Target]map[string]*results.Record
 }
 
-func newGrid(recs []vmrunner.Record) grid {
-	g := grid{Targets: targets(recs), Checks: checks(recs), cells: map[Target]map[string]*vmrunner.Record{}}
+func newGrid(recs []results.Record) grid {
+	g := grid{Targets: targets(recs), Checks: checks(recs), cells: map[Target]map[string]*results.Record{}}
 	for i := range recs {
 		r := &recs[i]
 		t := targetOf(*r)
 		if g.cells[t] == nil {
-			g.cells[t] = map[string]*vmrunner.Record{}
+			g.cells[t] = map[string]*results.Record{}
 		}
 		// Two records for one cell should not happen; show the worse.
 		if old := g.cells[t][r.Check]; old == nil || severity(r.Status) > severity(old.Status) {
@@ -29,7 +29,7 @@ func newGrid(recs []vmrunner.Record) grid {
 	return g
 }
 
-func (g grid) cell(t Target, check string) *vmrunner.Record { return g.cells[t][check] }
+func (g grid) cell(t Target, check string) *results.Record { return g.cells[t][check] }
 
 // severity orders statuses from best to worst.
 func severity(s protocol.Status) int {
@@ -47,7 +47,7 @@ func severity(s protocol.Status) int {
 }
 
 // counts tallies records by status.
-func counts(recs []vmrunner.Record) map[protocol.Status]int {
+func counts(recs []results.Record) map[protocol.Status]int {
 	n := map[protocol.Status]int{}
 	for _, r := range recs {
 		n[r.Status]++
@@ -56,8 +56,8 @@ func counts(recs []vmrunner.Record) map[protocol.Status]int {
 }
 
 // problems returns the records that failed or errored, in grid order.
-func problems(recs []vmrunner.Record) []vmrunner.Record {
-	var out []vmrunner.Record
+func problems(recs []results.Record) []results.Record {
+	var out []results.Record
 	for _, t := range targets(recs) {
 		for _, r := range sortedRecords(recs, t) {
 			if r.Status == protocol.StatusFail || r.Status == protocol.StatusError {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 //go:embed report.html.tmpl
@@ -24,7 +24,7 @@ var htmlTemplate = template.Must(template.New("report").Parse(htmlSource))
 const HTMLName = "report.html"
 
 type htmlPage struct {
-	Run     vmrunner.RunInfo
+	Run     results.RunInfo
 	Title   string
 	Started string
 	Took    string
@@ -53,7 +53,7 @@ type htmlCell struct {
 	Target    Target
 	Check     string
 	Status    string // "none" when the check has no record on this target
-	Rec       *vmrunner.Record
+	Rec       *results.Record
 	Took      string
 	Boot      string
 	Details   string
@@ -129,7 +129,7 @@ func WriteHTML(w io.Writer, run Run, linkBase string) error {
 	return nil
 }
 
-func fillCell(c *htmlCell, r *vmrunner.Record, linkBase string) {
+func fillCell(c *htmlCell, r *results.Record, linkBase string) {
 	c.Rec = r
 	c.Status = string(r.Status)
 	if !r.Status.Valid() {
@@ -204,4 +204,4 @@ func linkBaseFor(page, runDir string) (string, error) {
 
 // writeFile writes through a temporary file so a reader never sees half a
 // report.
-func writeFile(path string, data []byte) error { return vmrunner.WriteFileAtomic(path, data) }
+func writeFile(path string, data []byte) error { return results.WriteFileAtomic(path, data) }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // The JUnit XML elements, as Jenkins, GitLab and the GitHub test-report
@@ -85,7 +85,7 @@ func WriteJUnit(w io.Writer, run Run) error {
 				c.Failure = &junitProblem{Message: oneLine(r.Message, 512), Type: "fail", Text: failureText(run, r)}
 			case protocol.StatusError:
 				s.Errors++
-				c.Error = &junitProblem{Message: oneLine(r.Message, 512), Type: r.ErrorKind, Text: errorText(run, r)}
+				c.Error = &junitProblem{Message: oneLine(r.Message, 512), Type: string(r.ErrorKind), Text: errorText(run, r)}
 			case protocol.StatusSkip:
 				s.Skipped++
 				c.Skipped = &junitProblem{Message: oneLine(r.Message, 512)}
@@ -118,7 +118,7 @@ func WriteJUnit(w io.Writer, run Run) error {
 	return nil
 }
 
-func suiteProperties(r vmrunner.Record) []junitProperty {
+func suiteProperties(r results.Record) []junitProperty {
 	ps := []junitProperty{{"kernel", r.Kernel}, {"arch", string(r.Arch)}}
 	add := func(name, value string) {
 		if value != "" {
@@ -142,7 +142,7 @@ func suiteProperties(r vmrunner.Record) []junitProperty {
 }
 
 // failureText is the message, then the tail of each log artifact.
-func failureText(run Run, r vmrunner.Record) string {
+func failureText(run Run, r results.Record) string {
 	var b strings.Builder
 	b.WriteString(r.Message)
 	for _, a := range r.Artifacts {
@@ -164,9 +164,9 @@ func failureText(run Run, r vmrunner.Record) string {
 }
 
 // errorText is the kind and message, the splats, then the console's tail.
-func errorText(run Run, r vmrunner.Record) string {
+func errorText(run Run, r results.Record) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s", orDefault(r.ErrorKind, "error"), r.Message)
+	fmt.Fprintf(&b, "%s: %s", orDefault(string(r.ErrorKind), "error"), r.Message)
 	for _, s := range r.Splats {
 		fmt.Fprintf(&b, "\nsplat %s: %s", s.Kind, s.Line)
 	}
@@ -182,8 +182,8 @@ func errorText(run Run, r vmrunner.Record) string {
 }
 
 // sortedRecords returns the records of one target, sorted by check.
-func sortedRecords(recs []vmrunner.Record, t Target) []vmrunner.Record {
-	var out []vmrunner.Record
+func sortedRecords(recs []results.Record, t Target) []results.Record {
+	var out []results.Record
 	for _, c := range checks(recs) {
 		for _, r := range recs {
 			if targetOf(r) == t && r.Check == c {

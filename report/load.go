@@ -12,12 +12,12 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // Run is a report with the directory its relative paths are under.
 type Run struct {
-	vmrunner.Report
+	results.Report
 	Dir string // the run directory; console and artifact paths are relative to it
 }
 
@@ -32,7 +32,7 @@ func Load(path string) (Run, error) {
 	if fi.IsDir() {
 		file, dir = filepath.Join(path, "results.json"), path
 	}
-	rep, err := vmrunner.ReadReport(file)
+	rep, err := results.ReadReport(file)
 	if err != nil {
 		return Run{}, fmt.Errorf("load run: %w", err)
 	}
@@ -109,10 +109,10 @@ type Target struct{ Kernel, Arch string }
 
 func (t Target) String() string { return t.Kernel + "/" + t.Arch }
 
-func targetOf(r vmrunner.Record) Target { return Target{r.Kernel, string(r.Arch)} }
+func targetOf(r results.Record) Target { return Target{r.Kernel, string(r.Arch)} }
 
 // targets returns the kernel × arch pairs of the records, sorted.
-func targets(recs []vmrunner.Record) []Target {
+func targets(recs []results.Record) []Target {
 	seen := map[Target]bool{}
 	var ts []Target
 	for _, r := range recs {
@@ -131,7 +131,7 @@ func targets(recs []vmrunner.Record) []Target {
 }
 
 // checks returns the check names of the records, sorted.
-func checks(recs []vmrunner.Record) []string {
+func checks(recs []results.Record) []string {
 	seen := map[string]bool{}
 	var cs []string
 	for _, r := range recs {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // plannedChecks returns a predicate accepting the checks of the plan and
@@ -47,7 +48,7 @@ func (a *artifactSaver) save(art *protocol.Artifact) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("save artifact: %w", err)
 	}
-	if err := WriteFileAtomic(path, []byte(art.Data)); err != nil {
+	if err := results.WriteFileAtomic(path, []byte(art.Data)); err != nil {
 		return fmt.Errorf("save artifact: %w", err)
 	}
 	a.count++

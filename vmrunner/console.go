@@ -1,6 +1,8 @@
 package vmrunner
 
 import (
+	"github.com/vmrunner/vmrunner/results"
+
 	"bufio"
 	"bytes"
 	"errors"
@@ -21,12 +23,6 @@ const (
 	maxSplats       = 32
 )
 
-// Splat is a kernel problem report seen on the console.
-type Splat struct {
-	Kind string `json:"kind"` // panic, oops, bug, warning, rcu-stall, hung-task
-	Line string `json:"line"`
-}
-
 // splatPatterns maps console substrings to splat kinds, most severe first.
 var splatPatterns = []struct{ substr, kind string }{
 	{"Kernel panic - not syncing", "panic"},
@@ -43,7 +39,7 @@ var splatPatterns = []struct{ substr, kind string }{
 type console struct {
 	mu     sync.Mutex
 	tail   []string
-	splats []Splat
+	splats []results.Splat
 	cut    bool
 }
 
@@ -94,17 +90,17 @@ func (c *console) scan(line []byte) {
 	}
 	for _, p := range splatPatterns {
 		if strings.Contains(text, p.substr) {
-			c.splats = append(c.splats, Splat{Kind: p.kind, Line: strings.TrimSpace(text)})
+			c.splats = append(c.splats, results.Splat{Kind: p.kind, Line: strings.TrimSpace(text)})
 			return
 		}
 	}
 }
 
 // Splats returns the splats seen so far.
-func (c *console) Splats() []Splat {
+func (c *console) Splats() []results.Splat {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Splat(nil), c.splats...)
+	return append([]results.Splat(nil), c.splats...)
 }
 
 // hasKind reports whether a splat of kind was seen.

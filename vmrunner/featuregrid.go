@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmrunner/vmrunner/bpfprobe"
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // WriteFeatureGrid prints the features check of a run as a grid: one row
@@ -19,7 +20,7 @@ import (
 // upstream release), "NO!" a feature missing from a kernel that should have
 // it, "off" one the kernel was built without. It returns the number of
 // missing features, and an error when the run has no features results.
-func WriteFeatureGrid(w io.Writer, recs []Record) (int, error) {
+func WriteFeatureGrid(w io.Writer, recs []results.Record) (int, error) {
 	type column struct {
 		label string
 		cells map[string]string

@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // ReproOptions say which program to reproduce on which VM. Options.Matrix
@@ -29,7 +30,7 @@ type ReproOptions struct {
 type ReproResult struct {
 	*Result
 	// Records are the verifier results, one per program.
-	Records []Record
+	Records []results.Record
 	// Logs are the programs' verifier logs as saved under the run
 	// directory, in Records order ("" when none was saved).
 	Logs []string
@@ -40,9 +41,9 @@ type ReproResult struct {
 // object is checked on the host first: not an ELF BPF object, or no such
 // program, is bad input (ErrBadMatrix) and boots nothing.
 //
-// Exit codes: ExitOK when every program loaded, ExitFail when one was
-// rejected, ExitBadInput when the guest could not read the object,
-// ExitInfra when the VM did not report.
+// Exit codes: results.ExitOK when every program loaded, results.ExitFail
+// when one was rejected, results.ExitBadInput when the guest could not read
+// the object, results.ExitInfra when the VM did not report.
 func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 	if n := len(opts.Matrix.Targets()); n != 1 {
 		return nil, fmt.Errorf("%w: repro boots one VM, the selection has %d", ErrBadMatrix, n)
@@ -101,25 +102,25 @@ func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 
 // reproExitCode: infrastructure first, then an object the guest could not
 // load at all, then rejections.
-func reproExitCode(recs []Record, interrupted bool) int {
+func reproExitCode(recs []results.Record, interrupted bool) int {
 	if interrupted {
-		return ExitInterrupted
+		return results.ExitInterrupted
 	}
-	code := ExitOK
+	code := results.ExitOK
 	for _, r := range recs {
 		var d protocol.VerifierDetails
 		_ = json.Unmarshal(r.Details, &d)
 		switch {
-		case r.Status == protocol.StatusError && r.ErrorKind != KindCheck:
-			return ExitInfra
+		case r.Status == protocol.StatusError && r.ErrorKind != results.KindCheck:
+			return results.ExitInfra
 		case r.Status == protocol.StatusError:
-			code = ExitBadInput
-		case !d.Loaded && code == ExitOK:
-			code = ExitFail
+			code = results.ExitBadInput
+		case !d.Loaded && code == results.ExitOK:
+			code = results.ExitFail
 		}
 	}
 	if len(recs) == 0 {
-		return ExitInfra
+		return results.ExitInfra
 	}
 	return code
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 func TestShellQEMUArgs(t *testing.T) {
@@ -37,25 +38,25 @@ func TestShellQEMUArgs(t *testing.T) {
 func TestReproExitCode(t *testing.T) {
 	loaded, _ := json.Marshal(protocol.VerifierDetails{Loaded: true})
 	rejected, _ := json.Marshal(protocol.VerifierDetails{Loaded: false})
-	pass := Record{Status: protocol.StatusPass, Details: loaded}
-	fail := Record{Status: protocol.StatusFail, Details: rejected}
+	pass := results.Record{Status: protocol.StatusPass, Details: loaded}
+	fail := results.Record{Status: protocol.StatusFail, Details: rejected}
 	// A program expected to be rejected passes the check, but repro says
 	// what the verifier did.
-	expectedReject := Record{Status: protocol.StatusPass, Details: rejected}
-	badObject := Record{Status: protocol.StatusError, ErrorKind: KindCheck}
-	boot := Record{Status: protocol.StatusError, ErrorKind: KindBootTimeout}
+	expectedReject := results.Record{Status: protocol.StatusPass, Details: rejected}
+	badObject := results.Record{Status: protocol.StatusError, ErrorKind: results.KindCheck}
+	boot := results.Record{Status: protocol.StatusError, ErrorKind: results.KindBootTimeout}
 	for _, tc := range []struct {
-		recs        []Record
+		recs        []results.Record
 		interrupted bool
 		want        int
 	}{
-		{[]Record{pass}, false, ExitOK},
-		{[]Record{pass, fail}, false, ExitFail},
-		{[]Record{expectedReject}, false, ExitFail},
-		{[]Record{fail, badObject}, false, ExitBadInput},
-		{[]Record{badObject, boot}, false, ExitInfra},
-		{nil, false, ExitInfra},
-		{[]Record{pass}, true, ExitInterrupted},
+		{[]results.Record{pass}, false, results.ExitOK},
+		{[]results.Record{pass, fail}, false, results.ExitFail},
+		{[]results.Record{expectedReject}, false, results.ExitFail},
+		{[]results.Record{fail, badObject}, false, results.ExitBadInput},
+		{[]results.Record{badObject, boot}, false, results.ExitInfra},
+		{nil, false, results.ExitInfra},
+		{[]results.Record{pass}, true, results.ExitInterrupted},
 	} {
 		if got := reproExitCode(tc.recs, tc.interrupted); got != tc.want {
 			t.Errorf("reproExitCode(%+v, %v) = %d, want %d", tc.recs, tc.interrupted, got, tc.want)
@@ -64,21 +65,21 @@ func TestReproExitCode(t *testing.T) {
 }
 
 func TestWriteFeatureGrid(t *testing.T) {
-	details := func(results ...protocol.FeatureResult) json.RawMessage {
-		b, _ := json.Marshal(protocol.FeaturesDetails{Results: results})
+	details := func(features ...protocol.FeatureResult) json.RawMessage {
+		b, _ := json.Marshal(protocol.FeaturesDetails{Results: features})
 		return b
 	}
-	recs := []Record{
-		{Kernel: "6.1", Arch: kernels.X86_64, Check: "features", Details: details(
+	recs := []results.Record{
+		{Kernel: "6.1", Arch: "x86_64", Check: "features", Details: details(
 			protocol.FeatureResult{Feature: "map/ringbuf", Since: "5.8", Status: "supported", Verdict: "ok"},
 			protocol.FeatureResult{Feature: "helper/loop", Program: "kprobe", Since: "5.17", Status: "unsupported", Verdict: "missing"},
 		)},
-		{Kernel: "5.10", Arch: kernels.X86_64, Check: "features", Details: details(
+		{Kernel: "5.10", Arch: "x86_64", Check: "features", Details: details(
 			protocol.FeatureResult{Feature: "map/ringbuf", Since: "5.8", Status: "supported", Verdict: "ok"},
 			protocol.FeatureResult{Feature: "helper/loop", Program: "kprobe", Since: "5.17", Status: "supported", Verdict: "backport"},
 			protocol.FeatureResult{Feature: "program/lirc_mode2", Since: "4.18", Status: "unsupported", Verdict: "not-built"},
 		)},
-		{Kernel: "6.1", Arch: kernels.X86_64, Check: "btf"},
+		{Kernel: "6.1", Arch: "x86_64", Check: "btf"},
 	}
 	var b bytes.Buffer
 	missing, err := WriteFeatureGrid(&b, recs)

@@ -19,6 +19,7 @@ import (
 	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // Version is the vmrunner version, set at build time.
@@ -42,7 +43,7 @@ type Options struct {
 	BootTimeout time.Duration
 	Log         *slog.Logger
 	// Progress, when set, is told when each VM starts and ends.
-	Progress func(t Target, phase string, recs []Record)
+	Progress func(t Target, phase string, recs []results.Record)
 
 	lock *kernels.LockFile // the matrix's lock file, read by Run
 }
@@ -50,7 +51,7 @@ type Options struct {
 // Result is the outcome of a run.
 type Result struct {
 	Dir      string
-	Report   Report
+	Report   results.Report
 	ExitCode int
 	// Err combines the infrastructure and input errors of every VM.
 	Err error
@@ -106,9 +107,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	host, _ := os.Hostname()
 	started := time.Now()
-	store, err := NewStore(opts.OutDir, RunInfo{
+	store, err := results.NewStore(opts.OutDir, results.RunInfo{
 		ID: started.UTC().Format("20060102-150405") + fmt.Sprintf("-%04x", os.Getpid()&0xffff), Matrix: opts.Matrix.Path,
-		Version: Version, Host: host, HostArch: string(kernels.Host()), Accel: opts.Accel,
+		Version: Version, Host: host, HostArch: string(kernels.Host()), Accel: string(opts.Accel),
 		Parallel: opts.Parallel, Started: started.UTC(),
 	})
 	if err != nil {
@@ -141,9 +142,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	_ = g.Wait()
 
 	rep := store.Report()
-	code := ExitCode(rep.Results)
+	code := results.ExitCode(rep.Results)
 	if ctx.Err() != nil {
-		code = ExitInterrupted
+		code = results.ExitInterrupted
 	}
 	if err := store.Finish(time.Since(started), code); err != nil {
 		return nil, err
@@ -153,13 +154,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 // runTarget resolves the kernel, builds the initramfs and boots one VM. It
 // returns a record per planned check whatever happens.
-func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *Store, t Target, accel Accel) ([]Record, error) {
+func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *results.Store, t Target, accel Accel) ([]results.Record, error) {
 	log := opts.Log.With("vm", t.Label())
 	started := time.Now()
-	base := Record{Kernel: t.Kernel.Name, Arch: t.Arch, Accel: accel}
+	base := results.Record{Kernel: t.Kernel.Name, Arch: string(t.Arch), Accel: string(accel)}
 	plan := buildPlan(opts.Matrix)
-	failAll := func(kind string, err error) ([]Record, error) {
-		recs := make([]Record, 0, len(plan.Checks))
+	failAll := func(kind results.ErrorKind, err error) ([]results.Record, error) {
+		recs := make([]results.Record, 0, len(plan.Checks))
 		for _, c := range plan.Checks {
 			r := base
 			r.Check, r.Status, r.ErrorKind, r.Message = c.Name, protocol.StatusError, kind, err.Error()
@@ -174,36 +175,36 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 	k, err := kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{Cache: cache, Refresh: opts.Refresh, Logger: log,
 		Pin: opts.lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source)})
 	if err != nil {
-		kind := KindKernel
+		kind := results.KindKernel
 		if errors.Is(err, kernels.ErrBadInput) {
-			kind = KindBadInput
+			kind = results.KindBadInput
 		}
 		if ctx.Err() != nil {
-			kind = KindInterrupted
+			kind = results.KindInterrupted
 		}
 		return failAll(kind, err)
 	}
 	base.KernelRelease, base.Source = k.Release, sourceOf(k)
 	agent, err := FindAgent(opts.AgentDir, t.Arch)
 	if err != nil {
-		return failAll(KindInitramfs, err)
+		return failAll(results.KindInitramfs, err)
 	}
 	if opts.Progress != nil {
 		opts.Progress(t, "initramfs", nil)
 	}
 	extra := extraFiles(opts.Matrix)
 	if runner, err := workloadRunner(opts.Matrix, agent, t.Arch); err != nil {
-		return failAll(KindInitramfs, err)
+		return failAll(results.KindInitramfs, err)
 	} else if runner != nil {
 		extra = append(extra, *runner)
 	}
 	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir, Extra: extra})
 	if err != nil {
-		return failAll(KindInitramfs, fmt.Errorf("build initramfs: %w", err))
+		return failAll(results.KindInitramfs, fmt.Errorf("build initramfs: %w", err))
 	}
-	dir, err := store.VMDir(t)
+	dir, err := store.VMDir(t.Dirname())
 	if err != nil {
-		return failAll(KindQEMU, err)
+		return failAll(results.KindQEMU, err)
 	}
 	if opts.Progress != nil {
 		opts.Progress(t, "boot", nil)
@@ -241,7 +242,7 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 			base.KernelRelease = rel
 		}
 	}
-	recs := make([]Record, 0, len(plan.Checks))
+	recs := make([]results.Record, 0, len(plan.Checks))
 	for _, c := range plan.Checks {
 		// A check reports under its own name and/or sub-results named
 		// "<check>/<...>" (one per verifier program, say), in guest order.
@@ -255,7 +256,7 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 			r := base
 			r.Check, r.Status, r.Message, r.DurationMS, r.Details = gr.Check, gr.Status, truncate(gr.Message, 4096), gr.DurationMS, gr.Details
 			if gr.Status == protocol.StatusError {
-				r.ErrorKind = KindCheck
+				r.ErrorKind = results.KindCheck
 			}
 			for _, a := range out.Artifacts[gr.Check] {
 				r.Artifacts = append(r.Artifacts, t.Dirname()+"/"+a)
@@ -269,7 +270,7 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 			if out.Err != nil {
 				r.Message = out.Err.Error()
 			} else {
-				r.ErrorKind, r.Message = KindAgent, "the guest agent reported no result for this check"
+				r.ErrorKind, r.Message = results.KindAgent, "the guest agent reported no result for this check"
 			}
 			r.DurationMS = time.Since(started).Milliseconds()
 			recs = append(recs, r)
@@ -288,9 +289,9 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *S
 // retried: they are results.
 func retryable(out vmOutcome) bool {
 	switch out.FailKind {
-	case KindBootTimeout:
+	case results.KindBootTimeout:
 		return true
-	case KindQEMU:
+	case results.KindQEMU:
 		return out.Ready == nil
 	}
 	return false
@@ -339,3 +340,12 @@ func openCache(opts *Options) (*kernels.Cache, error) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// sourceOf is the identity of k as a record keeps it.
+func sourceOf(k *kernels.Kernel) *results.Source {
+	if k == nil {
+		return nil
+	}
+	return &results.Source{Type: k.Origin.Type, Package: k.Origin.Package, Version: k.Origin.Version,
+		Suite: k.Origin.Suite, SHA256: k.SHA256, URL: k.Origin.URL}
+}

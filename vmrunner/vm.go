@@ -18,6 +18,7 @@ import (
 
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // Limits on what a guest may send.
@@ -56,10 +57,10 @@ type vmOutcome struct {
 	Results  []protocol.Result
 	Logs     []protocol.Log
 	Done     bool
-	FailKind string
+	FailKind results.ErrorKind
 	Err      error
 	Boot     time.Duration // QEMU start to the agent's first message
-	Splats   []Splat
+	Splats   []results.Splat
 	Shutdown string // SHUTDOWN reason from QMP
 	// Artifacts maps a result's check name to the files saved for it,
 	// relative to the VM directory.
@@ -118,18 +119,18 @@ type guestMsg struct {
 // runVM boots one VM, runs its plan and always leaves no QEMU behind.
 func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	log := s.Log
-	fail := func(kind string, err error) vmOutcome {
+	fail := func(kind results.ErrorKind, err error) vmOutcome {
 		out.FailKind, out.Err = kind, err
 		return out
 	}
 	bin, err := lookQEMU(s.Target.Arch)
 	if err != nil {
-		return fail(KindQEMU, err)
+		return fail(results.KindQEMU, err)
 	}
 	// Unix socket paths are limited to 108 bytes: keep them short.
 	sockDir, err := os.MkdirTemp("", "vmr")
 	if err != nil {
-		return fail(KindQEMU, fmt.Errorf("create socket directory: %w", err))
+		return fail(results.KindQEMU, fmt.Errorf("create socket directory: %w", err))
 	}
 	defer os.RemoveAll(sockDir)
 	cfg := qemuConfig{
@@ -142,7 +143,7 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	}
 	ctlL, err := net.Listen("unix", cfg.Control)
 	if err != nil {
-		return fail(KindQEMU, fmt.Errorf("listen for control port: %w", err))
+		return fail(results.KindQEMU, fmt.Errorf("listen for control port: %w", err))
 	}
 	defer ctlL.Close()
 
@@ -162,7 +163,7 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return fail(KindQEMU, fmt.Errorf("start %s: %w", filepath.Base(bin), err))
+		return fail(results.KindQEMU, fmt.Errorf("start %s: %w", filepath.Base(bin), err))
 	}
 	exited := make(chan struct{})
 	var waitErr error
@@ -225,16 +226,16 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	if err != nil {
 		select {
 		case <-exited:
-			return fail(KindQEMU, fmt.Errorf("qemu exited at start: %v: %s", waitErr, lastLines(stderr.String(), 5)))
+			return fail(results.KindQEMU, fmt.Errorf("qemu exited at start: %v: %s", waitErr, lastLines(stderr.String(), 5)))
 		default:
 			// QEMU waits for QMP forever: it must be killed here.
 			_ = cmd.Process.Kill()
 			<-exited
 		}
 		if ctx.Err() != nil {
-			return fail(KindInterrupted, errors.New("interrupted"))
+			return fail(results.KindInterrupted, errors.New("interrupted"))
 		}
-		return fail(KindQEMU, err)
+		return fail(results.KindQEMU, err)
 	}
 	defer mon.close()
 
@@ -243,7 +244,7 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	con := &console{}
 	conConn, err := dialUnix(vmCtx, cfg.Console, exited)
 	if err != nil {
-		return fail(KindQEMU, fmt.Errorf("connect console: %w", err))
+		return fail(results.KindQEMU, fmt.Errorf("connect console: %w", err))
 	}
 	wg.Add(1)
 	go func() {
@@ -267,7 +268,7 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	}
 
 	if err := mon.run("cont", 5*time.Second); err != nil {
-		return fail(KindQEMU, err)
+		return fail(results.KindQEMU, err)
 	}
 
 	events := mon.events
@@ -296,20 +297,20 @@ loop:
 		select {
 		case <-vmCtx.Done():
 			if ctx.Err() != nil {
-				out.FailKind, out.Err = KindInterrupted, errors.New("interrupted")
+				out.FailKind, out.Err = results.KindInterrupted, errors.New("interrupted")
 			} else {
-				out.FailKind, out.Err = KindTimeout, fmt.Errorf("VM did not finish within %s%s", s.Timeout, runningNote(running))
+				out.FailKind, out.Err = results.KindTimeout, fmt.Errorf("VM did not finish within %s%s", s.Timeout, runningNote(running))
 				diagnose()
 			}
 			break loop
 		case <-bootTimer.C:
 			if out.Ready == nil {
-				out.FailKind, out.Err = KindBootTimeout, fmt.Errorf("no message from the guest agent within %s of QEMU start", s.BootTimeout)
+				out.FailKind, out.Err = results.KindBootTimeout, fmt.Errorf("no message from the guest agent within %s of QEMU start", s.BootTimeout)
 				diagnose()
 				break loop
 			}
 		case <-checkTimer:
-			out.FailKind, out.Err = KindTimeout, fmt.Errorf("check %s did not report within %s (its timeout and %s grace): the guest is stuck", running, checkTimeouts[running]+checkGrace, checkGrace)
+			out.FailKind, out.Err = results.KindTimeout, fmt.Errorf("check %s did not report within %s (its timeout and %s grace): the guest is stuck", running, checkTimeouts[running]+checkGrace, checkGrace)
 			diagnose()
 			break loop
 		case <-byeTimer:
@@ -338,7 +339,7 @@ loop:
 					msgs = nil
 					continue
 				}
-				out.FailKind, out.Err = KindProtocol, fmt.Errorf("guest channel: %w", gm.err)
+				out.FailKind, out.Err = results.KindProtocol, fmt.Errorf("guest channel: %w", gm.err)
 				break loop
 			}
 			m := gm.m
@@ -352,7 +353,7 @@ loop:
 				log.Debug("agent ready", "release", m.Ready.KernelRelease, "boot", out.Boot)
 				enc = protocol.NewEncoder(<-connc)
 				if err := enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &s.Plan}); err != nil {
-					out.FailKind, out.Err = KindAgent, fmt.Errorf("send plan: %w", err)
+					out.FailKind, out.Err = results.KindAgent, fmt.Errorf("send plan: %w", err)
 					break loop
 				}
 			case protocol.TypeCheckStart:
@@ -390,7 +391,7 @@ loop:
 				}
 				byeTimer = time.After(byeGrace)
 			default:
-				out.FailKind, out.Err = KindProtocol, fmt.Errorf("guest sent a %q message", truncate(string(m.Type), 32))
+				out.FailKind, out.Err = results.KindProtocol, fmt.Errorf("guest sent a %q message", truncate(string(m.Type), 32))
 				break loop
 			}
 		case <-exited:
@@ -434,13 +435,13 @@ loop:
 	}
 
 	switch {
-	case out.FailKind == KindInterrupted:
+	case out.FailKind == results.KindInterrupted:
 	case ctx.Err() != nil && !out.Done:
-		out.FailKind, out.Err = KindInterrupted, errors.New("interrupted")
+		out.FailKind, out.Err = results.KindInterrupted, errors.New("interrupted")
 	case con.contains("Initramfs unpacking failed") || con.contains("No working init found"):
 		// The kernel could not unpack or run the agent: a broken archive,
 		// or a kernel without initramfs support for its compression.
-		out.FailKind = KindInitramfs
+		out.FailKind = results.KindInitramfs
 		line := con.line("Initramfs unpacking failed")
 		if line == "" {
 			line = con.line("No working init found")
@@ -448,10 +449,10 @@ loop:
 		out.Err = fmt.Errorf("the guest could not start the agent from its initramfs: %s", line)
 	case con.contains("Attempted to kill init"):
 		// PID 1 exiting panics the kernel: that is the agent's failure.
-		out.FailKind = KindAgent
+		out.FailKind = results.KindAgent
 		out.Err = fmt.Errorf("the guest agent (PID 1) exited%s: %s", runningNote(running), con.line("Attempted to kill init"))
 	case panicked || con.hasKind("panic"):
-		out.FailKind = KindPanic
+		out.FailKind = results.KindPanic
 		line := "guest reported a panic"
 		for _, sp := range out.Splats {
 			if sp.Kind == "panic" {
@@ -464,17 +465,17 @@ loop:
 		out.FailKind, out.Err = "", nil
 	case out.FailKind != "":
 	case killedBySignal(waitErr) != "":
-		out.FailKind = KindQEMU
+		out.FailKind = results.KindQEMU
 		out.Err = fmt.Errorf("QEMU was killed from outside (%s)%s", killedBySignal(waitErr), runningNote(running))
 	case out.Ready == nil:
-		out.FailKind = KindBootTimeout
+		out.FailKind = results.KindBootTimeout
 		if exitedEarly(waitErr) {
-			out.FailKind = KindQEMU
+			out.FailKind = results.KindQEMU
 		}
 		out.Err = fmt.Errorf("VM stopped before the guest agent started (shutdown: %s, qemu: %s); console: %s",
 			orNone(out.Shutdown), orNone(lastLines(stderr.String(), 3)), orNone(lastLines(con.Excerpt(5), 5)))
 	default:
-		out.FailKind = KindAgent
+		out.FailKind = results.KindAgent
 		out.Err = fmt.Errorf("guest agent stopped before reporting done (shutdown: %s); console: %s",
 			orNone(out.Shutdown), orNone(lastLines(con.Excerpt(5), 5)))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
@@ -30,7 +31,7 @@ func kernelError(err error) error {
 		return nil
 	}
 	if errors.Is(err, kernels.ErrBadInput) {
-		return &exitError{code: vmrunner.ExitBadInput, err: err}
+		return &exitError{code: results.ExitBadInput, err: err}
 	}
 	return err
 }

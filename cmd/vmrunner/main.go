@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
@@ -51,9 +52,9 @@ func exitCode(err error) int {
 	fmt.Fprintln(os.Stderr, "vmrunner:", err)
 	var ue usageError
 	if errors.Is(err, vmrunner.ErrBadMatrix) || errors.As(err, &ue) {
-		return vmrunner.ExitBadInput
+		return results.ExitBadInput
 	}
-	return vmrunner.ExitInfra
+	return results.ExitInfra
 }
 
 // usageError is a wrong flag or argument: exit 2, like a bad matrix.

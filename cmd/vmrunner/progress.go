@@ -11,6 +11,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
 
+	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
@@ -71,7 +72,7 @@ func (pr *progress) line(label string) string {
 }
 
 // update is vmrunner.Options.Progress.
-func (pr *progress) update(t vmrunner.Target, phase string, recs []vmrunner.Record) {
+func (pr *progress) update(t vmrunner.Target, phase string, recs []results.Record) {
 	text := phase
 	if phase == "done" {
 		text = "done: " + tally(recs)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmrunner/vmrunner/report"
+	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
@@ -87,7 +88,7 @@ Exit codes:
 				return err
 			}
 			if n := c.Regressions(); n > 0 {
-				return &exitError{code: vmrunner.ExitFail, err: fmt.Errorf("%d regression(s) from %s to %s", n, args[0], args[1])}
+				return &exitError{code: results.ExitFail, err: fmt.Errorf("%d regression(s) from %s to %s", n, args[0], args[1])}
 			}
 			return nil
 		},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
@@ -35,7 +36,7 @@ Exit codes:
 				return usagef("%s: %v", path, err)
 			}
 			if missing > 0 {
-				return &exitError{code: vmrunner.ExitFail}
+				return &exitError{code: results.ExitFail}
 			}
 			return nil
 		},

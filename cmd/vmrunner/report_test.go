@@ -9,9 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/results"
 )
 
 // writeRun writes a run directory holding results.json with one btf record
@@ -20,13 +19,13 @@ func writeRun(t *testing.T, id string, statuses map[string]protocol.Status) stri
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), id)
 	os.MkdirAll(dir, 0o755)
-	rep := vmrunner.Report{Run: vmrunner.RunInfo{ID: id, Accel: "auto", Host: "host", Finished: true}}
+	rep := results.Report{Run: results.RunInfo{ID: id, Accel: "auto", Host: "host", Finished: true}}
 	for _, k := range []string{"5.10", "6.1"} {
 		st := statuses[k]
 		if st == "" {
 			st = protocol.StatusPass
 		}
-		rep.Results = append(rep.Results, vmrunner.Record{Kernel: k, Arch: kernels.X86_64, KernelRelease: k + ".0-1-amd64",
+		rep.Results = append(rep.Results, results.Record{Kernel: k, Arch: "x86_64", KernelRelease: k + ".0-1-amd64",
 			Check: "btf", Status: st, Message: "btf " + string(st), DurationMS: 800,
 			Details: json.RawMessage(`{"types":100000}`), Console: k + "-x86_64/console.log"})
 	}

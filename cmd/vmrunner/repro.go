@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
@@ -111,7 +112,7 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 		if res.Logs[i] != "" {
 			b, err := os.ReadFile(res.Logs[i])
 			if err != nil {
-				return &exitError{code: vmrunner.ExitInfra, err: fmt.Errorf("read verifier log: %w", err)}
+				return &exitError{code: results.ExitInfra, err: fmt.Errorf("read verifier log: %w", err)}
 			}
 			_, _ = out.Write(b)
 		}

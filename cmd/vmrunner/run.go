@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/report"
+	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
@@ -116,7 +117,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "results: %s (%s)\n", filepath.Join(res.Dir, "results.json"), time.Since(start).Round(100*time.Millisecond))
 	if err := writeReports(report.Run{Report: res.Report, Dir: res.Dir}, f.junit, f.html, true, cmd.OutOrStdout()); err != nil {
 		if res.ExitCode == 0 {
-			return &exitError{code: vmrunner.ExitInfra, err: err}
+			return &exitError{code: results.ExitInfra, err: err}
 		}
 		fmt.Fprintf(os.Stderr, "vmrunner: %v\n", err)
 	}
@@ -129,7 +130,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	return nil
 }
 
-func tally(recs []vmrunner.Record) string {
+func tally(recs []results.Record) string {
 	n := map[string]int{}
 	for _, r := range recs {
 		n[string(r.Status)]++
