@@ -1,7 +1,11 @@
 // Package report turns a run's results (results.Report, read from
-// results.json) into what CI systems and people read: JUnit XML (junit.go),
-// a self-contained HTML page (html.go), GitHub Actions annotations and a job
-// summary (github.go), and a comparison of two runs (compare.go).
+// results.json) into what CI systems and people read: the summary table
+// printed after a run (summary.go), the feature × kernel grid of the features
+// check (featuregrid.go), JUnit XML (junit.go), a self-contained HTML page
+// (html.go), GitHub Actions annotations and a job summary (github.go), and a
+// comparison of two runs (compare.go). It imports only package results and
+// package protocol besides the standard library, so that reading a run does
+// not link the host controller.
 //
 // Promises:
 //   - Writers never fail on odd content: text from the guest (messages,

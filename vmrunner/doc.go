@@ -3,7 +3,7 @@
 // initramfs), boots one QEMU per kernel × arch (qemu*.go), watches it through
 // QMP (qmp.go) and its serial console (console.go), talks to the guest agent
 // over virtio-serial (vm.go, package protocol) and stores the results
-// (package results; summary.go prints them).
+// (package results) with their report.html (package report).
 //
 // Promises:
 //   - Every planned check of every target gets exactly one results.Record,

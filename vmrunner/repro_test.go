@@ -1,7 +1,6 @@
 package vmrunner
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -61,43 +60,5 @@ func TestReproExitCode(t *testing.T) {
 		if got := reproExitCode(tc.recs, tc.interrupted); got != tc.want {
 			t.Errorf("reproExitCode(%+v, %v) = %d, want %d", tc.recs, tc.interrupted, got, tc.want)
 		}
-	}
-}
-
-func TestWriteFeatureGrid(t *testing.T) {
-	details := func(features ...protocol.FeatureResult) json.RawMessage {
-		b, _ := json.Marshal(protocol.FeaturesDetails{Results: features})
-		return b
-	}
-	recs := []results.Record{
-		{Kernel: "6.1", Arch: "x86_64", Check: "features", Details: details(
-			protocol.FeatureResult{Feature: "map/ringbuf", Since: "5.8", Status: "supported", Verdict: "ok"},
-			protocol.FeatureResult{Feature: "helper/loop", Program: "kprobe", Since: "5.17", Status: "unsupported", Verdict: "missing"},
-		)},
-		{Kernel: "5.10", Arch: "x86_64", Check: "features", Details: details(
-			protocol.FeatureResult{Feature: "map/ringbuf", Since: "5.8", Status: "supported", Verdict: "ok"},
-			protocol.FeatureResult{Feature: "helper/loop", Program: "kprobe", Since: "5.17", Status: "supported", Verdict: "backport"},
-			protocol.FeatureResult{Feature: "program/lirc_mode2", Since: "4.18", Status: "unsupported", Verdict: "not-built"},
-		)},
-		{Kernel: "6.1", Arch: "x86_64", Check: "btf"},
-	}
-	var b bytes.Buffer
-	missing, err := WriteFeatureGrid(&b, recs)
-	if err != nil || missing != 1 {
-		t.Fatalf("missing %d, err %v", missing, err)
-	}
-	lines := strings.Split(b.String(), "\n")
-	for i, want := range [][]string{
-		{"FEATURE", "SINCE", "5.10/x86_64", "6.1/x86_64"},
-		{"map/ringbuf", "5.8", "yes", "yes"},
-		{"helper/loop@kprobe", "5.17", "yes+", "NO!"},
-		{"program/lirc_mode2", "4.18", "off", "-"},
-	} {
-		if got := strings.Fields(lines[i]); strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("line %d: %q, want %q", i, lines[i], want)
-		}
-	}
-	if _, err := WriteFeatureGrid(&b, recs[2:]); err == nil {
-		t.Error("no features results: no error")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
 )
 
@@ -146,8 +147,21 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if ctx.Err() != nil {
 		code = results.ExitInterrupted
 	}
-	if err := store.Finish(time.Since(started), code); err != nil {
+	took := time.Since(started)
+	if err := store.Finish(took, code); err != nil {
 		return nil, err
+	}
+	// The page belongs to the run directory like results.json: every caller
+	// (run, repro) gets one. A run that passed but cannot write it is an
+	// infrastructure failure, and says so in results.json.
+	if err := report.WriteHTMLFile(filepath.Join(store.Dir, report.HTMLName), report.Run{Report: store.Report(), Dir: store.Dir}); err != nil {
+		errs.Errors = append(errs.Errors, err)
+		if code == results.ExitOK {
+			code = results.ExitInfra
+			if err := store.Finish(took, code); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return &Result{Dir: store.Dir, Report: store.Report(), ExitCode: code, Err: errs.ErrorOrNil()}, nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 func newReportCmd() *cobra.Command {
@@ -41,7 +40,7 @@ func newReportShowCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "run %s  accel %s  host %s\n\n", run.Run.ID, run.Run.Accel, run.Run.Host)
-			return vmrunner.WriteSummary(w, run.Report)
+			return report.WriteSummary(w, run.Report)
 		},
 	}
 }
@@ -115,7 +114,7 @@ func newReportWriteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeReports(run, junit, html, false, cmd.OutOrStdout())
+			return writeReports(run, junit, html, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&junit, "junit", "", "write JUnit XML to FILE")
@@ -153,14 +152,11 @@ func checkOutputFiles(paths ...string) error {
 	return nil
 }
 
-// writeReports writes the run's reports: report.html in the run directory
-// when inRunDir, --junit and --html files, and under GitHub Actions the
-// annotations (on w) and the job summary.
-func writeReports(run report.Run, junit, html string, inRunDir bool, w io.Writer) error {
+// writeReports writes the run's --junit and --html files, and under GitHub
+// Actions the annotations (on w) and the job summary. (report.html in the run
+// directory is written by the run itself.)
+func writeReports(run report.Run, junit, html string, w io.Writer) error {
 	var errs []error
-	if inRunDir {
-		errs = append(errs, report.WriteHTMLFile(filepath.Join(run.Dir, report.HTMLName), run))
-	}
 	if html != "" {
 		errs = append(errs, report.WriteHTMLFile(html, run))
 	}

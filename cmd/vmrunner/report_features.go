@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 func newReportFeaturesCmd() *cobra.Command {
@@ -31,7 +31,7 @@ Exit codes:
 			if err != nil {
 				return err
 			}
-			missing, err := vmrunner.WriteFeatureGrid(cmd.OutOrStdout(), run.Results)
+			missing, err := report.WriteFeatureGrid(cmd.OutOrStdout(), run.Results)
 			if err != nil {
 				return usagef("%s: %v", path, err)
 			}

@@ -48,6 +48,19 @@ func TestRepro(t *testing.T) {
 	if len(logs) != 1 {
 		t.Errorf("saved logs: %v", logs)
 	}
+	// Its report.html, like a run's, shows the rejected program's cell and
+	// links the saved log.
+	if len(logs) == 1 {
+		page, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(logs[0])))), "report.html"))
+		if err != nil {
+			t.Errorf("repro run directory: %v", err)
+		}
+		for _, want := range []string{"verifier/probes/rejected_stack_oob", `href="6.12-arm64/verifier/probes/rejected_stack_oob.log"`} {
+			if !strings.Contains(string(page), want) {
+				t.Errorf("report.html does not contain %q", want)
+			}
+		}
+	}
 
 	for _, args := range [][]string{
 		{"--object", "../../testdata/bpf/probes.c"},

@@ -111,11 +111,11 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 		return err
 	}
 	fmt.Fprintln(cmd.OutOrStdout())
-	if err := vmrunner.WriteSummary(cmd.OutOrStdout(), res.Report); err != nil {
+	if err := report.WriteSummary(cmd.OutOrStdout(), res.Report); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "results: %s (%s)\n", filepath.Join(res.Dir, "results.json"), time.Since(start).Round(100*time.Millisecond))
-	if err := writeReports(report.Run{Report: res.Report, Dir: res.Dir}, f.junit, f.html, true, cmd.OutOrStdout()); err != nil {
+	if err := writeReports(report.Run{Report: res.Report, Dir: res.Dir}, f.junit, f.html, cmd.OutOrStdout()); err != nil {
 		if res.ExitCode == 0 {
 			return &exitError{code: results.ExitInfra, err: err}
 		}

@@ -1,9 +1,8 @@
-package vmrunner
+package report
 
 import (
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,35 +14,20 @@ import (
 func WriteSummary(w io.Writer, rep results.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KERNEL\tARCH\tRELEASE\tCHECK\tSTATUS\tTIME\tMESSAGE")
-	counts := map[protocol.Status]int{}
+	n := map[protocol.Status]int{}
 	for _, r := range rep.Results {
-		counts[r.Status]++
+		n[r.Status]++
 		status := string(r.Status)
 		if r.ErrorKind != "" && r.ErrorKind != results.KindCheck {
 			status += " (" + string(r.ErrorKind) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kernel, r.Arch, orDash(r.KernelRelease), r.Check, status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kernel, r.Arch, orDefault(r.KernelRelease, "-"), r.Check, status,
 			(time.Duration(r.DurationMS) * time.Millisecond).Round(10*time.Millisecond), oneLine(r.Message, 100))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\nchecks: %d pass, %d fail, %d error, %d skip\n",
-		counts[protocol.StatusPass], counts[protocol.StatusFail], counts[protocol.StatusError], counts[protocol.StatusSkip])
+		n[protocol.StatusPass], n[protocol.StatusFail], n[protocol.StatusError], n[protocol.StatusSkip])
 	return err
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
-	}
-	return s
 }

@@ -1,6 +1,7 @@
-package vmrunner
+package report
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/vmrunner/vmrunner/bpfprobe"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 )
@@ -52,7 +52,7 @@ func WriteFeatureGrid(w io.Writer, recs []results.Record) (int, error) {
 				since[key] = old + "/" + f.Since
 			}
 			col.cells[key] = featureCell(f)
-			if bpfprobe.Verdict(f.Verdict) == bpfprobe.VerdictMissing {
+			if f.Verdict == verdictMissing {
 				missing++
 			}
 		}
@@ -72,7 +72,7 @@ func WriteFeatureGrid(w io.Writer, recs []results.Record) (int, error) {
 	for _, key := range rows {
 		line := []string{key, since[key]}
 		for _, c := range cols {
-			line = append(line, cmpOr(c.cells[key], "-"))
+			line = append(line, cmp.Or(c.cells[key], "-"))
 		}
 		fmt.Fprintln(tw, strings.Join(line, "\t"))
 	}
@@ -83,13 +83,22 @@ func WriteFeatureGrid(w io.Writer, recs []results.Record) (int, error) {
 	return missing, err
 }
 
+// The verdicts of protocol.FeatureResult, as bpfprobe.Verdict spells them.
+// They are repeated here so that reading a run does not link cilium/ebpf (which
+// bpfprobe's table needs); a test holds them equal to bpfprobe's.
+const (
+	verdictMissing  = "missing"
+	verdictBackport = "backport"
+	verdictNotBuilt = "not-built"
+)
+
 func featureCell(f protocol.FeatureResult) string {
-	switch bpfprobe.Verdict(f.Verdict) {
-	case bpfprobe.VerdictMissing:
+	switch f.Verdict {
+	case verdictMissing:
 		return "NO!"
-	case bpfprobe.VerdictBackport:
+	case verdictBackport:
 		return "yes+"
-	case bpfprobe.VerdictNotBuilt:
+	case verdictNotBuilt:
 		return "off"
 	}
 	switch f.Status {
@@ -99,11 +108,4 @@ func featureCell(f protocol.FeatureResult) string {
 		return "no"
 	}
 	return "err"
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
