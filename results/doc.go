@@ -1,0 +1,24 @@
+// Package results is vmrunner's result model and its file on disk: one
+// Record per kernel × arch × check (record.go), the whole run as a Report
+// (report.go), the typed error kinds that say why a record is an error
+// (kind.go), the exit codes folded from records (exitcode.go), and the Store
+// that owns a run directory and keeps results.json current (store.go).
+//
+// It is what the host controller (package vmrunner) writes and what the
+// renderers (package report) read; it imports neither, nor anything that
+// boots, downloads or parses a matrix, so that reading a results.json costs
+// only the standard library and package protocol.
+//
+// Promises:
+//   - results.json is rewritten atomically (WriteFileAtomic: a temporary file
+//     in the same directory, then rename) after every Add and at Finish, so a
+//     reader never sees half a file and a crash loses at most the VMs in
+//     flight. Run.Finished is false until Finish: a results.json with
+//     finished false is an incomplete run.
+//   - Every ErrorKind but KindBadInput, KindInterrupted and KindCheck is
+//     infrastructure. ExitCode ranks interrupted over bad input over
+//     infrastructure over a failed check over a pass, whatever the order of
+//     the records.
+//   - Kernel, arch, accelerator and source are plain data here: the host's
+//     types (kernels.Arch, vmrunner.Accel) are converted when records are made.
+package results

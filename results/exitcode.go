@@ -1,0 +1,36 @@
+package results
+
+import "github.com/vmrunner/vmrunner/protocol"
+
+// Exit codes of `vmrunner run`, documented in the README and --help.
+const (
+	ExitOK          = 0   // every check passed (or was skipped)
+	ExitFail        = 1   // at least one check failed
+	ExitBadInput    = 2   // the matrix, a flag or a kernel source is wrong
+	ExitInfra       = 3   // boot failure, timeout, panic, download or QEMU trouble
+	ExitInterrupted = 130 // SIGINT/SIGTERM
+)
+
+// ExitCode folds records into the process exit code. Bad input outranks
+// infrastructure, which outranks check failures.
+func ExitCode(recs []Record) int {
+	code := ExitOK
+	rank := map[int]int{ExitOK: 0, ExitFail: 1, ExitInfra: 2, ExitBadInput: 3, ExitInterrupted: 4}
+	for _, r := range recs {
+		c := ExitOK
+		switch {
+		case r.ErrorKind == KindInterrupted:
+			c = ExitInterrupted
+		case r.ErrorKind == KindBadInput:
+			c = ExitBadInput
+		case r.Status == protocol.StatusError:
+			c = ExitInfra
+		case r.Status == protocol.StatusFail:
+			c = ExitFail
+		}
+		if rank[c] > rank[code] {
+			code = c
+		}
+	}
+	return code
+}

@@ -1,0 +1,21 @@
+package results
+
+// ErrorKind says why a record has status error. Bad input is the user's to
+// fix (exit 2); every other kind is infrastructure (exit 3), except
+// KindInterrupted (exit 130) and KindCheck, a check that reported its own error.
+type ErrorKind string
+
+// Error kinds, as written in results.json.
+const (
+	KindBadInput    ErrorKind = "bad-input"
+	KindKernel      ErrorKind = "kernel"       // resolving or downloading the kernel failed
+	KindInitramfs   ErrorKind = "initramfs"    // building the initramfs failed
+	KindQEMU        ErrorKind = "qemu"         // QEMU missing, failed to start, or died
+	KindBootTimeout ErrorKind = "boot-timeout" // no agent message in time
+	KindTimeout     ErrorKind = "timeout"      // the VM overran its time limit
+	KindPanic       ErrorKind = "panic"        // the guest kernel panicked
+	KindAgent       ErrorKind = "agent"        // the agent stopped before reporting done
+	KindProtocol    ErrorKind = "protocol"     // the guest sent something invalid
+	KindInterrupted ErrorKind = "interrupted"  // the run was interrupted
+	KindCheck       ErrorKind = "check"        // the check itself could not run (guest-side error)
+)

@@ -1,0 +1,44 @@
+package results
+
+import (
+	"encoding/json"
+
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// Record is one kernel × arch × check outcome, as written to results.json.
+type Record struct {
+	Kernel        string          `json:"kernel"`
+	Arch          string          `json:"arch"`
+	KernelRelease string          `json:"kernel_release,omitempty"`
+	Source        *Source         `json:"source,omitempty"`
+	Accel         string          `json:"accel,omitempty"`
+	Check         string          `json:"check"`
+	Status        protocol.Status `json:"status"`
+	ErrorKind     ErrorKind       `json:"error_kind,omitempty"`
+	Message       string          `json:"message,omitempty"`
+	DurationMS    int64           `json:"duration_ms"`
+	Details       json.RawMessage `json:"details,omitempty"`
+	Splats        []Splat         `json:"splats,omitempty"`
+	Console       string          `json:"console,omitempty"`   // path relative to the run directory
+	Artifacts     []string        `json:"artifacts,omitempty"` // files the check produced, relative to the run directory
+	BootMS        int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's first message
+	Attempts      int             `json:"attempts,omitempty"`  // boots it took (more than 1 after an infrastructure retry)
+	Flaky         bool            `json:"flaky,omitempty"`     // passed the infrastructure only after a retry
+}
+
+// Source identifies the kernel a record ran on.
+type Source struct {
+	Type    string `json:"type"`
+	Package string `json:"package,omitempty"`
+	Version string `json:"version,omitempty"`
+	Suite   string `json:"suite,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+	URL     string `json:"url,omitempty"`
+}
+
+// Splat is a kernel problem report seen on the console.
+type Splat struct {
+	Kind string `json:"kind"` // panic, oops, bug, warning, rcu-stall, hung-task
+	Line string `json:"line"`
+}
