@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/vmrunner/vmrunner/kernels/kconfig"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -52,10 +53,10 @@ func (env btfEnv) check(ctx context.Context, params json.RawMessage) (Outcome, e
 	o := Outcome{Details: d}
 
 	// Config first: it explains what follows.
-	cfg, source, err := readKconfig(env.Configs)
+	cfg, source, err := kconfig.ReadFirst(env.Configs)
 	switch {
 	case err == nil:
-		d.Config, d.ConfigSource = selectConfig(cfg, bpfConfig), source
+		d.Config, d.ConfigSource = cfg.Select(kconfig.BPFOptions), source
 	case !errors.Is(err, fs.ErrNotExist):
 		return o, fmt.Errorf("read kernel config: %w", err)
 	}

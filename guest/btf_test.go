@@ -54,6 +54,17 @@ func runBTF(t *testing.T, env btfEnv, params string) (Outcome, *protocol.BTFDeta
 	return o, d
 }
 
+// sampleConfig is the head of a real .config.
+const sampleConfig = `#
+# Automatically generated file; DO NOT EDIT.
+#
+CONFIG_BPF=y
+CONFIG_BPF_SYSCALL=y
+CONFIG_BPF_JIT=y
+# CONFIG_BPF_JIT_ALWAYS_ON is not set
+CONFIG_NET_CLS_BPF=m
+`
+
 func TestBTFCheck(t *testing.T) {
 	dir := fakeBTFDir(t, "virtio_console", "pvpanic")
 	config := filepath.Join(t.TempDir(), "config")

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/kernels/kconfig"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -65,7 +66,7 @@ func (env featuresEnv) check(ctx context.Context, params json.RawMessage) (Outco
 	if err != nil {
 		return Outcome{}, fmt.Errorf("kernel version: %w", err)
 	}
-	cfg, _, err := readKconfig(env.Configs)
+	cfg, _, err := kconfig.ReadFirst(env.Configs)
 	if err != nil {
 		cfg = nil // unknown config: judge on the version alone
 	}

@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -19,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vmrunner/vmrunner/kernels/kconfig"
 )
 
 // The `build:` source: a kernel built from a source tree with make.
@@ -61,29 +62,6 @@ func fragment(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: build.config: no fragment %q; shipped fragments: %s (or give a path)", ErrNotFound, name, strings.Join(Fragments(), ", "))
 	}
 	return data, nil
-}
-
-// configOption is one line of a fragment: CONFIG_X=value, or value "n"
-// for "# CONFIG_X is not set".
-type configOption struct{ name, value string }
-
-// parseConfig reads the options of a .config or fragment.
-func parseConfig(data []byte) []configOption {
-	var opts []configOption
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if rest, ok := strings.CutPrefix(line, "# CONFIG_"); ok {
-			if name, ok := strings.CutSuffix(rest, " is not set"); ok {
-				opts = append(opts, configOption{"CONFIG_" + name, "n"})
-			}
-			continue
-		}
-		if name, value, ok := strings.Cut(line, "="); ok && strings.HasPrefix(name, "CONFIG_") {
-			opts = append(opts, configOption{name, value})
-		}
-	}
-	return opts
 }
 
 // kernelArch is the ARCH= of make, and the image make leaves.
@@ -166,7 +144,7 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 	if err != nil {
 		return nil, fmt.Errorf("build kernel: %w", err)
 	}
-	if err := checkStuck(tree, parseConfig(frags), final); err != nil {
+	if err := checkStuck(tree, frags, final); err != nil {
 		return nil, err
 	}
 	release, err := b.output(ctx, "-s", "kernelrelease")
@@ -222,10 +200,14 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 
 // checkStuck reports the options of the fragments that the final .config
 // does not have, skipping options the tree's Kconfig does not define.
-func checkStuck(tree string, want []configOption, final []byte) error {
-	have := make(map[string]string)
-	for _, o := range parseConfig(final) {
-		have[o.name] = o.value
+func checkStuck(tree string, frags, final []byte) error {
+	want, err := kconfig.ParseOptions(bytes.NewReader(frags))
+	if err != nil {
+		return fmt.Errorf("%w: build.config: %v", ErrBadInput, err)
+	}
+	have, err := kconfig.Parse(bytes.NewReader(final))
+	if err != nil {
+		return fmt.Errorf("build kernel: %w", err)
 	}
 	known, err := kconfigSymbols(tree)
 	if err != nil {
@@ -233,15 +215,11 @@ func checkStuck(tree string, want []configOption, final []byte) error {
 	}
 	var lost []string
 	for _, o := range want {
-		if !known[strings.TrimPrefix(o.name, "CONFIG_")] {
+		if !known[o.Name] {
 			continue
 		}
-		got, ok := have[o.name]
-		if !ok {
-			got = "n"
-		}
-		if got != o.value {
-			lost = append(lost, fmt.Sprintf("%s=%s (got %s)", o.name, o.value, got))
+		if got := have.Get(o.Name); got != o.Value {
+			lost = append(lost, fmt.Sprintf("CONFIG_%s=%s (got %s)", o.Name, o.Value, got))
 		}
 	}
 	if len(lost) > 0 {
