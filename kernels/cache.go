@@ -156,18 +156,27 @@ const kernelRecord = "kernel.json"
 
 // loadKernel reads the kernel extracted from blob sha.
 func (c *Cache) loadKernel(sha string) (*Kernel, error) {
-	dir := c.kernelDir(sha)
+	k, err := LoadDir(c.kernelDir(sha))
+	if err != nil {
+		return nil, fmt.Errorf("load kernel %s: %w", sha, err)
+	}
+	return k, nil
+}
+
+// LoadDir reads the kernel of a cache directory (kernels/<key>/): its
+// kernel.json with the paths made absolute. The image must exist.
+func LoadDir(dir string) (*Kernel, error) {
 	var k Kernel
 	if err := readJSON(filepath.Join(dir, kernelRecord), &k); err != nil {
 		return nil, err
 	}
 	for _, p := range []*string{&k.Image, &k.Uncompressed, &k.Config, &k.Modules} {
-		if *p != "" {
+		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
 	if _, err := os.Stat(k.Image); err != nil {
-		return nil, fmt.Errorf("load kernel %s: %w", sha, err)
+		return nil, err
 	}
 	return &k, nil
 }

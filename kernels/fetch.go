@@ -53,6 +53,9 @@ func (f *fetcher) get(ctx context.Context, url string) (*http.Response, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("fetch %s: %w", url, ctx.Err())
 		}
+		if errors.Is(err, ErrNotCached) {
+			return nil, fmt.Errorf("fetch %s: %w", url, ErrNotCached)
+		}
 		return nil, fmt.Errorf("fetch %s: %w (%v); check the network or set mirror: in matrix.yaml", url, ErrUnreachable, err)
 	}
 	switch {

@@ -25,6 +25,10 @@ type Options struct {
 	// Pin, when set, is what a lock file recorded for this kernel and arch:
 	// the source resolves to exactly that (see ResolvePinned).
 	Pin *Origin
+	// Offline resolves from the cache alone: nothing is downloaded, and a
+	// kernel the cache does not have is an error wrapping ErrNotCached.
+	// Resolutions are used however old they are, without a warning.
+	Offline bool
 }
 
 // Resolve turns a matrix source into a cached, bootable Kernel for arch.
@@ -38,6 +42,13 @@ func Resolve(ctx context.Context, name string, spec Spec, arch Arch, opts Option
 	}
 	if opts.Client == nil {
 		opts.Client = defaultClient
+	}
+	if opts.Offline {
+		opts.Client = offlineClient
+		// "unreachable, using the resolution cached earlier" is expected.
+		if !opts.Logger.Enabled(ctx, slog.LevelDebug) {
+			opts.Logger = slog.New(minLevel{opts.Logger.Handler(), slog.LevelError})
+		}
 	}
 	if opts.Cache == nil {
 		dir, err := DefaultCacheDir()
@@ -78,3 +89,30 @@ func Resolve(ctx context.Context, name string, spec Spec, arch Arch, opts Option
 	k.Name = name
 	return k, nil
 }
+
+// ErrNotCached is what an Offline resolve gives for a kernel the cache does
+// not have.
+var ErrNotCached = fmt.Errorf("%w: not in the cache (offline)", ErrUnreachable)
+
+// offlineClient never connects: resolving with it finds what the cache has.
+var offlineClient = &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+	return nil, ErrNotCached
+})}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// minLevel raises the minimum level of a handler.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler { return minLevel{h.Handler.WithAttrs(as), h.min} }
+
+func (h minLevel) WithGroup(name string) slog.Handler { return minLevel{h.Handler.WithGroup(name), h.min} }

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
+	"cmp"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,10 +41,11 @@ type kernelsFlags struct {
 	arches   []string
 }
 
-func (f *kernelsFlags) add(cmd *cobra.Command) {
+// add declares the flags; logLevel is the command's default log level.
+func (f *kernelsFlags) add(cmd *cobra.Command, logLevel string) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel cache (default: $VMRUNNER_CACHE or the user cache dir)")
-	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fl.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn, error")
 	fl.StringArrayVar(&f.arches, "arch", nil, "only this arch: x86_64 or arm64 (repeatable)")
 }
 
@@ -88,44 +87,6 @@ func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*vmrunner.Matrix, 
 	return m, lock, c, log, nil
 }
 
-// offline is an HTTP client that never connects: resolving with it finds
-// what the cache has and nothing else.
-var offline = &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
-	return nil, errors.New("offline: not downloading")
-})}
-
-// offlineLog keeps only errors and debug output of offline resolves: their
-// "mirror unreachable, using the resolution cached earlier" warnings are
-// expected.
-func offlineLog(log *slog.Logger) *slog.Logger {
-	if log.Enabled(context.Background(), slog.LevelDebug) {
-		return log
-	}
-	return slog.New(levelHandler{log.Handler(), slog.LevelError})
-}
-
-// levelHandler raises the minimum level of a handler.
-type levelHandler struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return levelHandler{h.Handler.WithAttrs(as), h.min}
-}
-
-func (h levelHandler) WithGroup(name string) slog.Handler {
-	return levelHandler{h.Handler.WithGroup(name), h.min}
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 func newKernelsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kernels",
@@ -158,7 +119,7 @@ func newKernelsListCmd() *cobra.Command {
 			for _, t := range m.Targets() {
 				pin := lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source)
 				k, err := kernels.Resolve(cmd.Context(), t.Kernel.Name, t.Kernel.Source, t.Arch,
-					kernels.Options{Cache: c, Client: offline, Pin: pin, Logger: offlineLog(log)})
+					kernels.Options{Cache: c, Offline: true, Pin: pin, Logger: log})
 				kind := t.Kernel.Source.Kind()
 				if pin != nil {
 					kind += " (locked)"
@@ -166,7 +127,7 @@ func newKernelsListCmd() *cobra.Command {
 				switch {
 				case err == nil:
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\tyes\t%s\n", t.Kernel.Name, t.Arch, kind, k.Release, describeOrigin(k.Origin))
-				case errors.Is(err, kernels.ErrUnreachable):
+				case errors.Is(err, kernels.ErrNotCached):
 					fmt.Fprintf(w, "%s\t%s\t%s\t-\tno\t(run vmrunner kernels pull)\n", t.Kernel.Name, t.Arch, kind)
 				default:
 					fmt.Fprintf(w, "%s\t%s\t%s\t-\terror\t%v\n", t.Kernel.Name, t.Arch, kind, err)
@@ -175,7 +136,7 @@ func newKernelsListCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	f.add(cmd)
+	f.add(cmd, "warn")
 	return cmd
 }
 
@@ -204,7 +165,6 @@ func newKernelsPullCmd() *cobra.Command {
 		Short: "Download and prepare every kernel × arch of a matrix without running anything",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f.logLevel = cmp(f.logLevel, "info")
 			m, lock, c, log, err := f.open(cmd, matrixArg(args))
 			if err != nil {
 				return err
@@ -222,134 +182,9 @@ func newKernelsPullCmd() *cobra.Command {
 			return kernelError(errors.Join(errs...))
 		},
 	}
-	f.add(cmd)
+	f.add(cmd, "info")
 	cmd.Flags().BoolVar(&f.refresh, "refresh", false, "re-read mirror indexes and tags instead of using cached resolutions")
 	return cmd
-}
-
-func cmp(s, def string) string {
-	if s == "warn" {
-		return def
-	}
-	return s
-}
-
-// KernelReport is what `vmrunner kernels inspect` prints.
-type KernelReport struct {
-	Name        string            `json:"name,omitempty"`
-	Path        string            `json:"path"`
-	Release     string            `json:"release"`
-	Arch        kernels.Arch      `json:"arch"`
-	Format      string            `json:"format"`
-	Compression string            `json:"compression"`
-	PVH         bool              `json:"pvh"`
-	BTF         bool              `json:"btf"`
-	BTFFrom     string            `json:"btf_from,omitempty"`
-	Config      map[string]string `json:"config,omitempty"`
-	Modules     int               `json:"modules"`
-	Origin      *kernels.Origin   `json:"origin,omitempty"`
-}
-
-// bpfOptions are the config options that decide what eBPF can do.
-var bpfOptions = []string{
-	"CONFIG_BPF", "CONFIG_BPF_SYSCALL", "CONFIG_BPF_JIT", "CONFIG_BPF_JIT_ALWAYS_ON", "CONFIG_BPF_LSM",
-	"CONFIG_BPF_EVENTS", "CONFIG_BPF_STREAM_PARSER", "CONFIG_CGROUP_BPF", "CONFIG_DEBUG_INFO_BTF",
-	"CONFIG_DEBUG_INFO_BTF_MODULES", "CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS", "CONFIG_UPROBES",
-	"CONFIG_UPROBE_EVENTS", "CONFIG_FTRACE_SYSCALLS", "CONFIG_FUNCTION_TRACER", "CONFIG_NET_CLS_BPF",
-	"CONFIG_NET_ACT_BPF", "CONFIG_XDP_SOCKETS", "CONFIG_LWTUNNEL_BPF", "CONFIG_NETFILTER_XT_MATCH_BPF",
-	"CONFIG_IKHEADERS", "CONFIG_PVH",
-}
-
-// inspectKernel reports on a resolved kernel.
-func inspectKernel(k *kernels.Kernel) (KernelReport, error) {
-	r := KernelReport{Name: k.Name, Path: k.Image, Release: k.Release, Arch: k.Arch}
-	if k.Origin.Type != "" {
-		o := k.Origin
-		r.Origin = &o
-	}
-	info, err := kernels.Inspect(k.Image)
-	if err != nil {
-		return r, err
-	}
-	r.Format = info.Format
-	if info.Format != kernels.FormatBzImage && info.Format != kernels.FormatELF && info.Format != kernels.FormatARM64Image {
-		r.Format = formatOf(info.Arch) // compressed: the format inside
-	}
-	if r.Compression, err = kernels.Compression(k.Image); err != nil {
-		return r, err
-	}
-	if k.Uncompressed != "" {
-		if ui, err := kernels.Inspect(k.Uncompressed); err == nil {
-			r.PVH = ui.PVH
-		}
-		if hasBTFSection(k.Uncompressed) {
-			r.BTF, r.BTFFrom = true, ".BTF section of "+filepath.Base(k.Uncompressed)
-		}
-	}
-	if k.Config != "" {
-		cfg, err := readConfig(k.Config)
-		if err != nil {
-			return r, err
-		}
-		r.Config = make(map[string]string)
-		for _, o := range bpfOptions {
-			r.Config[o] = cmpOr(cfg[o], "n")
-		}
-		if !r.BTF && cfg["CONFIG_DEBUG_INFO_BTF"] == "y" {
-			r.BTF, r.BTFFrom = true, "CONFIG_DEBUG_INFO_BTF=y"
-		}
-	}
-	if k.Modules != "" {
-		_ = filepath.WalkDir(k.Modules, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && strings.Contains(d.Name(), ".ko") {
-				r.Modules++
-			}
-			return nil
-		})
-	}
-	return r, nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func formatOf(a kernels.Arch) string {
-	if a == kernels.ARM64 {
-		return kernels.FormatARM64Image
-	}
-	return kernels.FormatELF
-}
-
-// hasBTFSection reports whether an ELF vmlinux carries .BTF. An arm64 raw
-// Image is not an ELF: only the config can tell.
-func hasBTFSection(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	return f.Section(".BTF") != nil
-}
-
-// readConfig reads a kernel .config into option → value.
-func readConfig(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	defer f.Close()
-	cfg := make(map[string]string)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok && strings.HasPrefix(k, "CONFIG_") {
-			cfg[k] = strings.Trim(v, `"`)
-		}
-	}
-	return cfg, sc.Err()
 }
 
 func newKernelsInspectCmd() *cobra.Command {
@@ -369,9 +204,9 @@ missing), a kernel directory of the cache (kernels/<sha>), or a kernel image fil
 			if err != nil {
 				return kernelError(err)
 			}
-			var reps []KernelReport
+			var reps []kernels.Description
 			for _, k := range ks {
-				r, err := inspectKernel(k)
+				r, err := kernels.Describe(k)
 				if err != nil {
 					return kernelError(err)
 				}
@@ -391,7 +226,7 @@ missing), a kernel directory of the cache (kernels/<sha>), or a kernel image fil
 			return nil
 		},
 	}
-	f.add(cmd)
+	f.add(cmd, "warn")
 	cmd.Flags().StringVar(&matrix, "matrix", "matrix.yaml", "matrix file naming the kernels")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -402,20 +237,14 @@ missing), a kernel directory of the cache (kernels/<sha>), or a kernel image fil
 func inspectTargets(cmd *cobra.Command, f *kernelsFlags, matrix, arg string) ([]*kernels.Kernel, error) {
 	if st, err := os.Stat(arg); err == nil {
 		if st.IsDir() {
-			var k kernels.Kernel
-			data, err := os.ReadFile(filepath.Join(arg, "kernel.json"))
-			if err != nil {
+			k, err := kernels.LoadDir(arg)
+			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("%w: %s is not a kernel directory of the cache (no kernel.json)", kernels.ErrBadInput, arg)
 			}
-			if err := json.Unmarshal(data, &k); err != nil {
+			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", arg, err)
 			}
-			for _, p := range []*string{&k.Image, &k.Uncompressed, &k.Config, &k.Modules} {
-				if *p != "" && !filepath.IsAbs(*p) {
-					*p = filepath.Join(arg, *p)
-				}
-			}
-			return []*kernels.Kernel{&k}, nil
+			return []*kernels.Kernel{k}, nil
 		}
 		info, err := kernels.Inspect(arg)
 		if err != nil {
@@ -453,7 +282,7 @@ func inspectTargets(cmd *cobra.Command, f *kernelsFlags, matrix, arg string) ([]
 	return ks, nil
 }
 
-func printReport(w io.Writer, r KernelReport) {
+func printReport(w io.Writer, r kernels.Description) {
 	yes := map[bool]string{true: "yes", false: "no"}
 	title := r.Path
 	if r.Name != "" {
@@ -461,7 +290,7 @@ func printReport(w io.Writer, r KernelReport) {
 	}
 	fmt.Fprintf(w, "%s\n", title)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  release\t%s\n  arch\t%s\n  format\t%s\n  compression\t%s\n  pvh\t%s\n", cmpOr(r.Release, "unknown"), r.Arch, r.Format, r.Compression, yes[r.PVH])
+	fmt.Fprintf(tw, "  release\t%s\n  arch\t%s\n  format\t%s\n  compression\t%s\n  pvh\t%s\n", cmp.Or(r.Release, "unknown"), r.Arch, r.Format, r.Compression, yes[r.PVH])
 	btf := yes[r.BTF]
 	if r.BTFFrom != "" {
 		btf += " (" + r.BTFFrom + ")"
@@ -521,91 +350,40 @@ directory instead.`,
 				c, keep = cache, map[string]bool{}
 				for _, t := range m.Targets() {
 					k, err := kernels.Resolve(cmd.Context(), t.Kernel.Name, t.Kernel.Source, t.Arch,
-						kernels.Options{Cache: c, Client: offline, Pin: lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source), Logger: offlineLog(log)})
+						kernels.Options{Cache: c, Offline: true, Pin: lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source), Logger: log})
 					if err != nil {
 						continue // not cached: nothing to keep
 					}
-					keep[k.SHA256] = true
-					for _, fl := range k.Origin.Files {
-						keep[fl.SHA256] = true
+					for _, key := range k.Keys() {
+						keep[key] = true
 					}
 				}
 			}
 			return prune(cmd.Context(), cmd.OutOrStdout(), c, keep, dryRun)
 		},
 	}
-	f.add(cmd)
+	f.add(cmd, "warn")
 	cmd.Flags().BoolVar(&all, "all", false, "remove every cached kernel and download")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only say what would be removed")
 	return cmd
 }
 
-// prune removes kernels/<sha> and blobs/sha256/<sha> not in keep (all of
-// them when keep is nil), each under the cache lock that guards it.
+// prune removes what keep does not hold (everything when keep is nil) and
+// prints what it removed and the space freed.
 func prune(ctx context.Context, w io.Writer, c *kernels.Cache, keep map[string]bool, dryRun bool) error {
-	var freed, kept int64
-	var removed, left int
-	for _, sub := range []string{"kernels", "blobs/sha256"} {
-		entries, err := os.ReadDir(filepath.Join(c.Dir, sub))
-		if err != nil {
-			return fmt.Errorf("prune: %w", err)
-		}
-		for _, e := range entries {
-			p := filepath.Join(c.Dir, sub, e.Name())
-			size := du(p)
-			if keep != nil && keep[e.Name()] {
-				kept += size
-				left++
-				continue
-			}
-			if !dryRun {
-				unlock, err := c.Lock(ctx, "blob-"+strings.TrimPrefix(e.Name(), ".tmp-"))
-				if err != nil {
-					return err
-				}
-				err = os.RemoveAll(p)
-				unlock()
-				if err != nil {
-					return fmt.Errorf("prune: %w", err)
-				}
-			}
-			fmt.Fprintf(w, "%s %s (%s)\n", map[bool]string{false: "removed", true: "would remove"}[dryRun], filepath.Join(sub, e.Name()), mib(size))
-			freed += size
-			removed++
-		}
-	}
-	if keep == nil { // --all: the out-of-tree build directories too
-		p := filepath.Join(c.Dir, "build")
-		if size := du(p); size > 0 {
-			if !dryRun {
-				if err := os.RemoveAll(p); err != nil {
-					return fmt.Errorf("prune: %w", err)
-				}
-			}
-			fmt.Fprintf(w, "%s build (%s)\n", map[bool]string{false: "removed", true: "would remove"}[dryRun], mib(size))
-			freed += size
-			removed++
-		}
-	}
-	verb := "freed"
+	res, err := c.Prune(ctx, keep, dryRun)
+	verb, total := "removed", "freed"
 	if dryRun {
-		verb = "would free"
+		verb, total = "would remove", "would free"
 	}
-	fmt.Fprintf(w, "%d entries removed, %s %s; %d kept (%s)\n", removed, verb, mib(freed), left, mib(kept))
+	for _, e := range res.Removed {
+		fmt.Fprintf(w, "%s %s (%s)\n", verb, e.Path, mib(e.Size))
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d entries removed, %s %s; %d kept (%s)\n", len(res.Removed), total, mib(res.Freed()), res.Kept, mib(res.KeptBytes))
 	return nil
-}
-
-func du(p string) int64 {
-	var n int64
-	_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -92,7 +92,7 @@ func TestKernelSources(t *testing.T) {
 	// inspect, from the cache, on each source.
 	for _, name := range []string{"oci", "mainline", "file"} {
 		res := vmrunnerCLI(t, "kernels", "inspect", "--cache-dir", cache, "--matrix", matrix, "--json", name)
-		var reps []KernelReport
+		var reps []kernels.Description
 		if err := json.Unmarshal([]byte(res.stdout), &reps); res.code != 0 || err != nil || len(reps) != 1 {
 			t.Fatalf("inspect %s: exit %d, %v", name, res.code, err)
 		}
@@ -236,7 +236,7 @@ checks: [btf]
 		t.Errorf("results = %+v, want btf fail: vmlinux BTF absent", r.Results)
 	}
 	res = vmrunnerCLI(t, "kernels", "inspect", "--matrix", m, "--json", "built")
-	var reps []KernelReport
+	var reps []kernels.Description
 	if err := json.Unmarshal([]byte(res.stdout), &reps); err != nil || len(reps) != 1 || reps[0].BTF ||
 		reps[0].Config["CONFIG_DEBUG_INFO_BTF"] != "n" || reps[0].Config["CONFIG_BPF_SYSCALL"] != "y" || !reps[0].PVH {
 		t.Errorf("inspect: exit %d, %v: %+v", res.code, err, reps)
