@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/vmrunner/vmrunner/kernels"
-	"github.com/vmrunner/vmrunner/kernels/kerneltest"
+	"github.com/vmrunner/vmrunner/internal/kerneltest"
 )
 
 func writeTemp(t *testing.T, dir, name string, data []byte) string {

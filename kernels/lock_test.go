@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmrunner/vmrunner/kernels"
-	"github.com/vmrunner/vmrunner/kernels/kerneltest"
+	"github.com/vmrunner/vmrunner/internal/kerneltest"
 )
 
 func TestLock(t *testing.T) {

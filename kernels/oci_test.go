@@ -13,7 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/vmrunner/vmrunner/kernels"
-	"github.com/vmrunner/vmrunner/kernels/kerneltest"
+	"github.com/vmrunner/vmrunner/internal/kerneltest"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -11,7 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/vmrunner/vmrunner/kernels"
-	"github.com/vmrunner/vmrunner/kernels/kerneltest"
+	"github.com/vmrunner/vmrunner/internal/kerneltest"
 )
 
 // TestKernelSources boots three VMs from the non-Debian sources, all made
