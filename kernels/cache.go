@@ -35,8 +35,16 @@ func DefaultCacheDir() (string, error) {
 	return filepath.Join(dir, "vmrunner"), nil
 }
 
-// OpenCache creates the cache layout under dir if needed.
+// OpenCache creates the cache layout under dir if needed; "" means
+// DefaultCacheDir.
 func OpenCache(dir string) (*Cache, error) {
+	if dir == "" {
+		d, err := DefaultCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", dir, err)

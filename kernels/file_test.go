@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/kernels"
 )
 
 func writeTemp(t *testing.T, dir, name string, data []byte) string {

@@ -5,12 +5,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 )
+
+// The lock file, matrix.lock, is all here: its format, reading and
+// writing it, making one from a matrix's kernels, and resolving a kernel to
+// what it pinned (resolvePinned, through Options.Pin).
 
 // LockFile is matrix.lock: what every kernel × arch of a matrix resolved
 // to, so that a later run boots exactly the same kernels even after a
@@ -54,6 +60,69 @@ func LockPath(matrixPath string) string {
 	return strings.TrimSuffix(matrixPath, ext) + ".lock"
 }
 
+// MatrixKernel is one kernel of a matrix as a lock sees it.
+type MatrixKernel struct {
+	Name   string
+	Arch   []Arch
+	Source Spec
+}
+
+// MatrixHash identifies the kernels of a matrix (names, arches, sources):
+// what a lock file was made from.
+func MatrixHash(ks []MatrixKernel) string {
+	data, _ := json.Marshal(ks)
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:])
+}
+
+// LoadLock reads the lock file of the matrix file at matrixPath (matrix.yaml
+// → matrix.lock), or returns nil when there is none. A lock made from other
+// kernels than ks is stale: it says so, and its pins are still used for the
+// kernels whose source did not change. A lock that does not read is an error
+// wrapping ErrBadInput.
+func LoadLock(matrixPath string, ks []MatrixKernel, log *slog.Logger) (*LockFile, error) {
+	if matrixPath == "" {
+		return nil, nil
+	}
+	path := LockPath(matrixPath)
+	l, err := ReadLock(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.MatrixHash != MatrixHash(ks) {
+		log.Warn("lock file is stale: the matrix's kernels changed since it was written; run vmrunner lock to update it", "lock", path)
+	} else {
+		log.Debug("using lock file", "lock", path)
+	}
+	return l, nil
+}
+
+// Lock resolves every kernel × arch of ks (downloading what is missing) and
+// returns the lock file recording them.
+func Lock(ctx context.Context, ks []MatrixKernel, opts Options) (*LockFile, error) {
+	specs := make(map[string]Spec)
+	var resolved []*Kernel
+	var errs []error
+	for _, mk := range ks {
+		specs[mk.Name] = mk.Source
+		for _, a := range mk.Arch {
+			k, err := Resolve(ctx, mk.Name, mk.Source, a, opts)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s/%s: %w", mk.Name, a, err))
+				continue
+			}
+			resolved = append(resolved, k)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return NewLock(MatrixHash(ks), specs, resolved), nil
+}
+
 // NewLock records kernels resolved from a matrix whose kernels hash to
 // matrixHash. specs gives the source of each kernel name.
 func NewLock(matrixHash string, specs map[string]Spec, ks []*Kernel) *LockFile {
@@ -76,8 +145,11 @@ func NewLock(matrixHash string, specs map[string]Spec, ks []*Kernel) *LockFile {
 // os.ErrNotExist.
 func ReadLock(path string) (*LockFile, error) {
 	data, err := os.ReadFile(path)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read lock: %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lock: %w: %v", ErrBadInput, err)
 	}
 	var l LockFile
 	if err := json.Unmarshal(data, &l); err != nil {

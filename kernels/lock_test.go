@@ -1,13 +1,17 @@
 package kernels_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/kernels"
 )
 
 func TestLock(t *testing.T) {
@@ -67,5 +71,59 @@ func TestLock(t *testing.T) {
 	k, err = kernels.Resolve(ctx, "mainline", specs["mainline"], kernels.X86_64, kernels.Options{Cache: c, Pin: pin, Logger: quiet()})
 	if err != nil || k.SHA256 != m.SHA256 {
 		t.Fatalf("pinned mainline from the cache = %v, %v; want %s", k, err, m.SHA256)
+	}
+}
+
+// TestMatrixHash: the hash of a matrix's kernels is what vmrunner lock has
+// always written, so that existing lock files stay fresh.
+func TestMatrixHash(t *testing.T) {
+	ks := []kernels.MatrixKernel{
+		{Name: "a", Arch: []kernels.Arch{kernels.X86_64}, Source: kernels.Spec{Debian: &kernels.DebianSpec{Suite: "bookworm"}}},
+		{Name: "b", Arch: kernels.Arches, Source: kernels.Spec{Mainline: &kernels.MainlineSpec{Version: "v6.5"}}},
+	}
+	if got, want := kernels.MatrixHash(ks), "cd531ac9363dc2929b0bbc2a5cd1451c8923fd69d84714884e64d0e4f4a07107"; got != want {
+		t.Errorf("MatrixHash = %s, want %s (written by earlier vmrunner lock)", got, want)
+	}
+}
+
+func TestLoadLock(t *testing.T) {
+	dir := t.TempDir()
+	matrix := filepath.Join(dir, "matrix.yaml")
+	matrixKernels := func(suite string) []kernels.MatrixKernel {
+		return []kernels.MatrixKernel{{Name: "a", Arch: []kernels.Arch{kernels.X86_64}, Source: kernels.Spec{Debian: &kernels.DebianSpec{Suite: suite}}}}
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ks := matrixKernels("bookworm")
+	if l, err := kernels.LoadLock(matrix, ks, log); l != nil || err != nil {
+		t.Fatalf("no lock file: %v, %v", l, err)
+	}
+
+	k := &kernels.Kernel{Name: "a", Arch: kernels.X86_64, SHA256: strings.Repeat("c", 64),
+		Origin: kernels.Origin{Type: "debian", URL: "http://deb/k.deb", Package: "linux-image-x"}}
+	if err := kernels.NewLock(kernels.MatrixHash(ks), map[string]kernels.Spec{"a": ks[0].Source}, []*kernels.Kernel{k}).Write(filepath.Join(dir, "matrix.lock")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := kernels.LoadLock(matrix, ks, log)
+	if err != nil || strings.Contains(logs.String(), "stale") {
+		t.Fatalf("fresh lock: %v, logs %s", err, logs.String())
+	}
+	pin := l.Pin("a", kernels.X86_64, ks[0].Source)
+	if pin == nil || pin.Files[0].URL != "http://deb/k.deb" || pin.Files[0].SHA256 != k.SHA256 {
+		t.Fatalf("pin = %+v", pin)
+	}
+
+	ks = matrixKernels("trixie")
+	l, err = kernels.LoadLock(matrix, ks, log)
+	if err != nil || !strings.Contains(logs.String(), "lock file is stale") {
+		t.Fatalf("stale lock: %v, logs %s", err, logs.String())
+	}
+	if p := l.Pin("a", kernels.X86_64, ks[0].Source); p != nil {
+		t.Errorf("pin of a changed source: %+v", p)
+	}
+
+	os.WriteFile(filepath.Join(dir, "matrix.lock"), []byte("{"), 0o644)
+	if _, err := kernels.LoadLock(matrix, ks, log); !errors.Is(err, kernels.ErrBadInput) || !strings.Contains(err.Error(), "run vmrunner lock again") {
+		t.Errorf("broken lock: %v", err)
 	}
 }

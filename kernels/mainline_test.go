@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/kernels"
 )
 
 func TestResolveMainline(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/kernels"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

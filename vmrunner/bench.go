@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vmrunner/vmrunner/initramfs"
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -48,31 +46,19 @@ func Bench(ctx context.Context, o BenchOptions) error {
 	if o.Log == nil {
 		o.Log = discardLogger()
 	}
-	cache, err := openCache(&o.Options)
+	prep, err := NewPreparer(o.Options)
 	if err != nil {
 		return err
 	}
 	targets := o.Matrix.Targets()
 	// Warm the cache so that the timed runs download and build nothing.
-	type prepared struct {
-		k      *kernels.Kernel
-		initrd string
-	}
-	prep := map[string]prepared{}
+	prepared := map[string]*Prepared{}
 	for _, t := range targets {
-		k, err := kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{Cache: cache, Logger: o.Log})
+		pt, err := prep.Prepare(ctx, t, nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Label(), err)
 		}
-		agent, err := FindAgent(o.AgentDir, t.Arch)
-		if err != nil {
-			return err
-		}
-		initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir})
-		if err != nil {
-			return fmt.Errorf("%s: build initramfs: %w", t.Label(), err)
-		}
-		prep[t.Label()] = prepared{k, initrd}
+		prepared[t.Label()] = pt
 	}
 
 	fmt.Fprintf(o.Out, "== whole matrix, warm cache (%d VMs, parallel %d)\n", len(targets), o.Parallel)
@@ -96,7 +82,7 @@ func Bench(ctx context.Context, o BenchOptions) error {
 	fmt.Fprintf(o.Out, "== boot: QEMU start → agent's first message, median of %d, fast vs common profile\n", o.Boots)
 	fmt.Fprintf(o.Out, "%-16s %-6s %10s %10s %7s\n", "TARGET", "ACCEL", "FAST", "COMMON", "RATIO")
 	for _, t := range targets {
-		p := prep[t.Label()]
+		pt := prepared[t.Label()]
 		accel, err := resolveAccel(o.Accel, t.Arch)
 		if err != nil {
 			return err
@@ -106,7 +92,7 @@ func Bench(ctx context.Context, o BenchOptions) error {
 		for _, prof := range []Profile{ProfileFast, ProfileCommon} {
 			var samples []time.Duration
 			for i := 0; i < o.Boots; i++ {
-				d, err := bootOnce(ctx, o.Options, t, p.k, p.initrd, accel, prof)
+				d, err := bootOnce(ctx, o.Options, pt, accel, prof)
 				if err != nil {
 					return fmt.Errorf("%s %s boot: %w", t.Label(), prof, err)
 				}
@@ -124,16 +110,17 @@ func Bench(ctx context.Context, o BenchOptions) error {
 	return nil
 }
 
-// bootOnce boots a target with an empty plan and returns the time to ready.
-func bootOnce(ctx context.Context, o Options, t Target, k *kernels.Kernel, initrd string, accel Accel, prof Profile) (time.Duration, error) {
+// bootOnce boots a prepared target with an empty plan and returns the time
+// to ready.
+func bootOnce(ctx context.Context, o Options, pt *Prepared, accel Accel, prof Profile) (time.Duration, error) {
 	dir, err := os.MkdirTemp("", "vmrunner-boot-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
 	out := runVM(ctx, vmSpec{
-		Target: t, Kernel: k, Initramfs: initrd, Plan: protocol.Plan{Checks: []protocol.CheckSpec{}},
-		Accel: accel, Profile: prof, MemoryMiB: o.Matrix.Defaults.MemoryMiB, CPUs: o.Matrix.Defaults.CPUs,
+		Target: pt.Target, Kernel: pt.Kernel, Initramfs: pt.Initramfs, Plan: protocol.Plan{Checks: []protocol.CheckSpec{}},
+		Accel: accel, Profile: prof, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs,
 		Dir: dir, BootTimeout: BootTimeout(accel), Timeout: 5 * time.Minute, Append: o.Append, Log: o.Log,
 	})
 	if out.FailKind != "" {

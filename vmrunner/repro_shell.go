@@ -1,6 +1,7 @@
 package vmrunner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/kernels"
 )
 
@@ -39,36 +39,27 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 	if opts.Log == nil {
 		opts.Log = discardLogger()
 	}
-	cache, err := openCache(&opts.Options)
-	if err != nil {
-		return err
-	}
-	accel, err := resolveAccel(cmpOrAccel(opts.Accel), t.Arch)
+	accel, err := resolveAccel(cmp.Or(opts.Accel, AccelAuto), t.Arch)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadMatrix, err)
 	}
-	k, err := kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{Cache: cache, Refresh: opts.Refresh, Logger: opts.Log})
+	prep, err := NewPreparer(opts.Options)
 	if err != nil {
 		return err
 	}
-	agent, err := FindAgent(opts.AgentDir, t.Arch)
+	prep.Extra = func(agent string, a kernels.Arch) ([]GuestFile, error) {
+		files, err := findShellTools(agent, string(a))
+		if err != nil {
+			return nil, err
+		}
+		if opts.Object != "" {
+			files = append(files, GuestFile{Host: opts.Object, Guest: path.Join(GuestObjectDir, filepath.Base(opts.Object))})
+		}
+		return files, nil
+	}
+	pt, err := prep.Prepare(ctx, t, nil)
 	if err != nil {
 		return err
-	}
-	files, err := findShellTools(agent, string(t.Arch))
-	if err != nil {
-		return err
-	}
-	if opts.Object != "" {
-		files = append(files, GuestFile{Host: opts.Object, Guest: path.Join(GuestObjectDir, filepath.Base(opts.Object))})
-	}
-	var extra []initramfs.File
-	for _, f := range files {
-		extra = append(extra, f.initramfs())
-	}
-	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir, Extra: extra})
-	if err != nil {
-		return fmt.Errorf("build initramfs: %w", err)
 	}
 	bin, err := lookQEMU(t.Arch)
 	if err != nil {
@@ -79,9 +70,8 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 		return fmt.Errorf("create socket directory: %w", err)
 	}
 	defer os.RemoveAll(sockDir)
-	mem, cpus := cmpOrInt(t.Kernel.MemoryMiB, opts.Matrix.Defaults.MemoryMiB), cmpOrInt(t.Kernel.CPUs, opts.Matrix.Defaults.CPUs)
 	cfg := qemuConfig{
-		Arch: t.Arch, Kernel: k, Initramfs: initrd, MemoryMiB: mem, CPUs: cpus, Accel: accel, Profile: ProfileFast,
+		Arch: t.Arch, Kernel: pt.Kernel, Initramfs: pt.Initramfs, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs, Accel: accel, Profile: ProfileFast,
 		QMP: filepath.Join(sockDir, "qmp"), Append: opts.Append, Shell: true,
 	}
 	cmd := exec.Command(bin, cfg.args()...)
@@ -121,20 +111,6 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 	case <-ctx.Done():
 		return errors.New("interrupted")
 	}
-}
-
-func cmpOrAccel(a Accel) Accel {
-	if a == "" {
-		return AccelAuto
-	}
-	return a
-}
-
-func cmpOrInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 func orStdin(r io.Reader) io.Reader {

@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/report"
@@ -45,8 +44,6 @@ type Options struct {
 	Log         *slog.Logger
 	// Progress, when set, is told when each VM starts and ends.
 	Progress func(t Target, phase string, recs []results.Record)
-
-	lock *kernels.LockFile // the matrix's lock file, read by Run
 }
 
 // Result is the outcome of a run.
@@ -85,11 +82,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Profile == "" {
 		opts.Profile = ProfileFast
 	}
-	cache, err := openCache(&opts)
+	prep, err := NewPreparer(opts)
 	if err != nil {
-		return nil, err
-	}
-	if opts.lock, err = LoadLock(opts.Matrix, opts.Log); err != nil {
 		return nil, err
 	}
 	targets := opts.Matrix.Targets()
@@ -125,7 +119,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	g.SetLimit(opts.Parallel)
 	for _, t := range targets {
 		g.Go(func() error {
-			recs, err := runTarget(ctx, opts, cache, store, t, accels[t.Arch])
+			recs, err := runTarget(ctx, opts, prep, store, t, accels[t.Arch])
 			if addErr := store.Add(recs...); addErr != nil {
 				err = errors.Join(err, addErr)
 			}
@@ -166,9 +160,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return &Result{Dir: store.Dir, Report: store.Report(), ExitCode: code, Err: errs.ErrorOrNil()}, nil
 }
 
-// runTarget resolves the kernel, builds the initramfs and boots one VM. It
-// returns a record per planned check whatever happens.
-func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *results.Store, t Target, accel Accel) ([]results.Record, error) {
+// runTarget prepares one target and boots its VM. It returns a record per
+// planned check whatever happens.
+func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results.Store, t Target, accel Accel) ([]results.Record, error) {
 	log := opts.Log.With("vm", t.Label())
 	started := time.Now()
 	base := results.Record{Kernel: t.Kernel.Name, Arch: string(t.Arch), Accel: string(accel)}
@@ -183,39 +177,19 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *r
 		}
 		return recs, err
 	}
+	var phase func(string)
 	if opts.Progress != nil {
-		opts.Progress(t, "kernel", nil)
+		phase = func(p string) { opts.Progress(t, p, nil) }
 	}
-	k, err := kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{Cache: cache, Refresh: opts.Refresh, Logger: log,
-		Pin: opts.lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source)})
+	pt, err := prep.Prepare(ctx, t, phase)
 	if err != nil {
-		kind := results.KindKernel
-		if errors.Is(err, kernels.ErrBadInput) {
-			kind = results.KindBadInput
+		var pe *PrepareError
+		if errors.As(err, &pe) {
+			return failAll(pe.Kind, pe.Err)
 		}
-		if ctx.Err() != nil {
-			kind = results.KindInterrupted
-		}
-		return failAll(kind, err)
-	}
-	base.KernelRelease, base.Source = k.Release, sourceOf(k)
-	agent, err := FindAgent(opts.AgentDir, t.Arch)
-	if err != nil {
 		return failAll(results.KindInitramfs, err)
 	}
-	if opts.Progress != nil {
-		opts.Progress(t, "initramfs", nil)
-	}
-	extra := extraFiles(opts.Matrix)
-	if runner, err := workloadRunner(opts.Matrix, agent, t.Arch); err != nil {
-		return failAll(results.KindInitramfs, err)
-	} else if runner != nil {
-		extra = append(extra, *runner)
-	}
-	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: cache.Dir, Extra: extra})
-	if err != nil {
-		return failAll(results.KindInitramfs, fmt.Errorf("build initramfs: %w", err))
-	}
+	base.KernelRelease, base.Source = pt.Kernel.Release, sourceOf(pt.Kernel)
 	dir, err := store.VMDir(t.Dirname())
 	if err != nil {
 		return failAll(results.KindQEMU, err)
@@ -223,16 +197,9 @@ func runTarget(ctx context.Context, opts Options, cache *kernels.Cache, store *r
 	if opts.Progress != nil {
 		opts.Progress(t, "boot", nil)
 	}
-	mem, cpus := t.Kernel.MemoryMiB, t.Kernel.CPUs
-	if mem == 0 {
-		mem = opts.Matrix.Defaults.MemoryMiB
-	}
-	if cpus == 0 {
-		cpus = opts.Matrix.Defaults.CPUs
-	}
 	spec := vmSpec{
-		Target: t, Kernel: k, Initramfs: initrd, Plan: plan, Accel: accel, Profile: opts.Profile,
-		MemoryMiB: mem, CPUs: cpus, Dir: dir, BootTimeout: cmp.Or(opts.BootTimeout, BootTimeout(accel)),
+		Target: t, Kernel: pt.Kernel, Initramfs: pt.Initramfs, Plan: plan, Accel: accel, Profile: opts.Profile,
+		MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs, Dir: dir, BootTimeout: cmp.Or(opts.BootTimeout, BootTimeout(accel)),
 		Timeout: opts.Matrix.Defaults.Timeout, Append: opts.Append, Log: log,
 	}
 	var out vmOutcome
@@ -335,22 +302,6 @@ func validRelease(s string) bool {
 		}
 	}
 	return true
-}
-
-// openCache opens opts.CacheDir, defaulting it to kernels.DefaultCacheDir.
-func openCache(opts *Options) (*kernels.Cache, error) {
-	if opts.CacheDir == "" {
-		d, err := kernels.DefaultCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		opts.CacheDir = d
-	}
-	c, err := kernels.OpenCache(opts.CacheDir)
-	if err != nil {
-		return nil, fmt.Errorf("open cache: %w", err)
-	}
-	return c, nil
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

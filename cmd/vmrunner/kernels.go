@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,42 +48,33 @@ func (f *kernelsFlags) add(cmd *cobra.Command, logLevel string) {
 	fl.StringArrayVar(&f.arches, "arch", nil, "only this arch: x86_64 or arm64 (repeatable)")
 }
 
-// open loads the matrix, its lock and the cache.
-func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*vmrunner.Matrix, *kernels.LockFile, *kernels.Cache, *slog.Logger, error) {
+// open loads the matrix (narrowed to --arch) and its preparer: the cache
+// and the lock.
+func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*vmrunner.Matrix, *vmrunner.Preparer, error) {
 	log, err := newLogger(f.logLevel, cmd.ErrOrStderr())
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
 	var arches []kernels.Arch
 	for _, a := range f.arches {
 		pa, err := kernels.ParseArch(a)
 		if err != nil {
-			return nil, nil, nil, nil, usagef("--arch: %v", err)
+			return nil, nil, usagef("--arch: %v", err)
 		}
 		arches = append(arches, pa)
 	}
 	m, err := vmrunner.LoadMatrix(path)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
 	if m, err = m.Select(nil, arches, nil); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
-	lock, err := vmrunner.LoadLock(m, log)
+	p, err := vmrunner.NewPreparer(vmrunner.Options{Matrix: m, CacheDir: f.cacheDir, Refresh: f.refresh, Log: log})
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
-	dir := f.cacheDir
-	if dir == "" {
-		if dir, err = kernels.DefaultCacheDir(); err != nil {
-			return nil, nil, nil, nil, err
-		}
-	}
-	c, err := kernels.OpenCache(dir)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	return m, lock, c, log, nil
+	return m, p, nil
 }
 
 func newKernelsCmd() *cobra.Command {
@@ -110,18 +100,16 @@ func newKernelsListCmd() *cobra.Command {
 		Short: "Show what each kernel × arch resolves to and whether it is cached (no download)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, lock, c, log, err := f.open(cmd, matrixArg(args))
+			m, p, err := f.open(cmd, matrixArg(args))
 			if err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "KERNEL\tARCH\tSOURCE\tRELEASE\tCACHED\tRESOLVES TO")
 			for _, t := range m.Targets() {
-				pin := lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source)
-				k, err := kernels.Resolve(cmd.Context(), t.Kernel.Name, t.Kernel.Source, t.Arch,
-					kernels.Options{Cache: c, Offline: true, Pin: pin, Logger: log})
+				k, err := p.Kernel(cmd.Context(), t, true)
 				kind := t.Kernel.Source.Kind()
-				if pin != nil {
+				if p.Lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source) != nil {
 					kind += " (locked)"
 				}
 				switch {
@@ -165,14 +153,13 @@ func newKernelsPullCmd() *cobra.Command {
 		Short: "Download and prepare every kernel × arch of a matrix without running anything",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, lock, c, log, err := f.open(cmd, matrixArg(args))
+			m, p, err := f.open(cmd, matrixArg(args))
 			if err != nil {
 				return err
 			}
 			var errs []error
 			for _, t := range m.Targets() {
-				k, err := kernels.Resolve(cmd.Context(), t.Kernel.Name, t.Kernel.Source, t.Arch,
-					kernels.Options{Cache: c, Refresh: f.refresh, Pin: lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source), Logger: log})
+				k, err := p.Kernel(cmd.Context(), t, false)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", t.Label(), err))
 					continue
@@ -256,7 +243,7 @@ func inspectTargets(cmd *cobra.Command, f *kernelsFlags, matrix, arg string) ([]
 		}
 		return []*kernels.Kernel{k}, nil
 	}
-	m, lock, c, log, err := f.open(cmd, matrix)
+	m, p, err := f.open(cmd, matrix)
 	if err != nil {
 		return nil, err
 	}
@@ -265,8 +252,7 @@ func inspectTargets(cmd *cobra.Command, f *kernelsFlags, matrix, arg string) ([]
 		if t.Kernel.Name != arg {
 			continue
 		}
-		k, err := kernels.Resolve(cmd.Context(), t.Kernel.Name, t.Kernel.Source, t.Arch,
-			kernels.Options{Cache: c, Pin: lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source), Logger: log})
+		k, err := p.Kernel(cmd.Context(), t, false)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Label(), err)
 		}
@@ -332,25 +318,18 @@ directory instead.`,
 			var keep map[string]bool
 			var c *kernels.Cache
 			if all {
-				dir := f.cacheDir
 				var err error
-				if dir == "" {
-					if dir, err = kernels.DefaultCacheDir(); err != nil {
-						return err
-					}
-				}
-				if c, err = kernels.OpenCache(dir); err != nil {
+				if c, err = kernels.OpenCache(f.cacheDir); err != nil {
 					return err
 				}
 			} else {
-				m, lock, cache, log, err := f.open(cmd, matrixArg(args))
+				m, p, err := f.open(cmd, matrixArg(args))
 				if err != nil {
 					return err
 				}
-				c, keep = cache, map[string]bool{}
+				c, keep = p.Cache, map[string]bool{}
 				for _, t := range m.Targets() {
-					k, err := kernels.Resolve(cmd.Context(), t.Kernel.Name, t.Kernel.Source, t.Arch,
-						kernels.Options{Cache: c, Offline: true, Pin: lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source), Logger: log})
+					k, err := p.Kernel(cmd.Context(), t, true)
 					if err != nil {
 						continue // not cached: nothing to keep
 					}

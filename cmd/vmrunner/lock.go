@@ -33,7 +33,11 @@ changed since the lock was written.`,
 			if err != nil {
 				return err
 			}
-			lock, err := vmrunner.Lock(cmd.Context(), m, cacheDir, refresh, log)
+			c, err := kernels.OpenCache(cacheDir)
+			if err != nil {
+				return err
+			}
+			lock, err := kernels.Lock(cmd.Context(), m.LockKernels(), kernels.Options{Cache: c, Refresh: refresh, Logger: log})
 			if err != nil {
 				return kernelError(err)
 			}

@@ -10,8 +10,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/kernels"
 )
 
 // TestKernelSources boots three VMs from the non-Debian sources, all made

@@ -1,10 +1,6 @@
 package vmrunner
 
 import (
-	"bytes"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -81,52 +77,5 @@ func TestParseSources(t *testing.T) {
 				t.Errorf("source = %+v, want %+v", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestLoadLock(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "matrix.yaml")
-	write := func(suite string) *Matrix {
-		os.WriteFile(path, []byte("checks: [btf]\nkernels:\n  - {name: a, arch: x86_64, source: {debian: {suite: "+suite+"}}}\n"), 0o644)
-		m, err := LoadMatrix(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	m := write("bookworm")
-	if l, err := LoadLock(m, log); l != nil || err != nil {
-		t.Fatalf("no lock file: %v, %v", l, err)
-	}
-
-	k := &kernels.Kernel{Name: "a", Arch: kernels.X86_64, SHA256: strings.Repeat("c", 64),
-		Origin: kernels.Origin{Type: "debian", URL: "http://deb/k.deb", Package: "linux-image-x"}}
-	if err := kernels.NewLock(m.KernelsHash(), map[string]kernels.Spec{"a": m.Kernels[0].Source}, []*kernels.Kernel{k}).Write(filepath.Join(dir, "matrix.lock")); err != nil {
-		t.Fatal(err)
-	}
-	l, err := LoadLock(m, log)
-	if err != nil || strings.Contains(logs.String(), "stale") {
-		t.Fatalf("fresh lock: %v, logs %s", err, logs.String())
-	}
-	pin := l.Pin("a", kernels.X86_64, m.Kernels[0].Source)
-	if pin == nil || pin.Files[0].URL != "http://deb/k.deb" || pin.Files[0].SHA256 != k.SHA256 {
-		t.Fatalf("pin = %+v", pin)
-	}
-
-	m = write("trixie")
-	l, err = LoadLock(m, log)
-	if err != nil || !strings.Contains(logs.String(), "lock file is stale") {
-		t.Fatalf("stale lock: %v, logs %s", err, logs.String())
-	}
-	if p := l.Pin("a", kernels.X86_64, m.Kernels[0].Source); p != nil {
-		t.Errorf("pin of a changed source: %+v", p)
-	}
-
-	os.WriteFile(filepath.Join(dir, "matrix.lock"), []byte("{"), 0o644)
-	if _, err := LoadLock(m, log); err == nil || !strings.Contains(err.Error(), "run vmrunner lock again") {
-		t.Errorf("broken lock: %v", err)
 	}
 }

@@ -1,0 +1,147 @@
+package vmrunner
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/vmrunner/vmrunner/initramfs"
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/results"
+)
+
+// Prepared is a target ready to boot: its kernel, resolved to what the
+// matrix's lock pinned, its initramfs and the VM's size.
+type Prepared struct {
+	Target    Target
+	Kernel    *kernels.Kernel
+	Agent     string // the guest agent packed into Initramfs
+	Initramfs string
+	MemoryMiB int
+	CPUs      int
+}
+
+// Preparer makes the targets of one matrix ready to boot. run, repro,
+// repro --shell, bench and the kernels commands all prepare targets through
+// it, so that they boot the same kernels: the lock file next to the matrix
+// is read once and every kernel resolves to its pin.
+type Preparer struct {
+	Matrix   *Matrix
+	Cache    *kernels.Cache
+	Lock     *kernels.LockFile // nil without a lock file
+	AgentDir string            // see FindAgent
+	Refresh  bool              // re-read mirror indexes (kernels.Options.Refresh)
+	Log      *slog.Logger
+	// Extra, when set, lists files every target gets on top of those of
+	// the checks: repro --shell's tools and object. agent is the path of
+	// the target's guest agent.
+	Extra func(agent string, a kernels.Arch) ([]GuestFile, error)
+}
+
+// NewPreparer opens the cache of opts (default kernels.DefaultCacheDir)
+// and reads the lock file of opts.Matrix. A lock file that does not read is
+// bad input.
+func NewPreparer(opts Options) (*Preparer, error) {
+	log := cmp.Or(opts.Log, slog.Default())
+	cache, err := kernels.OpenCache(opts.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("open cache: %w", err)
+	}
+	lock, err := kernels.LoadLock(opts.Matrix.Path, opts.Matrix.LockKernels(), log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMatrix, err)
+	}
+	return &Preparer{Matrix: opts.Matrix, Cache: cache, Lock: lock, AgentDir: opts.AgentDir, Refresh: opts.Refresh, Log: log}, nil
+}
+
+// LockKernels lists the kernels of m as a lock file records them.
+func (m *Matrix) LockKernels() []kernels.MatrixKernel {
+	var ks []kernels.MatrixKernel
+	for _, k := range m.Kernels {
+		ks = append(ks, kernels.MatrixKernel{Name: k.Name, Arch: k.Arch, Source: k.Source})
+	}
+	return ks
+}
+
+// PrepareError is a target that could not be prepared; Kind is the error
+// kind of its records. It matches ErrBadMatrix when the kind is bad input.
+type PrepareError struct {
+	Kind results.ErrorKind
+	Err  error
+}
+
+func (e *PrepareError) Error() string { return e.Err.Error() }
+func (e *PrepareError) Unwrap() error { return e.Err }
+
+// Is makes a bad-input preparation error an ErrBadMatrix (exit code 2).
+func (e *PrepareError) Is(target error) bool {
+	return target == ErrBadMatrix && e.Kind == results.KindBadInput
+}
+
+// Kernel resolves the kernel of t, to its pin when the lock has one.
+// Offline resolves from the cache alone (kernels.ErrNotCached otherwise).
+func (p *Preparer) Kernel(ctx context.Context, t Target, offline bool) (*kernels.Kernel, error) {
+	return kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{
+		Cache: p.Cache, Refresh: p.Refresh, Offline: offline, Logger: p.Log.With("vm", t.Label()),
+		Pin: p.Lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source),
+	})
+}
+
+// Prepare resolves t's kernel, builds its initramfs (the agent, the
+// kernel's virtio modules, the files the checks need, the workload runner
+// when a check runs in it, and Extra's files) and settles the VM's memory
+// and CPUs (the kernel's own, else the matrix defaults). phase, when set, is
+// told "kernel" and "initramfs" as each step starts. Errors are
+// *PrepareError.
+func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*Prepared, error) {
+	fail := func(kind results.ErrorKind, err error) (*Prepared, error) {
+		if ctx.Err() != nil {
+			kind = results.KindInterrupted
+		}
+		return nil, &PrepareError{Kind: kind, Err: err}
+	}
+	if phase != nil {
+		phase("kernel")
+	}
+	k, err := p.Kernel(ctx, t, false)
+	if err != nil {
+		kind := results.KindKernel
+		if errors.Is(err, kernels.ErrBadInput) {
+			kind = results.KindBadInput
+		}
+		return fail(kind, err)
+	}
+	agent, err := FindAgent(p.AgentDir, t.Arch)
+	if err != nil {
+		return fail(results.KindInitramfs, err)
+	}
+	if phase != nil {
+		phase("initramfs")
+	}
+	extra := extraFiles(p.Matrix)
+	if runner, err := workloadRunner(p.Matrix, agent, t.Arch); err != nil {
+		return fail(results.KindInitramfs, err)
+	} else if runner != nil {
+		extra = append(extra, *runner)
+	}
+	if p.Extra != nil {
+		more, err := p.Extra(agent, t.Arch)
+		if err != nil {
+			return fail(results.KindInitramfs, err)
+		}
+		for _, f := range more {
+			extra = append(extra, f.initramfs())
+		}
+	}
+	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: p.Cache.Dir, Extra: extra})
+	if err != nil {
+		return fail(results.KindInitramfs, fmt.Errorf("build initramfs: %w", err))
+	}
+	return &Prepared{
+		Target: t, Kernel: k, Agent: agent, Initramfs: initrd,
+		MemoryMiB: cmp.Or(t.Kernel.MemoryMiB, p.Matrix.Defaults.MemoryMiB),
+		CPUs:      cmp.Or(t.Kernel.CPUs, p.Matrix.Defaults.CPUs),
+	}, nil
+}
