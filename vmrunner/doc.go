@@ -1,6 +1,7 @@
 // Package vmrunner is the host controller: it reads a matrix (matrix.go),
-// resolves each kernel (package kernels), builds its initramfs (package
-// initramfs), boots one QEMU per kernel × arch (qemu*.go), watches it through
+// prepares each target (prepare.go: its kernel resolved with the lock's pin
+// by package kernels, its initramfs built by package initramfs, its VM size;
+// every command prepares targets through the one Preparer), boots one QEMU per kernel × arch (qemu*.go), watches it through
 // QMP (qmp.go) and its serial console (console.go), talks to the guest agent
 // over virtio-serial (vm.go, package protocol) and stores the results
 // (package results) with their report.html (package report).
