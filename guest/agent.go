@@ -29,8 +29,8 @@ type Agent struct {
 	// Notes are sent as log messages right after Ready: what went wrong
 	// before the port was open, such as modules that failed to load.
 	Notes []protocol.Log
-	// Checks maps check names to implementations; nil means the built-in
-	// registry.
+	// Checks maps check names to implementations; nil means the agent's
+	// own registry, from protocol's table.
 	Checks map[string]Check
 	// Log receives the agent's own logging; nil discards it.
 	Log *log.Logger
@@ -183,11 +183,13 @@ func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *l
 	start := time.Now()
 	res := protocol.Result{Check: spec.Name}
 
-	registry := a.Checks
-	if registry == nil {
-		registry = checks
+	var check Check
+	var ok bool
+	if a.Checks != nil {
+		check, ok = a.Checks[spec.Name]
+	} else {
+		check, ok = agentChecks.Lookup(spec.Name)
 	}
-	check, ok := registry[spec.Name]
 	if !ok {
 		res.Status, res.Message = protocol.StatusError, fmt.Sprintf("unknown check %q", spec.Name)
 		res.DurationMS = time.Since(start).Milliseconds()

@@ -1,9 +1,11 @@
 package guest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -237,4 +239,18 @@ func TestAgentResultTooLarge(t *testing.T) {
 	if err := wait(t, errc); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// decodeParams decodes a test check's parameters strictly into v; empty or
+// null parameters leave v as it is.
+func decodeParams(params json.RawMessage, v any) error {
+	if len(params) == 0 || string(params) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(params))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode params: %w", err)
+	}
+	return nil
 }

@@ -32,6 +32,8 @@ func defaultBTFEnv() btfEnv {
 	}
 }
 
+func init() { agentChecks.Add(protocol.BTFCheck.Def(), checkBTF) }
+
 // checkBTF is the "btf" check: is vmlinux BTF there, does it parse, and does
 // it have the types the software under test needs? It also reports the
 // BPF-related kernel config, so a failure can be explained.
@@ -40,14 +42,11 @@ func checkBTF(ctx context.Context, params json.RawMessage) (Outcome, error) {
 }
 
 func (env btfEnv) check(ctx context.Context, params json.RawMessage) (Outcome, error) {
-	var p protocol.BTFParams
-	if err := decodeParams(params, &p); err != nil {
+	p, err := protocol.BTFCheck.Params(params)
+	if err != nil {
 		return Outcome{}, err
 	}
 	require := p.Require
-	if len(require) == 0 {
-		require = protocol.DefaultBTFRequire
-	}
 
 	d := &protocol.BTFDetails{Found: []string{}, Missing: []string{}}
 	o := Outcome{Details: d}

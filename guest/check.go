@@ -1,10 +1,11 @@
 package guest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -30,27 +31,51 @@ type Outcome struct {
 	Artifacts []protocol.Artifact
 }
 
-// checks is the registry of checks by the name used in the plan.
-var checks = map[string]Check{
-	"btf":      checkBTF,
-	"features": checkFeatures,
-	"verifier": checkVerifier,
+// Registry holds the checks one guest program implements, by the name used
+// in the plan. Entries come from protocol's table: Add refuses a check that
+// is not there or that another program runs.
+type Registry struct {
+	runner protocol.Runner
+	checks map[string]Check
 }
 
-// DecodeParams decodes a check's parameters strictly into v; empty or null
-// parameters leave v as it is. Checks outside this package use it too.
-func DecodeParams(params json.RawMessage, v any) error { return decodeParams(params, v) }
-
-// decodeParams decodes a check's parameters strictly into v; empty or null
-// parameters leave v as it is.
-func decodeParams(params json.RawMessage, v any) error {
-	if len(params) == 0 || string(params) == "null" {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(params))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode params: %w", err)
-	}
-	return nil
+// NewRegistry returns an empty registry for the program runner.
+func NewRegistry(runner protocol.Runner) *Registry {
+	return &Registry{runner: runner, checks: map[string]Check{}}
 }
+
+// Add registers impl as the implementation of def. It panics when def is not
+// in protocol's table, is run by another program, or has an implementation
+// already: a mistake of the build, which the table tests catch.
+func (r *Registry) Add(def *protocol.CheckDef, impl Check) {
+	if d, ok := protocol.LookupCheck(def.Name); !ok || d != def {
+		panic(fmt.Sprintf("check %q is not in protocol's table", def.Name))
+	}
+	if def.Runner != r.runner {
+		panic(fmt.Sprintf("check %q runs in the %s program, not the %s program", def.Name, def.Runner, r.runner))
+	}
+	r.set(def.Name, impl)
+}
+
+func (r *Registry) set(name string, impl Check) {
+	if _, dup := r.checks[name]; dup {
+		panic(fmt.Sprintf("check %q registered twice", name))
+	}
+	r.checks[name] = impl
+}
+
+// Lookup returns the check named name.
+func (r *Registry) Lookup(name string) (Check, bool) {
+	c, ok := r.checks[name]
+	return c, ok
+}
+
+// Names returns the names registered, sorted.
+func (r *Registry) Names() []string {
+	return slices.Sorted(maps.Keys(r.checks))
+}
+
+// agentChecks are the checks of the agent: its own (btf.go, features.go,
+// verifier.go, selftest.go) and relays to the workload runner
+// (workload_runner.go).
+var agentChecks = NewRegistry(protocol.RunnerAgent)

@@ -42,6 +42,8 @@ type featuresEnv struct {
 	Probe   prober
 }
 
+func init() { agentChecks.Add(protocol.FeaturesCheck.Def(), checkFeatures) }
+
 // checkFeatures is the "features" check: probe program types, map types and
 // helper × program type pairs, and compare each outcome with the upstream
 // release that added the feature (bpfprobe.Features). It fails when a
@@ -58,8 +60,8 @@ func checkFeatures(ctx context.Context, params json.RawMessage) (Outcome, error)
 }
 
 func (env featuresEnv) check(ctx context.Context, params json.RawMessage) (Outcome, error) {
-	var p protocol.FeaturesParams
-	if err := decodeParams(params, &p); err != nil {
+	p, err := protocol.FeaturesCheck.Params(params)
+	if err != nil {
 		return Outcome{}, err
 	}
 	v, err := bpfprobe.ParseRelease(env.Release)

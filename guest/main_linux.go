@@ -14,10 +14,6 @@ import (
 // logPrefix starts every line the agent writes to the console.
 const logPrefix = "vmrunner-agent: "
 
-// moduleList is initramfs.ModuleListPath; the guest does not import the
-// host-side package to keep the agent small.
-const moduleList = "/etc/vmrunner/modules"
-
 // Main is the agent's entry point as PID 1. It never returns: whatever
 // happens, it ends by powering the VM off. Run as any other process, it
 // refuses to start, since it would power the machine off.
@@ -46,7 +42,7 @@ func run(logger *log.Logger) error {
 		logger.Printf("redirect output: %v", err)
 	}
 
-	notes := loadModules(moduleList, logger)
+	notes := loadModules(protocol.ModuleListPath, logger)
 	if shellRequested("/proc/cmdline") {
 		return runShell(ctx, logger)
 	}

@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
-func init() { checks["selftest"] = checkSelftest }
+func init() { agentChecks.Add(protocol.SelftestCheck.Def(), checkSelftest) }
 
 // rawPort is the control port, for the selftest actions that must break
 // the protocol on purpose. Agent.Run sets it.
@@ -32,12 +31,9 @@ func setRawPort(w io.Writer) {
 // checkSelftest makes the guest fail in the way params ask, so that the host's
 // handling of each failure is tested against a real kernel.
 func checkSelftest(ctx context.Context, params json.RawMessage) (Outcome, error) {
-	var p protocol.SelftestParams
-	if err := decodeParams(params, &p); err != nil {
+	p, err := protocol.SelftestCheck.Params(params)
+	if err != nil {
 		return Outcome{}, err
-	}
-	if !slices.Contains(protocol.SelftestActions, p.Action) {
-		return Outcome{}, fmt.Errorf("selftest: unknown action %q", p.Action)
 	}
 	switch p.Action {
 	case "pass":

@@ -8,11 +8,9 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
-)
 
-// shellFlag is vmrunner.ShellCmdlineFlag; the guest does not import the
-// host-side package.
-const shellFlag = "vmrunner.shell"
+	"github.com/vmrunner/vmrunner/protocol"
+)
 
 // shellRequested reports whether the kernel command line asks for a shell
 // (vmrunner repro --shell) instead of the plan.
@@ -22,7 +20,7 @@ func shellRequested(cmdline string) bool {
 		return false
 	}
 	for _, w := range strings.Fields(string(b)) {
-		if w == shellFlag {
+		if w == protocol.ShellCmdlineFlag {
 			return true
 		}
 	}

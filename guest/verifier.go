@@ -30,6 +30,8 @@ const (
 	maxLogArtifact = 600 << 10
 )
 
+func init() { agentChecks.Add(protocol.VerifierCheck.Def(), checkVerifier) }
+
 // checkVerifier is the "verifier" check: load every program of every object
 // (or the programs named) with its maps, and report one result per program,
 // "verifier/<object>/<program>", with the verifier's log as an artifact.
@@ -42,12 +44,9 @@ func checkVerifier(ctx context.Context, params json.RawMessage) (Outcome, error)
 }
 
 func verifyObjects(ctx context.Context, release string, params json.RawMessage) (Outcome, error) {
-	var p protocol.VerifierParams
-	if err := decodeParams(params, &p); err != nil {
+	p, err := protocol.VerifierCheck.Params(params)
+	if err != nil {
 		return Outcome{}, err
-	}
-	if len(p.Objects) == 0 {
-		return Outcome{}, errors.New("no objects to load")
 	}
 	kv, kvErr := bpfprobe.ParseRelease(release)
 

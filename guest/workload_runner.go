@@ -15,18 +15,19 @@ import (
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
-// WorkloadRunner is where the host puts cmd/vmrunner-workload in the
-// initramfs when a plan has a "workload" or "beyla" check. Those checks live
-// in their own binary (package workloadcheck) because their protocol clients
-// would make the agent several times bigger for every VM.
-const WorkloadRunner = "/bin/vmrunner-workload"
-
 // maxRunnerOutput bounds what the agent reads from the runner.
 const maxRunnerOutput = 8 << 20
 
+// The checks of protocol.RunnerWorkload live in their own program
+// (cmd/vmrunner-workload, package workloadcheck), which the host packs at
+// protocol.WorkloadRunnerPath only when a plan has one: their protocol
+// clients would make the agent several times bigger for every VM. The agent
+// relays each of them to it.
 func init() {
-	for _, name := range []string{"workload", "beyla"} {
-		checks[name] = runnerCheck(name)
+	for _, def := range protocol.Checks() {
+		if def.Runner == protocol.RunnerWorkload {
+			agentChecks.set(def.Name, runnerCheck(def.Name))
+		}
 	}
 }
 
@@ -57,14 +58,14 @@ func NewRunnerOutcome(o Outcome, err error) RunnerOutcome {
 	return r
 }
 
-// runnerCheck runs check name in WorkloadRunner, with the params on stdin,
+// runnerCheck runs check name in the workload runner, with the params on stdin,
 // and relays its outcome. The runner is stopped with SIGTERM when ctx ends.
 func runnerCheck(name string) Check {
 	return func(ctx context.Context, params json.RawMessage) (Outcome, error) {
-		if _, err := os.Stat(WorkloadRunner); err != nil {
-			return Outcome{}, fmt.Errorf("%s check: %s is not in the initramfs: %w", name, WorkloadRunner, err)
+		if _, err := os.Stat(protocol.WorkloadRunnerPath); err != nil {
+			return Outcome{}, fmt.Errorf("%s check: %s is not in the initramfs: %w", name, protocol.WorkloadRunnerPath, err)
 		}
-		cmd := exec.CommandContext(ctx, WorkloadRunner, name)
+		cmd := exec.CommandContext(ctx, protocol.WorkloadRunnerPath, name)
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 		cmd.WaitDelay = 10 * time.Second
 		cmd.Stdin = bytes.NewReader(params)

@@ -1,6 +1,10 @@
 package initramfs
 
-import "path"
+import (
+	"path"
+
+	"github.com/vmrunner/vmrunner/protocol"
+)
 
 // LayoutVersion names the archive layout described in the package
 // documentation. It is part of every cache key.
@@ -12,7 +16,7 @@ const (
 	InitPath = "/init"
 	// ModuleListPath lists the modules to load, one absolute path per line,
 	// in load order.
-	ModuleListPath = "/etc/vmrunner/modules"
+	ModuleListPath = protocol.ModuleListPath
 )
 
 // ModulesRoot returns the directory holding the modules of release.

@@ -1,9 +1,12 @@
 package protocol
 
+import "time"
+
 // BeylaParams configures the "beyla" check as the guest sees it.
 type BeylaParams struct {
 	// Binary is the guest path of the Beyla (or OBI) executable; a
-	// directory holds one per arch, named x86_64 and arm64.
+	// directory holds one per arch, named x86_64 and arm64. It has no
+	// default.
 	Binary   string `json:"binary"`
 	Scenario string `json:"scenario"`
 	// Duration, Rates and ErrorRate drive the load, as for "workload".
@@ -15,6 +18,27 @@ type BeylaParams struct {
 	Warmup Duration `json:"warmup"`
 	// Settle is how long to wait after the load for the last spans.
 	Settle Duration `json:"settle"`
+}
+
+// BeylaCheck is the "beyla" check: a user-supplied Beyla binary observes
+// the workload check's scenario, with the same load and defaults.
+var BeylaCheck = declare("beyla", RunnerWorkload, BeylaParams{
+	Scenario:  WorkloadCheck.Defaults().Scenario,
+	Duration:  WorkloadCheck.Defaults().Duration,
+	Rates:     WorkloadCheck.Defaults().Rates,
+	ErrorRate: WorkloadCheck.Defaults().ErrorRate,
+	Settle:    Duration(2 * time.Second),
+})
+
+// Validate implements paramsValidator.
+func (p BeylaParams) Validate() []ParamProblem {
+	probs := []ParamProblem{}
+	if p.Binary == "" {
+		probs = append(probs, ParamProblem{Key: []string{"binary"}, Msg: "missing binary: expected the path of a Beyla or OBI executable"})
+	}
+	probs = append(probs, validateLoad(p.Scenario, p.Duration, p.Rates, p.ErrorRate)...)
+	probs = append(probs, nonNegative("warmup", p.Warmup)...)
+	return append(probs, nonNegative("settle", p.Settle)...)
 }
 
 // BeylaDetails is what the "beyla" check reports in Result.Details.

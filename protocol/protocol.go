@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -152,6 +153,17 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
+// UnmarshalText implements encoding.TextUnmarshaler, for matrix.yaml: a Go
+// duration string. Ranges are the check's Validate's business.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return errors.New("expected a duration like 10m or 90s")
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // UnmarshalJSON implements json.Unmarshaler.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
@@ -164,98 +176,4 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
-}
-
-// BTFParams configures the "btf" check.
-type BTFParams struct {
-	// Require lists BTF type names that must be present in vmlinux BTF.
-	Require []string `json:"require" yaml:"require"`
-}
-
-// DefaultBTFRequire is the set of types required when none are given.
-var DefaultBTFRequire = []string{"task_struct", "sk_buff", "sock"}
-
-// BTFDetails is what the "btf" check reports in Result.Details.
-type BTFDetails struct {
-	VmlinuxPresent bool              `json:"vmlinux_present"`
-	Types          int               `json:"types"`
-	Found          []string          `json:"found"`
-	Missing        []string          `json:"missing"`
-	ModuleBTF      int               `json:"module_btf"`
-	Config         map[string]string `json:"config"`
-	ConfigSource   string            `json:"config_source,omitempty"`
-}
-
-// FeaturesParams configures the "features" check. Empty lists mean
-// defaults: every program and map type the guest knows, and the default
-// helpers on the default program types.
-type FeaturesParams struct {
-	Programs []string `json:"programs,omitempty"`
-	Maps     []string `json:"maps,omitempty"`
-	Helpers  []string `json:"helpers,omitempty"`
-}
-
-// FeatureResult is one probe of the "features" check.
-type FeatureResult struct {
-	// Feature is "program/kprobe", "map/ringbuf" or "helper/loop".
-	Feature string `json:"feature"`
-	// Program is the program type a helper was probed with.
-	Program string `json:"program,omitempty"`
-	// Status is "supported", "unsupported" or "error".
-	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
-	// Since is the upstream release that added the feature.
-	Since string `json:"since"`
-	// Verdict compares Status with Since (bpfprobe.Verdict).
-	Verdict string `json:"verdict"`
-}
-
-// FeaturesDetails is what the "features" check reports in Result.Details.
-type FeaturesDetails struct {
-	Kernel      string          `json:"kernel"` // upstream version parsed from uname -r
-	Supported   int             `json:"supported"`
-	Unsupported int             `json:"unsupported"`
-	Errors      int             `json:"errors"`
-	Missing     []string        `json:"missing"`   // unsupported at or past Since
-	Backports   []string        `json:"backports"` // supported before Since
-	Results     []FeatureResult `json:"results"`
-}
-
-// VerifierParams configures the "verifier" check as the guest sees it.
-type VerifierParams struct {
-	// Objects are guest paths of BPF ELF objects.
-	Objects []string `json:"objects"`
-	// Programs, when set, are the only programs loaded.
-	Programs []string `json:"programs,omitempty"`
-	// Expect maps a program name to what is expected of it.
-	Expect map[string]VerifierExpect `json:"expect,omitempty"`
-	// LogAlways asks for the instruction-level log even when a program
-	// loads (vmrunner repro).
-	LogAlways bool `json:"log_always,omitempty"`
-}
-
-// VerifierExpect says on which kernels a program should be rejected.
-type VerifierExpect struct {
-	// Fail lists version ranges (bpfprobe.ParseRange).
-	Fail []string `json:"fail,omitempty"`
-}
-
-// VerifierDetails is what one "verifier/<object>/<program>" result reports.
-type VerifierDetails struct {
-	Object               string `json:"object"`
-	Program              string `json:"program"`
-	Type                 string `json:"type,omitempty"`
-	Loaded               bool   `json:"loaded"`
-	ExpectedFail         bool   `json:"expected_fail"`
-	ExpectRange          string `json:"expect_range,omitempty"`
-	Kernel               string `json:"kernel,omitempty"`
-	InsnsProcessed       int    `json:"insns_processed,omitempty"`
-	VerificationTimeNS   int64  `json:"verification_time_ns,omitempty"`
-	States               int    `json:"states,omitempty"`
-	PeakStates           int    `json:"peak_states,omitempty"`
-	LogLevel             uint32 `json:"log_level"`
-	LogBytes             int    `json:"log_bytes"`
-	LogTruncated         bool   `json:"log_truncated,omitempty"`
-	Instructions         int    `json:"instructions,omitempty"`
-	VerifiedInstructions uint32 `json:"verified_instructions,omitempty"`
 }

@@ -4,7 +4,7 @@ package protocol
 // in a chosen way so that vmrunner's own failure handling can be tested on
 // real kernels. It is documented, but not meant for user matrices.
 type SelftestParams struct {
-	// Action is one of SelftestActions.
+	// Action is one of SelftestActions; it has no default.
 	Action string `json:"action" yaml:"action"`
 }
 
@@ -16,4 +16,12 @@ var SelftestActions = []string{
 	"exit-agent",    // the agent (PID 1) exits
 	"flood-channel", // write an endless line on the control port
 	"garbage",       // write a line that is not a protocol message
+}
+
+// SelftestCheck is the "selftest" check.
+var SelftestCheck = declare("selftest", RunnerAgent, SelftestParams{})
+
+// Validate implements paramsValidator.
+func (p SelftestParams) Validate() []ParamProblem {
+	return oneOf("action", p.Action, SelftestActions)
 }

@@ -1,30 +1,42 @@
 package protocol
 
-// WorkloadParams configures the "workload" check as the guest sees it.
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vmrunner/vmrunner/internal/spelling"
+)
+
+// WorkloadParams configures the "workload" check.
 type WorkloadParams struct {
 	// Scenario is "multi-protocol" (the only one).
-	Scenario string `json:"scenario"`
+	Scenario string `json:"scenario" yaml:"scenario"`
 	// Duration is the length of each load phase.
-	Duration Duration `json:"duration"`
+	Duration Duration `json:"duration" yaml:"duration"`
 	// Rates are target operations per second by protocol: http, grpc,
-	// sql, redis. A protocol at 0 is off.
-	Rates map[string]int `json:"rates"`
+	// sql, redis. A protocol at 0 or left out is off.
+	Rates map[string]int `json:"rates" yaml:"rates"`
 	// ErrorRate is the share of HTTP responses that are 5xx.
-	ErrorRate float64 `json:"error_rate"`
+	ErrorRate float64 `json:"error_rate" yaml:"error_rate"`
 	// Latency is what the HTTP server adds to /api/slow.
-	Latency Duration `json:"latency,omitempty"`
+	Latency Duration `json:"latency,omitempty" yaml:"latency"`
 	// Profile is "standard", "constrained" or "long-running".
-	Profile string `json:"profile"`
+	Profile string `json:"profile" yaml:"profile"`
 	// Overhead runs the load a first time without instrumentation.
-	Overhead bool `json:"overhead"`
-	// SampleEvery is the RSS and fd sampling period of long-running.
-	SampleEvery Duration `json:"sample_every,omitempty"`
+	Overhead bool `json:"overhead" yaml:"overhead"`
+	// SampleEvery is the RSS and fd sampling period of long-running
+	// (0: the guest takes a twentieth of the duration).
+	SampleEvery Duration `json:"sample_every,omitempty" yaml:"sample_every"`
 	// Classifier "broken-status" selects a deliberately wrong HTTP status
 	// parser: a test of the validation, not for user matrices.
-	Classifier string `json:"classifier,omitempty"`
+	Classifier string `json:"classifier,omitempty" yaml:"classifier"`
 	// ProbeRead "bpf_probe_read" forces the build for kernels before 5.5
 	// (a test of the fallback); empty picks by kernel.
-	ProbeRead string `json:"probe_read,omitempty"`
+	ProbeRead string `json:"probe_read,omitempty" yaml:"probe_read"`
 }
 
 // WorkloadScenarios, WorkloadProfiles, WorkloadProtocols and
@@ -37,8 +49,63 @@ var (
 	WorkloadProbeReads  = []string{"", "bpf_probe_read_user", "bpf_probe_read"}
 )
 
-// DefaultWorkloadRates are the RFD's rates (SQL's is its, Redis's ours).
-var DefaultWorkloadRates = map[string]int{"http": 10000, "grpc": 5000, "sql": 1000, "redis": 1000}
+// maxWorkloadRate bounds a protocol's rate, in operations per second.
+const maxWorkloadRate = 1_000_000
+
+// WorkloadCheck is the "workload" check: the multi-protocol scenario
+// observed by the built-in eBPF instrumentation. Its defaults are the RFD's
+// rates (SQL's is its, Redis's ours) and share of 5xx.
+var WorkloadCheck = declare("workload", RunnerWorkload, WorkloadParams{
+	Scenario:  "multi-protocol",
+	Duration:  Duration(10 * time.Second),
+	Rates:     map[string]int{"http": 10000, "grpc": 5000, "sql": 1000, "redis": 1000},
+	ErrorRate: 0.1,
+	Latency:   Duration(2 * time.Millisecond),
+	Profile:   "standard",
+	Overhead:  true,
+})
+
+// Validate implements paramsValidator.
+func (p WorkloadParams) Validate() []ParamProblem {
+	probs := validateLoad(p.Scenario, p.Duration, p.Rates, p.ErrorRate)
+	probs = append(probs, nonNegative("latency", p.Latency)...)
+	probs = append(probs, oneOf("profile", p.Profile, WorkloadProfiles)...)
+	probs = append(probs, oneOf("classifier", p.Classifier, WorkloadClassifiers)...)
+	probs = append(probs, oneOf("probe_read", p.ProbeRead, WorkloadProbeReads)...)
+	probs = append(probs, nonNegative("sample_every", p.SampleEvery)...)
+	if p.SampleEvery != 0 && p.Profile != "long-running" {
+		probs = append(probs, ParamProblem{Key: []string{"sample_every"}, Msg: "sample_every: only for profile: long-running"})
+	}
+	return probs
+}
+
+// validateLoad checks what the workload and beyla checks share: the
+// scenario and the load that drives it.
+func validateLoad(scenario string, d Duration, rates map[string]int, errorRate float64) []ParamProblem {
+	probs := oneOf("scenario", scenario, WorkloadScenarios)
+	if d <= 0 {
+		probs = append(probs, ParamProblem{Key: []string{"duration"}, Msg: fmt.Sprintf("duration: %s: expected a positive duration like 10s", time.Duration(d))})
+	}
+	for _, name := range slices.Sorted(maps.Keys(rates)) {
+		if !slices.Contains(WorkloadProtocols, name) {
+			probs = append(probs, ParamProblem{Key: []string{"rates", name}, AtKey: true, Msg: fmt.Sprintf("rates: unknown protocol %q%s; expected %s",
+				name, spelling.DidYouMean(name, WorkloadProtocols), strings.Join(WorkloadProtocols, ", "))})
+		} else if r := rates[name]; r < 0 || r > maxWorkloadRate {
+			probs = append(probs, ParamProblem{Key: []string{"rates", name}, Msg: fmt.Sprintf("rates: %s: %d: expected operations per second from 0 to %d", name, r, maxWorkloadRate)})
+		}
+	}
+	if errorRate < 0 || errorRate > 1 || math.IsNaN(errorRate) {
+		probs = append(probs, ParamProblem{Key: []string{"error_rate"}, Msg: fmt.Sprintf("error_rate: %v: expected a share from 0 to 1", errorRate)})
+	}
+	return probs
+}
+
+func nonNegative(key string, d Duration) []ParamProblem {
+	if d < 0 {
+		return []ParamProblem{{Key: []string{key}, Msg: fmt.Sprintf("%s: %s: expected a duration like 2s, not negative", key, time.Duration(d))}}
+	}
+	return nil
+}
 
 // WorkloadDetails is what the "workload" check reports in Result.Details.
 type WorkloadDetails struct {

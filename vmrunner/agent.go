@@ -7,6 +7,7 @@ import (
 
 	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/protocol"
 )
 
 // AgentName is the file name of the guest agent built for arch.
@@ -37,12 +38,13 @@ func FindAgent(dir string, a kernels.Arch) (string, error) {
 }
 
 // workloadRunner returns the guest's workload runner (cmd/vmrunner-workload,
-// built beside the agents) when a check of m runs in it, or nil. The workload
-// and beyla checks live there so that every other VM boots a small agent.
+// built beside the agents) when a check of m runs in it
+// (protocol.RunnerWorkload), or nil: every other VM boots a small agent.
 func workloadRunner(m *Matrix, agent string, a kernels.Arch) (*initramfs.File, error) {
 	need := false
 	for _, c := range m.Checks {
-		need = need || c.Name == "workload" || c.Name == "beyla"
+		def, ok := protocol.LookupCheck(c.Name)
+		need = need || ok && def.Runner == protocol.RunnerWorkload
 	}
 	if !need {
 		return nil, nil
@@ -51,5 +53,5 @@ func workloadRunner(m *Matrix, agent string, a kernels.Arch) (*initramfs.File, e
 	if _, err := os.Stat(p); err != nil {
 		return nil, fmt.Errorf("workload runner for %s not found at %s: run `make build` (it builds it beside the agents)", a, p)
 	}
-	return &initramfs.File{Path: "/bin/vmrunner-workload", Source: p, Mode: 0o755}, nil
+	return &initramfs.File{Path: protocol.WorkloadRunnerPath, Source: p, Mode: 0o755}, nil
 }

@@ -4,17 +4,16 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"reflect"
-	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vmrunner/vmrunner/internal/yamlstrict"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
-func init() { checkParams["beyla"] = reflect.TypeFor[beylaParams]() }
+func init() { registerCheck[beylaParams](protocol.BeylaCheck.Def()) }
 
 // GuestBeylaDir is where the beyla check's binaries are in the guest.
 const GuestBeylaDir = "/vmrunner/beyla"
@@ -34,41 +33,32 @@ const GuestBeylaDir = "/vmrunner/beyla"
 // initramfs gets both, the guest runs its own); without it the one binary
 // is packed and must match the guest's arch.
 type beylaParams struct {
-	Binary    string         `yaml:"binary"`
-	Scenario  string         `yaml:"scenario"`
-	Duration  yamlDuration   `yaml:"duration"`
-	Rates     map[string]int `yaml:"rates"`
-	ErrorRate *float64       `yaml:"error_rate"`
-	Warmup    yamlDuration   `yaml:"warmup"`
-	Settle    yamlDuration   `yaml:"settle"`
+	Binary    string            `yaml:"binary"`
+	Scenario  string            `yaml:"scenario"`
+	Duration  protocol.Duration `yaml:"duration"`
+	Rates     map[string]int    `yaml:"rates"`
+	ErrorRate float64           `yaml:"error_rate"`
+	Warmup    protocol.Duration `yaml:"warmup"`
+	Settle    protocol.Duration `yaml:"settle"`
 
 	guest string
 }
 
-// MarshalJSON sends what the guest reads, protocol.BeylaParams.
+// MarshalJSON sends what the guest reads, protocol.BeylaParams, with the
+// binary's guest path; the load is validated by protocol.BeylaParams.
 func (b beylaParams) MarshalJSON() ([]byte, error) {
-	p := protocol.BeylaParams{Binary: b.guest, Warmup: protocol.Duration(b.Warmup), Settle: protocol.Duration(b.Settle)}
-	p.Scenario, p.Duration, p.Rates, p.ErrorRate = scenarioDefaults(b.Scenario, b.Duration, b.Rates, b.ErrorRate)
-	return json.Marshal(p)
+	return json.Marshal(protocol.BeylaParams{
+		Binary: b.guest, Scenario: b.Scenario, Duration: b.Duration, Rates: b.Rates,
+		ErrorRate: b.ErrorRate, Warmup: b.Warmup, Settle: b.Settle,
+	})
 }
 
 // resolve finds the binaries relative to the matrix file.
 func (b *beylaParams) resolve(env *paramsEnv, n *yaml.Node) {
-	node := yamlValue(n, "binary")
+	node := yamlstrict.Value(n, "binary")
 	if b.Binary == "" || node == nil {
 		env.errorf(n, "missing binary: expected the path of a Beyla or OBI executable, relative to the matrix file ({arch} for one per arch)")
 		return
-	}
-	if b.Scenario != "" && !slices.Contains(protocol.WorkloadScenarios, b.Scenario) {
-		env.errorf(yamlValue(n, "scenario"), "scenario: %q: expected one of %s", b.Scenario, strings.Join(protocol.WorkloadScenarios, ", "))
-	}
-	for name := range b.Rates {
-		if !slices.Contains(protocol.WorkloadProtocols, name) {
-			env.errorf(yamlValue(n, "rates"), "rates: unknown protocol %q; expected %s", name, strings.Join(protocol.WorkloadProtocols, ", "))
-		}
-	}
-	if b.ErrorRate != nil && (*b.ErrorRate < 0 || *b.ErrorRate > 1) {
-		env.errorf(yamlValue(n, "error_rate"), "error_rate: %v: expected a share from 0 to 1", *b.ErrorRate)
 	}
 	full := b.Binary
 	if !filepath.IsAbs(full) {

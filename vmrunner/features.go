@@ -9,8 +9,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/internal/spelling"
+	"github.com/vmrunner/vmrunner/internal/yamlstrict"
 	"github.com/vmrunner/vmrunner/protocol"
 )
+
+func init() { registerCheck[featuresParams](protocol.FeaturesCheck.Def()) }
 
 // featuresParams is the "features" check as written in matrix.yaml:
 //
@@ -43,11 +47,11 @@ func (f *featureNames) UnmarshalYAML(n *yaml.Node) error {
 		f.names = []string{n.Value}
 		return nil
 	case n.Kind != yaml.SequenceNode:
-		return fmt.Errorf(`expected "all", "none" or a list of names, got %s`, describeNode(n))
+		return fmt.Errorf(`expected "all", "none" or a list of names, got %s`, yamlstrict.Describe(n))
 	}
 	for _, item := range n.Content {
 		if item.Kind != yaml.ScalarNode {
-			return errAtNode(item, "expected a name, got %s", describeNode(item))
+			return yamlstrict.ErrorAt(item, "expected a name, got %s", yamlstrict.Describe(item))
 		}
 		f.names = append(f.names, item.Value)
 	}
@@ -61,7 +65,7 @@ func (p *featuresParams) resolve(env *paramsEnv, n *yaml.Node) {
 		kind bpfprobe.Kind
 		list featureNames
 	}{{"programs", bpfprobe.KindProgram, p.Programs}, {"maps", bpfprobe.KindMap, p.Maps}, {"helpers", bpfprobe.KindHelper, p.Helpers}} {
-		node := yamlValue(n, k.key)
+		node := yamlstrict.Value(n, k.key)
 		known := bpfprobe.Names(k.kind)
 		for i, name := range k.list.names {
 			if name == "all" || name == "none" {
@@ -72,7 +76,7 @@ func (p *featuresParams) resolve(env *paramsEnv, n *yaml.Node) {
 				if node != nil && node.Kind == yaml.SequenceNode && i < len(node.Content) {
 					at = node.Content[i]
 				}
-				env.errorf(at, "%s: unknown %s %q%s; known: %s", k.key, k.kind, name, didYouMean(name, known), strings.Join(known, ", "))
+				env.errorf(at, "%s: unknown %s %q%s; known: %s", k.key, k.kind, name, spelling.DidYouMean(name, known), strings.Join(known, ", "))
 			}
 		}
 	}

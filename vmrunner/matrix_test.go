@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vmrunner/vmrunner/internal/yamlstrict"
 	"github.com/vmrunner/vmrunner/kernels"
 )
 
@@ -473,14 +474,15 @@ func TestSelectErrors(t *testing.T) {
 }
 
 func TestCheckParamsTypes(t *testing.T) {
-	// Every registered parameter type must be a struct that decodeStrict
+	// Every registered parameter type must be a struct that yamlstrict.Decode
 	// can check and that encodes to a JSON object for the guest.
-	for name, typ := range checkParams {
+	for name, hc := range hostChecks {
+		typ := hc.params
 		if typ.Kind() != reflect.Struct {
 			t.Errorf("%s: params type %s is not a struct", name, typ)
 			continue
 		}
-		if fieldIndex(yamlFields(typ), "timeout") >= 0 {
+		if slices.Contains(yamlstrict.FieldNames(typ), "timeout") {
 			t.Errorf("%s: params type %s uses the reserved key timeout", name, typ)
 		}
 		if _, err := json.Marshal(reflect.New(typ).Interface()); err != nil {

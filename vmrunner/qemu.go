@@ -111,7 +111,7 @@ func (c qemuConfig) args() []string {
 	}
 	a = append(a, "-device", "virtserialport,bus=vser.0,chardev=control,name="+protocol.PortName)
 	if c.Shell {
-		cmdline = append(cmdline, ShellCmdlineFlag)
+		cmdline = append(cmdline, protocol.ShellCmdlineFlag)
 	}
 	cmdline = append(cmdline, c.Append...)
 	a = append(a, "-append", strings.Join(cmdline, " "))

@@ -5,10 +5,6 @@ import (
 	"strings"
 )
 
-// ShellCmdlineFlag on the kernel command line makes the guest agent run a
-// shell on the console instead of speaking to the host (repro --shell).
-const ShellCmdlineFlag = "vmrunner.shell"
-
 // shellChardevs swaps the console and control chardevs of args for repro
 // --shell: the console on QEMU's stdio, in raw mode, with signal=off so that
 // Ctrl-C reaches the guest's shell rather than QEMU; the control port

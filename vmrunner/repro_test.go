@@ -18,7 +18,7 @@ func TestShellQEMUArgs(t *testing.T) {
 		normal := strings.Join(cfg.args(), " ")
 		cfg.Shell = true
 		shell := strings.Join(cfg.args(), " ")
-		for _, want := range []string{"-chardev stdio,id=console,signal=off", "-serial chardev:console", "-chardev null,id=control", " " + ShellCmdlineFlag, "-qmp unix:/s/qmp"} {
+		for _, want := range []string{"-chardev stdio,id=console,signal=off", "-serial chardev:console", "-chardev null,id=control", " " + protocol.ShellCmdlineFlag, "-qmp unix:/s/qmp"} {
 			if !strings.Contains(shell, want) {
 				t.Errorf("%s shell args lack %q: %s", arch, want, shell)
 			}
@@ -28,7 +28,7 @@ func TestShellQEMUArgs(t *testing.T) {
 				t.Errorf("%s shell args still use %s: %s", arch, not, shell)
 			}
 		}
-		if strings.Contains(normal, ShellCmdlineFlag) || strings.Contains(normal, "stdio") {
+		if strings.Contains(normal, protocol.ShellCmdlineFlag) || strings.Contains(normal, "stdio") {
 			t.Errorf("%s: normal args changed: %s", arch, normal)
 		}
 	}

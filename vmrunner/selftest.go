@@ -1,11 +1,9 @@
 package vmrunner
 
-import (
-	"reflect"
+import "github.com/vmrunner/vmrunner/protocol"
 
-	"github.com/vmrunner/vmrunner/protocol"
-)
-
-// The selftest check makes a guest fail on purpose (panic, hang, agent exit,
-// a flooded or garbled channel) to test vmrunner's failure handling.
-func init() { checkParams["selftest"] = reflect.TypeFor[protocol.SelftestParams]() }
+// The "selftest" check makes a guest fail on purpose (panic, hang, agent
+// exit, a flooded or garbled channel) to test vmrunner's failure handling:
+//
+//	selftest: {action: panic}   # one of protocol.SelftestActions
+func init() { registerCheck[protocol.SelftestParams](protocol.SelftestCheck.Def()) }

@@ -13,11 +13,14 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/internal/yamlstrict"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
 // GuestObjectDir is where the verifier check's objects are in the guest.
 const GuestObjectDir = "/vmrunner/objects"
+
+func init() { registerCheck[verifierParams](protocol.VerifierCheck.Def()) }
 
 // verifierParams is the "verifier" check as written in matrix.yaml:
 //
@@ -46,7 +49,7 @@ type versionRange string
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (r *versionRange) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("expected a kernel version range like \"<5.17\", got %s", describeNode(n))
+		return fmt.Errorf("expected a kernel version range like \"<5.17\", got %s", yamlstrict.Describe(n))
 	}
 	if _, err := bpfprobe.ParseRange(n.Value); err != nil {
 		return fmt.Errorf("%q: expected <V, <=V, >V, >=V, =V or V (a whole series), V like 5.17 or 5.10.0", n.Value)
@@ -75,8 +78,8 @@ func (v verifierParams) MarshalJSON() ([]byte, error) {
 // match at least one file, and two objects may not share a base name since
 // they share a guest directory.
 func (v *verifierParams) resolve(env *paramsEnv, n *yaml.Node) {
-	objects := yamlValue(n, "objects")
-	if isNullNode(objects) || len(v.Objects) == 0 {
+	objects := yamlstrict.Value(n, "objects")
+	if yamlstrict.IsNull(objects) || len(v.Objects) == 0 {
 		env.errorf(n, "missing objects: expected a list of BPF object paths or globs, relative to the matrix file")
 		return
 	}
@@ -148,14 +151,14 @@ func (v *verifierParams) checkNames(env *paramsEnv, n *yaml.Node) {
 		slices.Sort(names)
 		return strings.Join(names, ", ")
 	}
-	if list := yamlValue(n, "programs"); list != nil && list.Kind == yaml.SequenceNode {
+	if list := yamlstrict.Value(n, "programs"); list != nil && list.Kind == yaml.SequenceNode {
 		for i, item := range list.Content {
 			if !have[item.Value] {
 				env.errorf(item, "programs[%d]: no program %q in the objects; they have: %s", i, item.Value, known())
 			}
 		}
 	}
-	if expect := yamlValue(n, "expect"); expect != nil && expect.Kind == yaml.MappingNode {
+	if expect := yamlstrict.Value(n, "expect"); expect != nil && expect.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(expect.Content); i += 2 {
 			if key := expect.Content[i]; !have[key.Value] {
 				env.errorf(key, "expect: no program %q in the objects (PROGRAM or OBJECT/PROGRAM); they have: %s", key.Value, known())

@@ -18,23 +18,25 @@ checks:
 `
 
 func TestWorkloadParams(t *testing.T) {
+	// The RFD's rates (SQL's is its, Redis's ours).
+	defaultRates := map[string]int{"http": 10000, "grpc": 5000, "sql": 1000, "redis": 1000}
 	tests := []struct {
 		name  string
 		check string
 		want  protocol.WorkloadParams
 	}{
 		{"defaults", "  - workload\n", protocol.WorkloadParams{
-			Scenario: "multi-protocol", Duration: protocol.Duration(10e9), Rates: protocol.DefaultWorkloadRates,
-			ErrorRate: 0.1, Profile: "standard", Overhead: true,
+			Scenario: "multi-protocol", Duration: protocol.Duration(10e9), Rates: defaultRates,
+			ErrorRate: 0.1, Latency: protocol.Duration(2e6), Profile: "standard", Overhead: true,
 		}},
 		{"given", "  - workload: {scenario: multi-protocol, duration: 3s, rates: {http: 5, redis: 0}, error_rate: 0, profile: long-running, sample_every: 1s, overhead: false}\n",
 			protocol.WorkloadParams{
 				Scenario: "multi-protocol", Duration: protocol.Duration(3e9), Rates: map[string]int{"http": 5, "redis": 0},
-				ErrorRate: 0, Profile: "long-running", SampleEvery: protocol.Duration(1e9), Overhead: false,
+				ErrorRate: 0, Latency: protocol.Duration(2e6), Profile: "long-running", SampleEvery: protocol.Duration(1e9), Overhead: false,
 			}},
 		{"broken classifier", "  - workload: {classifier: broken-status}\n", protocol.WorkloadParams{
-			Scenario: "multi-protocol", Duration: protocol.Duration(10e9), Rates: protocol.DefaultWorkloadRates,
-			ErrorRate: 0.1, Profile: "standard", Overhead: true, Classifier: "broken-status",
+			Scenario: "multi-protocol", Duration: protocol.Duration(10e9), Rates: defaultRates,
+			ErrorRate: 0.1, Latency: protocol.Duration(2e6), Profile: "standard", Overhead: true, Classifier: "broken-status",
 		}},
 	}
 	for _, tt := range tests {
@@ -43,14 +45,10 @@ func TestWorkloadParams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := m.Checks[0]
-			var got protocol.WorkloadParams
-			js := c.Params
-			if js == nil {
-				// No parameters: the guest fills in the same defaults.
-				js, _ = json.Marshal(workloadParams{})
-			}
-			if err := json.Unmarshal(js, &got); err != nil {
+			// What the guest runs with: the parameters sent, over the
+			// defaults of protocol's table.
+			got, err := protocol.WorkloadCheck.Params(m.Checks[0].Params)
+			if err != nil {
 				t.Fatal(err)
 			}
 			want, _ := json.Marshal(tt.want)
@@ -113,6 +111,9 @@ func TestBeylaParams(t *testing.T) {
 		{check: "{binary: nope}", wantErr: "binary: " + filepath.Join(dir, "nope") + ": no such file"},
 		{check: "{binary: plain}", wantErr: "is not executable: chmod +x it"},
 		{check: "{binary: beyla, rates: {kafka: 1}}", wantErr: `rates: unknown protocol "kafka"`},
+		// The load is checked by the same rules as workload's.
+		{check: "{binary: beyla, rates: {http: -1}}", wantErr: `m.yaml:5:42: checks[0].beyla: rates: http: -1: expected operations per second from 0 to 1000000`},
+		{check: "{binary: beyla, error_rate: 2}", wantErr: `checks[0].beyla: error_rate: 2: expected a share from 0 to 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.check, func(t *testing.T) {
@@ -126,8 +127,9 @@ func TestBeylaParams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var p protocol.BeylaParams
-			if err := json.Unmarshal(m.Checks[0].Params, &p); err != nil {
+			// What the guest runs with, defaults filled in.
+			p, err := protocol.BeylaCheck.Params(m.Checks[0].Params)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if p.Binary != tt.wantGuest || p.Scenario != "multi-protocol" || p.ErrorRate != 0.1 {

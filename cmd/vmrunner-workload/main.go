@@ -21,7 +21,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: vmrunner-workload CHECK < params.json")
 		os.Exit(2)
 	}
-	check, ok := workloadcheck.Checks[os.Args[1]]
+	check, ok := workloadcheck.Checks.Lookup(os.Args[1])
 	if !ok {
 		fmt.Fprintf(os.Stderr, "vmrunner-workload: unknown check %q\n", os.Args[1])
 		os.Exit(2)

@@ -32,23 +32,16 @@ const (
 	beylaReadyLimit = 2 * time.Minute
 )
 
+func init() { Checks.Add(protocol.BeylaCheck.Def(), checkBeyla) }
+
 // checkBeyla is the "beyla" check: it starts a user-supplied Beyla (or
 // OBI) binary with its text trace printer and a Prometheus endpoint on
 // loopback, runs the multi-protocol load, and validates the RFD's
 // expectations against both outputs.
 func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, error) {
-	p := protocol.BeylaParams{Scenario: "multi-protocol", ErrorRate: 0.1}
-	if err := guest.DecodeParams(params, &p); err != nil {
+	p, err := protocol.BeylaCheck.Params(params)
+	if err != nil {
 		return guest.Outcome{}, err
-	}
-	if p.Duration <= 0 {
-		p.Duration = protocol.Duration(10 * time.Second)
-	}
-	if p.Rates == nil {
-		p.Rates = protocol.DefaultWorkloadRates
-	}
-	if p.Settle <= 0 {
-		p.Settle = protocol.Duration(2 * time.Second)
 	}
 	d := &protocol.BeylaDetails{Protocols: map[string]protocol.BeylaProtocol{}, Mismatches: []string{}}
 	o := guest.Outcome{Details: d}

@@ -5,6 +5,6 @@
 // It runs in its own guest binary, cmd/vmrunner-workload, which the host packs
 // into the initramfs only when a matrix asks for these checks: the gRPC,
 // PostgreSQL and Redis clients make it several times the size of the agent.
-// The agent runs it for each such check (see guest.WorkloadRunner) and relays
+// The agent runs it for each such check (see protocol.WorkloadRunnerPath) and relays
 // its outcome.
 package workloadcheck

@@ -19,24 +19,17 @@ import (
 	"github.com/vmrunner/vmrunner/workload"
 )
 
+func init() { Checks.Add(protocol.WorkloadCheck.Def(), checkWorkload) }
+
 // checkWorkload is the "workload" check: the multi-protocol scenario. It
 // starts the servers, optionally runs the load once without
 // instrumentation (the overhead baseline), then loads the built-in eBPF
 // instrumentation, runs the same load again and compares what the
 // programs counted with what the clients sent, exactly.
 func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, error) {
-	p := protocol.WorkloadParams{Scenario: "multi-protocol", Profile: "standard", ErrorRate: 0.1, Overhead: true}
-	if err := guest.DecodeParams(params, &p); err != nil {
+	p, err := protocol.WorkloadCheck.Params(params)
+	if err != nil {
 		return guest.Outcome{}, err
-	}
-	if p.Duration <= 0 {
-		p.Duration = protocol.Duration(10 * time.Second)
-	}
-	if p.Rates == nil {
-		p.Rates = protocol.DefaultWorkloadRates
-	}
-	if p.Latency == 0 {
-		p.Latency = protocol.Duration(2 * time.Millisecond)
 	}
 	classifier := "standard"
 	if p.Classifier != "" {

@@ -1,4 +1,4 @@
-package vmrunner
+package yamlstrict
 
 import (
 	"errors"
@@ -19,9 +19,9 @@ type strictOdd struct{}
 func (*strictOdd) UnmarshalYAML(n *yaml.Node) error {
 	switch {
 	case n.Kind == yaml.SequenceNode && len(n.Content) > 1:
-		return errAtNode(n.Content[1], "bad item")
+		return ErrorAt(n.Content[1], "bad item")
 	case n.Value == "two":
-		return errors.Join(errors.New("first"), errAtNode(n, "second"))
+		return errors.Join(errors.New("first"), ErrorAt(n, "second"))
 	case n.Value == "bad":
 		return errors.New("plain")
 	}
@@ -51,7 +51,7 @@ func decodeTest(t *testing.T, src string) (strictTarget, []string) {
 	}
 	var v strictTarget
 	var got []string
-	for _, p := range decodeStrict(doc.Content[0], reflect.ValueOf(&v).Elem(), "t") {
+	for _, p := range Decode(doc.Content[0], reflect.ValueOf(&v).Elem(), "t") {
 		got = append(got, fmt.Sprintf("%d:%d: %s", p.Node.Line, p.Node.Column, p.Msg))
 	}
 	return v, got
@@ -130,45 +130,54 @@ func TestDecodeStrictAlias(t *testing.T) {
 	equal(t, "list", v.List, []strictInner{{9}, {9}})
 }
 
-func TestDidYouMean(t *testing.T) {
-	keys := []string{"defaults", "kernels", "checks", "name", "source", "cpus", "memory", "check_timeout"}
-	for _, tc := range []struct{ word, want string }{
-		{"sourc", "source"},
-		{"Source", "source"},
-		{"kernel", "kernels"},
-		{"memroy", "memory"},
-		{"cpu", "cpus"},
-		{"check-timeout", "check_timeout"},
-		{"nmae", "name"},
-		{"x", ""},
-		{"arch", ""},
-		{"timeout", ""},
-		{"", ""},
-	} {
-		want := ""
-		if tc.want != "" {
-			want = ` (did you mean "` + tc.want + `"?)`
-		}
-		equal(t, tc.word, didYouMean(tc.word, keys), want)
+func equal[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: got %v, want %v", what, got, want)
 	}
-	equal(t, "no candidates", didYouMean("a", nil), "")
 }
 
-func TestEditDistance(t *testing.T) {
+// textLevel decodes "low" or "high" as encoding.TextUnmarshaler.
+type textLevel int
+
+func (l *textLevel) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "low":
+		*l = 1
+	case "high":
+		*l = 2
+	default:
+		return errors.New("expected low or high")
+	}
+	return nil
+}
+
+func TestDecodeStrictTextUnmarshaler(t *testing.T) {
 	for _, tc := range []struct {
-		a, b string
-		want int
+		src  string
+		want textLevel
+		prob string
 	}{
-		{"", "", 0},
-		{"abc", "", 3},
-		{"", "abc", 3},
-		{"source", "source", 0},
-		{"sourc", "source", 1},
-		{"memroy", "memory", 1},
-		{"btf", "bft", 1},
-		{"kitten", "sitting", 3},
+		{"level: high", 2, ""},
+		{"level: loud", 0, `1:8: t.level: expected low or high, got "loud"`},
+		{"level: [low]", 0, `1:8: t.level: expected a scalar, got a list`},
 	} {
-		equal(t, tc.a+"/"+tc.b, editDistance(tc.a, tc.b), tc.want)
-		equal(t, tc.b+"/"+tc.a, editDistance(tc.b, tc.a), tc.want)
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(tc.src), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var v struct {
+			Level textLevel `yaml:"level"`
+		}
+		var got []string
+		for _, p := range Decode(doc.Content[0], reflect.ValueOf(&v).Elem(), "t") {
+			got = append(got, fmt.Sprintf("%d:%d: %s", p.Node.Line, p.Node.Column, p.Msg))
+		}
+		equal(t, tc.src, v.Level, tc.want)
+		if tc.prob == "" {
+			equal(t, tc.src, len(got), 0)
+		} else {
+			equal(t, tc.src, got, []string{tc.prob})
+		}
 	}
 }

@@ -1,7 +1,5 @@
-package vmrunner
-
-// This file holds a strict YAML decoder that reports every problem with its
-// line and column.
+// Package yamlstrict decodes YAML strictly and reports every problem with
+// its line and column, all in one pass.
 //
 // It is hand-written because yaml.v3 does not give us what matrix.yaml
 // promises: Decoder.KnownFields stops at the first unknown key, reports a
@@ -9,42 +7,47 @@ package vmrunner
 // errors are likewise "line N: cannot unmarshal ...". Walking the *yaml.Node
 // tree against the target's yaml struct tags gives the position of every
 // problem, all problems in one pass, and the list of allowed keys.
+package yamlstrict
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vmrunner/vmrunner/internal/spelling"
 )
 
-// yamlProblem is one thing wrong with a YAML document, found at Node.
-type yamlProblem struct {
+// Problem is one thing wrong with a YAML document, found at Node.
+type Problem struct {
 	Node *yaml.Node
 	Msg  string
 }
 
-// yamlNodeError lets a yaml.Unmarshaler place its error at a node inside the
+// nodeError lets a yaml.Unmarshaler place its error at a node inside the
 // value it was given, for example at the second item of a list.
-type yamlNodeError struct {
+type nodeError struct {
 	node *yaml.Node
 	msg  string
 }
 
-func (e *yamlNodeError) Error() string { return e.msg }
+func (e *nodeError) Error() string { return e.msg }
 
-// errAtNode returns an error that decodeStrict reports at n.
-func errAtNode(n *yaml.Node, format string, args ...any) error {
-	return &yamlNodeError{n, fmt.Sprintf(format, args...)}
+// ErrorAt returns an error that Decode reports at n.
+func ErrorAt(n *yaml.Node, format string, args ...any) error {
+	return &nodeError{n, fmt.Sprintf(format, args...)}
 }
 
 var (
 	yamlNodeType        = reflect.TypeFor[yaml.Node]()
 	yamlUnmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
-// decodeStrict decodes n into v, which must be settable, and returns every
+// Decode decodes n into v, which must be settable, and returns every
 // problem it found rather than stopping at the first. path names n in
 // messages ("kernels[0].source"); it may be empty for the document root.
 //
@@ -53,17 +56,19 @@ var (
 // keys into its parent's). An unknown or duplicate key, or a value of the
 // wrong kind, is a problem. A null value leaves the target untouched. A type
 // implementing yaml.Unmarshaler decodes itself; its error is reported at the
-// value, or at the node given to errAtNode, and an error joined with
-// errors.Join is reported once per wrapped error. Merge keys ("<<") are not
+// value, or at the node given to ErrorAt, and an error joined with
+// errors.Join is reported once per wrapped error. A type implementing
+// encoding.TextUnmarshaler decodes a scalar's text; its error says what was
+// expected, and the problem adds what was found. Merge keys ("<<") are not
 // supported.
-func decodeStrict(n *yaml.Node, v reflect.Value, path string) []yamlProblem {
+func Decode(n *yaml.Node, v reflect.Value, path string) []Problem {
 	var d strictDecoder
 	d.decode(n, v, path)
 	return d.problems
 }
 
 type strictDecoder struct {
-	problems []yamlProblem
+	problems []Problem
 }
 
 func (d *strictDecoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -71,12 +76,12 @@ func (d *strictDecoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	d.problems = append(d.problems, yamlProblem{n, msg})
+	d.problems = append(d.problems, Problem{n, msg})
 }
 
 func (d *strictDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	n = resolveAlias(n)
-	if isNullNode(n) {
+	n = Resolve(n)
+	if IsNull(n) {
 		return
 	}
 
@@ -88,6 +93,16 @@ func (d *strictDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if reflect.PointerTo(t).Implements(yamlUnmarshalerType) {
 		err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n)
 		d.unmarshalerError(n, path, err)
+		return
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n, path, "expected a scalar, got %s", Describe(n))
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+			d.errorf(n, path, "%v, got %s", err, Describe(n))
+		}
 		return
 	}
 
@@ -103,7 +118,7 @@ func (d *strictDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.errorf(n, path, "expected a list, got %s", describeNode(n))
+			d.errorf(n, path, "expected a list, got %s", Describe(n))
 			return
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
@@ -114,25 +129,25 @@ func (d *strictDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode || t.Key().Kind() != reflect.String {
-			d.errorf(n, path, "expected a mapping, got %s", describeNode(n))
+			d.errorf(n, path, "expected a mapping, got %s", Describe(n))
 			return
 		}
 		m := reflect.MakeMapWithSize(t, len(n.Content)/2)
 		seen := make(map[string]*yaml.Node)
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := resolveAlias(n.Content[i]), n.Content[i+1]
+			k, val := Resolve(n.Content[i]), n.Content[i+1]
 			if !d.key(k, seen, path) {
 				continue
 			}
 			elem := reflect.New(t.Elem()).Elem()
-			d.decode(val, elem, joinPath(path, k.Value))
+			d.decode(val, elem, JoinPath(path, k.Value))
 			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(t.Key()), elem)
 		}
 		v.Set(m)
 
 	default:
 		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, path, "expected %s, got %s", describeType(t), describeNode(n))
+			d.errorf(n, path, "expected %s, got %s", describeType(t), Describe(n))
 			return
 		}
 		if t.Kind() == reflect.String {
@@ -143,7 +158,7 @@ func (d *strictDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		p := reflect.New(t)
 		if err := n.Decode(p.Interface()); err != nil {
-			d.errorf(n, path, "expected %s, got %s", describeType(t), describeNode(n))
+			d.errorf(n, path, "expected %s, got %s", describeType(t), Describe(n))
 			return
 		}
 		v.Set(p.Elem())
@@ -160,7 +175,7 @@ func (d *strictDecoder) unmarshalerError(n *yaml.Node, path string, err error) {
 		}
 		return
 	}
-	var ne *yamlNodeError
+	var ne *nodeError
 	if errors.As(err, &ne) {
 		d.errorf(ne.node, path, "%s", ne.msg)
 		return
@@ -171,7 +186,7 @@ func (d *strictDecoder) unmarshalerError(n *yaml.Node, path string, err error) {
 // key checks a mapping key: it must be a scalar and not repeat an earlier one.
 func (d *strictDecoder) key(k *yaml.Node, seen map[string]*yaml.Node, path string) bool {
 	if k.Kind != yaml.ScalarNode {
-		d.errorf(k, path, "expected a key, got %s", describeNode(k))
+		d.errorf(k, path, "expected a key, got %s", Describe(k))
 		return false
 	}
 	if first := seen[k.Value]; first != nil {
@@ -183,7 +198,7 @@ func (d *strictDecoder) key(k *yaml.Node, seen map[string]*yaml.Node, path strin
 }
 
 func (d *strictDecoder) mapping(n *yaml.Node, v reflect.Value, path string) {
-	fields := yamlFields(v.Type())
+	fields := structFields(v.Type())
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = f.name
@@ -191,34 +206,44 @@ func (d *strictDecoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	allowed := strings.Join(names, ", ")
 
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "expected a mapping with keys %s, got %s", allowed, describeNode(n))
+		d.errorf(n, path, "expected a mapping with keys %s, got %s", allowed, Describe(n))
 		return
 	}
 
 	seen := make(map[string]*yaml.Node)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := resolveAlias(n.Content[i]), n.Content[i+1]
+		k, val := Resolve(n.Content[i]), n.Content[i+1]
 		if !d.key(k, seen, path) {
 			continue
 		}
 		i := fieldIndex(fields, k.Value)
 		if i < 0 {
-			d.errorf(k, path, "unknown key %q%s; allowed keys: %s", k.Value, didYouMean(k.Value, names), allowed)
+			d.errorf(k, path, "unknown key %q%s; allowed keys: %s", k.Value, spelling.DidYouMean(k.Value, names), allowed)
 			continue
 		}
-		d.decode(val, fieldAt(v, fields[i].index), joinPath(path, k.Value))
+		d.decode(val, fieldAt(v, fields[i].index), JoinPath(path, k.Value))
 	}
 }
 
-// yamlField is a key of a struct as spelled in YAML.
-type yamlField struct {
+// field is a key of a struct as spelled in YAML.
+type field struct {
 	name  string
 	index []int
 }
 
-// yamlFields lists the keys of struct type t in declaration order.
-func yamlFields(t reflect.Type) []yamlField {
-	var fields []yamlField
+// FieldNames lists the keys of struct type t in declaration order, as
+// Decode reads them.
+func FieldNames(t reflect.Type) []string {
+	var names []string
+	for _, f := range structFields(t) {
+		names = append(names, f.name)
+	}
+	return names
+}
+
+// structFields lists the keys of struct type t in declaration order.
+func structFields(t reflect.Type) []field {
+	var fields []field
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -229,7 +254,7 @@ func yamlFields(t reflect.Type) []yamlField {
 			continue
 		}
 		if strings.Contains(","+opts+",", ",inline,") && f.Type.Kind() == reflect.Struct {
-			for _, inner := range yamlFields(f.Type) {
+			for _, inner := range structFields(f.Type) {
 				inner.index = append([]int{i}, inner.index...)
 				fields = append(fields, inner)
 			}
@@ -238,12 +263,12 @@ func yamlFields(t reflect.Type) []yamlField {
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		fields = append(fields, yamlField{name, []int{i}})
+		fields = append(fields, field{name, []int{i}})
 	}
 	return fields
 }
 
-func fieldIndex(fields []yamlField, name string) int {
+func fieldIndex(fields []field, name string) int {
 	for i, f := range fields {
 		if f.name == name {
 			return i
@@ -259,9 +284,9 @@ func fieldAt(v reflect.Value, index []int) reflect.Value {
 	return v
 }
 
-// yamlKeys returns the keys of mapping n in order, or nil if n is no mapping.
-func yamlKeys(n *yaml.Node) []string {
-	n = resolveAlias(n)
+// Keys returns the keys of mapping n in order, or nil if n is no mapping.
+func Keys(n *yaml.Node) []string {
+	n = Resolve(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -272,33 +297,33 @@ func yamlKeys(n *yaml.Node) []string {
 	return keys
 }
 
-// yamlValue returns the value of key in mapping n, or nil if n is no mapping
+// Value returns the value of key in mapping n, or nil if n is no mapping
 // or has no such key.
-func yamlValue(n *yaml.Node, key string) *yaml.Node {
-	_, v := yamlEntry(n, key)
+func Value(n *yaml.Node, key string) *yaml.Node {
+	_, v := Entry(n, key)
 	return v
 }
 
-// yamlEntry returns the key node and value node of key in mapping n, or nils.
-func yamlEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
-	n = resolveAlias(n)
+// Entry returns the key node and value node of key in mapping n, or nils.
+func Entry(n *yaml.Node, key string) (k, v *yaml.Node) {
+	n = Resolve(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		return nil, nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
-			return k, resolveAlias(n.Content[i+1])
+			return k, Resolve(n.Content[i+1])
 		}
 	}
 	return nil, nil
 }
 
-// yamlPos returns the node to report a problem with key of mapping n at:
+// Pos returns the node to report a problem with key of mapping n at:
 // its value, or the key if the value is null, or n if the key is absent.
-func yamlPos(n *yaml.Node, key string) *yaml.Node {
-	k, v := yamlEntry(n, key)
+func Pos(n *yaml.Node, key string) *yaml.Node {
+	k, v := Entry(n, key)
 	switch {
-	case !isNullNode(v):
+	case !IsNull(v):
 		return v
 	case k != nil:
 		return k
@@ -306,30 +331,30 @@ func yamlPos(n *yaml.Node, key string) *yaml.Node {
 	return n
 }
 
-func resolveAlias(n *yaml.Node) *yaml.Node {
+func Resolve(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
 	return n
 }
 
-// isNullNode reports whether n is absent or an explicit null ("key:", "~").
-func isNullNode(n *yaml.Node) bool {
+// IsNull reports whether n is absent or an explicit null ("key:", "~").
+func IsNull(n *yaml.Node) bool {
 	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
-func joinPath(path, key string) string {
+func JoinPath(path, key string) string {
 	if path == "" {
 		return key
 	}
 	return path + "." + key
 }
 
-// describeNode says what a node holds, for "expected X, got Y" messages.
-func describeNode(n *yaml.Node) string {
-	n = resolveAlias(n)
+// Describe says what a node holds, for "expected X, got Y" messages.
+func Describe(n *yaml.Node) string {
+	n = Resolve(n)
 	switch {
-	case isNullNode(n):
+	case IsNull(n):
 		return "nothing"
 	case n.Kind == yaml.MappingNode:
 		return "a mapping"
@@ -357,49 +382,4 @@ func describeType(t reflect.Type) string {
 		return "a number"
 	}
 	return "a " + t.String()
-}
-
-// didYouMean returns ` (did you mean "x"?)` for the candidate closest to
-// word, or "" if none is close enough to be a plausible typo.
-func didYouMean(word string, candidates []string) string {
-	best, bestDist := "", 0
-	for _, c := range candidates {
-		d := editDistance(strings.ToLower(word), strings.ToLower(c))
-		if best == "" || d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	// Allow about one edit per three characters, at most two.
-	if best == "" || bestDist > 2 || bestDist*3 > len(word) {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the optimal string alignment distance between a and b,
-// in bytes: the Levenshtein distance where swapping two adjacent bytes
-// ("memroy") is one edit.
-func editDistance(a, b string) int {
-	// d[i][j] is the distance between a[:i] and b[:j].
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
