@@ -15,7 +15,11 @@
 // none) and ByeTimeout for the host's bye. A check that overruns is reported
 // as an error and abandoned; a check that panics is reported as an error.
 //
-// Checks are registered by name in checks.go; each lives in a file named
-// for it (btf.go). A check returns an Outcome for pass, fail and skip, and an
-// error when something unexpected broke, which is reported as status error.
+// The checks are those of protocol's table (protocol.Checks). Each of the
+// agent's own lives in a file named for it (btf.go) that adds it to the
+// agent's Registry; the agent relays those of protocol.RunnerWorkload to the
+// workload runner (workload_runner.go, package workloadcheck). A check reads
+// its parameters with its protocol.Check's Params, defaults filled in and
+// validated, returns an Outcome for pass, fail and skip, and an error when
+// something unexpected broke, which is reported as status error.
 package guest

@@ -17,4 +17,12 @@
 //	guest → host  result       (one per check)
 //	guest → host  done         (the plan finished; a missing done is an error)
 //	host  → guest bye          (host has everything; the guest may power off)
+//
+// The package also holds the table of checks that both sides register from
+// (check.go, and one file per check: btf.go, workload.go, …): each check's
+// name, the guest program that runs it, its parameters' type with their
+// defaults as data and their validation. The host validates matrix.yaml's
+// parameters with the same Validate the guest runs, so that bad parameters
+// stop a run before any VM boots. guest.go holds the paths and kernel
+// arguments both sides agree on.
 package protocol

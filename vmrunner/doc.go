@@ -1,7 +1,10 @@
-// Package vmrunner is the host controller: it reads a matrix (matrix.go),
-// prepares each target (prepare.go: its kernel resolved with the lock's pin
-// by package kernels, its initramfs built by package initramfs, its VM size;
-// every command prepares targets through the one Preparer), boots one QEMU per kernel × arch (qemu*.go), watches it through
+// Package vmrunner is the host controller: it reads a matrix (matrix.go,
+// matrix_parse.go, matrix_yaml.go; each check's parameters in checks.go and
+// the check's own file, btf.go, verifier.go, …), prepares each target
+// (prepare.go: its kernel resolved with the lock's pin by package kernels,
+// its initramfs built by package initramfs, its VM size; every command
+// prepares targets through the one Preparer), boots one QEMU per kernel ×
+// arch (qemu*.go), watches it through
 // QMP (qmp.go) and its serial console (console.go), talks to the guest agent
 // over virtio-serial (vm.go, package protocol) and stores the results
 // (package results) with their report.html (package report).
