@@ -2,9 +2,13 @@ package results
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -76,11 +80,26 @@ func (s *Store) writeLocked() error {
 	return WriteFileAtomic(filepath.Join(s.Dir, "results.json"), append(b, '\n'))
 }
 
+// replaceSymlink points link at target atomically: a symlink made under a
+// name no other run can pick, then renamed over link. Runs sharing an --out
+// directory each move latest without touching another's temporary link; the
+// last rename wins.
 func replaceSymlink(target, link string) error {
-	tmp := link + ".tmp"
-	_ = os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
+	dir, base := filepath.Split(link)
+	for range 100 {
+		tmp := filepath.Join(dir, "."+base+"."+strconv.FormatUint(rand.Uint64(), 36)+".tmp")
+		err := os.Symlink(target, tmp)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			_ = os.Remove(tmp)
+			return err
+		}
+		return nil
 	}
-	return os.Rename(tmp, link)
+	return fmt.Errorf("link %s: no free temporary name", link)
 }

@@ -1,8 +1,10 @@
 package results
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,5 +47,58 @@ func TestStore(t *testing.T) {
 		if e.Name() != "results.json" {
 			t.Errorf("left behind: %s", e.Name())
 		}
+	}
+}
+
+// TestStoreConcurrentRuns starts many runs at once in one base directory, as
+// simultaneous `vmrunner run --out DIR` do: every run must get its store,
+// latest must end up pointing at one of them, and no temporary link may stay.
+func TestStoreConcurrentRuns(t *testing.T) {
+	base := t.TempDir()
+	const runs = 64
+	ids := map[string]bool{}
+	errs := make(chan error, runs)
+	var wg sync.WaitGroup
+	for i := range runs {
+		id := fmt.Sprintf("run%02d", i)
+		ids[id] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 5 {
+				s, err := NewStore(base, RunInfo{ID: id})
+				if err == nil {
+					err = s.Add(Record{Kernel: "6.1", Arch: "x86_64", Check: "btf", Status: protocol.StatusPass, DurationMS: int64(round)})
+				}
+				if err == nil {
+					err = s.Finish(time.Second, ExitOK)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s round %d: %w", id, round, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	target, err := os.Readlink(filepath.Join(base, "latest"))
+	if err != nil || !ids[target] {
+		t.Fatalf("latest -> %q, %v; want one of the runs", target, err)
+	}
+	if r, err := ReadReport(filepath.Join(base, "latest", "results.json")); err != nil || !r.Run.Finished || len(r.Results) != 1 {
+		t.Errorf("latest/results.json: %+v, %v", r, err)
+	}
+	entries, _ := os.ReadDir(base)
+	for _, e := range entries {
+		if e.Name() != "latest" && !ids[e.Name()] {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	if len(entries) != runs+1 {
+		t.Errorf("%d entries in the base directory, want %d runs and latest", len(entries), runs+1)
 	}
 }
