@@ -93,7 +93,7 @@ func ParseThreshold(s string) (float64, error) {
 
 // Key names a record across runs.
 type Key struct {
-	Target
+	results.Target
 	Check string
 }
 
@@ -126,7 +126,7 @@ func (f FigureChange) Change() float64 {
 
 // KernelChange is a target whose kernel is not the same build.
 type KernelChange struct {
-	Target
+	results.Target
 	Old, New string
 }
 
@@ -139,11 +139,18 @@ type Comparison struct {
 	Removed   []Key
 	Figures   []FigureChange
 	Kernels   []KernelChange
+	// OldIncomplete and NewIncomplete are the runs' IncompleteNote: "" for a
+	// run that finished. An unfinished new run is a regression.
+	OldIncomplete, NewIncomplete string
 }
 
-// Regressions counts the verdicts and figures that got worse.
+// Regressions counts the verdicts and figures that got worse, and an
+// unfinished new run.
 func (c Comparison) Regressions() int {
 	n := 0
+	if c.NewIncomplete != "" {
+		n++
+	}
 	for _, v := range c.Verdicts {
 		if v.Regression {
 			n++
@@ -163,10 +170,19 @@ func (c Comparison) Regressions() int {
 // error (a check that passed and is now skipped no longer proves anything).
 // A figure regresses when it moved beyond the threshold the bad way for its
 // Direction; figures of direction Either are reported only.
+//
+// A VM that ended cleanly has no record of its own (check results.VMCheck):
+// where one run has such a record for a VM the other ran, the other's counts
+// as a pass, so a VM that newly died is a regression. An unfinished run is
+// noted (Comparison.OldIncomplete, NewIncomplete); the VMs it lacks show as
+// removed or added.
 func Compare(old, new results.Report, opts CompareOptions) Comparison {
-	c := Comparison{Old: old.Run, New: new.Run, Threshold: opts.Threshold}
+	c := Comparison{Old: old.Run, New: new.Run, Threshold: opts.Threshold,
+		OldIncomplete: IncompleteNote(old), NewIncomplete: IncompleteNote(new)}
 	oldRecs, newRecs := byKey(old.Results), byKey(new.Results)
-	kernelSeen := map[Target]bool{}
+	impliedVMPass(oldRecs, newRecs)
+	impliedVMPass(newRecs, oldRecs)
+	kernelSeen := map[results.Target]bool{}
 	for _, k := range sortedKeys(newRecs) {
 		nr := newRecs[k]
 		or, ok := oldRecs[k]
@@ -192,6 +208,27 @@ func Compare(old, new results.Report, opts CompareOptions) Comparison {
 	return c
 }
 
+// impliedVMPass adds to m a passing VM record for each VM record of other
+// whose target m ran without one: that VM ended cleanly.
+func impliedVMPass(m, other map[Key]results.Record) {
+	ran := map[results.Target]results.Record{}
+	for k, r := range m {
+		ran[k.Target] = r
+	}
+	for k := range other {
+		if k.Check != results.VMCheck {
+			continue
+		}
+		if _, ok := m[k]; ok {
+			continue
+		}
+		if r, ok := ran[k.Target]; ok {
+			m[k] = results.Record{Kernel: r.Kernel, Arch: r.Arch, KernelRelease: r.KernelRelease, Source: r.Source, Accel: r.Accel,
+				Check: results.VMCheck, Status: protocol.StatusPass}
+		}
+	}
+}
+
 func sha(r results.Record) string {
 	if r.Source == nil {
 		return ""
@@ -210,7 +247,7 @@ func kernelID(r results.Record) string {
 func byKey(recs []results.Record) map[Key]results.Record {
 	m := map[Key]results.Record{}
 	for _, r := range recs {
-		k := Key{targetOf(r), r.Check}
+		k := Key{results.TargetOf(r), r.Check}
 		// Duplicates should not happen; keep the worse so nothing hides.
 		if old, ok := m[k]; !ok || severity(r.Status) > severity(old.Status) {
 			m[k] = r
@@ -333,6 +370,12 @@ func flatten(prefix string, v any, out map[string]float64) {
 func (c Comparison) Write(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "old: %s  new: %s  threshold: %s\n", orDefault(c.Old.ID, "?"), orDefault(c.New.ID, "?"), percent(c.Threshold))
+	if c.OldIncomplete != "" {
+		fmt.Fprintf(&b, "\nold run incomplete: %s\n", c.OldIncomplete)
+	}
+	if c.NewIncomplete != "" {
+		fmt.Fprintf(&b, "\nnew run incomplete: %s%s\n", c.NewIncomplete, mark(true))
+	}
 	if len(c.Kernels) > 0 {
 		b.WriteString("\nkernels changed:\n")
 		for _, k := range c.Kernels {
@@ -367,7 +410,7 @@ func (c Comparison) Write(w io.Writer) error {
 				signedPercent(f.Change()), f.Direction, mark(f.Regression))
 		}
 	}
-	if len(c.Kernels)+len(c.Verdicts)+len(c.Added)+len(c.Removed)+len(c.Figures) == 0 {
+	if len(c.Kernels)+len(c.Verdicts)+len(c.Added)+len(c.Removed)+len(c.Figures) == 0 && c.OldIncomplete+c.NewIncomplete == "" {
 		b.WriteString("\nno changes\n")
 	}
 	fmt.Fprintf(&b, "\nregressions: %d\n", c.Regressions())

@@ -8,6 +8,10 @@
 // not link the host controller.
 //
 // Promises:
+//   - Every record renders, whatever its check name: a record about a VM
+//     itself (results.VMCheck) shows like any error. A run that did not
+//     finish says so in every writer (IncompleteNote), and the planned VMs it
+//     has no record of get an error each (results.Report.NotRun).
 //   - Writers never fail on odd content: text from the guest (messages,
 //     details, console lines) is escaped for the format and bounded, and
 //     characters XML cannot carry are replaced.

@@ -45,9 +45,16 @@ func GitHub(getenv func(string) string, w io.Writer, run Run) error {
 // WriteAnnotations prints one workflow command per failed or errored record:
 //
 //	::error title=vmrunner 6.1/x86_64 btf: fail::missing BTF types: sock
+//
+// An unfinished run first gets one annotation saying so.
 func WriteAnnotations(w io.Writer, run Run) error {
-	for _, r := range problems(run.Results) {
-		title := fmt.Sprintf("vmrunner %s %s: %s", targetOf(r), r.Check, r.Status)
+	if note := IncompleteNote(run.Report); note != "" {
+		if _, err := fmt.Fprintf(w, "::error title=%s::%s\n", escapeProperty("vmrunner run "+run.Run.ID+": incomplete"), escapeData(note)); err != nil {
+			return fmt.Errorf("write annotations: %w", err)
+		}
+	}
+	for _, r := range problems(records(run.Report)) {
+		title := fmt.Sprintf("vmrunner %s %s: %s", results.TargetOf(r), r.Check, r.Status)
 		if r.ErrorKind != "" && r.ErrorKind != results.KindCheck {
 			title += " (" + string(r.ErrorKind) + ")"
 		}
@@ -86,12 +93,16 @@ var statusEmoji = map[protocol.Status]string{
 // kernel × arch, a status emoji per cell) and the list of failures.
 func WriteStepSummary(w io.Writer, run Run) error {
 	var b strings.Builder
-	n := counts(run.Results)
+	recs := records(run.Report)
+	n := counts(recs)
 	fmt.Fprintf(&b, "## vmrunner run %s\n\n", md(run.Run.ID))
+	if note := IncompleteNote(run.Report); note != "" {
+		fmt.Fprintf(&b, "> **Incomplete run**: %s\n\n", md(note))
+	}
 	fmt.Fprintf(&b, "%d pass, %d fail, %d error, %d skip · accel %s · %s\n\n",
 		n[protocol.StatusPass], n[protocol.StatusFail], n[protocol.StatusError], n[protocol.StatusSkip],
 		md(string(run.Run.Accel)), (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100*time.Millisecond))
-	g := newGrid(run.Results)
+	g := newGrid(recs)
 	b.WriteString("| check |")
 	for _, t := range g.Targets {
 		fmt.Fprintf(&b, " %s |", md(t.String()))
@@ -116,14 +127,14 @@ func WriteStepSummary(w io.Writer, run Run) error {
 		}
 		b.WriteString("\n")
 	}
-	if ps := problems(run.Results); len(ps) > 0 {
+	if ps := problems(recs); len(ps) > 0 {
 		b.WriteString("\n### Failures\n\n")
 		for _, r := range ps {
 			kind := ""
 			if r.ErrorKind != "" {
 				kind = " (" + md(string(r.ErrorKind)) + ")"
 			}
-			fmt.Fprintf(&b, "- %s **%s** %s: %s%s: %s\n", statusEmoji[r.Status], md(targetOf(r).String()), md(r.Check),
+			fmt.Fprintf(&b, "- %s **%s** %s: %s%s: %s\n", statusEmoji[r.Status], md(results.TargetOf(r).String()), md(r.Check),
 				r.Status, kind, md(oneLine(r.Message, 300)))
 		}
 	}

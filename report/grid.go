@@ -8,16 +8,16 @@ import (
 // grid is the check × target view of a run shared by the HTML page and the
 // GitHub summary. A cell holds the record of that check on that target.
 type grid struct {
-	Targets []Target
+	Targets []results.Target
 	Checks  []string
-	cells   map[Target]map[string]*results.Record
+	cells   map[results.Target]map[string]*results.Record
 }
 
 func newGrid(recs []results.Record) grid {
-	g := grid{Targets: targets(recs), Checks: checks(recs), cells: map[Target]map[string]*results.Record{}}
+	g := grid{Targets: targets(recs), Checks: checks(recs), cells: map[results.Target]map[string]*results.Record{}}
 	for i := range recs {
 		r := &recs[i]
-		t := targetOf(*r)
+		t := results.TargetOf(*r)
 		if g.cells[t] == nil {
 			g.cells[t] = map[string]*results.Record{}
 		}
@@ -29,7 +29,7 @@ func newGrid(recs []results.Record) grid {
 	return g
 }
 
-func (g grid) cell(t Target, check string) *results.Record { return g.cells[t][check] }
+func (g grid) cell(t results.Target, check string) *results.Record { return g.cells[t][check] }
 
 // severity orders statuses from best to worst.
 func severity(s protocol.Status) int {

@@ -24,19 +24,20 @@ var htmlTemplate = template.Must(template.New("report").Parse(htmlSource))
 const HTMLName = "report.html"
 
 type htmlPage struct {
-	Run     results.RunInfo
-	Title   string
-	Started string
-	Took    string
-	Counts  map[string]int
-	Total   int
-	Columns []htmlColumn
-	Rows    []htmlRow
-	Cells   []*htmlCell // in row order, for the detail panels
+	Run        results.RunInfo
+	Incomplete string // IncompleteNote
+	Title      string
+	Started    string
+	Took       string
+	Counts     map[string]int
+	Total      int
+	Columns    []htmlColumn
+	Rows       []htmlRow
+	Cells      []*htmlCell // in row order, for the detail panels
 }
 
 type htmlColumn struct {
-	Target  Target
+	Target  results.Target
 	Release string
 	Accel   string
 	Boot    string
@@ -50,7 +51,7 @@ type htmlRow struct {
 
 type htmlCell struct {
 	ID        string
-	Target    Target
+	Target    results.Target
 	Check     string
 	Status    string // "none" when the check has no record on this target
 	Rec       *results.Record
@@ -75,14 +76,16 @@ type htmlLink struct {
 // the page's directory to the run directory ("" for a page inside the run
 // directory, as HTMLName is).
 func WriteHTML(w io.Writer, run Run, linkBase string) error {
-	g := newGrid(run.Results)
-	n := counts(run.Results)
+	recs := records(run.Report)
+	g := newGrid(recs)
+	n := counts(recs)
 	p := htmlPage{
-		Run:    run.Run,
-		Title:  "vmrunner " + run.Run.ID,
-		Took:   (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100 * time.Millisecond).String(),
-		Counts: map[string]int{},
-		Total:  len(run.Results),
+		Run:        run.Run,
+		Incomplete: IncompleteNote(run.Report),
+		Title:      "vmrunner " + run.Run.ID,
+		Took:       (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100 * time.Millisecond).String(),
+		Counts:     map[string]int{},
+		Total:      len(recs),
 	}
 	if !run.Run.Started.IsZero() {
 		p.Started = run.Run.Started.UTC().Format("2006-01-02 15:04:05 UTC")

@@ -65,16 +65,20 @@ type junitProblem struct {
 // named "6.1/x86_64" with the kernel's identity as properties, one
 // <testcase> per record. A fail carries the message and the tail of each
 // .log artifact of the record (verifier logs); an error carries its kind
-// and the tail of the VM's console.log.
+// and the tail of the VM's console.log. An unfinished run gets an error
+// testcase for each planned VM it has no record of, and one more suite,
+// "vmrunner", whose testcase "finished" is an error saying the run is
+// incomplete.
 func WriteJUnit(w io.Writer, run Run) error {
 	doc := junitSuites{Name: "vmrunner " + run.Run.ID, Time: seconds(run.Run.DurationMS)}
-	for i, t := range targets(run.Results) {
+	recs := records(run.Report)
+	for i, t := range targets(recs) {
 		s := junitSuite{Name: t.String(), ID: i, Hostname: run.Run.Host}
 		if !run.Run.Started.IsZero() {
 			s.Timestamp = run.Run.Started.UTC().Format(time.RFC3339)
 		}
 		var total int64
-		for _, r := range sortedRecords(run.Results, t) {
+		for _, r := range sortedRecords(recs, t) {
 			if len(s.Properties) == 0 {
 				s.Properties = suiteProperties(r)
 			}
@@ -103,6 +107,13 @@ func WriteJUnit(w io.Writer, run Run) error {
 		doc.Errors += s.Errors
 		doc.Skipped += s.Skipped
 		doc.Suites = append(doc.Suites, s)
+	}
+	if note := IncompleteNote(run.Report); note != "" {
+		doc.Tests++
+		doc.Errors++
+		doc.Suites = append(doc.Suites, junitSuite{Name: "vmrunner", ID: len(doc.Suites), Tests: 1, Errors: 1, Time: seconds(0), Hostname: run.Run.Host,
+			Cases: []junitCase{{Classname: "vmrunner", Name: "finished", Time: seconds(0),
+				Error: &junitProblem{Message: "incomplete run", Type: string(results.KindIncomplete), Text: "incomplete run: " + note}}}})
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return fmt.Errorf("write junit: %w", err)
@@ -182,11 +193,11 @@ func errorText(run Run, r results.Record) string {
 }
 
 // sortedRecords returns the records of one target, sorted by check.
-func sortedRecords(recs []results.Record, t Target) []results.Record {
+func sortedRecords(recs []results.Record, t results.Target) []results.Record {
 	var out []results.Record
 	for _, c := range checks(recs) {
 		for _, r := range recs {
-			if targetOf(r) == t && r.Check == c {
+			if results.TargetOf(r) == t && r.Check == c {
 				out = append(out, r)
 			}
 		}

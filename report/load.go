@@ -104,19 +104,12 @@ func tailFile(dir, rel string, maxLines, maxBytes int) (string, bool, error) {
 	return strings.ToValidUTF8(string(out), "\uFFFD"), cut, nil
 }
 
-// Target is one kernel × arch.
-type Target struct{ Kernel, Arch string }
-
-func (t Target) String() string { return t.Kernel + "/" + t.Arch }
-
-func targetOf(r results.Record) Target { return Target{r.Kernel, string(r.Arch)} }
-
 // targets returns the kernel × arch pairs of the records, sorted.
-func targets(recs []results.Record) []Target {
-	seen := map[Target]bool{}
-	var ts []Target
+func targets(recs []results.Record) []results.Target {
+	seen := map[results.Target]bool{}
+	var ts []results.Target
 	for _, r := range recs {
-		if t := targetOf(r); !seen[t] {
+		if t := results.TargetOf(r); !seen[t] {
 			seen[t] = true
 			ts = append(ts, t)
 		}

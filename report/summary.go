@@ -10,12 +10,21 @@ import (
 	"github.com/vmrunner/vmrunner/results"
 )
 
-// WriteSummary prints the results table: kernel, arch, release, check, status, time.
+// WriteSummary prints the results table: kernel, arch, release, check, status,
+// time and message, one row per record. An unfinished run is announced above
+// and below the table, and each VM it has no record of gets a row of its own
+// (check vm, error incomplete).
 func WriteSummary(w io.Writer, rep results.Report) error {
+	note := IncompleteNote(rep)
+	if note != "" {
+		if _, err := fmt.Fprintf(w, "INCOMPLETE RUN: %s\n\n", note); err != nil {
+			return err
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KERNEL\tARCH\tRELEASE\tCHECK\tSTATUS\tTIME\tMESSAGE")
 	n := map[protocol.Status]int{}
-	for _, r := range rep.Results {
+	for _, r := range records(rep) {
 		n[r.Status]++
 		status := string(r.Status)
 		if r.ErrorKind != "" && r.ErrorKind != results.KindCheck {
@@ -29,5 +38,8 @@ func WriteSummary(w io.Writer, rep results.Report) error {
 	}
 	_, err := fmt.Fprintf(w, "\nchecks: %d pass, %d fail, %d error, %d skip\n",
 		n[protocol.StatusPass], n[protocol.StatusFail], n[protocol.StatusError], n[protocol.StatusSkip])
+	if err == nil && note != "" {
+		_, err = fmt.Fprintf(w, "INCOMPLETE: the run did not finish; see above\n")
+	}
 	return err
 }

@@ -15,10 +15,17 @@
 //     reader never sees half a file and a crash loses at most the VMs in
 //     flight. Run.Finished is false until Finish: a results.json with
 //     finished false is an incomplete run.
-//   - Every ErrorKind but KindBadInput, KindInterrupted and KindCheck is
-//     infrastructure. ExitCode ranks interrupted over bad input over
-//     infrastructure over a failed check over a pass, whatever the order of
-//     the records.
+//   - NewStore moves base/latest atomically through a temporary link of a
+//     name no other run picks: runs sharing a base directory can start at
+//     the same time.
+//   - A run records its planned targets (RunInfo.Targets) from the start, so
+//     that Report.Missing and Report.NotRun name the VMs an unfinished run
+//     lacks; readers show those as errors of KindIncomplete about the VM
+//     (check VMCheck), never as absent.
+//   - Every ErrorKind but KindBadInput and KindInterrupted is infrastructure
+//     for ExitCode (exit 3), KindCheck included. ExitCode ranks interrupted
+//     over bad input over infrastructure over a failed check over a pass,
+//     whatever the order of the records.
 //   - Kernel, arch, accelerator and source are plain data here: the host's
 //     types (kernels.Arch, vmrunner.Accel) are converted when records are made.
 package results

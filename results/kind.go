@@ -1,8 +1,7 @@
 package results
 
 // ErrorKind says why a record has status error. Bad input is the user's to
-// fix (exit 2); every other kind is infrastructure (exit 3), except
-// KindInterrupted (exit 130) and KindCheck, a check that reported its own error.
+// fix (exit 2), an interruption exits 130, and every other kind exits 3.
 type ErrorKind string
 
 // Error kinds, as written in results.json.
@@ -18,4 +17,7 @@ const (
 	KindProtocol    ErrorKind = "protocol"     // the guest sent something invalid
 	KindInterrupted ErrorKind = "interrupted"  // the run was interrupted
 	KindCheck       ErrorKind = "check"        // the check itself could not run (guest-side error)
+	// KindIncomplete is never written by a run: readers give it to the VMs
+	// an unfinished run planned and has no record of (Report.NotRun).
+	KindIncomplete ErrorKind = "incomplete"
 )

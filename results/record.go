@@ -6,6 +6,12 @@ import (
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
+// VMCheck is the check name of a record about a VM itself rather than one of
+// its checks: the VM did not end with done and a clean power-off (its
+// ErrorKind says how it ended), or an unfinished run has no record of it.
+// No check of a matrix can have this name.
+const VMCheck = "vm"
+
 // Record is one kernel × arch × check outcome, as written to results.json.
 type Record struct {
 	Kernel        string          `json:"kernel"`

@@ -28,7 +28,18 @@ func newReportShowCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show [RUN]",
 		Short: "Print the summary table of a past run (default results/latest)",
-		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		Long: `Print the summary table of a past run (default results/latest).
+
+A run that did not finish (results.json says finished: false: vmrunner was
+killed or crashed, or is still running) is announced above and below the
+table, and each planned VM without results gets an error row (check vm,
+error_kind incomplete).
+
+Exit codes:
+  0  the run finished (whatever its verdicts)
+  2  bad input: a RUN that cannot be read
+  3  the run is incomplete`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := filepath.Join("results", "latest")
 			if len(args) == 1 {
@@ -40,7 +51,13 @@ func newReportShowCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "run %s  accel %s  host %s\n\n", run.Run.ID, run.Run.Accel, run.Run.Host)
-			return report.WriteSummary(w, run.Report)
+			if err := report.WriteSummary(w, run.Report); err != nil {
+				return err
+			}
+			if note := report.IncompleteNote(run.Report); note != "" {
+				return &exitError{code: results.ExitInfra, err: fmt.Errorf("%s is an incomplete run: %s", path, note)}
+			}
+			return nil
 		},
 	}
 }
@@ -63,6 +80,10 @@ A regression is a verdict that got worse (pass < skip < fail < error), or a
 figure known to be better lower (p99_ms, cpu_percent, duration_ms, …) or
 higher (throughput, observed, …) that moved beyond the threshold the bad way.
 Other figures (counts such as details.types) are reported, never failed.
+
+A NEW run that did not finish (results.json says finished: false) is a
+regression; the VMs it lacks are named. An OLD run that did not finish is
+noted.
 
 Exit codes:
   0  no regression
@@ -102,7 +123,14 @@ func newReportWriteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "write RUN [--junit FILE] [--html FILE]",
 		Short: "Write the JUnit XML or HTML report of a past run",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Long: `Write the JUnit XML or HTML report of a past run.
+
+For a run that did not finish (results.json says finished: false) the reports
+say so (a banner in the HTML, an error testcase vmrunner/finished in JUnit,
+an error per planned VM without results, a GitHub annotation) and a line on
+stderr names the missing VMs; the exit code stays 0 when the files were
+written.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if junit == "" && html == "" {
 				return usagef("report write: give --junit FILE and/or --html FILE")
@@ -113,6 +141,9 @@ func newReportWriteCmd() *cobra.Command {
 			run, err := loadRun(args[0])
 			if err != nil {
 				return err
+			}
+			if note := report.IncompleteNote(run.Report); note != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "vmrunner: %s is an incomplete run: %s\n", args[0], note)
 			}
 			return writeReports(run, junit, html, cmd.OutOrStdout())
 		},
@@ -128,7 +159,9 @@ func loadRun(path string) (report.Run, error) {
 	if err != nil {
 		return run, usageError{fmt.Errorf("%w (want a run directory or its results.json)", err)}
 	}
-	if len(run.Results) == 0 {
+	// An unfinished run that planned VMs may have no records yet: it is
+	// shown as incomplete.
+	if len(run.Results) == 0 && (!run.Incomplete() || len(run.Run.Targets) == 0) {
 		return run, usagef("%s: the run has no results", path)
 	}
 	return run, nil

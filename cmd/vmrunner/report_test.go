@@ -50,6 +50,19 @@ func TestReportCommands(t *testing.T) {
 	fail := writeRun(t, "r-fail", map[string]protocol.Status{"6.1": protocol.StatusFail})
 	empty := filepath.Join(t.TempDir(), "results.json")
 	os.WriteFile(empty, []byte(`{"run":{"id":"x"},"results":[]}`), 0o644)
+	// vmrunner killed while 6.12 was still booting: its record is missing.
+	killed := writeRun(t, "r-killed", nil)
+	rep, err := results.ReadReport(filepath.Join(killed, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.Run.Finished = false
+	rep.Run.Targets = []results.Target{{Kernel: "5.10", Arch: "x86_64"}, {Kernel: "6.1", Arch: "x86_64"}, {Kernel: "6.12", Arch: "x86_64"}}
+	b, _ := json.Marshal(rep)
+	os.WriteFile(filepath.Join(killed, "results.json"), b, 0o644)
+	// Killed before the first VM finished.
+	early := filepath.Join(t.TempDir(), "results.json")
+	os.WriteFile(early, []byte(`{"run":{"id":"x","targets":[{"kernel":"6.1","arch":"x86_64"}]},"results":[]}`), 0o644)
 	broken := filepath.Join(t.TempDir(), "results.json")
 	os.WriteFile(broken, []byte(`{"run":`), 0o644)
 	out := t.TempDir()
@@ -72,6 +85,16 @@ func TestReportCommands(t *testing.T) {
 		{"write nothing", []string{"report", "write", fail}, 2, nil},
 		{"write into a missing dir", []string{"report", "write", fail, "--junit", filepath.Join(out, "no", "j.xml")}, 2, nil},
 		{"write", []string{"report", "write", fail, "--junit", filepath.Join(out, "j.xml"), "--html", filepath.Join(out, "r.html")}, 0, nil},
+		// An unfinished run is never read as a clean pass.
+		{"show incomplete", []string{"report", "show", killed}, 3, []string{
+			"INCOMPLETE RUN: results.json says finished: false", "no results for 1 of 3 VMs: 6.12/x86_64",
+			"error (incomplete)", "no results: the run stopped before this VM finished", "checks: 2 pass, 0 fail, 1 error, 0 skip",
+			"INCOMPLETE: the run did not finish"}},
+		{"show killed early", []string{"report", "show", early}, 3, []string{"no results for 1 of 1 VMs: 6.1/x86_64"}},
+		{"compare incomplete", []string{"report", "compare", pass, killed}, 1, []string{
+			"new run incomplete: results.json says finished: false", "6.12/x86_64  REGRESSION", "regressions: 1"}},
+		{"compare from incomplete", []string{"report", "compare", killed, pass}, 0, []string{"old run incomplete:", "regressions: 0"}},
+		{"write incomplete", []string{"report", "write", killed, "--junit", filepath.Join(out, "k.xml")}, 0, []string{"is an incomplete run", "6.12/x86_64"}},
 		// Refused before any VM boots.
 		{"run --junit into a missing dir", []string{"run", "../../matrix.yaml", "--junit", filepath.Join(out, "no", "j.xml")}, 2, nil},
 		{"run --html a directory", []string{"run", "../../matrix.yaml", "--html", out}, 2, nil},
