@@ -56,14 +56,22 @@ test-unit:
 bench: install-deps build
 	$(BIN)/vmrunner bench $(MATRIX)
 
-## generate: rebuild the verifier probes in testdata/bpf and the workload
-## instrumentation's objects in instrument/ (clang, llvm, libbpf-dev)
-BPF_SRC := $(wildcard testdata/bpf/*.c)
-generate: $(BPF_SRC:.c=.o)
+## generate: rebuild the verifier probes in testdata/bpf, the loader test
+## objects in testdata/bpf/loader and the workload instrumentation's objects
+## in instrument/ (clang, llvm, libbpf-dev)
+BPF_SRC    := $(wildcard testdata/bpf/*.c)
+# kprobe_args.c is built per arch, named as bpf2go names its objects.
+LOADER_SRC := $(filter-out testdata/bpf/loader/kprobe_args.c,$(wildcard testdata/bpf/loader/*.c))
+LOADER_OBJ := $(LOADER_SRC:.c=.o) testdata/bpf/loader/kprobe_args_x86_bpfel.o testdata/bpf/loader/kprobe_args_arm64_bpfel.o
+generate: $(BPF_SRC:.c=.o) $(LOADER_OBJ)
 	$(GO) generate ./instrument
 
 testdata/bpf/%.o: testdata/bpf/%.c
 	clang -O2 -g -target bpf -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@
+	llvm-strip -g $@
+
+testdata/bpf/loader/kprobe_args_%_bpfel.o: testdata/bpf/loader/kprobe_args.c
+	clang -O2 -g -target bpfel -D__TARGET_ARCH_$* -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@
 	llvm-strip -g $@
 
 lint:

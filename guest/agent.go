@@ -96,11 +96,11 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 		if err := enc.Send(protocol.Message{Type: protocol.TypeCheckStart, CheckStart: &protocol.CheckStart{Check: spec.Name}}); err != nil {
 			return fmt.Errorf("send check-start: %w", err)
 		}
-		res, o := a.runCheck(ctx, spec, logger)
+		res, o, streamed := a.runCheck(ctx, enc, spec, logger)
 		if err := sendOutcome(enc, spec.Name, o); err != nil {
 			return err
 		}
-		if res.Status == "" && len(o.Sub) > 0 {
+		if res.Status == "" && (len(o.Sub) > 0 || streamed > 0) {
 			continue // the sub-results are the report
 		}
 		logger.Printf("check %s: %s %s (%d ms)", res.Check, res.Status, res.Message, res.DurationMS)
@@ -177,9 +177,11 @@ func sendOutcome(enc *protocol.Encoder, check string, o Outcome) error {
 	return nil
 }
 
-// runCheck runs one check under its timeout. A check that overruns is left
-// behind: it cannot be killed, and the VM powers off soon anyway.
-func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *log.Logger) (protocol.Result, Outcome) {
+// runCheck runs one check under its timeout, with a stream for the results
+// it sends as it goes, and returns how many went that way. A check that
+// overruns is left behind: it cannot be killed, and the VM powers off soon
+// anyway; its stream is closed so that it sends nothing more.
+func (a *Agent) runCheck(ctx context.Context, enc *protocol.Encoder, spec protocol.CheckSpec, logger *log.Logger) (protocol.Result, Outcome, int) {
 	start := time.Now()
 	res := protocol.Result{Check: spec.Name}
 
@@ -193,7 +195,7 @@ func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *l
 	if !ok {
 		res.Status, res.Message = protocol.StatusError, fmt.Sprintf("unknown check %q", spec.Name)
 		res.DurationMS = time.Since(start).Milliseconds()
-		return res, Outcome{}
+		return res, Outcome{}, 0
 	}
 
 	timeout := time.Duration(spec.Timeout)
@@ -202,6 +204,8 @@ func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *l
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	st := &stream{enc: enc, check: spec.Name}
+	ctx = withStream(ctx, st)
 
 	type outcome struct {
 		Outcome
@@ -228,10 +232,11 @@ func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *l
 			o.err = fmt.Errorf("timed out after %s", timeout)
 		}
 	}
+	streamed := st.close()
 
 	res.Status, res.Message = o.Status, o.Message
-	if o.Status == "" && len(o.Sub) > 0 && o.err == nil {
-		return res, o.Outcome
+	if o.Status == "" && (len(o.Sub) > 0 || streamed > 0) && o.err == nil {
+		return res, o.Outcome, streamed
 	}
 	if o.err != nil {
 		res.Status, res.Message = protocol.StatusError, o.err.Error()
@@ -248,7 +253,7 @@ func (a *Agent) runCheck(ctx context.Context, spec protocol.CheckSpec, logger *l
 		}
 	}
 	res.DurationMS = time.Since(start).Milliseconds()
-	return res, o.Outcome
+	return res, o.Outcome, streamed
 }
 
 func or(d, def time.Duration) time.Duration {

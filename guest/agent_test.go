@@ -254,3 +254,66 @@ func decodeParams(params json.RawMessage, v any) error {
 	}
 	return nil
 }
+
+// TestAgentStream checks that a check's streamed results reach the host
+// while the check still runs, and that a check left behind by its timeout
+// can send nothing more.
+func TestAgentStream(t *testing.T) {
+	got := make(chan struct{})
+	late := make(chan error, 1)
+	release := make(chan struct{})
+	defer close(release)
+	h, errc := startAgent(t, &Agent{Checks: map[string]Check{
+		"streams": func(ctx context.Context, _ json.RawMessage) (Outcome, error) {
+			var o Outcome
+			art := protocol.Artifact{Check: "streams/a", Name: "streams/a.log", Data: "log of a"}
+			if err := emit(ctx, &o, protocol.Result{Check: "streams/a", Status: protocol.StatusPass}, art); err != nil {
+				return o, err
+			}
+			progress(ctx, "still going")
+			<-got // the host has a, and the check is not over
+			if err := emit(ctx, &o, protocol.Result{Check: "other/b", Status: protocol.StatusPass}); err == nil {
+				return o, errors.New("a result outside the check was sent")
+			}
+			return o, emit(ctx, &o, protocol.Result{Check: "streams/b", Status: protocol.StatusFail})
+		},
+		"overruns": func(ctx context.Context, _ json.RawMessage) (Outcome, error) {
+			var o Outcome
+			<-release
+			late <- emit(ctx, &o, protocol.Result{Check: "overruns/late", Status: protocol.StatusPass})
+			return o, nil
+		},
+	}})
+	h.expect(protocol.TypeReady)
+	d := protocol.Duration(50 * time.Millisecond)
+	h.send(protocol.Message{Type: protocol.TypePlan, Plan: &protocol.Plan{Checks: []protocol.CheckSpec{
+		{Name: "streams"}, {Name: "overruns", Timeout: d},
+	}}})
+	h.expect(protocol.TypeCheckStart)
+	if a := h.expect(protocol.TypeArtifact).Artifact; a.Name != "streams/a.log" {
+		t.Errorf("artifact %+v", a)
+	}
+	if r := h.expect(protocol.TypeResult).Result; r.Check != "streams/a" || r.Status != protocol.StatusPass {
+		t.Errorf("first result %+v", r)
+	}
+	if l := h.expect(protocol.TypeLog).Log; l.Text != "still going" {
+		t.Errorf("progress %+v", l)
+	}
+	close(got)
+	if r := h.expect(protocol.TypeResult).Result; r.Check != "streams/b" || r.Status != protocol.StatusFail {
+		t.Errorf("second result %+v", r)
+	}
+	h.expect(protocol.TypeCheckStart)
+	if r := h.expect(protocol.TypeResult).Result; r.Check != "overruns" || r.Status != protocol.StatusError {
+		t.Errorf("overrun %+v", r)
+	}
+	h.expect(protocol.TypeDone)
+	release <- struct{}{}
+	if err := <-late; !errors.Is(err, errStreamClosed) {
+		t.Errorf("late emit: %v, want errStreamClosed", err)
+	}
+	h.send(protocol.Message{Type: protocol.TypeBye})
+	if err := wait(t, errc); err != nil {
+		t.Fatal(err)
+	}
+}

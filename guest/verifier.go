@@ -5,239 +5,572 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 
+	"github.com/vmrunner/vmrunner/bpfobject"
 	"github.com/vmrunner/vmrunner/bpfprobe"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
-// Verifier log settings. A rejected program is loaded again at the most
-// detailed level; cilium/ebpf grows the buffer from logSizeStart when the
-// kernel says it is too small (ENOSPC).
+// Verifier log settings. Every program is loaded first with only the
+// verifier's statistics (LogLevelStats): a small log whatever the program.
+// A rejected program (or, for repro, any program) is loaded again with the
+// most detailed log, unless the first load processed more than
+// detailedInsnLimit instructions: at a few hundred bytes per processed
+// instruction, the detailed log of a program at the one-million limit is
+// most of a gigabyte, which the guest would have to hold.
 const (
-	logLevelDetailed = ebpf.LogLevelInstruction | ebpf.LogLevelBranch | ebpf.LogLevelStats
-	logSizeStart     = 4 << 20
+	logLevelDetailed  = ebpf.LogLevelInstruction | ebpf.LogLevelBranch | ebpf.LogLevelStats
+	logSizeStats      = 256 << 10
+	detailedInsnLimit = 100_000
+	// detailedBytesPerInsn sizes the detailed log's first buffer, so that
+	// cilium/ebpf rarely has to load the program a third time to grow it.
+	detailedBytesPerInsn = 256
 	// maxLogArtifact bounds one log sent to the host, so that the artifact
 	// message, JSON escaping included, fits protocol.MaxMessageSize. The
 	// end of the log is kept: that is where the verifier says why.
 	maxLogArtifact = 600 << 10
+	// progressEvery is how often a long load says it is still going.
+	progressEvery = 30 * time.Second
+	// bpffsDir is where pin directories are made in the guest.
+	bpffsDir = "/sys/fs/bpf"
 )
 
 func init() { agentChecks.Add(protocol.VerifierCheck.Def(), checkVerifier) }
 
-// checkVerifier is the "verifier" check: load every program of every object
-// (or the programs named) with its maps, and report one result per program,
-// "verifier/<object>/<program>", with the verifier's log as an artifact.
+// checkVerifier is the "verifier" check: load every object as its own
+// loader would, and report one result per program,
+// "verifier/<object>/<program>", with the verifier's log as an artifact, and
+// one per object, "verifier/<object>", for the loader's other steps.
 func checkVerifier(ctx context.Context, params json.RawMessage) (Outcome, error) {
 	if err := removeMemlock(); err != nil {
 		return Outcome{}, err
 	}
-	release, _ := uname()
-	return verifyObjects(ctx, release, params)
+	release, machine := uname()
+	return verifyObjects(ctx, verifierEnv{
+		release: release,
+		arch:    archName(machine),
+		bpffs:   bpffsDir,
+		modules: loadNamedModules,
+	}, params)
 }
 
-func verifyObjects(ctx context.Context, release string, params json.RawMessage) (Outcome, error) {
+// verifierEnv is what the check needs from the machine it runs on.
+type verifierEnv struct {
+	release string // uname -r
+	arch    string // x86_64 or arm64
+	bpffs   string // a bpffs mount for pin directories
+	// modules loads kernel modules by name with their dependencies; nil
+	// where modules cannot be loaded.
+	modules func(names []string) error
+}
+
+// archName maps uname -m to vmrunner's arch names.
+func archName(machine string) string {
+	if machine == "aarch64" {
+		return "arm64"
+	}
+	return machine
+}
+
+// verifierRun is one run of the check.
+type verifierRun struct {
+	ctx     context.Context
+	env     verifierEnv
+	p       protocol.VerifierParams
+	kv      bpfprobe.Version
+	kvErr   error
+	out     Outcome
+	found   map[string]bool // programs named in p.Programs that some object has
+	cache   *btf.Cache
+	targets map[string]*objectLoader // attach targets' objects, by guest path
+	emitted int
+}
+
+func verifyObjects(ctx context.Context, env verifierEnv, params json.RawMessage) (Outcome, error) {
 	p, err := protocol.VerifierCheck.Params(params)
 	if err != nil {
 		return Outcome{}, err
 	}
-	kv, kvErr := bpfprobe.ParseRelease(release)
+	r := &verifierRun{
+		ctx:     ctx,
+		env:     env,
+		p:       p,
+		found:   map[string]bool{},
+		cache:   btf.NewCache(),
+		targets: map[string]*objectLoader{},
+	}
+	r.kv, r.kvErr = bpfprobe.ParseRelease(env.release)
+	defer r.closeTargets()
 
-	var o Outcome
-	found := map[string]bool{}
+	var first string
 	for _, obj := range p.Objects {
-		objName := sanitizeName(strings.TrimSuffix(path.Base(obj), ".o"))
-		spec, err := ebpf.LoadCollectionSpec(obj)
-		if err != nil {
-			o.Sub = append(o.Sub, protocol.Result{
-				Check: "verifier/" + objName, Status: protocol.StatusError,
-				Message: truncateText(fmt.Sprintf("read object %s: %v", path.Base(obj), err), 512),
-			})
-			continue
+		if obj.Arch != "" && obj.Arch != env.arch {
+			continue // the other arch's bpf2go build
 		}
-		names := make([]string, 0, len(spec.Programs))
-		for name := range spec.Programs {
-			if len(p.Programs) == 0 || slices.Contains(p.Programs, name) {
-				names = append(names, name)
-				found[name] = true
-			}
+		if first == "" {
+			first = objectName(obj)
 		}
-		slices.Sort(names)
-		for _, prog := range names {
-			if err := ctx.Err(); err != nil {
-				return o, err
-			}
-			start := time.Now()
-			v := verifyProgram(spec, prog, p.LogAlways)
-			v.judge(p.Expect, objName, kv, kvErr)
-			res, art := v.report(objName, release)
-			res.DurationMS = time.Since(start).Milliseconds()
-			o.Sub = append(o.Sub, res)
-			o.Artifacts = append(o.Artifacts, art)
+		if err := r.object(obj); err != nil {
+			return r.out, err
 		}
 	}
 	for _, name := range p.Programs {
-		if !found[name] {
-			obj := sanitizeName(strings.TrimSuffix(path.Base(p.Objects[0]), ".o"))
-			o.Sub = append(o.Sub, protocol.Result{
-				Check: "verifier/" + obj + "/" + sanitizeName(name), Status: protocol.StatusError,
-				Message: truncateText(fmt.Sprintf("no program %q in %s", name, strings.Join(baseNames(p.Objects), ", ")), 512),
-			})
+		if !r.found[name] && first != "" {
+			res := protocol.Result{
+				Check: "verifier/" + first + "/" + sanitizeName(name), Status: protocol.StatusError, ErrorKind: protocol.ErrorKindLoad,
+				Message: truncateText(fmt.Sprintf("no program %q in %s", name, strings.Join(r.objectFiles(), ", ")), 512),
+			}
+			if err := r.emit(res); err != nil {
+				return r.out, err
+			}
 		}
 	}
-	if len(o.Sub) == 0 {
-		return o, errors.New("the objects have no programs")
+	if r.emitted == 0 {
+		return Outcome{Status: protocol.StatusSkip, Message: "no object for " + env.arch}, nil
 	}
-	return o, nil
+	return r.out, nil
+}
+
+// emit reports one result and its artifacts.
+func (r *verifierRun) emit(res protocol.Result, arts ...protocol.Artifact) error {
+	r.emitted++
+	return emit(r.ctx, &r.out, res, arts...)
+}
+
+// objectName names an object's results.
+func objectName(obj protocol.VerifierObject) string {
+	if obj.Name != "" {
+		return sanitizeName(obj.Name)
+	}
+	return sanitizeName(bpfobject.ParseName(path.Base(obj.Path)).Object)
+}
+
+func (r *verifierRun) objectFiles() []string {
+	var out []string
+	for _, obj := range r.p.Objects {
+		if obj.Arch == "" || obj.Arch == r.env.arch {
+			out = append(out, path.Base(obj.Path))
+		}
+	}
+	return out
+}
+
+// object loads one object and reports its programs, then the object.
+func (r *verifierRun) object(obj protocol.VerifierObject) error {
+	name := objectName(obj)
+	od := protocol.VerifierObjectDetails{Object: name, File: path.Base(obj.Path), Modules: obj.Modules}
+	start := time.Now()
+	var failed []string // loader steps that failed
+
+	if len(obj.Modules) > 0 {
+		if err := r.loadModules(obj.Modules); err != nil {
+			failed = append(failed, "load modules: "+err.Error())
+		}
+	}
+	spec, err := r.objectSpec(obj)
+	if err != nil {
+		return r.objectResult(od, start, append(failed, err.Error()), nil)
+	}
+	od.Programs, od.Maps, od.Variables = len(spec.Programs), len(spec.Maps), len(spec.Variables)
+	od.Constants, od.Resized = slices.Sorted(maps.Keys(obj.Constants)), slices.Sorted(maps.Keys(obj.Maps))
+
+	loader := newObjectLoader(spec, r.env.bpffs, r.cache)
+	var names, skipped []string
+	for pn := range spec.Programs {
+		if len(r.p.Programs) == 0 || slices.Contains(r.p.Programs, pn) {
+			names = append(names, pn)
+			r.found[pn] = true
+		} else {
+			skipped = append(skipped, pn)
+		}
+	}
+	slices.Sort(names)
+	for _, pn := range names {
+		if err := r.ctx.Err(); err != nil {
+			loader.close()
+			return err
+		}
+		v := r.verifyProgram(loader, obj, name, pn)
+		if v.d.Loaded {
+			od.Loaded++
+		}
+		res, art := v.report(name, r.env.release)
+		if err := r.emit(res, art); err != nil {
+			loader.close()
+			return err
+		}
+	}
+	for _, se := range loader.finish(skipped) {
+		failed = append(failed, se.Error())
+	}
+	var attachFailed []string
+	if r.p.Attach {
+		attachFailed = attachStructOps(loader)
+	}
+	od.Pinned = loader.pinned()
+	if err := loader.close(); err != nil {
+		failed = append(failed, err.Error())
+	}
+	return r.objectResult(od, start, failed, attachFailed)
+}
+
+// objectSpec reads an object and applies the matrix's constants and map
+// sizes, as a loader sets them before loading.
+func (r *verifierRun) objectSpec(obj protocol.VerifierObject) (*ebpf.CollectionSpec, error) {
+	spec, err := ebpf.LoadCollectionSpec(obj.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read object %s: %w", path.Base(obj.Path), err)
+	}
+	for _, cn := range slices.Sorted(maps.Keys(obj.Constants)) {
+		b, err := bpfobject.ConstantBytes(spec, cn, obj.Constants[cn])
+		if err == nil {
+			err = spec.Variables[cn].Set(b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("set constant %s: %w", cn, err)
+		}
+	}
+	for _, mn := range slices.Sorted(maps.Keys(obj.Maps)) {
+		n := obj.Maps[mn].MaxEntries
+		if err := bpfobject.CheckMaxEntries(spec, mn, n); err != nil {
+			return nil, fmt.Errorf("set map size: %w", err)
+		}
+		spec.Maps[mn].MaxEntries = n
+	}
+	return spec, nil
+}
+
+// objectResult reports the object's own record: its loader steps.
+func (r *verifierRun) objectResult(od protocol.VerifierObjectDetails, start time.Time, failed, attachFailed []string) error {
+	od.Failed = failed
+	res := protocol.Result{Check: "verifier/" + od.Object}
+	_, expected, rng, judgeErr := r.expected(od.Object)
+	switch {
+	case judgeErr != nil:
+		res.Status, res.Message = protocol.StatusError, judgeErr.Error()
+	case len(failed) > 0 && expected:
+		res.Status, res.Message = protocol.StatusPass, fmt.Sprintf("failed as expected (%s): %s", rng, failed[0])
+	case len(failed) > 0:
+		res.Status, res.ErrorKind = protocol.StatusError, protocol.ErrorKindLoad
+		res.Message = strings.Join(failed, "; ")
+	case len(attachFailed) > 0 && expected:
+		res.Status, res.Message = protocol.StatusPass, fmt.Sprintf("cannot attach, as expected (%s): %s", rng, attachFailed[0])
+	case len(attachFailed) > 0:
+		res.Status, res.Message = protocol.StatusFail, "loaded but cannot attach: "+strings.Join(attachFailed, "; ")
+	case expected:
+		res.Status, res.Message = protocol.StatusFail, fmt.Sprintf("loaded, but expected to fail on %s (%s)", r.kv, rng)
+	default:
+		res.Status, res.Message = protocol.StatusPass, objectSummary(od)
+	}
+	res.Message = truncateText(res.Message, 1024)
+	res.DurationMS = time.Since(start).Milliseconds()
+	res.Details, _ = json.Marshal(od) // plain struct: cannot fail
+	return r.emit(res)
+}
+
+func objectSummary(od protocol.VerifierObjectDetails) string {
+	s := fmt.Sprintf("%d of %d programs loaded, %d maps, %d variables", od.Loaded, od.Programs, od.Maps, od.Variables)
+	if len(od.Pinned) > 0 {
+		s += fmt.Sprintf(", %d pinned by name", len(od.Pinned))
+	}
+	if od.Programs == 0 {
+		s = fmt.Sprintf("no programs; %d maps, %d variables created", od.Maps, od.Variables)
+	}
+	return s
+}
+
+// expected says whether the object or program key is expected to fail on
+// this kernel, and by which range.
+func (r *verifierRun) expected(keys ...string) (protocol.VerifierExpect, bool, string, error) {
+	var e protocol.VerifierExpect
+	var ok bool
+	for _, k := range keys {
+		if e, ok = r.p.Expect[k]; ok {
+			break
+		}
+	}
+	if !ok || len(e.Fail) == 0 {
+		return e, false, "", nil
+	}
+	if r.kvErr != nil {
+		return e, false, "", fmt.Errorf("cannot judge expectations: %w", r.kvErr)
+	}
+	rng, in, err := bpfprobe.AnyContains(e.Fail, r.kv)
+	return e, in, rng, err
+}
+
+// loadModules loads the modules an object needs.
+func (r *verifierRun) loadModules(names []string) error {
+	if r.env.modules == nil {
+		return errors.New("this guest cannot load modules")
+	}
+	return r.env.modules(names)
+}
+
+// target loads the program a freplace or fentry/fexit-on-BPF program
+// attaches to, from its own copy of the target object.
+func (r *verifierRun) target(t protocol.VerifierTarget) (*ebpf.Program, error) {
+	l := r.targets[t.Object]
+	if l == nil {
+		obj := protocol.VerifierObject{Path: t.Object}
+		for _, o := range r.p.Objects {
+			if o.Path == t.Object {
+				obj = o // with its constants and sizes
+				break
+			}
+		}
+		spec, err := r.objectSpec(obj)
+		if err != nil {
+			return nil, err
+		}
+		l = newObjectLoader(spec, r.env.bpffs, r.cache)
+		r.targets[t.Object] = l
+	}
+	if p := l.progs[t.Program]; p != nil {
+		return p, nil
+	}
+	p, err := l.loadProgram(t.Program, loadOptions{level: ebpf.LogLevelStats, logSize: logSizeStats})
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return nil, fmt.Errorf("%s of %s was rejected: %s", t.Program, path.Base(t.Object), lastVerifierLine(ve.Log))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s of %s: %w", t.Program, path.Base(t.Object), err)
+	}
+	return p, nil
+}
+
+func (r *verifierRun) closeTargets() {
+	for _, l := range r.targets {
+		_ = l.close()
+	}
 }
 
 // verification is the outcome of loading one program.
 type verification struct {
-	name    string
-	d       protocol.VerifierDetails
-	log     string
-	err     error // not a verifier rejection: the load could not be tried
-	reason  string
-	status  protocol.Status
-	message string
+	name     string
+	d        protocol.VerifierDetails
+	log      string
+	rejected bool   // by the verifier (or the kernel, before it walked the program)
+	reason   string // the log's decisive line
+	err      error  // not a verifier rejection: the load could not be tried
+	// unsupported is an err saying the kernel lacks something
+	// (ebpf.ErrNotSupported): a kfunc, a program or map type.
+	unsupported bool
+	attachErr   error
+	hint        string // how to fix a loader error
+	duration    time.Duration
+	status      protocol.Status
+	kind        string
+	message     string
 }
 
-// verifyProgram loads program name of spec with the maps it uses. A
-// rejected program is loaded a second time with the detailed log.
-func verifyProgram(spec *ebpf.CollectionSpec, name string, detailed bool) *verification {
+// verifyProgram loads one program of an object and, when asked, attaches
+// it.
+func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject, object, name string) *verification {
+	start := time.Now()
+	ps := l.spec.Programs[name]
 	v := &verification{name: name}
-	ps := spec.Programs[name]
-	v.d.Program, v.d.Type, v.d.Instructions = name, ps.Type.String(), len(ps.Instructions)
+	v.d.Object, v.d.Program, v.d.Type, v.d.Section, v.d.Instructions = object, name, ps.Type.String(), ps.SectionName, len(ps.Instructions)
+	defer func() {
+		v.duration = time.Since(start)
+		r.judge(v, object)
+	}()
 
-	level := ebpf.LogLevelStats
-	if detailed {
-		level = logLevelDetailed
+	if ps.Type == ebpf.UnspecifiedProgram {
+		v.err = fmt.Errorf("section %q names no program type that cilium/ebpf knows", ps.SectionName)
+		return v
 	}
-	log, verified, verr, err := loadOneInfo(spec, name, level)
-	v.d.VerifiedInstructions = verified
-	if verr != nil && !detailed {
-		level = logLevelDetailed
-		if l2, v2, err2 := loadOne(spec, name, level); v2 != nil {
-			log, verr, err = l2, v2, err2
+	var target *ebpf.Program
+	if t, ok := obj.AttachTo[name]; ok {
+		p, err := r.target(t)
+		if err != nil {
+			v.err = &stepError{"load attach target", err}
+			v.d.Step = "load attach target"
+			return v
+		}
+		target = p
+	} else if ps.Type == ebpf.Extension {
+		v.err = &stepError{"attach target", fmt.Errorf("a freplace program needs the program it replaces: set attach_to: {%s: {object: FILE, program: NAME}}", name)}
+		v.d.Step = "attach target"
+		return v
+	}
+
+	prog, err := r.load(l, object, name, loadOptions{level: ebpf.LogLevelStats, logSize: logSizeStats, target: target})
+	v.d.LogLevel = uint32(ebpf.LogLevelStats)
+	v.take(prog, err)
+	if v.unsupported && ps.Type == ebpf.Tracing && target == nil {
+		// cilium/ebpf looked for the target among the kernel's functions.
+		v.hint = fmt.Sprintf(" (no kernel function %s here; if it is a function of a BPF program, give that program: attach_to: {%s: {object: FILE, program: NAME}})", ps.AttachTo, name)
+	}
+	stats := parseVerifierStats(v.log)
+	if (v.rejected || (v.d.Loaded && r.p.LogAlways)) && !tooComplex(v.reason) && stats.insns <= detailedInsnLimit {
+		size := uint32(min(stats.insns*detailedBytesPerInsn+64<<10, 256<<20))
+		p2, err2 := r.load(l, object, name, loadOptions{level: logLevelDetailed, logSize: size, target: target})
+		var ve *ebpf.VerifierError
+		switch {
+		case errors.As(err2, &ve) && v.rejected:
+			v.log = strings.Join(ve.Log, "\n")
+			v.d.LogLevel = uint32(logLevelDetailed)
+			v.reason, v.d.CORE = decisiveLine(ve.Log)
+		case err2 == nil && v.d.Loaded:
+			prog = p2
+			v.log = p2.VerifierLog
+			v.d.LogLevel = uint32(logLevelDetailed)
 		}
 	}
-	v.d.LogLevel = uint32(level)
-	v.log = log
-	switch {
-	case verr != nil:
-		v.reason = lastVerifierLine(verr.Log)
-		if v.reason == "" {
-			v.reason = truncateText(verr.Error(), 512)
-		}
-	case err != nil:
-		v.err = err
-	default:
-		v.d.Loaded = true
+	v.d.TooComplex = v.rejected && tooComplex(v.reason)
+	st := stats
+	if d := parseVerifierStats(v.log); d.found {
+		st = d
 	}
-	v.d.InsnsProcessed, v.d.States, v.d.PeakStates, v.d.VerificationTimeNS = parseVerifierStats(log)
-	v.d.LogBytes = len(log)
+	v.d.InsnsProcessed, v.d.States, v.d.PeakStates, v.d.VerificationTimeNS = st.insns, st.states, st.peak, st.timeNS
+	v.d.LogBytes = len(v.log)
+	if v.d.Loaded {
+		if info, err := prog.Info(); err == nil {
+			v.d.VerifiedInstructions, _ = info.VerifiedInstructions()
+		}
+		if r.p.Attach {
+			var tried bool
+			v.d.Attach, tried, v.attachErr = attachProgram(ps, prog, target)
+			v.d.Attached = tried && v.attachErr == nil
+			if v.attachErr != nil {
+				v.d.AttachError = truncateText(v.attachErr.Error(), 512)
+			}
+		}
+	}
 	return v
 }
 
-// loadOne loads one program and the maps it references into the kernel and
-// closes them. It returns the verifier log; a rejection by the verifier is
-// verr, any other failure err.
-func loadOne(spec *ebpf.CollectionSpec, name string, level ebpf.LogLevel) (string, *ebpf.VerifierError, error) {
-	log, _, verr, err := loadOneInfo(spec, name, level)
-	return log, verr, err
+// load loads one program, saying every progressEvery that it still runs:
+// the verifier can take minutes on a large program under emulation.
+func (r *verifierRun) load(l *objectLoader, object, name string, o loadOptions) (*ebpf.Program, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		start := time.Now()
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				progress(r.ctx, fmt.Sprintf("verifier: loading %s/%s, %s so far", object, name, time.Since(start).Round(time.Second)))
+			}
+		}
+	}()
+	return l.loadProgram(name, o)
 }
 
-// loadOneInfo is loadOne, also returning the number of instructions the
-// kernel says it verified (ProgramInfo, 5.16+; 0 when unknown).
-func loadOneInfo(spec *ebpf.CollectionSpec, name string, level ebpf.LogLevel) (string, uint32, *ebpf.VerifierError, error) {
-	s := spec.Copy()
-	prog := s.Programs[name]
-	used := map[string]bool{}
-	for _, ins := range prog.Instructions {
-		if ref := ins.Reference(); ref != "" {
-			used[ref] = true
+// take records the outcome of a load.
+func (v *verification) take(prog *ebpf.Program, err error) {
+	var ve *ebpf.VerifierError
+	var se *stepError
+	switch {
+	case errors.As(err, &ve):
+		v.rejected = true
+		v.log = strings.Join(ve.Log, "\n")
+		v.reason, v.d.CORE = decisiveLine(ve.Log)
+		if v.reason == "" {
+			v.reason = truncateText(ve.Error(), 512)
 		}
+	case errors.As(err, &se):
+		v.err, v.d.Step = se, se.step
+		v.unsupported = errors.Is(err, ebpf.ErrNotSupported)
+	case err != nil:
+		v.err = err
+		v.unsupported = errors.Is(err, ebpf.ErrNotSupported)
+	default:
+		v.d.Loaded = true
+		v.log = prog.VerifierLog
 	}
-	for m, ms := range s.Maps {
-		if !used[m] {
-			delete(s.Maps, m)
-			continue
-		}
-		if ms.Type == ebpf.ProgramArray {
-			ms.Contents = nil // other programs are not loaded
-		}
-	}
-	s.Programs = map[string]*ebpf.ProgramSpec{name: prog}
-	coll, err := ebpf.NewCollectionWithOptions(s, ebpf.CollectionOptions{
-		Programs: ebpf.ProgramOptions{LogLevel: level, LogSizeStart: logSizeStart},
-	})
-	if err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return strings.Join(ve.Log, "\n"), 0, ve, nil
-		}
-		return "", 0, nil, err
-	}
-	defer coll.Close()
-	loaded := coll.Programs[name]
-	var verified uint32
-	if info, err := loaded.Info(); err == nil {
-		verified, _ = info.VerifiedInstructions()
-	}
-	return loaded.VerifierLog, verified, nil, nil
 }
 
 // judge sets the status from the load and the expectation for the program
 // ("PROGRAM" or "OBJECT/PROGRAM" in expect).
-func (v *verification) judge(expect map[string]protocol.VerifierExpect, object string, kv bpfprobe.Version, kvErr error) {
-	if kvErr == nil {
-		v.d.Kernel = kv.String()
+//
+// A rejection is fail, or pass when expected; that includes a rejection by
+// the verifier's checks before it walks the program (0 insns processed:
+// its CFG, BTF and subprogram checks, where an old kernel refuses what it
+// does not know). A failure before the verifier ran (a map the kernel
+// cannot create, a kfunc it cannot find, a missing attach target, also
+// when the kernel is the one saying it is missing) is an error of kind
+// load: the input's problem, not the machinery's; expect covers it when the
+// kernel lacks what the program needs (ErrNotSupported). A program that
+// loaded but cannot attach fails, or passes when expected.
+func (r *verifierRun) judge(v *verification, object string) {
+	if r.kvErr == nil {
+		v.d.Kernel = r.kv.String()
 	}
-	e, ok := expect[object+"/"+v.name]
-	if !ok {
-		e = expect[v.name]
-	}
-	if v.err != nil {
-		v.status, v.message = protocol.StatusError, truncateText(fmt.Sprintf("load %s: %v", v.name, v.err), 512)
+	_, expected, rng, err := r.expected(object+"/"+v.name, v.name)
+	if err != nil {
+		v.status, v.message = protocol.StatusError, err.Error()
 		return
 	}
-	if len(e.Fail) > 0 {
-		if kvErr != nil {
-			v.status, v.message = protocol.StatusError, fmt.Sprintf("cannot judge expectations: %v", kvErr)
-			return
-		}
-		rng, in, err := bpfprobe.AnyContains(e.Fail, kv)
-		if err != nil {
-			v.status, v.message = protocol.StatusError, err.Error()
-			return
-		}
-		v.d.ExpectedFail, v.d.ExpectRange = in, rng
-	}
+	v.d.ExpectedFail, v.d.ExpectRange = expected, rng
+	preWalk := v.rejected && v.d.InsnsProcessed == 0
 	switch {
-	case v.d.Loaded && v.d.ExpectedFail:
+	case v.err != nil && v.unsupported && expected:
+		v.status, v.message = protocol.StatusPass, fmt.Sprintf("not supported, as expected (%s): %v", rng, v.err)
+	case v.err != nil:
+		v.status, v.kind, v.message = protocol.StatusError, protocol.ErrorKindLoad, "load: "+v.err.Error()+v.hint+loadHint(v.err.Error())
+	case v.rejected && expected:
+		v.status, v.message = protocol.StatusPass, fmt.Sprintf("rejected as expected (%s): %s", rng, v.reason)
+	case preWalk && missingAttachTarget(v.reason):
+		v.status, v.kind = protocol.StatusError, protocol.ErrorKindLoad
+		v.message = "rejected before the verifier walked it (0 insns processed): " + v.reason + loadHint(v.reason)
+	case preWalk:
+		v.status, v.message = protocol.StatusFail, "rejected before the verifier walked it (0 insns processed): "+v.reason
+	case v.rejected && v.d.TooComplex:
+		v.status, v.message = protocol.StatusFail, fmt.Sprintf("rejected: too complex (%d insns processed): %s", v.d.InsnsProcessed, v.reason)
+	case v.rejected && v.d.CORE:
 		v.status = protocol.StatusFail
-		v.message = fmt.Sprintf("loaded, but expected to be rejected on %s (%s)", v.d.Kernel, v.d.ExpectRange)
-	case v.d.Loaded:
+		v.message = "rejected: " + v.reason + " (a CO-RE relocation found nothing in this kernel's BTF: an object built for another arch, or a type or field this kernel lacks)"
+	case v.rejected:
+		v.status, v.message = protocol.StatusFail, "rejected: "+v.reason
+	case v.attachErr != nil && expected:
+		v.status, v.message = protocol.StatusPass, fmt.Sprintf("loaded, cannot attach, as expected (%s): %v", rng, v.attachErr)
+	case v.attachErr != nil:
+		v.status, v.message = protocol.StatusFail, "loaded but cannot attach: "+v.attachErr.Error()
+	case expected:
+		v.status = protocol.StatusFail
+		v.message = fmt.Sprintf("loaded, but expected to be rejected on %s (%s)", v.d.Kernel, rng)
+	default:
 		v.status = protocol.StatusPass
 		v.message = fmt.Sprintf("loaded: %d insns processed, peak states %d", v.d.InsnsProcessed, v.d.PeakStates)
-	case v.d.ExpectedFail:
-		v.status = protocol.StatusPass
-		v.message = fmt.Sprintf("rejected as expected (%s): %s", v.d.ExpectRange, v.reason)
-	default:
-		v.status, v.message = protocol.StatusFail, "rejected: "+v.reason
+		if v.d.Attached {
+			v.message += "; attached: " + v.d.Attach
+		} else if v.d.Attach != "" {
+			v.message += "; " + v.d.Attach
+		}
 	}
+	v.message = truncateText(v.message, 1024)
+}
+
+// loadHint says how to fix the loader errors whose fix is in matrix.yaml.
+func loadHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "MaxEntries may be incorrectly set to zero"):
+		return " (its loader sets the size at run time: give it in the matrix, maps: {NAME: {max_entries: N}})"
+	case strings.Contains(msg, "kfunc") && strings.Contains(msg, "not supported"):
+		return " (a kfunc a module provides needs the module: modules: [NAME] in the matrix)"
+	case missingAttachTarget(msg):
+		return " (a tracing or freplace program on a BPF program needs attach_to: {PROGRAM: {object: FILE, program: NAME}} in the matrix)"
+	}
+	return ""
 }
 
 // report returns the result and the log artifact of v.
 func (v *verification) report(object, release string) (protocol.Result, protocol.Artifact) {
-	v.d.Object = object
 	check := "verifier/" + object + "/" + sanitizeName(v.name)
 	header := fmt.Sprintf("# %s %s on %s, log level %d\n", object, v.name, release, v.d.LogLevel)
 	data, truncated := v.log, false
@@ -250,50 +583,16 @@ func (v *verification) report(object, release string) (protocol.Result, protocol
 	if v.err != nil && data == "" {
 		data = v.err.Error() + "\n"
 	}
+	if v.rejected && v.d.LogLevel != uint32(logLevelDetailed) {
+		data += fmt.Sprintf("\n# log level %d only: the verifier processed %d instructions, too many for the instruction-level log\n", v.d.LogLevel, v.d.InsnsProcessed)
+	}
 	art := protocol.Artifact{Check: check, Name: check + ".log", Data: header + data + "\n", Truncated: truncated}
 	details, _ := json.Marshal(v.d) // plain struct: cannot fail
-	res := protocol.Result{Check: check, Status: v.status, Message: v.message, Details: details}
+	res := protocol.Result{
+		Check: check, Status: v.status, ErrorKind: v.kind, Message: v.message,
+		DurationMS: v.duration.Milliseconds(), Details: details,
+	}
 	return res, art
-}
-
-// statsRE match the verifier's statistics lines (LogLevelStats).
-var (
-	processedRE = regexp.MustCompile(`processed (\d+) insns \(limit \d+\) max_states_per_insn \d+ total_states (\d+) peak_states (\d+)`)
-	verifyTime  = regexp.MustCompile(`verification time (\d+) usec`)
-)
-
-// parseVerifierStats reads instructions processed, total and peak states,
-// and the verification time from a verifier log; absent figures are 0.
-func parseVerifierStats(log string) (insns, states, peak int, timeNS int64) {
-	if m := processedRE.FindAllStringSubmatch(log, -1); len(m) > 0 {
-		last := m[len(m)-1]
-		insns, _ = strconv.Atoi(last[1])
-		states, _ = strconv.Atoi(last[2])
-		peak, _ = strconv.Atoi(last[3])
-	}
-	if m := verifyTime.FindAllStringSubmatch(log, -1); len(m) > 0 {
-		us, _ := strconv.ParseInt(m[len(m)-1][1], 10, 64)
-		timeNS = us * 1000
-	}
-	return insns, states, peak, timeNS
-}
-
-// lastVerifierLine is the last line of a log that says something about the
-// program rather than the verifier's own statistics.
-func lastVerifierLine(log []string) string {
-	for i := len(log) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(log[i])
-		switch {
-		case l == "",
-			strings.HasPrefix(l, "processed "),
-			strings.HasPrefix(l, "verification time"),
-			strings.HasPrefix(l, "stack depth"),
-			strings.HasPrefix(l, "max_states_per_insn"):
-			continue
-		}
-		return truncateText(l, 512)
-	}
-	return ""
 }
 
 // sanitizeName makes s usable as one segment of a result or artifact name.
@@ -312,12 +611,4 @@ func sanitizeName(s string) string {
 		return "_"
 	}
 	return s
-}
-
-func baseNames(paths []string) []string {
-	out := make([]string, len(paths))
-	for i, p := range paths {
-		out[i] = path.Base(p)
-	}
-	return out
 }

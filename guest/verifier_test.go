@@ -3,10 +3,14 @@ package guest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/vmrunner/vmrunner/bpfprobe"
 	"github.com/vmrunner/vmrunner/protocol"
@@ -22,12 +26,12 @@ func writeTestFile(t *testing.T, path, data string) {
 func TestParseVerifierStats(t *testing.T) {
 	log := "0: R1=ctx() R10=fp0\n0: (b7) r0 = 0\n1: (95) exit\nverification time 25 usec\nstack depth 0\n" +
 		"processed 643 insns (limit 1000000) max_states_per_insn 1 total_states 40 peak_states 12 mark_read 3\n"
-	insns, states, peak, ns := parseVerifierStats(log)
-	if insns != 643 || states != 40 || peak != 12 || ns != 25000 {
-		t.Errorf("got insns %d states %d peak %d time %d", insns, states, peak, ns)
+	s := parseVerifierStats(log)
+	if s.insns != 643 || s.states != 40 || s.peak != 12 || s.timeNS != 25000 || !s.found {
+		t.Errorf("got %+v", s)
 	}
-	if insns, _, _, ns := parseVerifierStats("nothing here"); insns != 0 || ns != 0 {
-		t.Errorf("empty log: %d %d", insns, ns)
+	if s := parseVerifierStats("nothing here"); s.insns != 0 || s.timeNS != 0 || s.found {
+		t.Errorf("empty log: %+v", s)
 	}
 }
 
@@ -56,33 +60,87 @@ func TestSanitizeName(t *testing.T) {
 func TestJudgeVerification(t *testing.T) {
 	v510, _ := bpfprobe.ParseRelease("5.10.0-32-amd64")
 	v61, _ := bpfprobe.ParseRelease("6.1.0-50-amd64")
-	expect := map[string]protocol.VerifierExpect{"uses_bpf_loop": {Fail: []string{"<5.17"}}, "probes/only_here": {Fail: []string{"6.1"}}}
+	expect := map[string]protocol.VerifierExpect{
+		"uses_bpf_loop": {Fail: []string{"<5.17"}}, "probes/only_here": {Fail: []string{"6.1"}},
+		"tcx_pass": {Fail: []string{"<6.6"}}, "ct_lookup": {Fail: []string{"<6.0"}},
+	}
 	for _, tc := range []struct {
-		name   string
-		prog   string
-		loaded bool
-		err    bool
-		v      bpfprobe.Version
+		name string
+		prog string
+		v    bpfprobe.Version
+		set  func(v *verification)
+		// want
 		status protocol.Status
+		kind   string
 		msg    string
 	}{
-		{"rejected as expected", "uses_bpf_loop", false, false, v510, protocol.StatusPass, "rejected as expected (<5.17): why"},
-		{"loaded as expected", "uses_bpf_loop", true, false, v61, protocol.StatusPass, "loaded"},
-		{"loaded but expected to fail", "only_here", true, false, v61, protocol.StatusFail, "expected to be rejected on 6.1.0 (6.1)"},
-		{"rejected unexpectedly", "uses_bpf_loop", false, false, v61, protocol.StatusFail, "rejected: why"},
-		{"not loadable", "other", false, true, v61, protocol.StatusError, "load other"},
+		{"rejected as expected", "uses_bpf_loop", v510, func(v *verification) { v.rejected, v.d.InsnsProcessed = true, 3 },
+			protocol.StatusPass, "", "rejected as expected (<5.17): why"},
+		{"rejected before the walk, as expected", "uses_bpf_loop", v510, func(v *verification) { v.rejected = true },
+			protocol.StatusPass, "", "rejected as expected (<5.17): why"},
+		{"loaded as expected", "uses_bpf_loop", v61, func(v *verification) { v.d.Loaded, v.d.InsnsProcessed = true, 34 },
+			protocol.StatusPass, "", "loaded: 34 insns processed"},
+		{"loaded but expected to fail", "only_here", v61, func(v *verification) { v.d.Loaded = true },
+			protocol.StatusFail, "", "expected to be rejected on 6.1.0 (6.1)"},
+		{"rejected unexpectedly", "uses_bpf_loop", v61, func(v *verification) { v.rejected, v.d.InsnsProcessed = true, 3 },
+			protocol.StatusFail, "", "rejected: why"},
+		{"rejected before the walk", "other", v61, func(v *verification) { v.rejected = true },
+			protocol.StatusFail, "", "rejected before the verifier walked it (0 insns processed): why"},
+		{"missing attach target", "other", v61, func(v *verification) {
+			v.rejected, v.reason = true, "Tracing programs must provide btf_id"
+		}, protocol.StatusError, protocol.ErrorKindLoad, "needs attach_to"},
+		{"too complex", "other", v61, func(v *verification) {
+			v.rejected, v.d.TooComplex, v.d.InsnsProcessed = true, true, 1000001
+		}, protocol.StatusFail, "", "rejected: too complex (1000001 insns processed): why"},
+		{"CO-RE", "other", v61, func(v *verification) { v.rejected, v.d.CORE, v.d.InsnsProcessed = true, true, 5 },
+			protocol.StatusFail, "", "rejected: why (a CO-RE relocation found nothing in this kernel's BTF"},
+		{"loader step", "other", v61, func(v *verification) {
+			v.err = &stepError{"create map flows", errors.New("MaxEntries may be incorrectly set to zero")}
+		}, protocol.StatusError, protocol.ErrorKindLoad, "load: create map flows: MaxEntries may be incorrectly set to zero (its loader sets the size"},
+		{"not supported", "ct_lookup", v61, func(v *verification) {
+			v.err, v.unsupported = fmt.Errorf("kfunc bpf_xdp_ct_lookup: %w", ebpf.ErrNotSupported), true
+		}, protocol.StatusError, protocol.ErrorKindLoad, "modules: [NAME]"},
+		{"not supported, as expected", "ct_lookup", v510, func(v *verification) {
+			v.err, v.unsupported = fmt.Errorf("kfunc bpf_xdp_ct_lookup: %w", ebpf.ErrNotSupported), true
+		}, protocol.StatusPass, "", "not supported, as expected (<6.0)"},
+		{"cannot attach", "tcx_pass", v61, func(v *verification) {
+			v.d.Loaded, v.attachErr = true, errors.New("tcx ingress on lo: not supported")
+		}, protocol.StatusPass, "", "loaded, cannot attach, as expected (<6.6)"},
+		{"cannot attach, unexpected", "other", v61, func(v *verification) {
+			v.d.Loaded, v.attachErr = true, errors.New("fentry vfs_read: not supported")
+		}, protocol.StatusFail, "", "loaded but cannot attach: fentry vfs_read: not supported"},
+		{"attached", "other", v61, func(v *verification) { v.d.Loaded, v.d.Attach, v.d.Attached = true, "xdp on lo", true },
+			protocol.StatusPass, "", "; attached: xdp on lo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			r := &verifierRun{p: protocol.VerifierParams{Expect: expect}, kv: tc.v}
 			v := &verification{name: tc.prog, reason: "why"}
-			v.d.Loaded = tc.loaded
-			if tc.err {
-				v.err = os.ErrInvalid
-			}
-			v.judge(expect, "probes", tc.v, nil)
-			if v.status != tc.status || !strings.Contains(v.message, tc.msg) {
-				t.Errorf("got %s %q, want %s containing %q", v.status, v.message, tc.status, tc.msg)
+			tc.set(v)
+			r.judge(v, "probes")
+			if v.status != tc.status || v.kind != tc.kind || !strings.Contains(v.message, tc.msg) {
+				t.Errorf("got %s/%s %q, want %s/%s containing %q", v.status, v.kind, v.message, tc.status, tc.kind, tc.msg)
 			}
 		})
+	}
+}
+
+func TestDecisiveLine(t *testing.T) {
+	core := []string{
+		"0: R1=ctx() R10=fp0",
+		"; instruction poisoned by CO-RE: *(u64 *)(r1 +112) @ kprobe_args.c:36",
+		"0: (85) call unknown#195896080",
+		"invalid func unknown#195896080",
+		"processed 1 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0",
+	}
+	if line, isCore := decisiveLine(core); !isCore || line != "instruction poisoned by CO-RE: *(u64 *)(r1 +112) @ kprobe_args.c:36" {
+		t.Errorf("CO-RE log: %q %v", line, isCore)
+	}
+	plain := []string{"0: (79) r0 = *(u64 *)(r10 +8)", "invalid read from stack R10 off=8 size=8", "processed 1 insns"}
+	if line, isCore := decisiveLine(plain); isCore || line != "invalid read from stack R10 off=8 size=8" {
+		t.Errorf("plain log: %q %v", line, isCore)
+	}
+	if !tooComplex("BPF program is too large. Processed 1000001 insn") || !tooComplex("The sequence of 8193 jumps is too complex.") || tooComplex("invalid read") {
+		t.Error("tooComplex")
 	}
 }
 
@@ -92,26 +150,41 @@ func TestVerifyObjectsBadInput(t *testing.T) {
 	dir := t.TempDir()
 	notELF := filepath.Join(dir, "junk.o")
 	writeTestFile(t, notELF, "not an ELF file")
-	params, _ := json.Marshal(protocol.VerifierParams{Objects: []string{notELF, filepath.Join(dir, "missing.o")}})
-	o, err := verifyObjects(context.Background(), "6.1.0", params)
+	env := verifierEnv{release: "6.1.0", arch: "x86_64", bpffs: dir}
+	params, _ := json.Marshal(protocol.VerifierParams{Objects: []protocol.VerifierObject{{Path: notELF}, {Path: filepath.Join(dir, "missing.o")}}})
+	o, err := verifyObjects(context.Background(), env, params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.Sub) != 2 || o.Sub[0].Check != "verifier/junk" || o.Sub[0].Status != protocol.StatusError || o.Sub[1].Check != "verifier/missing" {
+	if len(o.Sub) != 2 || o.Sub[0].Check != "verifier/junk" || o.Sub[0].Status != protocol.StatusError || o.Sub[0].ErrorKind != protocol.ErrorKindLoad ||
+		o.Sub[1].Check != "verifier/missing" || !strings.Contains(o.Sub[1].Message, "read object missing.o") {
 		t.Fatalf("results: %+v", o.Sub)
 	}
 
-	probes, _ := filepath.Abs("../testdata/bpf/probes.o")
-	params, _ = json.Marshal(protocol.VerifierParams{Objects: []string{probes}, Programs: []string{"no_such_prog"}})
-	o, err = verifyObjects(context.Background(), "6.1.0", params)
+	// A bad constant or size: the object's record says so and nothing loads.
+	constants, _ := filepath.Abs("../testdata/bpf/loader/constants.o")
+	params, _ = json.Marshal(protocol.VerifierParams{Objects: []protocol.VerifierObject{
+		{Path: constants, Constants: map[string]string{"port": "70000"}},
+		{Path: constants, Name: "sized", Maps: map[string]protocol.VerifierMap{"flows": {MaxEntries: 1}}},
+	}})
+	o, err = verifyObjects(context.Background(), env, params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.Sub) != 1 || o.Sub[0].Check != "verifier/probes/no_such_prog" || o.Sub[0].Status != protocol.StatusError ||
-		!strings.Contains(o.Sub[0].Message, `no program "no_such_prog" in probes.o`) {
+	if len(o.Sub) != 2 || o.Sub[0].Check != "verifier/constants" || o.Sub[0].ErrorKind != protocol.ErrorKindLoad ||
+		!strings.Contains(o.Sub[0].Message, "set constant port: port is an unsigned 2-byte integer") ||
+		o.Sub[1].Check != "verifier/sized" || !strings.Contains(o.Sub[1].Message, `set map size: no map "flows"`) {
 		t.Fatalf("results: %+v", o.Sub)
 	}
-	if _, err := verifyObjects(context.Background(), "6.1.0", json.RawMessage(`{"objects":[]}`)); err == nil {
+
+	// The other arch's build is not loaded at all.
+	params, _ = json.Marshal(protocol.VerifierParams{Objects: []protocol.VerifierObject{{Path: notELF, Arch: "arm64"}}})
+	o, err = verifyObjects(context.Background(), env, params)
+	if err != nil || o.Status != protocol.StatusSkip || len(o.Sub) != 0 {
+		t.Fatalf("other arch only: %+v, %v", o, err)
+	}
+
+	if _, err := verifyObjects(context.Background(), env, json.RawMessage(`{"objects":[]}`)); err == nil {
 		t.Error("no objects: no error")
 	}
 }

@@ -44,6 +44,12 @@ const (
 	StatusSkip  Status = "skip"
 )
 
+// ErrorKindLoad is an error of the input rather than of the machinery:
+// a BPF object that could not be loaded before the verifier ran (a map the
+// kernel cannot create, a missing attach target, a constant the object
+// does not have).
+const ErrorKindLoad = "load"
+
 // ValidArtifactName reports whether name is safe to use as a relative path
 // on the host: 2 to 6 segments of [A-Za-z0-9._-], none of them "." or "..",
 // at most 256 bytes. At least two segments keep artifacts out of the files the
@@ -124,8 +130,11 @@ type Log struct {
 
 // Result is the outcome of one check.
 type Result struct {
-	Check      string          `json:"check"`
-	Status     Status          `json:"status"`
+	Check  string `json:"check"`
+	Status Status `json:"status"`
+	// ErrorKind says what kind of error an error is, when the guest knows
+	// better than "the check could not run": only ErrorKindLoad.
+	ErrorKind  string          `json:"error_kind,omitempty"`
 	Message    string          `json:"message,omitempty"`
 	DurationMS int64           `json:"duration_ms"`
 	Details    json.RawMessage `json:"details,omitempty"`

@@ -1,16 +1,21 @@
 package protocol
 
+import "fmt"
+
 // VerifierParams configures the "verifier" check as the guest sees it.
 type VerifierParams struct {
-	// Objects are guest paths of BPF ELF objects.
-	Objects []string `json:"objects"`
+	// Objects are the BPF ELF objects to load, with how to load each.
+	Objects []VerifierObject `json:"objects"`
 	// Programs, when set, are the only programs loaded.
 	Programs []string `json:"programs,omitempty"`
-	// Expect maps a program name to what is expected of it.
+	// Expect maps a program name ("PROGRAM" or "OBJECT/PROGRAM") or an
+	// object name to what is expected of it.
 	Expect map[string]VerifierExpect `json:"expect,omitempty"`
 	// LogAlways asks for the instruction-level log even when a program
 	// loads (vmrunner repro).
 	LogAlways bool `json:"log_always,omitempty"`
+	// Attach attaches each loaded program to the hook its section names.
+	Attach bool `json:"attach,omitempty"`
 }
 
 // VerifierCheck is the "verifier" check: load every program of the objects
@@ -19,10 +24,52 @@ var VerifierCheck = declare("verifier", RunnerAgent, VerifierParams{})
 
 // Validate implements paramsValidator.
 func (p VerifierParams) Validate() []ParamProblem {
+	var probs []ParamProblem
 	if len(p.Objects) == 0 {
-		return []ParamProblem{{Key: []string{"objects"}, Msg: "missing objects: expected a list of BPF object paths"}}
+		probs = append(probs, ParamProblem{Key: []string{"objects"}, Msg: "missing objects: expected a list of BPF object paths"})
 	}
-	return nil
+	for i, o := range p.Objects {
+		if o.Path == "" {
+			probs = append(probs, ParamProblem{Key: []string{"objects"}, Msg: fmt.Sprintf("objects[%d]: missing path", i)})
+		}
+	}
+	return probs
+}
+
+// VerifierObject is one object of the verifier check and what its loader
+// would set before loading it.
+type VerifierObject struct {
+	// Path is the object's path in the guest.
+	Path string `json:"path"`
+	// Name names its results (verifier/<name>/<program>); empty means
+	// the file name without ".o" and bpf2go's "_<arch>_bpfel".
+	Name string `json:"name,omitempty"`
+	// Arch, when set (x86_64 or arm64), is the only arch that loads it: a
+	// per-arch bpf2go build.
+	Arch string `json:"arch,omitempty"`
+	// Constants are values for volatile const globals, as text typed
+	// against the object's BTF (bpfobject.ConstantBytes).
+	Constants map[string]string `json:"constants,omitempty"`
+	// Maps overrides map sizes.
+	Maps map[string]VerifierMap `json:"maps,omitempty"`
+	// AttachTo gives freplace and fentry/fexit-on-BPF programs the
+	// program they attach to.
+	AttachTo map[string]VerifierTarget `json:"attach_to,omitempty"`
+	// Modules are kernel modules to load before the object, by name,
+	// with their dependencies.
+	Modules []string `json:"modules,omitempty"`
+}
+
+// VerifierMap is what a loader changes in one map.
+type VerifierMap struct {
+	MaxEntries uint32 `json:"max_entries"`
+}
+
+// VerifierTarget is a program of another object (or the same one).
+type VerifierTarget struct {
+	// Object is the target object's path in the guest.
+	Object  string `json:"object"`
+	Program string `json:"program"`
 }
 
 // VerifierExpect says on which kernels a program should be rejected.
@@ -36,6 +83,7 @@ type VerifierDetails struct {
 	Object               string `json:"object"`
 	Program              string `json:"program"`
 	Type                 string `json:"type,omitempty"`
+	Section              string `json:"section,omitempty"`
 	Loaded               bool   `json:"loaded"`
 	ExpectedFail         bool   `json:"expected_fail"`
 	ExpectRange          string `json:"expect_range,omitempty"`
@@ -49,4 +97,35 @@ type VerifierDetails struct {
 	LogTruncated         bool   `json:"log_truncated,omitempty"`
 	Instructions         int    `json:"instructions,omitempty"`
 	VerifiedInstructions uint32 `json:"verified_instructions,omitempty"`
+	// TooComplex is a rejection at the verifier's complexity limit.
+	TooComplex bool `json:"too_complex,omitempty"`
+	// CORE is a rejection of an instruction whose CO-RE relocation found
+	// nothing in the kernel's BTF (wrong arch, or a kernel without the
+	// type or field).
+	CORE bool `json:"core,omitempty"`
+	// Step is the loader step that failed before the verifier could run
+	// ("create map flows", "attach target").
+	Step string `json:"step,omitempty"`
+	// Attach is the hook the attach step used ("kprobe vfs_read"), and
+	// Attached whether it worked; AttachError says why not.
+	Attach      string `json:"attach,omitempty"`
+	Attached    bool   `json:"attached,omitempty"`
+	AttachError string `json:"attach_error,omitempty"`
+}
+
+// VerifierObjectDetails is what the "verifier/<object>" result reports:
+// the object's loader steps beyond its programs.
+type VerifierObjectDetails struct {
+	Object    string   `json:"object"`
+	File      string   `json:"file"`
+	Programs  int      `json:"programs"`
+	Loaded    int      `json:"programs_loaded"`
+	Maps      int      `json:"maps"`
+	Pinned    []string `json:"pinned,omitempty"`
+	Variables int      `json:"variables"`
+	Constants []string `json:"constants,omitempty"`
+	Resized   []string `json:"resized,omitempty"`
+	Modules   []string `json:"modules,omitempty"`
+	// Failed lists the loader steps that failed ("populate map jumps: ...").
+	Failed []string `json:"failed,omitempty"`
 }

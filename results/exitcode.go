@@ -23,6 +23,8 @@ func ExitCode(recs []Record) int {
 			c = ExitInterrupted
 		case r.ErrorKind == KindBadInput:
 			c = ExitBadInput
+		case r.ErrorKind == KindLoad:
+			c = ExitFail // the object's or the matrix's problem, not the machinery's
 		case r.Status == protocol.StatusError:
 			c = ExitInfra
 		case r.Status == protocol.StatusFail:

@@ -13,6 +13,7 @@ func TestExitCode(t *testing.T) {
 	infra := Record{Status: protocol.StatusError, ErrorKind: KindPanic}
 	bad := Record{Status: protocol.StatusError, ErrorKind: KindBadInput}
 	intr := Record{Status: protocol.StatusError, ErrorKind: KindInterrupted}
+	load := Record{Status: protocol.StatusError, ErrorKind: KindLoad}
 	tests := []struct {
 		name string
 		recs []Record
@@ -22,6 +23,8 @@ func TestExitCode(t *testing.T) {
 		{"all pass", []Record{pass, skip, pass}, ExitOK},
 		{"a failure", []Record{pass, fail}, ExitFail},
 		{"infra beats failure", []Record{fail, infra}, ExitInfra},
+		{"a load error is a failure", []Record{pass, load}, ExitFail},
+		{"infra beats a load error", []Record{load, infra}, ExitInfra},
 		{"bad input beats infra", []Record{infra, bad, fail}, ExitBadInput},
 		{"interrupted beats all", []Record{bad, intr}, ExitInterrupted},
 	}

@@ -1,7 +1,9 @@
 package results
 
 // ErrorKind says why a record has status error. Bad input is the user's to
-// fix (exit 2), an interruption exits 130, and every other kind exits 3.
+// fix (exit 2); KindLoad is a BPF object that could not be loaded, the
+// input's problem found in the guest (exit 1); an interruption exits 130;
+// every other kind exits 3.
 type ErrorKind string
 
 // Error kinds, as written in results.json.
@@ -20,4 +22,5 @@ const (
 	// KindIncomplete is never written by a run: readers give it to the VMs
 	// an unfinished run planned and has no record of (Report.NotRun).
 	KindIncomplete ErrorKind = "incomplete"
+	KindLoad       ErrorKind = "load" // a BPF object failed before the verifier ran (protocol.ErrorKindLoad)
 )

@@ -61,7 +61,7 @@ func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 		return nil, badInputf("%s has no programs", opts.Object)
 	}
 	params := protocol.VerifierParams{
-		Objects:   []string{path.Join(GuestObjectDir, filepath.Base(opts.Object))},
+		Objects:   []protocol.VerifierObject{{Path: path.Join(GuestObjectDir, filepath.Base(opts.Object))}},
 		LogAlways: true,
 	}
 	if opts.Program != "" {
@@ -77,7 +77,7 @@ func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 	m := *opts.Matrix
 	m.Checks = []Check{{
 		Name: "verifier", Params: js, Timeout: m.Defaults.CheckTimeout,
-		Files: []GuestFile{{Host: opts.Object, Guest: params.Objects[0]}},
+		Files: []GuestFile{{Host: opts.Object, Guest: params.Objects[0].Path}},
 	}}
 	opts.Matrix = &m
 
@@ -110,11 +110,14 @@ func reproExitCode(recs []results.Record, interrupted bool) int {
 	for _, r := range recs {
 		var d protocol.VerifierDetails
 		_ = json.Unmarshal(r.Details, &d)
+		guestError := r.ErrorKind == results.KindCheck || r.ErrorKind == results.KindLoad
 		switch {
-		case r.Status == protocol.StatusError && r.ErrorKind != results.KindCheck:
+		case r.Status == protocol.StatusError && !guestError:
 			return results.ExitInfra
 		case r.Status == protocol.StatusError:
 			code = results.ExitBadInput
+		case d.Program == "":
+			// the object's own record (verifier/<object>): its loader steps
 		case !d.Loaded && code == results.ExitOK:
 			code = results.ExitFail
 		}

@@ -35,8 +35,11 @@ func TestShellQEMUArgs(t *testing.T) {
 }
 
 func TestReproExitCode(t *testing.T) {
-	loaded, _ := json.Marshal(protocol.VerifierDetails{Loaded: true})
-	rejected, _ := json.Marshal(protocol.VerifierDetails{Loaded: false})
+	loaded, _ := json.Marshal(protocol.VerifierDetails{Program: "p", Loaded: true})
+	rejected, _ := json.Marshal(protocol.VerifierDetails{Program: "p", Loaded: false})
+	objectDetails, _ := json.Marshal(protocol.VerifierObjectDetails{Object: "o", Programs: 1, Loaded: 1})
+	object := results.Record{Status: protocol.StatusPass, Details: objectDetails}
+	loadError := results.Record{Status: protocol.StatusError, ErrorKind: results.KindLoad}
 	pass := results.Record{Status: protocol.StatusPass, Details: loaded}
 	fail := results.Record{Status: protocol.StatusFail, Details: rejected}
 	// A program expected to be rejected passes the check, but repro says
@@ -50,6 +53,8 @@ func TestReproExitCode(t *testing.T) {
 		want        int
 	}{
 		{[]results.Record{pass}, false, results.ExitOK},
+		{[]results.Record{pass, object}, false, results.ExitOK},
+		{[]results.Record{pass, loadError}, false, results.ExitBadInput},
 		{[]results.Record{pass, fail}, false, results.ExitFail},
 		{[]results.Record{expectedReject}, false, results.ExitFail},
 		{[]results.Record{fail, badObject}, false, results.ExitBadInput},

@@ -237,7 +237,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 			r := base
 			r.Check, r.Status, r.Message, r.DurationMS, r.Details = gr.Check, gr.Status, truncate(gr.Message, 4096), gr.DurationMS, gr.Details
 			if gr.Status == protocol.StatusError {
-				r.ErrorKind = results.KindCheck
+				r.ErrorKind = guestErrorKind(gr.ErrorKind)
 			}
 			for _, a := range out.Artifacts[gr.Check] {
 				r.Artifacts = append(r.Artifacts, t.Dirname()+"/"+a)
@@ -323,4 +323,13 @@ func sourceOf(k *kernels.Kernel) *results.Source {
 	}
 	return &results.Source{Type: k.Origin.Type, Package: k.Origin.Package, Version: k.Origin.Version,
 		Suite: k.Origin.Suite, SHA256: k.SHA256, URL: k.Origin.URL}
+}
+
+// guestErrorKind is the kind of a guest's error result: the one kind a guest
+// may name (protocol.ErrorKindLoad), else KindCheck.
+func guestErrorKind(kind string) results.ErrorKind {
+	if kind == protocol.ErrorKindLoad {
+		return results.KindLoad
+	}
+	return results.KindCheck
 }

@@ -35,6 +35,7 @@ type verifierParams struct {
 	Objects  []string                  `yaml:"objects"`
 	Programs []string                  `yaml:"programs"`
 	Expect   map[string]verifierExpect `yaml:"expect"`
+	Attach   bool                      `yaml:"attach"`
 
 	guest []string // resolved guest paths
 }
@@ -60,7 +61,10 @@ func (r *versionRange) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalJSON sends what the guest reads, protocol.VerifierParams.
 func (v verifierParams) MarshalJSON() ([]byte, error) {
-	p := protocol.VerifierParams{Objects: v.guest, Programs: v.Programs}
+	p := protocol.VerifierParams{Programs: v.Programs, Attach: v.Attach}
+	for _, g := range v.guest {
+		p.Objects = append(p.Objects, protocol.VerifierObject{Path: g})
+	}
 	if len(v.Expect) > 0 {
 		p.Expect = map[string]protocol.VerifierExpect{}
 		for name, e := range v.Expect {

@@ -30,7 +30,7 @@ func TestDefaultMatrixVerifier(t *testing.T) {
 	if err := json.Unmarshal(c.Params, &p); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(p.Objects, []string{"/vmrunner/objects/probes.o"}) || !slices.Equal(p.Expect["uses_bpf_loop"].Fail, []string{"<5.17"}) {
+	if len(p.Objects) != 1 || p.Objects[0].Path != "/vmrunner/objects/probes.o" || !slices.Equal(p.Expect["uses_bpf_loop"].Fail, []string{"<5.17"}) {
 		t.Errorf("params sent to the guest: %s", c.Params)
 	}
 }
@@ -63,7 +63,7 @@ func TestVerifierParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := protocol.VerifierParams{
-		Objects:  []string{"/vmrunner/objects/a.o", "/vmrunner/objects/b.o"},
+		Objects:  []protocol.VerifierObject{{Path: "/vmrunner/objects/a.o"}, {Path: "/vmrunner/objects/b.o"}},
 		Programs: []string{"p1"},
 		Expect:   map[string]protocol.VerifierExpect{"p1": {Fail: []string{"<5.17", "6.1", ">=6.12.3"}}},
 	}

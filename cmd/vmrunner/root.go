@@ -10,7 +10,7 @@ import (
 
 const exitCodesHelp = `Exit codes:
   0    every check passed
-  1    a check failed
+  1    a check failed, or a BPF object could not be loaded (error_kind load)
   2    bad input: matrix.yaml, a flag, or a kernel source that does not exist
   3    infrastructure: QEMU missing or failing, download trouble, boot failure,
        timeout, kernel panic, guest agent crash
