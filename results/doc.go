@@ -1,8 +1,9 @@
 // Package results is vmrunner's result model and its file on disk: one
 // Record per kernel × arch × check (record.go), the whole run as a Report
 // (report.go), the typed error kinds that say why a record is an error
-// (kind.go), the exit codes folded from records (exitcode.go), and the Store
-// that owns a run directory and keeps results.json current (store.go).
+// (kind.go), the exit codes folded from records (exitcode.go), the Store
+// that owns a run directory and keeps results.json current (store.go), and
+// the merge of a sharded run's parts into one run (shard.go, merge.go).
 //
 // It is what the host controller (package vmrunner) writes and what the
 // renderers (package report) read; it imports neither, nor anything that
@@ -26,6 +27,11 @@
 //     for ExitCode (exit 3), KindCheck included. ExitCode ranks interrupted
 //     over bad input over infrastructure over a failed check over a pass,
 //     whatever the order of the records.
+//   - Merge accepts only shards of one plan (same matrix, lock and plan hash,
+//     each shard once, each target's records in one shard) and never drops a
+//     target silently: a missing one is an error, or with AllowPartial an
+//     error record of kind KindMissing. WriteMerge copies directories and
+//     regular files only: a symlink in a shard's directory is refused.
 //   - Kernel, arch, accelerator and source are plain data here: the host's
 //     types (kernels.Arch, vmrunner.Accel) are converted when records are made.
 package results

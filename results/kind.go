@@ -23,4 +23,6 @@ const (
 	// an unfinished run planned and has no record of (Report.NotRun).
 	KindIncomplete ErrorKind = "incomplete"
 	KindLoad       ErrorKind = "load" // a BPF object failed before the verifier ran (protocol.ErrorKindLoad)
+	// KindMissing: a merge with --allow-partial had no shard run for the target.
+	KindMissing ErrorKind = "missing"
 )

@@ -26,6 +26,8 @@ type RunInfo struct {
 	// reader of an unfinished run can name the VMs it lacks. Absent from
 	// results.json written before vmrunner recorded them.
 	Targets []Target `json:"targets,omitempty"`
+	// Shard is set in a shard of a plan (run --shard) and in a merge of them.
+	Shard *Shard `json:"shard,omitempty"`
 }
 
 // Target is one kernel × arch.

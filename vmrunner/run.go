@@ -44,6 +44,8 @@ type Options struct {
 	Log         *slog.Logger
 	// Progress, when set, is told when each VM starts and ends.
 	Progress func(t Target, phase string, recs []results.Record)
+	// Shard, when the matrix is one shard of a plan, is recorded in results.json.
+	Shard *results.Shard
 }
 
 // Result is the outcome of a run.
@@ -105,7 +107,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	store, err := results.NewStore(opts.OutDir, results.RunInfo{
 		ID: started.UTC().Format("20060102-150405") + fmt.Sprintf("-%04x", os.Getpid()&0xffff), Matrix: opts.Matrix.Path,
 		Version: Version, Host: host, HostArch: string(kernels.Host()), Accel: string(opts.Accel),
-		Parallel: opts.Parallel, Started: started.UTC(), Targets: planned(targets),
+		Parallel: opts.Parallel, Started: started.UTC(), Targets: planned(targets), Shard: opts.Shard,
 	})
 	if err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ func newRootCmd() *cobra.Command {
 		return usagef("%v (see %s --help)", err, c.CommandPath())
 	})
 	root.AddCommand(newRunCmd(), newBenchCmd(), newVersionCmd())
-	root.AddCommand(newReportCmd())
+	root.AddCommand(newReportCmd(), newPlanCmd())
 	root.AddCommand(newReproCmd())
 	root.AddCommand(newKernelsCmd(), newLockCmd())
 	return root

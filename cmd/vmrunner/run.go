@@ -30,6 +30,9 @@ type runFlags struct {
 	logLevel string
 	junit    string
 	html     string
+	shard    string
+	planHash string
+	plan     planFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -68,6 +71,9 @@ run the checks inside each VM, print a summary table and write
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.junit, "junit", "", "also write the results as JUnit XML to FILE")
 	fl.StringVar(&f.html, "html", "", "also write the HTML report to FILE (report.html is always written in the run directory)")
+	fl.StringVar(&f.shard, "shard", "", "run only shard I/N of the matrix's plan (see vmrunner plan; give the same --timings and --runner)")
+	fl.StringVar(&f.planHash, "plan-hash", "", "with --shard: refuse unless the plan's hash is this one (the github format's \"plan\")")
+	f.plan.register(fl)
 	return cmd
 }
 
@@ -95,6 +101,15 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
+	var shard *results.Shard
+	if f.shard != "" {
+		if m, shard, err = shardOf(m, f.shard, f.planHash, f.plan); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "shard %s of plan %.12s: %v\n", f.shard, shard.Plan, shard.Targets[shard.Index-1])
+	} else if f.planHash != "" || f.plan.timings != "" || len(f.plan.runners) > 0 {
+		return usagef("--plan-hash, --timings and --runner go with --shard I/N")
+	}
 	if err := checkOutputFiles(f.junit, f.html); err != nil {
 		return err
 	}
@@ -104,7 +119,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	res, err := vmrunner.Run(cmd.Context(), vmrunner.Options{
 		Matrix: m, OutDir: f.out, Parallel: f.parallel, Accel: accel, AgentDir: f.agentDir,
 		CacheDir: f.cacheDir, Refresh: f.refresh, Append: f.appendKC, Retries: f.retries, BootTimeout: f.bootTO, Log: log,
-		Progress: prog.update,
+		Progress: prog.update, Shard: shard,
 	})
 	prog.wait()
 	if err != nil {
