@@ -158,15 +158,27 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// kernelRecord is the file, written last, that makes kernels/<hex>/ valid:
-// the Kernel without its Name, paths relative to the directory.
+// kernelRecord describes the kernel of kernels/<hex>/: the Kernel without
+// its Name, paths relative to the directory. The directory is valid once
+// renamed into place with its seal (seal.go), written last.
 const kernelRecord = "kernel.json"
 
-// loadKernel reads the kernel extracted from blob sha.
+// loadKernel reads the kernel extracted from blob sha after checking its
+// files against their seal (see seal.go). A damaged directory is an error
+// wrapping ErrCacheDamaged.
 func (c *Cache) loadKernel(sha string) (*Kernel, error) {
-	k, err := LoadDir(c.kernelDir(sha))
-	if err != nil {
+	dir := c.kernelDir(sha)
+	if err := checkSeal(dir); err != nil {
 		return nil, fmt.Errorf("load kernel %s: %w", sha, err)
+	}
+	k, err := LoadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load kernel %s: %w: %v", sha, ErrCacheDamaged, err)
+	}
+	for _, p := range []string{k.Image, k.Uncompressed, k.Config, k.Modules} {
+		if rel, err := filepath.Rel(dir, p); p != "" && (err != nil || !filepath.IsLocal(rel)) {
+			return nil, fmt.Errorf("load kernel %s: %w: %s names %s, outside its directory", sha, ErrCacheDamaged, kernelRecord, p)
+		}
 	}
 	return k, nil
 }

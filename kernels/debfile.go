@@ -91,12 +91,16 @@ func (c *Cache) prepareKernel(ctx context.Context, key, name string, arch Arch, 
 		return nil, err
 	}
 	defer unlock()
-	if k, err := c.loadKernel(key); err == nil {
+	k, err := c.loadKernel(key)
+	switch {
+	case err == nil:
 		if k.Arch != arch {
 			return nil, fmt.Errorf("check %s: %w: found a %s kernel, want %s", name, ErrWrongArch, k.Arch, arch)
 		}
 		k.Origin = origin
 		return k, nil
+	case errors.Is(err, ErrCacheDamaged):
+		log.Warn("cached kernel damaged, extracting it again", "problem", err)
 	}
 
 	final := c.kernelDir(key)
@@ -130,11 +134,14 @@ func (c *Cache) prepareKernel(ctx context.Context, key, name string, arch Arch, 
 	if err := writeJSONAtomic(filepath.Join(tmp, kernelRecord), &rec); err != nil {
 		return nil, err
 	}
+	if err := writeSeal(tmp); err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", final, err)
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", final, err)
 	}
 	log.Info("kernel ready", "source", origin.Type, "release", rec.Release, "duration", time.Since(start).Round(time.Millisecond))
-	k, err := c.loadKernel(key)
+	k, err = c.loadKernel(key)
 	if err != nil {
 		return nil, err
 	}

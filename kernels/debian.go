@@ -32,6 +32,26 @@ type debianResolution struct {
 
 func (r *debianResolution) url() string { return r.Mirror + "/" + r.Package.Filename }
 
+// release is the kernel release the package holds, from its name:
+// linux-image-6.1.0-50-amd64-unsigned holds 6.1.0-50-amd64.
+func (r *debianResolution) release() string { return packageRelease(r.Package.Package) }
+
+// packageRelease is the kernel release a Debian linux-image package holds.
+func packageRelease(pkg string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(pkg, "linux-image-"), "-unsigned")
+}
+
+// check says whether k, the kernel cached under the resolution's SHA-256,
+// is the one the resolution names: its release and arch. An error wraps
+// ErrCacheDamaged.
+func (r *debianResolution) check(k *Kernel, arch Arch) error {
+	if k.Arch != arch || k.Release != r.release() {
+		return fmt.Errorf("%w: %s (%s, %s) names a .deb whose kernel is %s for %s", ErrCacheDamaged,
+			r.Package.Package, r.Suite, arch, k.Release, k.Arch)
+	}
+	return nil
+}
+
 func (r *debianResolution) origin() Origin {
 	return Origin{Type: "debian", Package: r.Package.Package, Version: r.Package.Version, Suite: r.Suite, URL: r.url()}
 }
@@ -64,11 +84,19 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 	key := safeName(fmt.Sprintf("%s_%s_%s_%x", spec.Suite, arch.Debian(), flavour, mh[:4]))
 	indexPath := filepath.Join(c.Dir, "index", "debian", key+".json")
 
-	// Warm path, without locks: every file read here appeared by rename.
+	// readCached reads the resolution cached for this suite, arch, flavour
+	// and mirror; one made for anything else is no resolution at all.
 	var cached debianResolution
-	haveCached := readJSON(indexPath, &cached) == nil
+	readCached := func() bool {
+		cached = debianResolution{}
+		return readJSON(indexPath, &cached) == nil &&
+			cached.Suite == spec.Suite && cached.Arch == arch.Debian() && cached.Flavour == flavour && cached.Mirror == mirror
+	}
+
+	// Warm path, without locks: every file read here appeared by rename.
+	haveCached := readCached()
 	if haveCached && !opts.Refresh && time.Since(cached.Fetched) < resolutionTTL {
-		if k, err := c.loadKernel(cached.Package.SHA256); err == nil {
+		if k, err := c.loadKernel(cached.Package.SHA256); err == nil && cached.check(k, arch) == nil {
 			k.Origin = cached.origin()
 			return k, nil
 		}
@@ -79,33 +107,66 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 		return nil, err
 	}
 	defer unlock()
-	haveCached = readJSON(indexPath, &cached) == nil // another process may have been first
+	haveCached = readCached() // another process may have been first
+	if haveCached {
+		// The resolution must name the kernel that is cached under its
+		// SHA-256: an index pointing at another suite's or arch's package
+		// must not boot that kernel under this name.
+		if k, err := c.loadKernel(cached.Package.SHA256); err == nil {
+			if err := cached.check(k, arch); err != nil {
+				log.Warn("cached resolution names another kernel, reading the mirror again", "index", indexPath, "problem", err)
+				haveCached = false
+			}
+		}
+	}
 	f := &fetcher{client: opts.Client, log: log}
-
-	res := cached
-	if !haveCached || opts.Refresh || time.Since(cached.Fetched) >= resolutionTTL {
+	lookup := func() (debianResolution, error) {
 		keyring, err := loadKeyring(opts.Keyring, log)
 		if err != nil {
-			return nil, err
+			return debianResolution{}, err
 		}
 		start := time.Now()
 		found, err := f.lookupDebian(ctx, mirror, spec.Suite, arch.Debian(), flavour, keyring != nil, func(data []byte) (*release, error) {
 			return parseInRelease(data, keyring)
 		})
+		if err == nil {
+			log.Info("resolved debian kernel", "suite", spec.Suite, "package", found.Package.Package,
+				"version", found.Package.Version, "duration", time.Since(start).Round(time.Millisecond))
+		}
+		return found, err
+	}
+
+	res := cached
+	if !haveCached || opts.Refresh || time.Since(cached.Fetched) >= resolutionTTL {
+		found, err := lookup()
 		switch {
 		case err == nil:
 			res = found
-			log.Info("resolved debian kernel", "suite", spec.Suite, "package", res.Package.Package,
-				"version", res.Package.Version, "duration", time.Since(start).Round(time.Millisecond))
-		case errors.Is(err, ErrUnreachable) && haveCached:
+		case errors.Is(err, ErrUnreachable) && haveCached && !opts.Offline:
 			log.Warn("mirror unreachable, using the kernel resolved earlier", "suite", spec.Suite,
 				"package", cached.Package.Package, "resolved", cached.Fetched.Format(time.RFC3339), "error", err)
+		case errors.Is(err, ErrUnreachable) && haveCached:
+			// Offline: the cached resolution is what there is.
 		default:
 			return nil, err
 		}
 	}
 
 	k, err := c.prepareDebian(ctx, f, &res, arch, log)
+	if err == nil {
+		err = res.check(k, arch)
+	}
+	if (errors.Is(err, ErrCacheDamaged) || errors.Is(err, ErrWrongArch)) && res.Fetched == cached.Fetched {
+		// The cached resolution named a package that holds another kernel:
+		// read the mirror again rather than boot it under this name.
+		log.Warn("cached resolution names another kernel, reading the mirror again", "index", indexPath, "problem", err)
+		if res, err = lookup(); err != nil {
+			return nil, err
+		}
+		if k, err = c.prepareDebian(ctx, f, &res, arch, log); err == nil {
+			err = res.check(k, arch)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -212,7 +212,11 @@ func resolvePinned(ctx context.Context, spec Spec, pin Origin, arch Arch, opts O
 		}
 		origin := pin
 		origin.Files = nil // resolveDebItems lists them again
-		return resolveDebItems(ctx, kind, items, arch, opts, origin)
+		k, err := resolveDebItems(ctx, kind, items, arch, opts, origin)
+		if err == nil && pin.Type == "debian" && pin.Package != "" && k.Release != packageRelease(pin.Package) {
+			return nil, fmt.Errorf("%w: the lock pins %s but its .deb holds kernel %s; run vmrunner lock again", ErrChecksum, pin.Package, k.Release)
+		}
+		return k, err
 	case "oci":
 		if pin.URL == "" || !strings.Contains(pin.URL, "@sha256:") {
 			return nil, fmt.Errorf("%w: lock: oci pin %q has no digest; run vmrunner lock again", ErrBadInput, pin.URL)
