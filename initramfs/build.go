@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/kernels"
 )
 
@@ -39,6 +40,17 @@ type Options struct {
 // lockRetry is how often Build retries a lock held by another builder.
 const lockRetry = 50 * time.Millisecond
 
+// Archives may hold the user's files (BPF objects, a Beyla binary): only
+// the user reads them.
+const (
+	archiveMode = 0o600
+	dirMode     = 0o700
+)
+
+// Bounds of what gather reads from a kernel's files (a module file, still
+// compressed, is bounded by maxModuleSize like the module inside).
+const maxConfigSize = 16 << 20
+
 // Build returns the path of a cached newc cpio archive (uncompressed) for
 // opts, building it if needed. Archives are content-addressed: the same
 // inputs always give the same path and the same bytes.
@@ -46,17 +58,20 @@ func Build(ctx context.Context, opts Options) (string, error) {
 	if len(opts.Extra) > 0 {
 		return withExtra(ctx, opts)
 	}
-	in, err := gather(opts)
+	in, err := gather(ctx, opts)
 	if err != nil {
 		return "", fmt.Errorf("build initramfs: %w", err)
 	}
 	dir := filepath.Join(opts.CacheDir, "initramfs")
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return "", fmt.Errorf("build initramfs: %w", err)
+	}
+	if err := os.Chmod(dir, dirMode); err != nil { // made by an older vmrunner
+		return "", fmt.Errorf("build initramfs: %w", err)
+	}
 	archive := filepath.Join(dir, in.key()+".cpio")
 	if intact(archive) {
 		return archive, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("build initramfs: %w", err)
 	}
 
 	lock := flock.New(archive + ".lock")
@@ -103,7 +118,7 @@ func (m moduleFile) archivePath(release string) string {
 	return ModulesRoot(release) + "/" + rel[:len(rel)-len(m.suffix)] + ".ko"
 }
 
-func gather(opts Options) (*inputs, error) {
+func gather(ctx context.Context, opts Options) (*inputs, error) {
 	k := opts.Kernel
 	switch {
 	case k == nil:
@@ -121,7 +136,7 @@ func gather(opts Options) (*inputs, error) {
 		return nil, fmt.Errorf("read agent: %w", err)
 	}
 	if k.Config != "" {
-		if in.config, err = os.ReadFile(k.Config); err != nil {
+		if in.config, err = inputfile.ReadFile(ctx, k.Config, maxConfigSize); err != nil {
 			return nil, fmt.Errorf("read kernel config: %w", err)
 		}
 	}
@@ -143,7 +158,7 @@ func gather(opts Options) (*inputs, error) {
 		}
 		// Closure has read the file already; files this small are cheap
 		// to read again, and this copy is the one hashed and written.
-		raw, err := os.ReadFile(m.Path)
+		raw, err := inputfile.ReadFile(ctx, m.Path, maxModuleSize)
 		if err != nil {
 			return nil, fmt.Errorf("read module %s: %w", m.Name, err)
 		}
@@ -180,14 +195,21 @@ func (in *inputs) key() string {
 // intact reports whether the archive at path exists and still has the
 // content recorded beside it when it was written (see seal). A truncated or
 // altered cache entry is rebuilt instead of booting a kernel into "No working
-// init found". Hashing a few MB costs milliseconds.
+// init found". Hashing a few MB costs milliseconds. An archive an older
+// vmrunner left readable by others is made the user's alone.
 func intact(path string) bool {
 	want, err := os.ReadFile(path + ".sha256")
 	if err != nil {
 		return false
 	}
 	got, err := kernels.FileSHA256(path)
-	return err == nil && got == strings.TrimSpace(string(want))
+	if err != nil || got != strings.TrimSpace(string(want)) {
+		return false
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != archiveMode {
+		return os.Chmod(path, archiveMode) == nil
+	}
+	return true
 }
 
 // seal records the archive's SHA256 beside it, for intact.
@@ -197,7 +219,7 @@ func seal(path string) error {
 		return err
 	}
 	tmp := path + ".sha256.tmp"
-	if err := os.WriteFile(tmp, []byte(sum+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(sum+"\n"), archiveMode); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path+".sha256")
@@ -219,7 +241,7 @@ func writeAtomic(path string, in *inputs) (err error) {
 	if err := writeArchive(tmp, in); err != nil {
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(archiveMode); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {

@@ -2,11 +2,14 @@ package initramfs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
@@ -15,6 +18,8 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 )
 
 // File is a host file added to an initramfs at Path (absolute, in the
@@ -25,14 +30,51 @@ type File struct {
 	Mode   os.FileMode // permission bits; 0 means 0644
 }
 
+// Bounds of the extra files. The guest unpacks the archive into its memory
+// (and holds both until the unpacking ends), so anything near these sizes
+// needs a VM with several times as much memory anyway.
+const (
+	MaxFileSize  = 512 << 20 // one extra file
+	MaxExtraSize = 1 << 30   // all extra files of an archive
+)
+
+// ErrBadFile is an extra file that cannot go into an archive: missing, not
+// a regular file, or over MaxFileSize or MaxExtraSize. It is the user's to
+// fix.
+var ErrBadFile = errors.New("bad file for the guest")
+
+// CheckFiles checks that files can go into an archive, reading none of
+// them: each must be a regular file within MaxFileSize, all together
+// within MaxExtraSize. It returns their total size.
+func CheckFiles(files []File) (int64, error) {
+	var total int64
+	for _, f := range files {
+		size, err := inputfile.Check(f.Source, MaxFileSize)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrBadFile, err)
+		}
+		total += size
+	}
+	if total > MaxExtraSize {
+		return 0, fmt.Errorf("%w: the files for the guest add up to %s, more than the %s an archive may hold", ErrBadFile,
+			inputfile.Size(total), inputfile.Size(MaxExtraSize))
+	}
+	return total, nil
+}
+
 // withExtra returns the archive for opts: the base archive (cached, built
 // without opts.Extra) followed by a small archive of the extra files. Linux
 // unpacks concatenated newc archives in order, so the base archive is
 // reused as it is. The combined archive is cached too, keyed by the base
-// archive's name and the extra files' paths, modes and contents.
+// archive's name and the extra files' paths, modes and contents. Files are
+// streamed, never held in memory whole, and must not change while the
+// archive is written.
 func withExtra(ctx context.Context, opts Options) (string, error) {
 	extra := opts.Extra
 	opts.Extra = nil
+	if _, err := CheckFiles(extra); err != nil {
+		return "", fmt.Errorf("build initramfs: %w", err)
+	}
 	base, err := Build(ctx, opts)
 	if err != nil {
 		return "", err
@@ -40,31 +82,50 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 
 	type file struct {
 		File
-		data []byte
+		f    *os.File
+		size int64
+		sum  []byte
 	}
 	files := make([]file, 0, len(extra))
+	defer func() {
+		for _, f := range files {
+			f.f.Close()
+		}
+	}()
 	h := sha256.New()
 	field := func(b []byte) {
 		_ = binary.Write(h, binary.LittleEndian, uint64(len(b))) // a hash never fails to write
 		h.Write(b)
 	}
 	field([]byte(filepath.Base(base)))
+	var total int64
 	for _, f := range extra {
 		clean := path.Clean("/" + f.Path)
 		if !path.IsAbs(f.Path) || clean != f.Path || clean == "/" || strings.HasPrefix(clean, "/init") {
 			return "", fmt.Errorf("build initramfs: extra file path %q: expected a clean absolute path other than /init", f.Path)
 		}
-		data, err := os.ReadFile(f.Source)
+		in, size, err := inputfile.Open(f.Source, MaxFileSize)
 		if err != nil {
-			return "", fmt.Errorf("build initramfs: read extra file: %w", err)
+			return "", fmt.Errorf("build initramfs: %w: %v", ErrBadFile, err)
 		}
+		files = append(files, file{File: f, f: in, size: size})
+		if total += size; total > MaxExtraSize {
+			return "", fmt.Errorf("build initramfs: %w: the files for the guest add up to more than %s", ErrBadFile, inputfile.Size(MaxExtraSize))
+		}
+		fh := sha256.New()
+		if n, err := io.Copy(fh, io.LimitReader(inputfile.Reader(ctx, in), MaxFileSize+1)); err != nil {
+			return "", fmt.Errorf("build initramfs: read %s: %w", f.Source, err)
+		} else if n != size {
+			return "", fmt.Errorf("build initramfs: %s changed while it was read (%d bytes, then %d)", f.Source, size, n)
+		}
+		files[len(files)-1].sum = fh.Sum(nil)
 		if f.Mode == 0 {
-			f.Mode = 0o644
+			files[len(files)-1].Mode = 0o644
 		}
 		field([]byte(f.Path))
-		_ = binary.Write(h, binary.LittleEndian, uint32(f.Mode.Perm()))
-		field(data)
-		files = append(files, file{f, data})
+		_ = binary.Write(h, binary.LittleEndian, uint32(files[len(files)-1].Mode.Perm()))
+		_ = binary.Write(h, binary.LittleEndian, uint64(size))
+		field(files[len(files)-1].sum)
 	}
 	archive := filepath.Join(filepath.Dir(base), "x-"+hex.EncodeToString(h.Sum(nil))+".cpio")
 	if intact(archive) {
@@ -93,13 +154,17 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 			return err
 		}
 		defer in.Close()
-		if _, err := io.Copy(tmp, in); err != nil {
+		if _, err := io.Copy(tmp, inputfile.Reader(ctx, in)); err != nil {
 			return err
 		}
 		bw := bufio.NewWriter(tmp)
 		a := &archiveWriter{w: cpio.Newc.Writer(bw), dirs: map[string]bool{}}
 		for _, f := range files {
-			a.add(cpio.StaticRecord(f.data, cpio.Info{Name: f.Path, Mode: cpio.S_IFREG | uint64(f.Mode.Perm())}))
+			src := &verifyingReaderAt{ctx: ctx, r: f.f, h: sha256.New(), inOrder: true}
+			a.add(cpio.Record{ReaderAt: src, Info: cpio.Info{Name: f.Path, Mode: cpio.S_IFREG | uint64(f.Mode.Perm()), FileSize: uint64(f.size)}})
+			if a.err == nil && (src.off != f.size || !src.inOrder || !bytes.Equal(src.h.Sum(nil), f.sum)) {
+				return fmt.Errorf("%s changed while the initramfs was being written", f.Source)
+			}
 		}
 		if a.err != nil {
 			return a.err
@@ -110,7 +175,7 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
-		if err := tmp.Chmod(0o644); err != nil {
+		if err := tmp.Chmod(archiveMode); err != nil {
 			return err
 		}
 		return tmp.Sync()
@@ -125,6 +190,30 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 		return "", fmt.Errorf("build initramfs: %w", err)
 	}
 	return archive, nil
+}
+
+// verifyingReaderAt hashes what the cpio writer reads, which it does in
+// order, so that a file changed since it was hashed is caught.
+type verifyingReaderAt struct {
+	ctx     context.Context
+	r       io.ReaderAt
+	h       hash.Hash
+	off     int64 // what was hashed so far
+	inOrder bool  // every read started where the previous one ended
+}
+
+func (v *verifyingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := v.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := v.r.ReadAt(p, off)
+	if off != v.off {
+		v.inOrder = false
+		return n, err
+	}
+	v.h.Write(p[:n])
+	v.off += int64(n)
+	return n, err
 }
 
 func errorsOr(err, alt error) error {

@@ -1,6 +1,7 @@
 package initramfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 )
 
 // DefaultModules is what the guest needs for its control channel and panic
@@ -139,7 +142,7 @@ func (c *closure) visit(name string, chain []string) error {
 		return nil
 	}
 	c.state[name] = visiting
-	raw, err := os.ReadFile(file)
+	raw, err := inputfile.ReadFile(context.Background(), file, maxModuleSize)
 	if err != nil {
 		return fmt.Errorf("read module %s: %w", name, err)
 	}

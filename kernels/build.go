@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/kernels/kconfig"
 )
 
@@ -51,9 +52,9 @@ func Fragments() []string {
 // fragment reads a shipped fragment by name or a fragment file by path.
 func fragment(name string) ([]byte, error) {
 	if filepath.IsAbs(name) {
-		data, err := os.ReadFile(name)
+		data, err := inputfile.ReadFile(context.Background(), name, maxConfigFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: build.config: %v", ErrNotFound, err)
+			return nil, inputError("build.config", err)
 		}
 		return data, nil
 	}
@@ -178,10 +179,10 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 	}
 	return opts.Cache.prepareKernel(ctx, key, "build of "+tree, arch, origin, opts.Logger, func(tmp string) (debContents, error) {
 		c := debContents{Vmlinuz: "boot/vmlinuz", Config: "boot/config", Release: release}
-		if err := copyFile(filepath.Join(out, image), filepath.Join(tmp, c.Vmlinuz)); err != nil {
+		if err := copyInput(ctx, filepath.Join(out, image), filepath.Join(tmp, c.Vmlinuz), maxKernelFile); err != nil {
 			return c, err
 		}
-		if err := copyFile(cfgPath, filepath.Join(tmp, c.Config)); err != nil {
+		if err := copyInput(ctx, cfgPath, filepath.Join(tmp, c.Config), maxConfigFile); err != nil {
 			return c, err
 		}
 		if err := b.make(ctx, "INSTALL_MOD_PATH="+tmp, "INSTALL_MOD_STRIP=1", "DEPMOD=/sbin/depmod", "modules_install"); err != nil {

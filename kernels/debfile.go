@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 )
 
 // This file holds the `deb:` source (kernel .debs by URL or local file) and
@@ -306,9 +308,9 @@ func resolveDebItems(ctx context.Context, kind string, items []debItem, arch Arc
 			}
 			paths = append(paths, p)
 		default:
-			sha, err := FileSHA256(it.path)
+			sha, err := inputfile.SHA256(ctx, it.path, maxDownload)
 			if err != nil {
-				return nil, fmt.Errorf("%w: deb: %v", ErrNotFound, err)
+				return nil, inputError("deb", err)
 			}
 			it.sha = sha
 			paths = append(paths, it.path)

@@ -6,10 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 )
 
 // The `file:` source: a kernel a developer built with make. The image and
@@ -17,21 +18,43 @@ import (
 // and a listing of the modules directory); the modules stay where they are
 // and are read from there.
 
+// Bounds of the files a file: source names. A vmlinux with debug info is
+// hundreds of megabytes; a .config a few hundred kilobytes.
+const (
+	maxKernelFile = 2 << 30
+	maxConfigFile = 16 << 20
+)
+
+// inputError says what is wrong with a file the user named: missing, not
+// a regular file (a device, a FIFO) or too large, all bad input. Anything
+// else (the read interrupted, an I/O error) stays what it is.
+func inputError(field string, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", field, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s: %v", ErrNotFound, field, err)
+	case errors.Is(err, inputfile.ErrNotRegular), errors.Is(err, inputfile.ErrTooLarge), errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %s: %v", ErrBadInput, field, err)
+	}
+	return fmt.Errorf("%s: %w", field, err)
+}
+
 // resolveFile resolves a file: source.
 func resolveFile(ctx context.Context, spec FileSpec, arch Arch, opts Options) (*Kernel, error) {
 	if spec.Kernel == "" {
 		return nil, fmt.Errorf("%w: file: missing kernel (the bzImage, Image or vmlinux make built)", ErrBadInput)
 	}
-	kernelSHA, err := FileSHA256(spec.Kernel)
+	kernelSHA, err := inputfile.SHA256(ctx, spec.Kernel, maxKernelFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: file.kernel: %v", ErrNotFound, err)
+		return nil, inputError("file.kernel", err)
 	}
 	origin := Origin{Type: "file", Files: []File{{Path: spec.Kernel, SHA256: kernelSHA}}}
 	shas := []string{kernelSHA}
 	if spec.Config != "" {
-		sha, err := FileSHA256(spec.Config)
+		sha, err := inputfile.SHA256(ctx, spec.Config, maxConfigFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: file.config: %v", ErrNotFound, err)
+			return nil, inputError("file.config", err)
 		}
 		origin.Files = append(origin.Files, File{Path: spec.Config, SHA256: sha})
 		shas = append(shas, sha)
@@ -52,13 +75,13 @@ func resolveFile(ctx context.Context, spec FileSpec, arch Arch, opts Options) (*
 	key := combinedKey("file", shas...)
 	k, err := opts.Cache.prepareKernel(ctx, key, filepath.Base(spec.Kernel), arch, origin, opts.Logger, func(tmp string) (debContents, error) {
 		c := debContents{Vmlinuz: "boot/vmlinuz", Release: release}
-		if err := copyFile(spec.Kernel, filepath.Join(tmp, c.Vmlinuz)); err != nil {
-			return c, err
+		if err := copyInput(ctx, spec.Kernel, filepath.Join(tmp, c.Vmlinuz), maxKernelFile); err != nil {
+			return c, inputError("file.kernel", err)
 		}
 		if spec.Config != "" {
 			c.Config = "boot/config"
-			if err := copyFile(spec.Config, filepath.Join(tmp, c.Config)); err != nil {
-				return c, err
+			if err := copyInput(ctx, spec.Config, filepath.Join(tmp, c.Config), maxConfigFile); err != nil {
+				return c, inputError("file.config", err)
 			}
 		}
 		return c, nil
@@ -95,23 +118,10 @@ func treeSHA256(dir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// copyFile copies a regular file.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	defer in.Close()
+// copyInput copies a regular file of at most limit bytes into the cache.
+func copyInput(ctx context.Context, src, dst string, limit int64) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
-	out, err := os.Create(dst)
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	_, err = io.Copy(out, in)
-	if err = errors.Join(err, out.Close()); err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	return nil
+	return inputfile.Copy(ctx, src, dst, limit, 0o644)
 }

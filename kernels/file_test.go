@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vmrunner/vmrunner/internal/kerneltest"
@@ -79,6 +80,58 @@ func TestResolveFile(t *testing.T) {
 					t.Errorf("cache holds %v after a failure", got)
 				}
 			})
+		}
+	})
+}
+
+// TestResolveFileSpecial: a file: or deb: source naming a device, a FIFO,
+// a directory or a huge file is bad input at once, read nowhere; a long
+// read stops when the context ends.
+func TestResolveFileSpecial(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "vmlinux")
+	f, _ := os.Create(huge)
+	f.Truncate(2<<30 + 1) // sparse
+	f.Close()
+	small := writeTemp(t, dir, "bzImage", []byte("not a kernel"))
+	for _, tc := range []struct {
+		name string
+		spec kernels.Spec
+		msg  string
+	}{
+		{"kernel /dev/zero", kernels.Spec{File: &kernels.FileSpec{Kernel: "/dev/zero"}}, "file.kernel: /dev/zero is a character device, not a regular file"},
+		{"kernel FIFO", kernels.Spec{File: &kernels.FileSpec{Kernel: fifo}}, "file.kernel: " + fifo + " is a FIFO, not a regular file"},
+		{"kernel directory", kernels.Spec{File: &kernels.FileSpec{Kernel: dir}}, "is a directory, not a regular file"},
+		{"kernel too large", kernels.Spec{File: &kernels.FileSpec{Kernel: huge}}, "is 2.0 GiB, too large: the limit is 2.0 GiB"},
+		{"config /dev/zero", kernels.Spec{File: &kernels.FileSpec{Kernel: small, Config: "/dev/zero"}}, "file.config: /dev/zero is a character device"},
+		{"deb FIFO", kernels.Spec{Deb: &kernels.DebSpec{File: fifo}}, "deb: " + fifo + " is a FIFO"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testCache(t)
+			_, err := kernels.Resolve(context.Background(), "f", tc.spec, kernels.X86_64, kernels.Options{Cache: c, Logger: quiet()})
+			if !errors.Is(err, kernels.ErrBadInput) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err = %v, want bad input containing %q", err, tc.msg)
+			}
+			if got := entries(t, c); len(got) != 0 {
+				t.Errorf("cache holds %v after a failure", got)
+			}
+		})
+	}
+
+	t.Run("cancelled", func(t *testing.T) {
+		big := filepath.Join(dir, "big")
+		f, _ := os.Create(big)
+		f.Truncate(1 << 30)
+		f.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := kernels.Resolve(ctx, "f", kernels.Spec{File: &kernels.FileSpec{Kernel: big}}, kernels.X86_64, kernels.Options{Cache: testCache(t), Logger: quiet()})
+		if !errors.Is(err, context.Canceled) || errors.Is(err, kernels.ErrBadInput) {
+			t.Fatalf("err = %v, want context.Canceled (not bad input)", err)
 		}
 	})
 }
