@@ -107,7 +107,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	store, err := results.NewStore(opts.OutDir, results.RunInfo{
 		ID: started.UTC().Format("20060102-150405") + fmt.Sprintf("-%04x", os.Getpid()&0xffff), Matrix: opts.Matrix.Path,
 		Version: Version, Host: host, HostArch: string(kernels.Host()), Accel: string(opts.Accel),
-		Parallel: opts.Parallel, Started: started.UTC(), Targets: planned(targets), Shard: opts.Shard,
+		Parallel: opts.Parallel, Started: started.UTC(), Targets: plannedTargets(targets), Shard: opts.Shard,
 	})
 	if err != nil {
 		return nil, err
@@ -308,9 +308,9 @@ func validRelease(s string) bool {
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// planned lists the targets as results.json keeps them, so that a reader of
+// plannedTargets lists the targets as results.json keeps them, so that a reader of
 // an unfinished run can name the VMs it lacks.
-func planned(ts []Target) []results.Target {
+func plannedTargets(ts []Target) []results.Target {
 	out := make([]results.Target, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, results.Target{Kernel: t.Kernel.Name, Arch: string(t.Arch)})

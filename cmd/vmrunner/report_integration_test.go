@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestReportsFromRealRuns boots one real VM twice (Debian 6.1 on x86_64):
@@ -188,4 +193,107 @@ func artifactsOf(t *testing.T, dir string) []string {
 		out = append(out, rec.Artifacts...)
 	}
 	return out
+}
+
+// TestKilledRunReportedIncomplete kills vmrunner (SIGKILL: nothing of its
+// own runs) while its only VM is in a check that hangs: results.json says
+// finished false with no records, and report show, write and compare all
+// say the run is incomplete and name the VM instead of reading it as clean.
+func TestKilledRunReportedIncomplete(t *testing.T) {
+	integration(t)
+	m := writeFile(t, "matrix.yaml", `kernels:
+  - name: "6.1"
+    arch: x86_64
+    source: {debian: {suite: bookworm}}
+checks:
+  - selftest: {action: hang, timeout: 10m}
+`)
+	out := t.TempDir()
+	cmd := exec.Command(filepath.Join(binDir, "vmrunner"), "run", m, "--out", out)
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The run is under way once QEMU runs: the VM's only check hangs, so it
+	// will have no record until vmrunner is gone.
+	var qemus []int
+	for deadline := time.Now().Add(5 * time.Minute); len(qemus) == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		qemus = childrenNamed(cmd.Process.Pid, "qemu-system")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if len(qemus) == 0 {
+		t.Fatalf("no QEMU started; stderr:\n%s", se.String())
+	}
+	// QEMU dies with vmrunner (PR_SET_PDEATHSIG): wait for it to go.
+	for _, pid := range qemus {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+			if err != nil || strings.Contains(string(stat), ") Z ") {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				t.Errorf("QEMU pid %d outlived the killed vmrunner", pid)
+				break
+			}
+		}
+	}
+	r, dir := readResults(t, out)
+	if r.Run.Finished || len(r.Results) != 0 {
+		t.Fatalf("results.json after SIGKILL: finished=%v, %d records", r.Run.Finished, len(r.Results))
+	}
+
+	note := "no results for 1 of 1 VMs: 6.1/x86_64"
+	show := vmrunnerCLI(t, "report", "show", dir)
+	if show.code != 3 || !strings.Contains(show.stdout, "INCOMPLETE RUN: ") || !strings.Contains(show.stdout, note) ||
+		!regexp.MustCompile(`(?m)^6\.1 +x86_64 +- +vm +error \(incomplete\)`).MatchString(show.stdout) {
+		t.Errorf("report show: exit %d, want 3, the banner and a row for the VM", show.code)
+	}
+
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	page := filepath.Join(t.TempDir(), "report.html")
+	write := vmrunnerCLI(t, "report", "write", dir, "--junit", junit, "--html", page)
+	if write.code != 0 || !strings.Contains(write.stderr, "is an incomplete run") || !strings.Contains(write.stderr, note) {
+		t.Errorf("report write: exit %d, want 0 and the note on stderr", write.code)
+	}
+	var doc struct {
+		Errors int `xml:"errors,attr"`
+		Suites []struct {
+			Name  string `xml:"name,attr"`
+			Cases []struct {
+				Name  string `xml:"name,attr"`
+				Error *struct {
+					Type string `xml:"type,attr"`
+				} `xml:"error"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	b, _ := os.ReadFile(junit)
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("junit: %v", err)
+	}
+	errs := map[string]string{} // suite/case → error type
+	for _, s := range doc.Suites {
+		for _, c := range s.Cases {
+			if c.Error != nil {
+				errs[s.Name+" "+c.Name] = c.Error.Type
+			}
+		}
+	}
+	if doc.Errors != 2 || errs["6.1/x86_64 vm"] != "incomplete" || errs["vmrunner finished"] != "incomplete" {
+		t.Errorf("junit: %d errors %v, want the VM and vmrunner/finished as incomplete", doc.Errors, errs)
+	}
+	if html, _ := os.ReadFile(page); !strings.Contains(string(html), `id="incomplete"`) || !strings.Contains(string(html), note) {
+		t.Errorf("report.html has no incomplete banner naming the VM")
+	}
+
+	cmp := vmrunnerCLI(t, "report", "compare", dir, dir)
+	if cmp.code != 1 || !strings.Contains(cmp.stdout, "new run incomplete: ") || !strings.Contains(cmp.stdout, note) {
+		t.Errorf("report compare with an incomplete new run: exit %d, want 1 naming the VM", cmp.code)
+	}
 }
