@@ -37,7 +37,7 @@ func WriteFeatureGrid(w io.Writer, recs []results.Record) (int, error) {
 		if err := json.Unmarshal(r.Details, &d); err != nil {
 			return 0, fmt.Errorf("read features of %s/%s: %w", r.Kernel, r.Arch, err)
 		}
-		col := column{label: r.Kernel + "/" + string(r.Arch), cells: map[string]string{}}
+		col := column{label: r.Kernel + "/" + r.Arch, cells: map[string]string{}}
 		for _, f := range d.Results {
 			key := f.Feature
 			if f.Program != "" {

@@ -101,7 +101,7 @@ func WriteStepSummary(w io.Writer, run Run) error {
 	}
 	fmt.Fprintf(&b, "%d pass, %d fail, %d error, %d skip · accel %s · %s\n\n",
 		n[protocol.StatusPass], n[protocol.StatusFail], n[protocol.StatusError], n[protocol.StatusSkip],
-		md(string(run.Run.Accel)), (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100*time.Millisecond))
+		md(run.Run.Accel), (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100*time.Millisecond))
 	g := newGrid(recs)
 	b.WriteString("| check |")
 	for _, t := range g.Targets {

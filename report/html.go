@@ -97,7 +97,7 @@ func WriteHTML(w io.Writer, run Run, linkBase string) error {
 		col := htmlColumn{Target: t}
 		for _, c := range g.Checks {
 			if r := g.cell(t, c); r != nil {
-				col.Release, col.Accel = r.KernelRelease, string(r.Accel)
+				col.Release, col.Accel = r.KernelRelease, r.Accel
 				if r.BootMS > 0 {
 					col.Boot = msString(r.BootMS)
 				}

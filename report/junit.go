@@ -130,14 +130,14 @@ func WriteJUnit(w io.Writer, run Run) error {
 }
 
 func suiteProperties(r results.Record) []junitProperty {
-	ps := []junitProperty{{"kernel", r.Kernel}, {"arch", string(r.Arch)}}
+	ps := []junitProperty{{"kernel", r.Kernel}, {"arch", r.Arch}}
 	add := func(name, value string) {
 		if value != "" {
 			ps = append(ps, junitProperty{name, value})
 		}
 	}
 	add("kernel_release", r.KernelRelease)
-	add("accel", string(r.Accel))
+	add("accel", r.Accel)
 	if s := r.Source; s != nil {
 		add("source_type", s.Type)
 		add("source_package", s.Package)

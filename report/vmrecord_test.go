@@ -89,7 +89,7 @@ func TestCompareVMRecord(t *testing.T) {
 	if c.Regressions() != 1 || len(c.Verdicts) != 1 || len(c.Added) != 0 {
 		t.Fatalf("clean → died: %+v", c)
 	}
-	if v := c.Verdicts[0]; v.Key.String() != "6.12/x86_64 vm" || v.Old != protocol.StatusPass || v.New != protocol.StatusError || !v.Regression {
+	if v := c.Verdicts[0]; v.String() != "6.12/x86_64 vm" || v.Old != protocol.StatusPass || v.New != protocol.StatusError || !v.Regression {
 		t.Errorf("clean → died: %+v", v)
 	}
 	c = Compare(died.Report, clean.Report, CompareOptions{Threshold: DefaultThreshold})
