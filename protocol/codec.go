@@ -28,21 +28,39 @@ func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
 
 // Send frames and writes m, filling in the version.
 func (e *Encoder) Send(m Message) error {
-	m.V = Version
-	b, err := json.Marshal(m)
+	b, err := frame(m)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", m.Type, err)
+		return err
 	}
-	if len(b)+1 > MaxMessageSize {
-		return fmt.Errorf("encode %s: %w (%d bytes)", m.Type, ErrTooLarge, len(b)+1)
-	}
-	b = append(b, '\n')
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.w.Write(b); err != nil {
 		return fmt.Errorf("write %s: %w", m.Type, err)
 	}
 	return nil
+}
+
+// frame encodes m as one line, newline included. A line over
+// MaxMessageSize is returned with a wrapped ErrTooLarge.
+func frame(m Message) ([]byte, error) {
+	m.V = Version
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", m.Type, err)
+	}
+	b = append(b, '\n')
+	if len(b) > MaxMessageSize {
+		return b, fmt.Errorf("encode %s: %w (%d bytes)", m.Type, ErrTooLarge, len(b))
+	}
+	return b, nil
+}
+
+// FramedSize returns the size of m as Send would write it, newline
+// included, with a wrapped ErrTooLarge when it is over MaxMessageSize: a
+// sender can check a message before it has a connection to send it on.
+func FramedSize(m Message) (int, error) {
+	b, err := frame(m)
+	return len(b), err
 }
 
 // Decoder reads framed messages, bounding and validating each one.

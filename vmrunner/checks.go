@@ -126,7 +126,7 @@ func (p *matrixParser) check(n *yaml.Node, path string, timeout time.Duration) (
 	}
 	c := Check{Name: name.Value, Timeout: timeout}
 	path = yamlstrict.JoinPath(path, name.Value)
-	before := len(p.errs)
+	before := p.problems()
 
 	v := reflect.New(hc.params).Elem()
 	at := name // where problems of the parameters as a whole are reported
@@ -166,7 +166,7 @@ func (p *matrixParser) check(n *yaml.Node, path string, timeout time.Duration) (
 		}
 		c.Params = js
 	}
-	if len(p.errs) > before {
+	if p.problems() > before {
 		return c, name, true // the guest's rules would repeat what is wrong
 	}
 	if err := hc.def.Validate(c.Params); err != nil {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
@@ -22,20 +23,34 @@ import (
 	"github.com/vmrunner/vmrunner/kernels"
 )
 
-// LoadMatrix reads and parses the matrix file at path.
+// LoadMatrix reads and parses the matrix file at path; it reads at most
+// MaxMatrixSize bytes of it.
 func LoadMatrix(path string) (*Matrix, error) {
-	data, err := os.ReadFile(path)
+	data, err := readMatrix(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w (give the matrix file: vmrunner run FILE; the default is ./matrix.yaml)", ErrBadMatrix, err)
 	}
 	return ParseMatrix(path, data)
 }
 
+// readMatrix reads path, or its first MaxMatrixSize+1 bytes when it is
+// larger: enough for ParseMatrix to say it is too large.
+func readMatrix(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxMatrixSize+1))
+}
+
 // ParseMatrix parses a matrix from data; file names it in errors.
 //
 // The matrix is checked strictly: unknown keys, values of the wrong type,
 // missing or duplicate names and the like are all reported, each as a
-// *MatrixError with its position, joined with errors.Join in file order.
+// *MatrixError with its position, joined with errors.Join in file order:
+// the first MaxMatrixProblems of them, then a *MatrixError counting the
+// rest. What reading a matrix may cost is bounded (see MaxMatrixSize).
 func ParseMatrix(file string, data []byte) (*Matrix, error) {
 	p := &matrixParser{file: file}
 	m := p.parse(data)
@@ -47,33 +62,74 @@ func ParseMatrix(file string, data []byte) (*Matrix, error) {
 
 type matrixParser struct {
 	file string
-	errs []*MatrixError
+	// first are the first MaxMatrixProblems problems by position, in
+	// order; seen has a hash of every distinct problem, counted by n.
+	first []*MatrixError
+	seen  map[uint64]struct{}
+	n     int
 }
 
+var problemSeed = maphash.MakeSeed()
+
 func (p *matrixParser) errorf(n *yaml.Node, format string, args ...any) {
-	p.errs = append(p.errs, &MatrixError{File: p.file, Line: max(n.Line, 1), Col: max(n.Column, 1), Msg: fmt.Sprintf(format, args...)})
+	p.add(&MatrixError{File: p.file, Line: max(n.Line, 1), Col: max(n.Column, 1), Msg: fmt.Sprintf(format, args...)})
 }
+
+// add records e unless the same problem was recorded before. Only the first
+// MaxMatrixProblems by position are kept, so that a matrix with a million
+// problems costs no more memory than one with a hundred.
+func (p *matrixParser) add(e *MatrixError) {
+	if p.seen == nil {
+		p.seen = make(map[uint64]struct{})
+	}
+	h := maphash.Comparable(problemSeed, *e)
+	if _, dup := p.seen[h]; dup {
+		return
+	}
+	p.seen[h] = struct{}{}
+	p.n++
+	// After every problem at or before e's position: the order of
+	// problems at one position is the order they were found in.
+	i, _ := slices.BinarySearchFunc(p.first, e, func(a, b *MatrixError) int {
+		if c := cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col)); c != 0 {
+			return c
+		}
+		return -1
+	})
+	if i >= MaxMatrixProblems {
+		return
+	}
+	p.first = slices.Insert(p.first, i, e)
+	if len(p.first) > MaxMatrixProblems {
+		p.first = p.first[:MaxMatrixProblems]
+	}
+}
+
+// problems returns how many distinct problems were found.
+func (p *matrixParser) problems() int { return p.n }
 
 // err returns the problems found, sorted by position, or nil.
 func (p *matrixParser) err() error {
-	slices.SortStableFunc(p.errs, func(a, b *MatrixError) int {
-		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
-	})
-	p.errs = slices.CompactFunc(p.errs, func(a, b *MatrixError) bool { return *a == *b })
-	switch len(p.errs) {
+	errs := make([]error, 0, len(p.first)+1)
+	for _, e := range p.first {
+		errs = append(errs, e)
+	}
+	if more := p.n - len(p.first); more > 0 {
+		errs = append(errs, &MatrixError{File: p.file, Msg: fmt.Sprintf("and %d more problems (the first %d are shown)", more, len(p.first))})
+	}
+	switch len(errs) {
 	case 0:
 		return nil
 	case 1:
-		return p.errs[0]
-	}
-	errs := make([]error, len(p.errs))
-	for i, e := range p.errs {
-		errs[i] = e
+		return errs[0]
 	}
 	return errors.Join(errs...)
 }
 
 func (p *matrixParser) parse(data []byte) *Matrix {
+	if !p.checkSize(data) {
+		return nil
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -99,6 +155,9 @@ func (p *matrixParser) parse(data []byte) *Matrix {
 		p.errorf(root, "empty matrix: expected keys defaults, kernels, checks")
 		return nil
 	}
+	if !p.checkExpansion(root) {
+		return nil
+	}
 
 	var raw matrixYAML
 	for _, prob := range yamlstrict.Decode(root, reflect.ValueOf(&raw).Elem(), "") {
@@ -115,7 +174,10 @@ func (p *matrixParser) parse(data []byte) *Matrix {
 		CheckTimeout: cmp.Or(time.Duration(raw.Defaults.CheckTimeout), defaultCheckTimeout),
 	}}
 	p.kernels(root, raw.Kernels, m)
-	p.checks(root, m)
+	names := p.checks(root, m)
+	if p.problems() == 0 {
+		p.checkPlan(m, names)
+	}
 	return m
 }
 
@@ -162,7 +224,7 @@ func (p *matrixParser) syntaxError(data []byte, err error) {
 			msg += "; indent with spaces, not tabs"
 		}
 	}
-	p.errs = append(p.errs, &MatrixError{File: p.file, Line: line, Col: col, Msg: "invalid YAML: " + msg})
+	p.add(&MatrixError{File: p.file, Line: line, Col: col, Msg: "invalid YAML: " + msg})
 }
 
 // kernels checks what yamlstrict.Decode cannot see: names present, safe and
@@ -293,21 +355,23 @@ func specKinds() []string {
 	return yamlstrict.FieldNames(reflect.TypeFor[kernels.Spec]())
 }
 
-// checks decodes the checks list: every item is NAME or NAME: {params}.
-func (p *matrixParser) checks(root *yaml.Node, m *Matrix) {
+// checks decodes the checks list: every item is NAME or NAME: {params}. It
+// returns the name nodes of the checks it adds to m.
+func (p *matrixParser) checks(root *yaml.Node, m *Matrix) []*yaml.Node {
 	list := yamlstrict.Value(root, "checks")
 	switch {
 	case yamlstrict.IsNull(list):
 		p.errorf(root, "missing checks: expected a list like - btf: {require: [task_struct]}")
-		return
+		return nil
 	case list.Kind != yaml.SequenceNode:
-		return // reported by yamlstrict.Decode
+		return nil // reported by yamlstrict.Decode
 	case len(list.Content) == 0:
 		p.errorf(list, "checks: expected at least one check; known checks: %s", strings.Join(knownChecks(), ", "))
-		return
+		return nil
 	}
 
 	seen := make(map[string]*yaml.Node)
+	var names []*yaml.Node
 	for i, n := range list.Content {
 		c, name, ok := p.check(yamlstrict.Resolve(n), fmt.Sprintf("checks[%d]", i), m.Defaults.CheckTimeout)
 		if !ok {
@@ -319,7 +383,9 @@ func (p *matrixParser) checks(root *yaml.Node, m *Matrix) {
 		}
 		seen[c.Name] = name
 		m.Checks = append(m.Checks, c)
+		names = append(names, name)
 	}
+	return names
 }
 
 // misspelled reports whether mapping n has a key that looks like a typo for

@@ -34,28 +34,35 @@ func DidYouMean(word string, candidates []string) string {
 
 // editDistance is the optimal string alignment distance between a and b,
 // in bytes: the Levenshtein distance where swapping two adjacent bytes
-// ("memroy") is one edit.
+// ("memroy") is one edit. It keeps three rows of the table.
 func editDistance(a, b string) int {
-	// d[i][j] is the distance between a[:i] and b[:j].
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
+	n := len(b) + 1
+	var buf [3 * 32]int // on the stack for the short words of a schema
+	var rows []int
+	if 3*n <= len(buf) {
+		rows = buf[:3*n]
+	} else {
+		rows = make([]int, 3*n)
 	}
-	for j := range d[0] {
-		d[0][j] = j
+	// prev2, prev and cur are the rows of a[:i-2], a[:i-1] and a[:i]:
+	// cur[j] is the distance between a[:i] and b[:j].
+	prev2, prev, cur := rows[:n], rows[n:2*n], rows[2*n:]
+	for j := range prev {
+		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
+		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+				cur[j] = min(cur[j], prev2[j-2]+1)
 			}
 		}
+		prev2, prev, cur = prev, cur, prev2
 	}
-	return d[len(a)][len(b)]
+	return prev[len(b)]
 }
