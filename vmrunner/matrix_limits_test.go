@@ -131,6 +131,20 @@ func TestMatrixPlanTooLarge(t *testing.T) {
 	}
 }
 
+// TestMatrixProblemClipped: a problem quoting a long value is cut, so that
+// 50 problems stay a screenful.
+func TestMatrixProblemClipped(t *testing.T) {
+	name := strings.Repeat("é", 50<<10)
+	_, err := ParseMatrix("m.yaml", []byte("kernels: [{name: "+name+", source: {debian: {suite: bookworm}}}]\nchecks: [btf]\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, `m.yaml:1:18: kernels[0].name: "éé`) || !strings.HasSuffix(msg, "é…") || len(msg) > len("m.yaml:1:18: ")+maxProblemLen+len("…") {
+		t.Errorf("got %d bytes: %s", len(msg), msg)
+	}
+}
+
 func TestFormatBytes(t *testing.T) {
 	for n, want := range map[int]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 256 << 10: "256 KiB", 1 << 20: "1 MiB", 1<<20 + 1<<19: "1.5 MiB"} {
 		equal(t, fmt.Sprint(n), formatBytes(n), want)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -79,6 +80,7 @@ func (p *matrixParser) errorf(n *yaml.Node, format string, args ...any) {
 // MaxMatrixProblems by position are kept, so that a matrix with a million
 // problems costs no more memory than one with a hundred.
 func (p *matrixParser) add(e *MatrixError) {
+	e.Msg = clipProblem(e.Msg)
 	if p.seen == nil {
 		p.seen = make(map[uint64]struct{})
 	}
@@ -103,6 +105,22 @@ func (p *matrixParser) add(e *MatrixError) {
 	if len(p.first) > MaxMatrixProblems {
 		p.first = p.first[:MaxMatrixProblems]
 	}
+}
+
+// maxProblemLen bounds one problem's message: it may quote a value of the
+// matrix, and a value may be 100 KiB long.
+const maxProblemLen = 512
+
+// clipProblem cuts msg to maxProblemLen bytes on a character boundary.
+func clipProblem(msg string) string {
+	if len(msg) <= maxProblemLen {
+		return msg
+	}
+	cut := maxProblemLen
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
 }
 
 // problems returns how many distinct problems were found.
