@@ -28,6 +28,9 @@ type File struct {
 	Path   string      // in the guest: /vmrunner/objects/probes.o
 	Source string      // on the host
 	Mode   os.FileMode // permission bits; 0 means 0644
+	// Dir makes Path an empty directory (Source unused); only WriteRun
+	// takes directories.
+	Dir bool
 }
 
 // Bounds of the extra files. The guest unpacks the archive into its memory

@@ -133,7 +133,7 @@ func Parse(line []byte) (Message, error) {
 
 func (m Message) validate() error {
 	set := 0
-	for _, p := range []bool{m.Ready != nil, m.Plan != nil, m.CheckStart != nil, m.Log != nil, m.Result != nil, m.Artifact != nil, m.Done != nil} {
+	for _, p := range []bool{m.Ready != nil, m.Plan != nil, m.CheckStart != nil, m.Log != nil, m.Result != nil, m.Artifact != nil, m.Output != nil, m.Done != nil} {
 		if p {
 			set++
 		}
@@ -171,6 +171,14 @@ func (m Message) validate() error {
 		}
 		if !ValidArtifactName(m.Artifact.Name) {
 			return fmt.Errorf("invalid artifact name %q", truncate(m.Artifact.Name, 64))
+		}
+		ok = true
+	case TypeOutput:
+		if m.Output == nil {
+			return errors.New("missing output payload")
+		}
+		if err := m.Output.validate(); err != nil {
+			return err
 		}
 		ok = true
 	case TypeDone:

@@ -17,6 +17,7 @@ func TestRoundTrip(t *testing.T) {
 		{Type: TypePlan, Plan: &Plan{Checks: []CheckSpec{{Name: "btf", Params: []byte(`{"require":["sk_buff"]}`), Timeout: Duration(30 * time.Second)}}}},
 		{Type: TypeCheckStart, CheckStart: &CheckStart{Check: "btf"}},
 		{Type: TypeLog, Log: &Log{Level: "info", Text: "hello"}},
+		{Type: TypeOutput, Output: &Output{Check: "test/x", Stream: Stderr, Data: []byte("\x00\xff bytes\n")}},
 		{Type: TypeResult, Result: &Result{Check: "btf", Status: StatusPass, DurationMS: 12}},
 		{Type: TypeDone, Done: &Done{Results: 1}},
 		{Type: TypeBye},
@@ -34,6 +35,9 @@ func TestRoundTrip(t *testing.T) {
 		}
 		if got.Type != want.Type || got.V != Version {
 			t.Errorf("got %s v%d, want %s", got.Type, got.V, want.Type)
+		}
+		if want.Output != nil && (got.Output == nil || !bytes.Equal(got.Output.Data, want.Output.Data) || got.Output.Stream != want.Output.Stream) {
+			t.Errorf("output %+v came back as %+v", want.Output, got.Output)
 		}
 	}
 	if got, _ := msgs[1].Plan.Checks[0].Timeout.MarshalJSON(); string(got) != `"30s"` {
@@ -60,6 +64,11 @@ func TestDecoderRejects(t *testing.T) {
 		{"artifact escaping", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"../../etc/passwd","data":""}}` + "\n", ErrMalformed},
 		{"artifact absolute", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"/etc/passwd","data":""}}` + "\n", ErrMalformed},
 		{"artifact at top level", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"console.log","data":""}}` + "\n", ErrMalformed},
+		{"output without check", `{"v":1,"type":"output","output":{"stream":"stdout","data":"aGk="}}` + "\n", ErrMalformed},
+		{"output on another stream", `{"v":1,"type":"output","output":{"check":"test/x","stream":"stdin","data":"aGk="}}` + "\n", ErrMalformed},
+		{"empty output", `{"v":1,"type":"output","output":{"check":"test/x","stream":"stdout","data":""}}` + "\n", ErrMalformed},
+		{"output not base64", `{"v":1,"type":"output","output":{"check":"test/x","stream":"stdout","data":"!!"}}` + "\n", ErrMalformed},
+		{"output chunk too large", `{"v":1,"type":"output","output":{"check":"test/x","stream":"stdout","data":"` + strings.Repeat("QUFB", MaxOutputChunk/3+1) + `"}}` + "\n", ErrMalformed},
 		{"unknown field", `{"v":1,"type":"done","done":{},"cmd":"rm -rf /"}` + "\n", ErrMalformed},
 		{"truncated", `{"v":1,"type":"done"`, ErrMalformed},
 		{"too large", `{"v":1,"type":"log","log":{"text":"` + strings.Repeat("a", MaxMessageSize) + `"}}` + "\n", ErrTooLarge},

@@ -28,6 +28,7 @@ const (
 	TypeLog        Type = "log"
 	TypeResult     Type = "result"
 	TypeArtifact   Type = "artifact"
+	TypeOutput     Type = "output"
 	TypeDone       Type = "done"
 	TypeBye        Type = "bye"
 )
@@ -94,6 +95,7 @@ type Message struct {
 	Log        *Log        `json:"log,omitempty"`
 	Result     *Result     `json:"result,omitempty"`
 	Artifact   *Artifact   `json:"artifact,omitempty"`
+	Output     *Output     `json:"output,omitempty"`
 	Done       *Done       `json:"done,omitempty"`
 }
 

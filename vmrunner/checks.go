@@ -17,6 +17,7 @@ import (
 	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/internal/spelling"
 	"github.com/vmrunner/vmrunner/internal/yamlstrict"
+	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -90,6 +91,17 @@ type paramsEnv struct {
 	path  string // "checks[2].verifier", for messages
 	p     *matrixParser
 	files []GuestFile
+	// byArch, skipAs and otherArch become the check's ByArch, SkipAs and
+	// OtherArch (the test check).
+	byArch            map[kernels.Arch]ArchCheck
+	skipAs, otherArch string
+}
+
+// derivedParams is implemented by host parameter types that send the guest
+// keys matrix.yaml does not write, worked out by resolve (the test check's
+// result name and binds).
+type derivedParams interface {
+	derivedKeys() []string
 }
 
 func (e *paramsEnv) errorf(n *yaml.Node, format string, args ...any) {
@@ -157,6 +169,10 @@ func (p *matrixParser) check(n *yaml.Node, path string, timeout time.Duration) (
 		env := &paramsEnv{dir: filepath.Dir(p.file), path: path, p: p}
 		r.resolve(env, at)
 		c.Files = env.files
+		c.ByArch, c.SkipAs, c.OtherArch = env.byArch, env.skipAs, env.otherArch
+	}
+	if d, ok := v.Addr().Interface().(derivedParams); ok && len(given) > 0 {
+		given = append(given, d.derivedKeys()...)
 	}
 	if len(given) > 0 {
 		js, err := guestParams(v.Interface(), given, hc.def.Params)

@@ -93,6 +93,14 @@ type Check struct {
 	Timeout time.Duration
 	// Files are host files the check needs in the guest (verifier objects).
 	Files []GuestFile
+	// ByArch, when set, replaces Params for the targets of each arch it
+	// has, with files packed for them per run (the test check: a program is
+	// built for one arch). On targets of an arch it lacks, the check is
+	// skipped: its record is named SkipAs (default Name) and says
+	// OtherArch.
+	ByArch    map[kernels.Arch]ArchCheck
+	SkipAs    string
+	OtherArch string
 }
 
 // Target is one VM to run: a kernel on one architecture.

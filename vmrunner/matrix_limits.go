@@ -6,6 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -111,8 +112,16 @@ func (p *matrixParser) checkExpansion(root *yaml.Node) bool {
 // never receive it. names are the checks' name nodes, in m.Checks's order.
 // The check with the largest parameters is named.
 func (p *matrixParser) checkPlan(m *Matrix, names []*yaml.Node) {
-	plan := buildPlan(m)
-	size, err := protocol.FramedSize(protocol.Message{Type: protocol.TypePlan, Plan: &plan})
+	// Each arch has its plan (a test check's parameters are per arch): the
+	// largest must fit.
+	var size int
+	var err error
+	for _, a := range kernels.Arches {
+		plan, _ := buildPlan(m, a)
+		if size, err = protocol.FramedSize(protocol.Message{Type: protocol.TypePlan, Plan: &plan}); err != nil {
+			break
+		}
+	}
 	if err == nil || !errors.Is(err, protocol.ErrTooLarge) || len(m.Checks) == 0 {
 		if err != nil && !errors.Is(err, protocol.ErrTooLarge) {
 			p.add(&MatrixError{File: p.file, Msg: fmt.Sprintf("encode the plan: %v", err)})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/kernels"
@@ -38,6 +39,9 @@ type Preparer struct {
 	// the checks: repro --shell's tools and object. agent is the path of
 	// the target's guest agent.
 	Extra func(agent string, a kernels.Arch) ([]GuestFile, error)
+	// RunDir is where per-run archives are written (see Shares); it must
+	// be set when a check of Matrix has shares.
+	RunDir string
 }
 
 // NewPreparer opens the cache of opts (default kernels.DefaultCacheDir)
@@ -138,6 +142,16 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: p.Cache.Dir, Extra: extra})
 	if err != nil {
 		return fail(results.KindInitramfs, fmt.Errorf("build initramfs: %w", err))
+	}
+	if run := p.Matrix.shares(t.Arch); len(run) > 0 {
+		if p.RunDir == "" {
+			return fail(results.KindInitramfs, errors.New("build initramfs: no directory for the per-run archive"))
+		}
+		dst := filepath.Join(p.RunDir, t.Dirname()+".cpio")
+		if err := initramfs.WriteRun(ctx, dst, initrd, run); err != nil {
+			return fail(results.KindInitramfs, err)
+		}
+		initrd = dst
 	}
 	return &Prepared{
 		Target: t, Kernel: k, Agent: agent, Initramfs: initrd,

@@ -46,6 +46,11 @@ type Options struct {
 	Progress func(t Target, phase string, recs []results.Record)
 	// Shard, when the matrix is one shard of a plan, is recorded in results.json.
 	Shard *results.Shard
+	// Output, when set, is told what the programs of test checks write, as
+	// it arrives (vmrunner exec prints it).
+	Output func(t Target, o protocol.Output)
+	// Extra, when set, lists more files for every target (Preparer.Extra).
+	Extra func(agent string, a kernels.Arch) ([]GuestFile, error)
 }
 
 // Result is the outcome of a run.
@@ -87,6 +92,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	prep, err := NewPreparer(opts)
 	if err != nil {
 		return nil, err
+	}
+	prep.Extra = opts.Extra
+	if opts.Matrix.hasShares() {
+		// Per-run archives live as long as the run.
+		if prep.RunDir, err = os.MkdirTemp("", "vmrunner-run-"); err != nil {
+			return nil, fmt.Errorf("create run directory: %w", err)
+		}
+		defer os.RemoveAll(prep.RunDir)
 	}
 	targets := opts.Matrix.Targets()
 	// An impossible --accel is a usage error: refuse before booting anything.
@@ -168,7 +181,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	log := opts.Log.With("vm", t.Label())
 	started := time.Now()
 	base := results.Record{Kernel: t.Kernel.Name, Arch: string(t.Arch), Accel: string(accel)}
-	plan := buildPlan(opts.Matrix)
+	plan, skipped := buildPlan(opts.Matrix, t.Arch)
 	failAll := func(kind results.ErrorKind, err error) ([]results.Record, error) {
 		recs := make([]results.Record, 0, len(plan.Checks))
 		for _, c := range plan.Checks {
@@ -177,7 +190,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 			r.DurationMS = time.Since(started).Milliseconds()
 			recs = append(recs, r)
 		}
-		return recs, err
+		return append(recs, skipRecords(base, skipped)...), err
 	}
 	var phase func(string)
 	if opts.Progress != nil {
@@ -203,6 +216,9 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 		Target: t, Kernel: pt.Kernel, Initramfs: pt.Initramfs, Plan: plan, Accel: accel, Profile: opts.Profile,
 		MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs, Dir: dir, BootTimeout: cmp.Or(opts.BootTimeout, BootTimeout(accel)),
 		Timeout: opts.Matrix.Defaults.Timeout, Append: opts.Append, Log: log,
+	}
+	if opts.Output != nil {
+		spec.Output = func(o protocol.Output) { opts.Output(t, o) }
 	}
 	var out vmOutcome
 	for attempt := 1; ; attempt++ {
@@ -259,6 +275,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 			recs = append(recs, r)
 		}
 	}
+	recs = append(expandTests(recs, plan, dir, t.Dirname()), skipRecords(base, skipped)...)
 	if out.FailKind != "" {
 		log.Debug("vm failed", "kind", out.FailKind, "err", fmt.Sprintf("%+v", out.Err))
 		return recs, out.Err
@@ -280,17 +297,40 @@ func retryable(out vmOutcome) bool {
 	return false
 }
 
-// buildPlan turns the matrix checks into the plan sent to every guest.
-func buildPlan(m *Matrix) protocol.Plan {
+// buildPlan turns the matrix checks into the plan sent to the guests of
+// arch a, and lists the checks that do not run there (Check.ByArch).
+func buildPlan(m *Matrix, a kernels.Arch) (protocol.Plan, []Check) {
 	p := protocol.Plan{Checks: make([]protocol.CheckSpec, 0, len(m.Checks))}
+	var skipped []Check
 	for _, c := range m.Checks {
 		to := c.Timeout
 		if to == 0 {
 			to = m.Defaults.CheckTimeout
 		}
-		p.Checks = append(p.Checks, protocol.CheckSpec{Name: c.Name, Params: c.Params, Timeout: protocol.Duration(to)})
+		params := c.Params
+		if c.ByArch != nil {
+			ac, ok := c.ByArch[a]
+			if !ok {
+				skipped = append(skipped, c)
+				continue
+			}
+			params = ac.Params
+		}
+		p.Checks = append(p.Checks, protocol.CheckSpec{Name: c.Name, Params: params, Timeout: protocol.Duration(to)})
 	}
-	return p
+	return p, skipped
+}
+
+// skipRecords are the records of checks that do not run on a target's arch.
+func skipRecords(base results.Record, skipped []Check) []results.Record {
+	var recs []results.Record
+	for _, c := range skipped {
+		r := base
+		r.Check, r.Status = cmp.Or(c.SkipAs, c.Name), protocol.StatusSkip
+		r.Message = cmp.Or(c.OtherArch, "not for "+base.Arch)
+		recs = append(recs, r)
+	}
+	return recs
 }
 
 // validRelease accepts what uname -r can look like and nothing else.

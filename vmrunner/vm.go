@@ -48,6 +48,8 @@ type vmSpec struct {
 	Timeout     time.Duration
 	Append      []string
 	Log         *slog.Logger
+	// Output, when set, is told each piece of a test program's output.
+	Output func(protocol.Output)
 }
 
 // vmOutcome is what happened to one VM. FailKind is "" when the guest
@@ -291,6 +293,7 @@ func runVM(ctx context.Context, s vmSpec) (out vmOutcome) {
 	)
 	seen := map[string]bool{}
 	arts := &artifactSaver{dir: s.Dir}
+	outs := &outputSaver{dir: s.Dir, live: s.Output}
 
 loop:
 	for {
@@ -384,6 +387,11 @@ loop:
 				if err := arts.save(m.Artifact); err != nil {
 					log.Warn("artifact not saved", "name", m.Artifact.Name, "err", err)
 				}
+			case protocol.TypeOutput:
+				if err := outs.save(m.Output, planned); err != nil {
+					out.FailKind, out.Err = results.KindProtocol, err
+					break loop
+				}
 			case protocol.TypeDone:
 				out.Done = true
 				if enc != nil {
@@ -397,7 +405,7 @@ loop:
 		case <-exited:
 			// Let the reader deliver what the guest wrote before it went away.
 			if !readerEOF {
-				drainMessages(msgs, &out, planned, seen, arts, time.Second)
+				drainMessages(msgs, &out, planned, seen, arts, outs, time.Second)
 			}
 			break loop
 		}
@@ -427,6 +435,12 @@ loop:
 	}
 	stopReader()
 	out.Artifacts = arts.saved
+	for check, names := range outs.close() {
+		if out.Artifacts == nil {
+			out.Artifacts = map[string][]string{}
+		}
+		out.Artifacts[check] = append(out.Artifacts[check], names...)
+	}
 	_ = ctlL.Close()
 	wg.Wait()
 	out.Splats = con.Splats()
@@ -492,7 +506,7 @@ func orClosed(c chan qmpEvent) chan qmpEvent {
 }
 
 // drainMessages collects results still in flight after QEMU exited.
-func drainMessages(msgs <-chan guestMsg, out *vmOutcome, planned func(string) bool, seen map[string]bool, arts *artifactSaver, wait time.Duration) {
+func drainMessages(msgs <-chan guestMsg, out *vmOutcome, planned func(string) bool, seen map[string]bool, arts *artifactSaver, outs *outputSaver, wait time.Duration) {
 	deadline := time.After(wait)
 	for {
 		select {
@@ -510,6 +524,8 @@ func drainMessages(msgs <-chan guestMsg, out *vmOutcome, planned func(string) bo
 				if planned(gm.m.Artifact.Check) {
 					_ = arts.save(gm.m.Artifact)
 				}
+			case protocol.TypeOutput:
+				_ = outs.save(gm.m.Output, planned)
 			case protocol.TypeDone:
 				out.Done = true
 			}

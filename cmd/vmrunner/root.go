@@ -27,7 +27,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(newRunCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newExecCmd(), newBenchCmd(), newVersionCmd())
 	root.AddCommand(newReportCmd(), newPlanCmd())
 	root.AddCommand(newReproCmd())
 	root.AddCommand(newKernelsCmd(), newLockCmd())

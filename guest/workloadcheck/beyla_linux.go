@@ -54,7 +54,7 @@ func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, err
 	if err := guest.RemoveMemlock(); err != nil {
 		return o, err
 	}
-	if err := loopbackUp(); err != nil {
+	if err := guest.LoopbackUp(); err != nil {
 		return o, err
 	}
 	srv, err := workload.Start(ctx, workload.ServerConfig{ErrorRate: p.ErrorRate, Latency: 2 * time.Millisecond, Seed: 1})

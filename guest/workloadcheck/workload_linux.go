@@ -51,7 +51,7 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 	if err := guest.RemoveMemlock(); err != nil {
 		return o, err
 	}
-	if err := loopbackUp(); err != nil {
+	if err := guest.LoopbackUp(); err != nil {
 		return o, err
 	}
 	srv, err := workload.Start(ctx, srvCfg)
@@ -307,29 +307,4 @@ func openFDs() int {
 		return 0
 	}
 	return len(ents)
-}
-
-// loopbackUp brings the lo interface up: the agent is PID 1 and nothing
-// else configures the network, and the workload runs on 127.0.0.1.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("bring up lo: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("bring up lo: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring up lo: get flags: %w", err)
-	}
-	if ifr.Uint16()&unix.IFF_UP != 0 {
-		return nil
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring up lo: set flags: %w", err)
-	}
-	return nil
 }

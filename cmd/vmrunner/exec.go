@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/results"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+type execFlags struct {
+	kernels  []string
+	arches   []string
+	matrix   string
+	files    []string
+	env      []string
+	dir      string
+	noDir    bool
+	sysroot  string
+	timeout  time.Duration
+	maxDir   string
+	out      string
+	accel    string
+	agentDir string
+	cacheDir string
+	retries  int
+	bootTO   time.Duration
+	logLevel string
+}
+
+func newExecCmd() *cobra.Command {
+	var f execFlags
+	cmd := &cobra.Command{
+		Use:   "exec [flags] -- PROGRAM [ARGS...]",
+		Short: "Run a program in a VM of each kernel asked for, as go test -exec expects",
+		Long: `Run PROGRAM with ARGS (passed exactly) as root in a VM of each kernel and
+arch asked for, streaming its output, and exit with its exit status:
+
+  go test -exec 'vmrunner exec --kernel 6.1 --' ./...
+  GOARCH=arm64 go test -exec 'vmrunner exec --kernel 6.1 --' ./...
+  vmrunner exec --kernel 5.10 --kernel 6.12 -- ./agent.test -test.v
+
+The guest arch is the program's (its ELF header) unless --arch says it.
+Kernel names are those of --matrix FILE, else $VMRUNNER_MATRIX, else the
+built-in default matrix (Debian 5.10, 6.1, 6.12); without --kernel, every
+kernel of it runs. The working directory (--dir, default the current one)
+and each --file are copied into the guest at the same paths; the program's
+writes there stay in the guest.
+
+With one VM the output is the program's, as it writes it, and the exit code
+is its exit status (128+N when signal N killed it). With several, each line
+is prefixed by its VM, a summary line per VM goes to stderr, and the exit
+code is 0 only if every run exited 0, else 1. In both cases a VM that fails
+(boot, timeout, kernel panic) is exit 3 and an interrupt 130, as for run.
+Results (output, console.log) are kept in --out when given, otherwise only
+when a VM failed.
+
+` + exitCodesHelp,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExec(cmd, args, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false) // everything after PROGRAM is its own
+	fl.StringArrayVar(&f.kernels, "kernel", nil, "run on this kernel (a name of the matrix; repeatable; default all of them)")
+	fl.StringArrayVar(&f.arches, "arch", nil, "run on this arch: x86_64 or arm64 (default: the program's)")
+	fl.StringVar(&f.matrix, "matrix", "", "matrix whose kernels --kernel names (default $"+vmrunner.MatrixEnv+", else the built-in default matrix)")
+	fl.StringArrayVar(&f.files, "file", nil, "also copy HOST (a file or directory) into the guest, at GUEST or at the same path: HOST[:GUEST] (repeatable)")
+	fl.StringArrayVar(&f.env, "env", nil, "set KEY=VALUE in the program's environment (repeatable)")
+	fl.StringVar(&f.dir, "dir", "", "working directory of the program, copied into the guest at the same path (default: the current directory)")
+	fl.BoolVar(&f.noDir, "no-dir", false, "copy no working directory: the program runs in /")
+	fl.StringVar(&f.sysroot, "sysroot", "", "directory holding the libraries of a dynamically linked program of another arch")
+	fl.DurationVar(&f.timeout, "timeout", vmrunner.DefaultExecTimeout, "stop the program after this long (with a task dump in console.log; exit 3)")
+	fl.StringVar(&f.maxDir, "max-dir-size", "64M", "largest working directory (and --file directory) to copy into the guest")
+	fl.StringVar(&f.out, "out", "", "keep the results here (default: a temporary directory, kept only when a VM failed)")
+	fl.StringVar(&f.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
+	fl.StringVar(&f.agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch> (default: beside the vmrunner binary)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
+	fl.IntVar(&f.retries, "retries", 1, "boot a VM again this many times after an infrastructure failure")
+	fl.DurationVar(&f.bootTO, "boot-timeout", 0, "how long the guest agent has to start (default 2m under TCG, 30s under KVM)")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
+	log, err := newLogger(f.logLevel, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	accel, err := vmrunner.ParseAccel(f.accel)
+	if err != nil {
+		return usageError{err}
+	}
+	var arches []kernels.Arch
+	for _, a := range f.arches {
+		pa, err := kernels.ParseArch(a)
+		if err != nil {
+			return usagef("--arch: %v", err)
+		}
+		arches = append(arches, pa)
+	}
+	maxDir, err := parseSize(f.maxDir)
+	if err != nil {
+		return usagef("--max-dir-size: %v", err)
+	}
+	if f.timeout <= 0 {
+		return usagef("--timeout %s: expected a positive duration like 10m", f.timeout)
+	}
+	m, err := vmrunner.KernelMatrix(f.matrix)
+	if err != nil {
+		return err
+	}
+	dir := f.dir
+	if dir == "" && !f.noDir {
+		if dir, err = os.Getwd(); err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+	}
+	if f.noDir {
+		dir = ""
+	}
+
+	out, keep := f.out, f.out != ""
+	if !keep {
+		if out, err = os.MkdirTemp("", "vmrunner-exec-"); err != nil {
+			return fmt.Errorf("create results directory: %w", err)
+		}
+	}
+	opts := vmrunner.ExecOptions{
+		Options: vmrunner.Options{
+			Matrix: m, OutDir: out, Accel: accel, AgentDir: f.agentDir, CacheDir: f.cacheDir,
+			Retries: f.retries, BootTimeout: f.bootTO, Log: log,
+		},
+		Kernels: f.kernels, Arches: arches, Program: argv[0], Args: argv[1:], Env: f.env, Dir: dir,
+		Files: f.files, Sysroot: f.sysroot, Timeout: f.timeout, MaxDirBytes: maxDir,
+	}
+	plan, err := vmrunner.PlanExec(opts)
+	if err != nil {
+		if !keep {
+			os.RemoveAll(out)
+		}
+		return err
+	}
+	targets := plan.Targets()
+	w := newExecOutput(cmd.OutOrStdout(), cmd.ErrOrStderr(), len(targets) > 1)
+	opts.Output = w.write
+	res, err := vmrunner.Exec(cmd.Context(), opts)
+	w.flush()
+	if err != nil {
+		if !keep {
+			os.RemoveAll(out)
+		}
+		return err
+	}
+	code := execExitCode(res)
+	stderr := cmd.ErrOrStderr()
+	failed := false
+	for _, r := range res.Runs {
+		if r.ExitCode < 0 {
+			failed = true
+		}
+		switch {
+		case len(res.Runs) > 1:
+			fmt.Fprintf(stderr, "vmrunner exec: %s\n", execSummary(r))
+		case r.ExitCode < 0:
+			fmt.Fprintf(stderr, "vmrunner exec: %s\n", execSummary(r))
+		}
+	}
+	if failed || keep {
+		keep = true
+		fmt.Fprintf(stderr, "vmrunner exec: results in %s\n", res.Dir)
+	}
+	if !keep {
+		os.RemoveAll(out)
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// execExitCode is exec's exit code: the program's with one VM, else 0 when
+// every program exited 0 and 1 when one did not; a VM without an exit
+// status makes it 3 (130 when interrupted, 2 for bad input), as for run.
+func execExitCode(res *vmrunner.ExecResult) int {
+	if res.ExitCode == results.ExitInterrupted {
+		return results.ExitInterrupted
+	}
+	worst := 0
+	for _, r := range res.Runs {
+		if r.ExitCode < 0 {
+			code := results.ExitInfra
+			if r.Record.ErrorKind == results.KindBadInput {
+				code = results.ExitBadInput
+			}
+			if worst != results.ExitBadInput {
+				worst = code
+			}
+		}
+	}
+	if worst != 0 {
+		return worst
+	}
+	if len(res.Runs) == 1 {
+		return res.Runs[0].ExitCode
+	}
+	for _, r := range res.Runs {
+		if r.ExitCode != 0 {
+			return 1
+		}
+	}
+	return 0
+}
+
+// execSummary is one VM's line: its exit status, or why it has none.
+func execSummary(r vmrunner.ExecRun) string {
+	rel := r.Record.KernelRelease
+	if rel == "" {
+		rel = "kernel not resolved"
+	}
+	took := time.Duration(r.Record.DurationMS) * time.Millisecond
+	if r.ExitCode >= 0 {
+		return fmt.Sprintf("%s (%s): exit %d in %s", r.Target.Label(), rel, r.ExitCode, took.Round(10*time.Millisecond))
+	}
+	msg := r.Record.Message
+	if r.Record.Status == "" {
+		msg = "no result"
+	}
+	return fmt.Sprintf("%s (%s): %s %s: %s", r.Target.Label(), rel, r.Record.Status, r.Record.ErrorKind, msg)
+}
+
+// execOutput writes the programs' output: as it comes with one VM; with
+// several, line by line, each prefixed by its VM.
+type execOutput struct {
+	mu             sync.Mutex
+	stdout, stderr io.Writer
+	prefix         bool
+	partial        map[string]*bytes.Buffer // by VM and stream: a line not ended yet
+}
+
+func newExecOutput(stdout, stderr io.Writer, prefix bool) *execOutput {
+	return &execOutput{stdout: stdout, stderr: stderr, prefix: prefix, partial: map[string]*bytes.Buffer{}}
+}
+
+func (w *execOutput) write(t vmrunner.Target, o protocol.Output) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	dst := w.stdout
+	if o.Stream == protocol.Stderr {
+		dst = w.stderr
+	}
+	if !w.prefix {
+		_, _ = dst.Write(o.Data)
+		return
+	}
+	key := t.Label() + " " + string(o.Stream)
+	buf := w.partial[key]
+	if buf == nil {
+		buf = &bytes.Buffer{}
+		w.partial[key] = buf
+	}
+	buf.Write(o.Data)
+	for {
+		line, err := buf.ReadBytes('\n')
+		if err != nil {
+			// Keep the unfinished line for the next piece.
+			rest := append([]byte(nil), line...)
+			buf.Reset()
+			buf.Write(rest)
+			return
+		}
+		fmt.Fprintf(dst, "[%s] %s", t.Label(), line)
+	}
+}
+
+// flush writes the lines that never ended.
+func (w *execOutput) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key, buf := range w.partial {
+		if buf.Len() == 0 {
+			continue
+		}
+		label, stream, _ := strings.Cut(key, " ")
+		dst := w.stdout
+		if stream == string(protocol.Stderr) {
+			dst = w.stderr
+		}
+		fmt.Fprintf(dst, "[%s] %s\n", label, buf.Bytes())
+		buf.Reset()
+	}
+}
+
+// parseSize reads a size like 64M, 1G, 512MiB or 1048576 (bytes).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "IB"), "B")
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(t, "K"):
+		mult, t = 1<<10, t[:len(t)-1]
+	case strings.HasSuffix(t, "M"):
+		mult, t = 1<<20, t[:len(t)-1]
+	case strings.HasSuffix(t, "G"):
+		mult, t = 1<<30, t[:len(t)-1]
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("%q: expected a size like 64M or 1G", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/results"
+	"github.com/vmrunner/vmrunner/vmrunner"
+)
+
+func TestExecExitCode(t *testing.T) {
+	run := func(code int, kind results.ErrorKind) vmrunner.ExecRun {
+		return vmrunner.ExecRun{ExitCode: code, Record: results.Record{ErrorKind: kind}}
+	}
+	for _, tc := range []struct {
+		name string
+		res  vmrunner.ExecResult
+		want int
+	}{
+		{"one VM: its status", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(7, "")}}, 7},
+		{"one VM, signal", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(139, "")}}, 139},
+		{"one VM failed", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(-1, results.KindTimeout)}}, 3},
+		{"all zero", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(0, ""), run(0, "")}}, 0},
+		{"one nonzero of two", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(0, ""), run(2, "")}}, 1},
+		{"a VM failed, another exited 1", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(1, ""), run(-1, results.KindPanic)}}, 3},
+		{"bad kernel source", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(-1, results.KindBadInput), run(-1, results.KindPanic)}}, 2},
+		{"interrupted", vmrunner.ExecResult{Result: &vmrunner.Result{ExitCode: 130}, Runs: []vmrunner.ExecRun{run(-1, results.KindInterrupted)}}, 130},
+	} {
+		if got := execExitCode(&tc.res); got != tc.want {
+			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestExecOutput(t *testing.T) {
+	a := vmrunner.Target{Kernel: vmrunner.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}
+	b := vmrunner.Target{Kernel: vmrunner.KernelEntry{Name: "5.10"}, Arch: kernels.X86_64}
+	out := func(s protocol.Stream, d string) protocol.Output { return protocol.Output{Stream: s, Data: []byte(d)} }
+
+	var stdout, stderr bytes.Buffer
+	raw := newExecOutput(&stdout, &stderr, false)
+	raw.write(a, out(protocol.Stdout, "no newline"))
+	raw.write(a, out(protocol.Stderr, "err\n"))
+	raw.flush()
+	if stdout.String() != "no newline" || stderr.String() != "err\n" {
+		t.Errorf("one VM: stdout %q stderr %q, want them untouched", stdout.String(), stderr.String())
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	pre := newExecOutput(&stdout, &stderr, true)
+	pre.write(a, out(protocol.Stdout, "hel"))
+	pre.write(b, out(protocol.Stdout, "other\nsecond "))
+	pre.write(a, out(protocol.Stdout, "lo\nworld\n"))
+	pre.write(b, out(protocol.Stderr, "oops\n"))
+	pre.flush()
+	want := "[5.10/x86_64] other\n[6.1/x86_64] hello\n[6.1/x86_64] world\n[5.10/x86_64] second \n"
+	if stdout.String() != want || stderr.String() != "[5.10/x86_64] oops\n" {
+		t.Errorf("several VMs:\nstdout %q\nwant   %q\nstderr %q", stdout.String(), want, stderr.String())
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"64M": 64 << 20, "1G": 1 << 30, "512MiB": 512 << 20, "100": 100, "2k": 2048} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "lots", "-1M", "0"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+}

@@ -1,0 +1,3 @@
+module example.com/goequiv
+
+go 1.22

@@ -1,0 +1,125 @@
+package vmrunner
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+func TestPlanExec(t *testing.T) {
+	self, err := os.Executable() // an ELF of the host's arch
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"testdata/x": "x"})
+	extra := filepath.Join(t.TempDir(), "extra.conf")
+	writeTree(t, filepath.Dir(extra), map[string]string{"extra.conf": "k=v"})
+	m, err := PlanExec(ExecOptions{
+		Options: Options{Matrix: DefaultMatrix()}, Kernels: []string{"6.1"},
+		Program: self, Args: []string{"-test.run", "", "a b"}, Env: []string{"K=V"}, Dir: dir,
+		Files: []string{extra + ":/etc/app/extra.conf"}, Timeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := m.Targets()
+	if len(ts) != 1 || ts[0].Kernel.Name != "6.1" || ts[0].Arch != kernels.Host() {
+		t.Fatalf("targets %v, want 6.1 on the host's arch", ts)
+	}
+	if len(m.Checks) != 1 || m.Checks[0].Name != "test" || m.Checks[0].Timeout < time.Minute {
+		t.Fatalf("checks %+v", m.Checks)
+	}
+	if m.Defaults.Timeout < m.Checks[0].Timeout+time.Minute {
+		t.Errorf("VM timeout %s leaves no room for boot around a %s check", m.Defaults.Timeout, m.Checks[0].Timeout)
+	}
+	ac, ok := m.Checks[0].ByArch[kernels.Host()]
+	if !ok {
+		t.Fatalf("no params for %s", kernels.Host())
+	}
+	var p protocol.TestParams
+	if err := json.Unmarshal(ac.Params, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Binary != self || p.Dir != dir || p.Format != protocol.FormatExit || strings.Join(p.Args, "|") != "-test.run||a b" || p.Env[0] != "K=V" {
+		t.Errorf("params %+v", p)
+	}
+	targets := map[string]bool{}
+	for _, b := range p.Binds {
+		targets[b.Target] = true
+	}
+	for _, want := range []string{self, dir, "/etc/app/extra.conf"} {
+		if !targets[want] {
+			t.Errorf("nothing bound at %s (binds %+v)", want, p.Binds)
+		}
+	}
+	if probs := p.Validate(); len(probs) > 0 {
+		t.Errorf("the guest would refuse %+v: %v", p, probs)
+	}
+}
+
+func TestPlanExecBadInput(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	text := filepath.Join(tmp, "notes.txt")
+	writeTree(t, tmp, map[string]string{"notes.txt": "hello", "big/blob": strings.Repeat("b", 2<<20)})
+	other := kernels.ARM64
+	if kernels.Host() == kernels.ARM64 {
+		other = kernels.X86_64
+	}
+	for _, tc := range []struct {
+		name string
+		opts ExecOptions
+		want []string
+	}{
+		{"missing program", ExecOptions{Program: filepath.Join(tmp, "nope")}, []string{"no such file"}},
+		{"not an ELF", ExecOptions{Program: text}, []string{"not an ELF executable"}},
+		{"arch mismatch", ExecOptions{Program: self, Arches: []kernels.Arch{other}}, []string{"it is " + string(kernels.Host()), "--arch " + string(other)}},
+		{"file onto /proc", ExecOptions{Program: self, Files: []string{text + ":/proc/sys/x"}}, []string{"--file", "/proc", "guest's own"}},
+		{"file missing", ExecOptions{Program: self, Files: []string{filepath.Join(tmp, "gone")}}, []string{"--file", "no such file"}},
+		{"directory too large", ExecOptions{Program: self, Dir: tmp, MaxDirBytes: 1 << 20}, []string{"2.0 MiB", "more than 1.0 MiB", "big/blob", "--max-dir-size"}},
+		{"unknown kernel", ExecOptions{Program: self, Kernels: []string{"4.4"}}, []string{`no kernel "4.4"`, "5.10, 6.1, 6.12"}},
+		{"bad env", ExecOptions{Program: self, Env: []string{"NOEQUALS"}}, []string{"--env", "KEY=VALUE"}},
+		{"root as directory", ExecOptions{Program: self, Dir: "/"}, []string{"cannot be shared", "--dir"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Matrix = DefaultMatrix()
+			_, err := PlanExec(tc.opts)
+			if !errors.Is(err, ErrBadMatrix) {
+				t.Fatalf("err = %v, want bad input (ErrBadMatrix)", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestTestName(t *testing.T) {
+	for in, want := range map[string]string{
+		"pkg.test":              "pkg.test",
+		"agent-{arch}.test":     "agent.test",
+		"my agent (copy).test":  "my_agent_copy.test",
+		"{arch}":                "program",
+		strings.Repeat("a", 90): strings.Repeat("a", 64),
+	} {
+		if got := TestName(in); got != want {
+			t.Errorf("TestName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
