@@ -59,6 +59,9 @@ func (s *Spec) Rebase(dir string) {
 			abs(&s.Deb.Files[i])
 		}
 	}
+	if s.Mainline != nil {
+		abs(&s.Mainline.Keyring)
+	}
 	if s.File != nil {
 		abs(&s.File.Kernel)
 		abs(&s.File.Modules)
@@ -99,6 +102,11 @@ type MainlineSpec struct {
 	// URL is the root holding the version directories; default
 	// DefaultMainlineURL.
 	URL string `json:"url,omitempty"`
+	// Keyring is an OpenPGP keyring (binary or armored, relative to the
+	// matrix file) holding the key CHECKSUMS.gpg must verify with: the
+	// Kernel PPA key, MainlineKeyFingerprint. Without it CHECKSUMS is
+	// trusted as served, with a warning.
+	Keyring string `json:"keyring,omitempty"`
 }
 
 // DefaultMainlineURL is where Ubuntu publishes mainline kernel builds.
@@ -106,7 +114,7 @@ const DefaultMainlineURL = "https://kernel.ubuntu.com/mainline"
 
 // UnmarshalYAML accepts a version scalar or a {version, url} mapping.
 func (m *MainlineSpec) UnmarshalYAML(n *yaml.Node) error {
-	const want = "expected a version like v6.5 or {version: v6.5, url: URL}"
+	const want = "expected a version like v6.5 or {version: v6.5, url: URL, keyring: FILE}"
 	switch n.Kind {
 	case yaml.ScalarNode:
 		m.Version = n.Value
@@ -121,8 +129,10 @@ func (m *MainlineSpec) UnmarshalYAML(n *yaml.Node) error {
 				m.Version = v.Value
 			case "url":
 				m.URL = v.Value
+			case "keyring":
+				m.Keyring = v.Value
 			default:
-				return fmt.Errorf("unknown key %q; allowed keys: version, url", k.Value)
+				return fmt.Errorf("unknown key %q; allowed keys: version, url, keyring", k.Value)
 			}
 		}
 	default:

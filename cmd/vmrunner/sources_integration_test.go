@@ -137,7 +137,7 @@ func TestKernelSourceErrors(t *testing.T) {
 		{"image without a kernel", `{oci: "` + host + `/nokernel:1"}`, "x86_64", 2, "has no /boot/vmlinuz"},
 		{"arch missing from index", `{oci: "` + host + `/amd64only:1"}`, "arm64", 2, "has no linux/arm64 variant"},
 		{"checksum mismatch", `{ubuntu-mainline: {version: v6.12, url: "` + mainline.Root() + `"}}`, "x86_64", 3, "checksum mismatch"},
-		{"mainline version missing", `{ubuntu-mainline: {version: v6.99, url: "` + mainline.Root() + `"}}`, "x86_64", 2, "ubuntu-mainline v6.99 has no linux-image"},
+		{"mainline version missing", `{ubuntu-mainline: {version: v6.99, url: "` + mainline.Root() + `"}}`, "x86_64", 2, "ubuntu-mainline v6.99 has no directory"},
 		{"not a kernel tree", `{build: {tree: "` + t.TempDir() + `"}}`, "x86_64", 2, "is not a Linux source tree"},
 		{"registry unreachable", `{oci: "127.0.0.1:1/ci-kernels:6.1"}`, "x86_64", 3, "mirror unreachable"},
 	} {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,14 +13,12 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -298,88 +297,14 @@ func PushIndex(t testing.TB, ref string, imgs map[kernels.Arch]v1.Image) string 
 	return d.String()
 }
 
-// Mainline is an HTTP server laid out like kernel.ubuntu.com/mainline:
-// <URL>/<version>/<debArch>/ with an index page, the debs and CHECKSUMS.
-type Mainline struct {
-	*httptest.Server
-	mu       sync.Mutex
-	files    map[string][]byte
-	Truncate map[string]bool // serve half of these paths, then cut the connection
+func sha1Hex(data []byte) string {
+	h := sha1.Sum(data)
+	return hex.EncodeToString(h[:])
 }
 
-// NewMainline starts an empty mainline server; its root is URL+"/mainline".
-func NewMainline(t testing.TB) *Mainline {
-	m := &Mainline{files: map[string][]byte{}, Truncate: map[string]bool{}}
-	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
-	t.Cleanup(m.Close)
-	return m
-}
-
-// Root is the base URL to give as ubuntu-mainline's url.
-func (m *Mainline) Root() string { return m.URL + "/mainline" }
-
-func (m *Mainline) serve(w http.ResponseWriter, r *http.Request) {
-	m.mu.Lock()
-	data, ok := m.files[r.URL.Path]
-	trunc := m.Truncate[r.URL.Path]
-	m.mu.Unlock()
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	if trunc {
-		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
-		_, _ = w.Write(data[:len(data)/2])
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				c.Close()
-			}
-		}
-		return
-	}
-	_, _ = w.Write(data)
-}
-
-// Put serves data at path (below the server root).
-func (m *Mainline) Put(p string, data []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.files[p] = data
-}
-
-// Delete stops serving path: it answers 404.
-func (m *Mainline) Delete(p string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.files, p)
-}
-
-// Publish lays out k as Ubuntu mainline version for its arch: separate
-// image and modules debs, an index page and CHECKSUMS. It returns the
-// URLs of the two debs and their SHA-256s.
-func (m *Mainline) Publish(t testing.TB, version string, k *kernels.Kernel) (urls, shas []string) {
+func writeFile(t testing.TB, p string, data []byte) {
 	t.Helper()
-	debArch := k.Arch.Debian()
-	abi := strings.TrimPrefix(version, "v") + ".0-060000"
-	ver := abi + ".202401010000"
-	dir := "/mainline/" + version + "/" + debArch
-	var index, sums bytes.Buffer
-	index.WriteString("<html><body><table>\n")
-	sums.WriteString("# Checksums-Sha256:\n")
-	for _, d := range []struct {
-		pkg    string
-		layout Layout
-	}{{"linux-image-unsigned-" + abi + "-generic", ImageDeb}, {"linux-modules-" + abi + "-generic", ModulesDeb}} {
-		file := fmt.Sprintf("%s_%s_%s.deb", d.pkg, ver, debArch)
-		data := Deb(t, d.pkg, ver, debArch, Files(t, k, d.layout))
-		m.Put(dir+"/"+file, data)
-		fmt.Fprintf(&index, "<tr><td><a href=\"%s\">%s</a></td></tr>\n", file, file)
-		fmt.Fprintf(&sums, "%s  %s\n", SHA256(data), file)
-		urls = append(urls, m.URL+dir+"/"+file)
-		shas = append(shas, SHA256(data))
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	index.WriteString("<tr><td><a href=\"CHECKSUMS\">CHECKSUMS</a></td></tr></table></body></html>\n")
-	m.Put(dir+"/", index.Bytes())
-	m.Put(dir+"/CHECKSUMS", sums.Bytes())
-	return urls, shas
 }
