@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/kernels/kconfig"
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -101,7 +102,7 @@ func (env featuresEnv) check(ctx context.Context, params json.RawMessage) (Outco
 			r.Status, supported = "unsupported", new(false)
 			d.Unsupported++
 		default:
-			r.Status, r.Error = "error", truncateText(err.Error(), 256)
+			r.Status, r.Error = "error", text.Truncate(err.Error(), 256)
 			d.Errors++
 		}
 		r.Verdict = string(bpfprobe.Judge(f, progType, supported, v, env.Machine, cfg))
@@ -170,11 +171,4 @@ func featureList(kind bpfprobe.Kind, names []string) ([]bpfprobe.Feature, error)
 		fs = append(fs, f)
 	}
 	return fs, nil
-}
-
-func truncateText(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

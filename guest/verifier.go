@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmrunner/vmrunner/bpfobject"
 	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -126,7 +127,7 @@ func verifyObjects(ctx context.Context, env verifierEnv, params json.RawMessage)
 		if !r.found[name] && first != "" {
 			res := protocol.Result{
 				Check: "verifier/" + first + "/" + sanitizeName(name), Status: protocol.StatusError, ErrorKind: protocol.ErrorKindLoad,
-				Message: truncateText(fmt.Sprintf("no program %q in %s", name, strings.Join(r.objectFiles(), ", ")), 512),
+				Message: text.Truncate(fmt.Sprintf("no program %q in %s", name, strings.Join(r.objectFiles(), ", ")), 512),
 			}
 			if err := r.emit(res); err != nil {
 				return r.out, err
@@ -270,7 +271,7 @@ func (r *verifierRun) objectResult(od protocol.VerifierObjectDetails, start time
 	default:
 		res.Status, res.Message = protocol.StatusPass, objectSummary(od)
 	}
-	res.Message = truncateText(res.Message, 1024)
+	res.Message = text.Truncate(res.Message, 1024)
 	res.DurationMS = time.Since(start).Milliseconds()
 	res.Details, _ = json.Marshal(od) // plain struct: cannot fail
 	return r.emit(res)
@@ -443,7 +444,7 @@ func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject
 			v.d.Attach, tried, v.attachErr = attachProgram(ps, prog, target)
 			v.d.Attached = tried && v.attachErr == nil
 			if v.attachErr != nil {
-				v.d.AttachError = truncateText(v.attachErr.Error(), 512)
+				v.d.AttachError = text.Truncate(v.attachErr.Error(), 512)
 			}
 		}
 	}
@@ -481,7 +482,7 @@ func (v *verification) take(prog *ebpf.Program, err error) {
 		v.log = strings.Join(ve.Log, "\n")
 		v.reason, v.d.CORE = decisiveLine(ve.Log)
 		if v.reason == "" {
-			v.reason = truncateText(ve.Error(), 512)
+			v.reason = text.Truncate(ve.Error(), 512)
 		}
 	case errors.As(err, &se):
 		v.err, v.d.Step = se, se.step
@@ -553,7 +554,7 @@ func (r *verifierRun) judge(v *verification, object string) {
 			v.message += "; " + v.d.Attach
 		}
 	}
-	v.message = truncateText(v.message, 1024)
+	v.message = text.Truncate(v.message, 1024)
 }
 
 // loadHint says how to fix the loader errors whose fix is in matrix.yaml.

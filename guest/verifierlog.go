@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // statsRE match the verifier's statistics lines (LogLevelStats).
@@ -51,7 +53,7 @@ func lastVerifierLine(log []string) string {
 			strings.HasPrefix(l, "max_states_per_insn"):
 			continue
 		}
-		return truncateText(l, 512)
+		return text.Truncate(l, 512)
 	}
 	return ""
 }
@@ -100,7 +102,7 @@ func decisiveLine(log []string) (line string, core bool) {
 	}
 	for _, l := range log {
 		if i := strings.Index(l, "instruction "+coreMarker); i >= 0 {
-			return truncateText(strings.TrimSpace(l[i:]), 512), true
+			return text.Truncate(strings.TrimSpace(l[i:]), 512), true
 		}
 	}
 	return last, true

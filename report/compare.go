@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 )
@@ -196,7 +197,7 @@ func Compare(old, new results.Report, opts CompareOptions) Comparison {
 		kernelSeen[k.Target] = true
 		if or.Status != nr.Status {
 			c.Verdicts = append(c.Verdicts, VerdictChange{Key: k, Old: or.Status, New: nr.Status,
-				Message: oneLine(nr.Message, 200), Regression: severity(nr.Status) > severity(or.Status)})
+				Message: text.OneLine(nr.Message, 200), Regression: severity(nr.Status) > severity(or.Status)})
 		}
 		c.Figures = append(c.Figures, compareFigures(k, or, nr, opts)...)
 	}

@@ -3,7 +3,9 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"unicode/utf8"
+	"strings"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // prettyJSON indents details for people, bounded to detailsBytes.
@@ -15,16 +17,7 @@ func prettyJSON(raw json.RawMessage) string {
 	}
 	s := b.String()
 	if len(s) > detailsBytes {
-		s = s[:detailsBytes]
-		for len(s) > 0 && !utf8ValidEnd(s) {
-			s = s[:len(s)-1]
-		}
-		s += "\n… (cut)"
+		s = strings.TrimSuffix(text.Truncate(s, detailsBytes), text.Ellipsis) + "\n… (cut)"
 	}
 	return s
-}
-
-func utf8ValidEnd(s string) bool {
-	r, size := utf8.DecodeLastRuneInString(s)
-	return r != utf8.RuneError || size > 1
 }

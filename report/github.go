@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 )
@@ -58,9 +59,9 @@ func WriteAnnotations(w io.Writer, run Run) error {
 		if r.ErrorKind != "" && r.ErrorKind != results.KindCheck {
 			title += " (" + string(r.ErrorKind) + ")"
 		}
-		msg := bound(r.Message, 4096)
+		msg := text.Truncate(r.Message, 4096)
 		for _, s := range r.Splats {
-			msg += "\n" + s.Kind + ": " + bound(s.Line, 512)
+			msg += "\n" + s.Kind + ": " + text.Truncate(s.Line, 512)
 		}
 		if msg == "" {
 			msg = string(r.Status)
@@ -135,7 +136,7 @@ func WriteStepSummary(w io.Writer, run Run) error {
 				kind = " (" + md(string(r.ErrorKind)) + ")"
 			}
 			fmt.Fprintf(&b, "- %s **%s** %s: %s%s: %s\n", statusEmoji[r.Status], md(results.TargetOf(r).String()), md(r.Check),
-				r.Status, kind, md(oneLine(r.Message, 300)))
+				r.Status, kind, md(text.OneLine(r.Message, 300)))
 		}
 	}
 	b.WriteString("\n")
@@ -148,17 +149,6 @@ func WriteStepSummary(w io.Writer, run Run) error {
 // md makes guest text inert in a Markdown table cell: no HTML, no column
 // breaks, no line breaks, no code spans.
 func md(s string) string {
-	s = html.EscapeString(oneLine(s, 1<<10))
+	s = html.EscapeString(text.OneLine(s, 1<<10))
 	return strings.NewReplacer("|", `\|`, "`", "'").Replace(s)
-}
-
-func bound(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8ValidEnd(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
 }

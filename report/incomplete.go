@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/results"
 )
 
@@ -37,7 +38,7 @@ func IncompleteNote(rep results.Report) string {
 		}
 		s += fmt.Sprintf("; no results for %d of %d VMs: %s", len(missing), len(rep.Run.Targets), strings.Join(names, ", "))
 	}
-	return oneLine(s, 4096)
+	return text.OneLine(s, 4096)
 }
 
 // records returns what a writer shows: the run's records and, for an

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 )
@@ -86,13 +87,13 @@ func WriteJUnit(w io.Writer, run Run) error {
 			switch r.Status {
 			case protocol.StatusFail:
 				s.Failures++
-				c.Failure = &junitProblem{Message: oneLine(r.Message, 512), Type: "fail", Text: failureText(run, r)}
+				c.Failure = &junitProblem{Message: text.OneLine(r.Message, 512), Type: "fail", Text: failureText(run, r)}
 			case protocol.StatusError:
 				s.Errors++
-				c.Error = &junitProblem{Message: oneLine(r.Message, 512), Type: string(r.ErrorKind), Text: errorText(run, r)}
+				c.Error = &junitProblem{Message: text.OneLine(r.Message, 512), Type: string(r.ErrorKind), Text: errorText(run, r)}
 			case protocol.StatusSkip:
 				s.Skipped++
-				c.Skipped = &junitProblem{Message: oneLine(r.Message, 512)}
+				c.Skipped = &junitProblem{Message: text.OneLine(r.Message, 512)}
 			}
 			if len(r.Details) > 0 && r.Status != protocol.StatusPass {
 				c.SystemOut = "details: " + prettyJSON(r.Details)
@@ -212,19 +213,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// oneLine folds whitespace and bounds s to n bytes, on a rune boundary.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8ValidEnd(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
 }
 
 // WriteJUnitFile writes the JUnit XML of the run to path.

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 )
@@ -31,7 +32,7 @@ func WriteSummary(w io.Writer, rep results.Report) error {
 			status += " (" + string(r.ErrorKind) + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kernel, r.Arch, orDefault(r.KernelRelease, "-"), r.Check, status,
-			(time.Duration(r.DurationMS) * time.Millisecond).Round(10*time.Millisecond), oneLine(r.Message, 100))
+			(time.Duration(r.DurationMS) * time.Millisecond).Round(10*time.Millisecond), text.OneLine(r.Message, 100))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
