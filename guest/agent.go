@@ -38,6 +38,11 @@ type Agent struct {
 	PlanTimeout, ByeTimeout time.Duration
 }
 
+// Converse is what the agent does once its port is open: Agent.Run, for
+// the real agent. A guest that misbehaves on purpose, to test the host,
+// puts its own here (internal/hostileagent).
+type Converse func(ctx context.Context, a *Agent, port io.ReadWriter) error
+
 // incoming is one message from the host, or the error that ended the stream.
 type incoming struct {
 	msg protocol.Message
@@ -92,12 +97,16 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 	}
 	logger.Printf("plan: %d checks", len(in.Plan.Checks))
 
+	sent := 0 // results sent: done says how many, and the host checks
 	for _, spec := range in.Plan.Checks {
 		if err := enc.Send(protocol.Message{Type: protocol.TypeCheckStart, CheckStart: &protocol.CheckStart{Check: spec.Name}}); err != nil {
 			return fmt.Errorf("send check-start: %w", err)
 		}
 		res, o, streamed := a.runCheck(ctx, enc, spec, logger)
-		if err := sendOutcome(enc, spec.Name, o); err != nil {
+		sent += streamed
+		n, err := sendOutcome(enc, spec.Name, o)
+		sent += n
+		if err != nil {
 			return err
 		}
 		if res.Status == "" && (len(o.Sub) > 0 || streamed > 0) {
@@ -107,8 +116,9 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 		if err := sendResult(enc, res); err != nil {
 			return err
 		}
+		sent++
 	}
-	if err := enc.Send(protocol.Message{Type: protocol.TypeDone, Done: &protocol.Done{Results: len(in.Plan.Checks)}}); err != nil {
+	if err := enc.Send(protocol.Message{Type: protocol.TypeDone, Done: &protocol.Done{Results: sent}}); err != nil {
 		return fmt.Errorf("send done: %w", err)
 	}
 
@@ -156,25 +166,27 @@ func sendResult(enc *protocol.Encoder, res protocol.Result) error {
 }
 
 // sendOutcome sends a check's artifacts, then its sub-results; only names
-// under the check's own are sent.
-func sendOutcome(enc *protocol.Encoder, check string, o Outcome) error {
+// under the check's own are sent. It returns the number of results sent.
+func sendOutcome(enc *protocol.Encoder, check string, o Outcome) (int, error) {
 	for _, art := range o.Artifacts {
 		if !strings.HasPrefix(art.Check, check+"/") && art.Check != check {
 			continue
 		}
 		if err := enc.Send(protocol.Message{Type: protocol.TypeArtifact, Artifact: &art}); err != nil {
-			return fmt.Errorf("send artifact: %w", err)
+			return 0, fmt.Errorf("send artifact: %w", err)
 		}
 	}
+	sent := 0
 	for _, r := range o.Sub {
 		if !strings.HasPrefix(r.Check, check+"/") {
 			continue
 		}
 		if err := sendResult(enc, r); err != nil {
-			return err
+			return sent, err
 		}
+		sent++
 	}
-	return nil
+	return sent, nil
 }
 
 // runCheck runs one check under its timeout, with a stream for the results

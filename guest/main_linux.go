@@ -3,6 +3,7 @@ package guest
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"runtime/debug"
@@ -18,6 +19,11 @@ const logPrefix = "vmrunner-agent: "
 // happens, it ends by powering the VM off. Run as any other process, it
 // refuses to start, since it would power the machine off.
 func Main() {
+	MainWith(func(ctx context.Context, a *Agent, port io.ReadWriter) error { return a.Run(ctx, port) })
+}
+
+// MainWith is Main with another conversation once the port is open.
+func MainWith(converse Converse) {
 	logger := log.New(os.Stderr, logPrefix, 0)
 	if os.Getpid() != 1 {
 		logger.Print("refusing to run: not PID 1 (this program powers the machine off)")
@@ -29,12 +35,12 @@ func Main() {
 		}
 		powerOff(logger)
 	}()
-	if err := run(logger); err != nil {
+	if err := run(logger, converse); err != nil {
 		logger.Printf("fatal: %v", err)
 	}
 }
 
-func run(logger *log.Logger) error {
+func run(logger *log.Logger, converse Converse) error {
 	ctx := context.Background()
 	start := time.Now()
 	mountAll(logger)
@@ -69,5 +75,5 @@ func run(logger *log.Logger) error {
 		Notes: notes,
 		Log:   logger,
 	}
-	return agent.Run(ctx, port)
+	return converse(ctx, agent, port)
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // Errors returned by Decoder.Next. Match them with errors.Is.
@@ -148,29 +150,38 @@ func (m Message) validate() error {
 	case TypePlan:
 		ok = m.Plan != nil
 	case TypeCheckStart:
-		ok = m.CheckStart != nil && m.CheckStart.Check != ""
+		if m.CheckStart == nil {
+			return errors.New("missing check_start payload")
+		}
+		if !ValidCheckName(m.CheckStart.Check) {
+			return fmt.Errorf("invalid check name %q", text.Truncate(m.CheckStart.Check, 64))
+		}
+		ok = true
 	case TypeLog:
 		ok = m.Log != nil
 	case TypeResult:
 		if m.Result == nil {
 			return errors.New("missing result payload")
 		}
-		if m.Result.Check == "" {
-			return errors.New("result without check name")
+		if !ValidCheckName(m.Result.Check) {
+			return fmt.Errorf("invalid check name %q", text.Truncate(m.Result.Check, 64))
 		}
 		if !m.Result.Status.Valid() {
 			return fmt.Errorf("invalid status %q", m.Result.Status)
+		}
+		if k := m.Result.ErrorKind; k != "" && k != ErrorKindLoad {
+			return fmt.Errorf("invalid error kind %q", text.Truncate(k, 32))
 		}
 		ok = true
 	case TypeArtifact:
 		if m.Artifact == nil {
 			return errors.New("missing artifact payload")
 		}
-		if m.Artifact.Check == "" {
-			return errors.New("artifact without check name")
+		if !ValidCheckName(m.Artifact.Check) {
+			return fmt.Errorf("invalid check name %q", text.Truncate(m.Artifact.Check, 64))
 		}
 		if !ValidArtifactName(m.Artifact.Name) {
-			return fmt.Errorf("invalid artifact name %q", truncate(m.Artifact.Name, 64))
+			return fmt.Errorf("invalid artifact name %q", text.Truncate(m.Artifact.Name, 64))
 		}
 		ok = true
 	case TypeOutput:
@@ -192,11 +203,4 @@ func (m Message) validate() error {
 		return errors.New("payload does not match type")
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

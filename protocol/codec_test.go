@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,77 @@ func TestValidArtifactName(t *testing.T) {
 			t.Errorf("ValidArtifactName(%q) = %v, want %v", name, got, want)
 		}
 	}
+}
+
+// maxFuzzInput bounds the inputs the fuzzers try: a few messages' worth.
+const maxFuzzInput = 4 * MaxMessageSize
+
+// FuzzDecoder: whatever bytes a guest writes, the decoder returns valid
+// messages then an error, and allocates in proportion to its input, never
+// more than a bounded amount per message.
+func FuzzDecoder(f *testing.F) {
+	for _, seed := range []string{
+		`{"v":1,"type":"ready","ready":{"agent":"x"}}` + "\n" + `{"v":1,"type":"done","done":{"results":0}}` + "\n",
+		`{"v":1,"type":"result","result":{"check":"btf/x","status":"pass","details":{"a":[1,2]}}}` + "\n",
+		`{"v":1,"type":"artifact","artifact":{"check":"v","name":"v/x.log","data":"\u001b[31m"}}` + "\n",
+		"\n\n\r\n{}\n",
+		strings.Repeat("[", 1000),
+		strings.Repeat("A", 70<<10),
+	} {
+		if len(seed) > maxFuzzInput {
+			f.Fatalf("seed of %d bytes is over the fuzz bound", len(seed))
+		}
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > maxFuzzInput {
+			t.Skip("input over the fuzz bound")
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		dec := NewDecoder(bytes.NewReader(b))
+		for {
+			m, err := dec.Next()
+			if err != nil {
+				break
+			}
+			if m.V != Version {
+				t.Fatalf("accepted version %d", m.V)
+			}
+			if err := m.validate(); err != nil {
+				t.Fatalf("accepted invalid message: %v", err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		// The reader's buffer, one message's worth of line, and what JSON
+		// decoding makes of the input.
+		if got, bound := after.TotalAlloc-before.TotalAlloc, uint64(8*MaxMessageSize+64*len(b)); got > bound {
+			t.Fatalf("decoding %d bytes allocated %d bytes (bound %d)", len(b), got, bound)
+		}
+	})
+}
+
+// A guest that writes without end and never a newline costs the decoder
+// about one message, not what it wrote.
+func TestDecoderMemoryBound(t *testing.T) {
+	endless := io.LimitReader(repeatReader('A'), 256<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := NewDecoder(endless).Next()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8*MaxMessageSize {
+		t.Errorf("reading 256 MiB without a newline allocated %d bytes", got)
+	}
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
 }

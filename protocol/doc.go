@@ -15,8 +15,13 @@
 //	guest → host  check-start  (one per check)
 //	guest → host  log          (any number, informational)
 //	guest → host  result       (one per check)
-//	guest → host  done         (the plan finished; a missing done is an error)
-//	host  → guest bye          (host has everything; the guest may power off)
+//	guest → host  done         (the plan finished, with the number of results sent;
+//	                            a missing done is an error, and so is anything after it)
+//	host  → guest bye          (host has everything; the guest powers off)
+//
+// Result, check-start and artifact names are paths of [A-Za-z0-9._-] segments
+// (ValidCheckName, ValidArtifactName): they cannot carry a newline or an
+// escape sequence into the host's tables and terminals.
 //
 // The package also holds the table of checks that both sides register from
 // (check.go, and one file per check: btf.go, workload.go, …): each check's

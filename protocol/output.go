@@ -3,6 +3,8 @@ package protocol
 import (
 	"errors"
 	"fmt"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // Stream names one of a program's output streams.
@@ -33,7 +35,7 @@ func (o *Output) validate() error {
 	case o.Check == "":
 		return errors.New("output without check name")
 	case o.Stream != Stdout && o.Stream != Stderr:
-		return fmt.Errorf("invalid stream %q", truncate(string(o.Stream), 16))
+		return fmt.Errorf("invalid stream %q", text.Truncate(string(o.Stream), 16))
 	case len(o.Data) == 0:
 		return errors.New("empty output")
 	case len(o.Data) > MaxOutputChunk:

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -50,31 +49,6 @@ const (
 // kernel cannot create, a missing attach target, a constant the object
 // does not have).
 const ErrorKindLoad = "load"
-
-// ValidArtifactName reports whether name is safe to use as a relative path
-// on the host: 2 to 6 segments of [A-Za-z0-9._-], none of them "." or "..",
-// at most 256 bytes. At least two segments keep artifacts out of the files the
-// host writes itself (console.log, qemu.log).
-func ValidArtifactName(name string) bool {
-	if len(name) == 0 || len(name) > 256 {
-		return false
-	}
-	segs := strings.Split(name, "/")
-	if len(segs) < 2 || len(segs) > 6 {
-		return false
-	}
-	for _, s := range segs {
-		if s == "" || s == "." || s == ".." {
-			return false
-		}
-		for _, r := range s {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
 
 // Valid reports whether s is one of the statuses a guest may send.
 func (s Status) Valid() bool {
@@ -151,8 +125,10 @@ type Artifact struct {
 	Truncated bool   `json:"truncated,omitempty"`
 }
 
-// Done ends the guest's report.
+// Done ends the guest's report. Nothing may follow it.
 type Done struct {
+	// Results is the number of result messages the guest sent; the host
+	// refuses a done that disagrees with what arrived.
 	Results int `json:"results"`
 }
 

@@ -1,10 +1,7 @@
 package vmrunner
 
 import (
-	"github.com/vmrunner/vmrunner/results"
-
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +9,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vmrunner/vmrunner/results"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // Console limits: a kernel that floods its console must not exhaust the
@@ -78,10 +79,12 @@ func (c *console) capture(r io.Reader, path string) error {
 }
 
 func (c *console) scan(line []byte) {
-	text := strings.TrimRight(string(bytes.ToValidUTF8(line, []byte("?"))), "\r\n")
+	// Console text is the guest's: it reaches records and terminals only
+	// sanitised.
+	ln := text.Sanitize(strings.TrimRight(string(line), "\r\n"))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.tail = append(c.tail, text)
+	c.tail = append(c.tail, ln)
 	if len(c.tail) > consoleTail {
 		c.tail = c.tail[len(c.tail)-consoleTail:]
 	}
@@ -89,23 +92,53 @@ func (c *console) scan(line []byte) {
 		return
 	}
 	for _, p := range splatPatterns {
-		if strings.Contains(text, p.substr) {
-			c.splats = append(c.splats, results.Splat{Kind: p.kind, Line: strings.TrimSpace(text)})
+		if strings.Contains(ln, p.substr) {
+			c.splats = append(c.splats, results.Splat{Kind: p.kind, Line: strings.TrimSpace(ln)})
 			return
 		}
 	}
 }
 
-// Splats returns the splats seen so far.
-func (c *console) Splats() []results.Splat {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]results.Splat(nil), c.splats...)
+// consoleText is what a console showed: its last lines, sanitised, and the
+// splats seen on all of it.
+type consoleText struct {
+	Tail   []string
+	Splats []results.Splat
 }
 
+// snapshot returns what the console showed so far.
+func (c *console) snapshot() consoleText {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return consoleText{Tail: append([]string(nil), c.tail...), Splats: append([]results.Splat(nil), c.splats...)}
+}
+
+// Splats returns the splats seen so far.
+func (c *console) Splats() []results.Splat { return c.snapshot().Splats }
+
 // hasKind reports whether a splat of kind was seen.
-func (c *console) hasKind(kind string) bool {
-	for _, s := range c.Splats() {
+func (c *console) hasKind(kind string) bool { return c.snapshot().hasKind(kind) }
+
+// contains reports whether a line kept in the tail contains s.
+func (c *console) contains(s string) bool { return c.snapshot().line(s) != "" }
+
+// Excerpt returns the last n console lines.
+func (c *console) Excerpt(n int) string { return c.snapshot().excerpt(n) }
+
+// waitFor waits until a line containing s is seen, for at most d.
+func (c *console) waitFor(s string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !c.contains(s) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
+func (t consoleText) hasKind(kind string) bool {
+	for _, s := range t.Splats {
 		if s.Kind == kind {
 			return true
 		}
@@ -113,30 +146,33 @@ func (c *console) hasKind(kind string) bool {
 	return false
 }
 
-// contains reports whether a line kept in the tail contains s.
-func (c *console) contains(s string) bool { return c.line(s) != "" }
-
-// line returns the last line kept in the tail that contains s, or "".
-func (c *console) line(s string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := len(c.tail) - 1; i >= 0; i-- {
-		if strings.Contains(c.tail[i], s) {
-			return strings.TrimSpace(c.tail[i])
+// splat returns the line of the first splat of kind, or "".
+func (t consoleText) splat(kind string) string {
+	for _, s := range t.Splats {
+		if s.Kind == kind {
+			return s.Line
 		}
 	}
 	return ""
 }
 
-// Excerpt returns the last n console lines.
-func (c *console) Excerpt(n int) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.tail
-	if len(t) > n {
-		t = t[len(t)-n:]
+// line returns the last line kept in the tail that contains s, or "".
+func (t consoleText) line(s string) string {
+	for i := len(t.Tail) - 1; i >= 0; i-- {
+		if strings.Contains(t.Tail[i], s) {
+			return strings.TrimSpace(t.Tail[i])
+		}
 	}
-	return strings.Join(t, "\n")
+	return ""
+}
+
+// excerpt returns the last n lines.
+func (t consoleText) excerpt(n int) string {
+	tail := t.Tail
+	if len(tail) > n {
+		tail = tail[len(tail)-n:]
+	}
+	return strings.Join(tail, "\n")
 }
 
 // Telnet bytes. The console chardev runs in telnet mode because that is how

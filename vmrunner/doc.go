@@ -4,19 +4,29 @@
 // (prepare.go: its kernel resolved with the lock's pin by package kernels,
 // its initramfs built by package initramfs, its VM size; every command
 // prepares targets through the one Preparer), boots one QEMU per kernel ×
-// arch (qemu*.go), watches it through
-// QMP (qmp.go) and its serial console (console.go), talks to the guest agent
-// over virtio-serial (vm.go, package protocol) and stores the results
-// (package results) with their report.html (package report).
+// arch, and stores the results (package results) with their report.html
+// (package report).
+//
+// One VM, in files named for their part: the QEMU command line and the
+// per-arch table of QEMU settings (qemu.go, qemu_arch.go); the one launcher
+// of QEMU processes, used by run and repro --shell (qemu_process.go); QMP
+// (qmp.go) and the serial console (console.go); the guest protocol's state
+// machine (session.go, package protocol); runVM, which watches them with its
+// timers (vm.go); classify, a pure function that says how the VM ended
+// (classify.go); and the records made of it (records.go).
 //
 // Promises:
 //   - Every planned check of every target gets exactly one results.Record,
 //     whatever happens to the VM: a VM that never reports "done" yields status
-//     error with an ErrorKind, never a pass.
+//     error with an ErrorKind, never a pass. A VM whose conversation did not
+//     end with done and a clean power-off also gets a record of its own
+//     (check VMCheck), so the run's exit code says it.
 //   - No QEMU process outlives runVM: it is killed on every path out, and dies
 //     with vmrunner through PR_SET_PDEATHSIG.
-//   - Everything read from the guest is bounded (message size, number of
-//     results and logs, console size) and validated; guest strings are never
-//     used as paths or shell words.
+//   - Everything read from the guest is bounded (message size, per-VM totals
+//     of messages, bytes, results and artifacts, console size), validated in
+//     protocol order, and sanitised once where it enters (session, console);
+//     guest strings are never used as paths or shell words, and artifacts
+//     never land on the host's own files.
 //   - results.json is rewritten atomically after each VM (results.Store).
 package vmrunner

@@ -11,6 +11,8 @@ import (
 	"github.com/vmrunner/vmrunner/internal/gotest"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // GoTestDetails are the details of a record made for one Go test.
@@ -97,7 +99,7 @@ func expandTests(recs []results.Record, plan protocol.Plan, dir, vmDir string) [
 					r.Artifacts = []string{vmDir + "/" + log}
 				}
 			}
-			r.Message = truncate(r.Message, 4096)
+			r.Message = text.Truncate(r.Message, 4096)
 			made = append(made, r)
 		}
 		recs = append(recs[:at+1], append(made, recs[at+1:]...)...)

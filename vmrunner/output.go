@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/vmrunner/vmrunner/protocol"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // Files a test check's output is saved in, under <vm>/<result>/ (the
@@ -42,7 +44,7 @@ var errOutputLimit = errors.New("the guest's programs wrote more output than the
 // save writes o; planned says whether its result belongs to the plan.
 func (s *outputSaver) save(o *protocol.Output, planned func(string) bool) error {
 	if !planned(o.Check) || !protocol.ValidArtifactName(o.Check+"/"+outputLog) {
-		return fmt.Errorf("output for %q, which is not a planned result", truncate(o.Check, 64))
+		return fmt.Errorf("output for %q, which is not a planned result", text.Truncate(o.Check, 64))
 	}
 	if s.bytes+int64(len(o.Data)) > maxOutputBytes {
 		return fmt.Errorf("%w (%d MiB)", errOutputLimit, maxOutputBytes>>20)

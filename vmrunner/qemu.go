@@ -43,41 +43,29 @@ type qemuConfig struct {
 }
 
 // QEMUBinary returns the qemu-system binary name for arch.
-func QEMUBinary(a kernels.Arch) string {
-	if a == kernels.ARM64 {
-		return "qemu-system-aarch64"
-	}
-	return "qemu-system-x86_64"
-}
-
-// qemuPackage names the Debian package that ships QEMUBinary(a).
-func qemuPackage(a kernels.Arch) string {
-	if a == kernels.ARM64 {
-		return "qemu-system-arm"
-	}
-	return "qemu-system-x86"
-}
+func QEMUBinary(a kernels.Arch) string { return qemuArches[a].Binary }
 
 // lookQEMU finds the QEMU binary for arch and says how to install it if missing.
 func lookQEMU(a kernels.Arch) (string, error) {
-	bin := QEMUBinary(a)
-	p, err := exec.LookPath(bin)
+	qa, ok := qemuArches[a]
+	if !ok {
+		return "", fmt.Errorf("no QEMU settings for arch %q", a)
+	}
+	p, err := exec.LookPath(qa.Binary)
 	if err != nil {
-		return "", fmt.Errorf("%s not found in PATH: install it (apt-get install %s) or run `make install-deps`", bin, qemuPackage(a))
+		return "", fmt.Errorf("%s not found in PATH: install it (apt-get install %s) or run `make install-deps`", qa.Binary, qa.Package)
 	}
 	return p, nil
 }
 
-// bootImage picks the kernel file for a profile.
-func bootImage(c qemuConfig) string {
-	if c.Profile == ProfileFast && c.Kernel.Uncompressed != "" {
-		return c.Kernel.Uncompressed
-	}
-	return c.Kernel.Image
-}
-
 // args builds the QEMU arguments (without the binary).
 func (c qemuConfig) args() []string {
+	qa := qemuArches[c.Arch]
+	m := qa.machine(c.Profile)
+	image := c.Kernel.Image
+	if m.Uncompressed && c.Kernel.Uncompressed != "" {
+		image = c.Kernel.Uncompressed
+	}
 	a := []string{
 		"-nodefaults", "-no-user-config", "-display", "none",
 		// A panic or reboot ends the VM at once.
@@ -87,33 +75,52 @@ func (c qemuConfig) args() []string {
 		"-qmp", "unix:" + c.QMP + ",server=on,wait=on",
 		"-m", strconv.Itoa(c.MemoryMiB),
 		"-smp", strconv.Itoa(c.CPUs),
-		"-kernel", bootImage(c),
+		"-kernel", image,
 		"-initrd", c.Initramfs,
 		// Telnet mode lets the host send a serial break, hence a SysRq.
 		"-chardev", "socket,id=console,path=" + c.Console + ",server=on,wait=off,telnet=on",
 		"-serial", "chardev:console",
 		"-chardev", "socket,id=control,path=" + c.Control,
+		"-M", m.Machine,
+		"-device", m.SerialBus + ",id=vser",
 	}
 	if c.Shell {
 		a = shellChardevs(a, c)
 	}
-	// sysrq_always_enabled: Debian allows only a few SysRq functions by
-	// default, not the task dumps asked for when a guest hangs.
-	cmdline := []string{"panic=-1", "rdinit=/init", "sysrq_always_enabled"}
-	switch c.Arch {
-	case kernels.ARM64:
-		a = append(a, arm64Args(c)...)
-		cmdline = append(cmdline, "console=ttyAMA0")
-	default:
-		a = append(a, x86Args(c)...)
-		cmdline = append(cmdline, "console=ttyS0")
-		cmdline = append(cmdline, x86Cmdline(c)...)
+	for _, d := range qa.Devices {
+		a = append(a, "-device", d)
+	}
+	if c.Accel == AccelKVM {
+		a = append(a, "-accel", "kvm", "-cpu", "host")
+	} else {
+		a = append(a, "-accel", "tcg", "-cpu", m.TCGCPU)
 	}
 	a = append(a, "-device", "virtserialport,bus=vser.0,chardev=control,name="+protocol.PortName)
+	// sysrq_always_enabled: Debian allows only a few SysRq functions by
+	// default, not the task dumps asked for when a guest hangs.
+	cmdline := []string{"panic=-1", "rdinit=/init", "sysrq_always_enabled", "console=" + qa.Console}
+	if qa.Cmdline != nil {
+		cmdline = append(cmdline, qa.Cmdline(c)...)
+	}
 	if c.Shell {
 		cmdline = append(cmdline, protocol.ShellCmdlineFlag)
 	}
 	cmdline = append(cmdline, c.Append...)
-	a = append(a, "-append", strings.Join(cmdline, " "))
-	return a
+	return append(a, "-append", strings.Join(cmdline, " "))
+}
+
+// shellQuote renders argv so that it can be pasted into a shell.
+func shellQuote(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r == '-' || r == '_' || r == '.' || r == '/' || r == ',' || r == '=' || r == ':' ||
+				(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9'))
+		}) < 0 {
+			q[i] = a
+			continue
+		}
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }

@@ -94,3 +94,26 @@ func TestCPUHasVirt(t *testing.T) {
 		}
 	}
 }
+
+// Every arch says everything a VM needs, for every boot profile.
+func TestQEMUArches(t *testing.T) {
+	for _, a := range []kernels.Arch{kernels.X86_64, kernels.ARM64} {
+		qa, ok := qemuArches[a]
+		if !ok {
+			t.Errorf("no QEMU settings for %s", a)
+			continue
+		}
+		if qa.Binary == "" || qa.Package == "" || qa.Console == "" {
+			t.Errorf("%s: binary %q, package %q, console %q", a, qa.Binary, qa.Package, qa.Console)
+		}
+		for _, p := range []Profile{ProfileFast, ProfileCommon} {
+			m, ok := qa.Machines[p]
+			if !ok || m.Machine == "" || m.SerialBus == "" || m.TCGCPU == "" {
+				t.Errorf("%s %s: machine %+v", a, p, m)
+			}
+		}
+	}
+	if _, err := lookQEMU("riscv64"); err == nil || !strings.Contains(err.Error(), "no QEMU settings") {
+		t.Errorf("lookQEMU(riscv64) = %v", err)
+	}
+}

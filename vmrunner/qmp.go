@@ -3,7 +3,6 @@ package vmrunner
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,20 +27,9 @@ type monitor struct {
 // dialMonitor connects to a QMP socket that QEMU opens with server=on,wait=on,
 // retrying until it appears, ctx ends or exited is closed.
 func dialMonitor(ctx context.Context, path string, exited <-chan struct{}) (*monitor, error) {
-	var mon *qmp.SocketMonitor
-	for {
-		m, err := qmp.NewSocketMonitor("unix", path, time.Second)
-		if err == nil {
-			mon = m
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("connect QMP: %w", ctx.Err())
-		case <-exited:
-			return nil, errors.New("connect QMP: QEMU exited")
-		case <-time.After(10 * time.Millisecond):
-		}
+	mon, err := dialRetry(ctx, exited, func() (*qmp.SocketMonitor, error) { return qmp.NewSocketMonitor("unix", path, time.Second) })
+	if err != nil {
+		return nil, fmt.Errorf("connect QMP: %w", err)
 	}
 	if err := mon.Connect(); err != nil {
 		_ = mon.Disconnect()

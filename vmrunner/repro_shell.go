@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
-	"syscall"
-	"time"
 
 	"github.com/vmrunner/vmrunner/kernels"
 )
@@ -61,51 +58,27 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 	if err != nil {
 		return err
 	}
-	bin, err := lookQEMU(t.Arch)
+	p, err := startQEMU(ctx, qemuLaunch{
+		Config: qemuConfig{
+			Arch: t.Arch, Kernel: pt.Kernel, Initramfs: pt.Initramfs, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs, Accel: accel, Profile: ProfileFast,
+			Append: opts.Append, Shell: true,
+		},
+		Stdin: orStdin(opts.Stdin), Stdout: orWriter(opts.Stdout, os.Stdout), Stderr: orWriter(opts.Stderr, os.Stderr),
+		// The shell reads the user's terminal: QEMU stays in its
+		// foreground process group.
+		Foreground: true,
+	})
 	if err != nil {
 		return err
 	}
-	sockDir, err := os.MkdirTemp("", "vmr")
-	if err != nil {
-		return fmt.Errorf("create socket directory: %w", err)
-	}
-	defer os.RemoveAll(sockDir)
-	cfg := qemuConfig{
-		Arch: t.Arch, Kernel: pt.Kernel, Initramfs: pt.Initramfs, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs, Accel: accel, Profile: ProfileFast,
-		QMP: filepath.Join(sockDir, "qmp"), Append: opts.Append, Shell: true,
-	}
-	cmd := exec.Command(bin, cfg.args()...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = orStdin(opts.Stdin), orWriter(opts.Stdout, os.Stdout), orWriter(opts.Stderr, os.Stderr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", filepath.Base(bin), err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	mon, err := dialMonitor(ctx, cfg.QMP, exited)
-	if err != nil {
-		return err
-	}
-	defer mon.close()
-	if err := mon.run("cont", 5*time.Second); err != nil {
+	defer p.Close()
+	if err := p.Resume(); err != nil {
 		return err
 	}
 	select {
-	case <-exited:
-		if waitErr != nil && exitedEarly(waitErr) {
-			return fmt.Errorf("qemu: %w", waitErr)
+	case <-p.Exited():
+		if e := p.Exit(); e.Code > 0 || e.Signal != "" {
+			return fmt.Errorf("qemu: %s", e.Status)
 		}
 		return nil
 	case <-ctx.Done():

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -220,6 +219,9 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	if opts.Output != nil {
 		spec.Output = func(o protocol.Output) { opts.Output(t, o) }
 	}
+	if opts.Progress != nil {
+		spec.OnCheck = func(check string) { opts.Progress(t, "check "+check, nil) }
+	}
 	var out vmOutcome
 	for attempt := 1; ; attempt++ {
 		out = runVM(ctx, spec)
@@ -241,40 +243,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 			base.KernelRelease = rel
 		}
 	}
-	recs := make([]results.Record, 0, len(plan.Checks))
-	for _, c := range plan.Checks {
-		// A check reports under its own name and/or sub-results named
-		// "<check>/<...>" (one per verifier program, say), in guest order.
-		var mine []protocol.Result
-		for _, gr := range out.Results {
-			if gr.Check == c.Name || strings.HasPrefix(gr.Check, c.Name+"/") {
-				mine = append(mine, gr)
-			}
-		}
-		for _, gr := range mine {
-			r := base
-			r.Check, r.Status, r.Message, r.DurationMS, r.Details = gr.Check, gr.Status, truncate(gr.Message, 4096), gr.DurationMS, gr.Details
-			if gr.Status == protocol.StatusError {
-				r.ErrorKind = guestErrorKind(gr.ErrorKind)
-			}
-			for _, a := range out.Artifacts[gr.Check] {
-				r.Artifacts = append(r.Artifacts, t.Dirname()+"/"+a)
-			}
-			recs = append(recs, r)
-		}
-		if len(mine) == 0 {
-			r := base
-			r.Check = c.Name
-			r.Status, r.ErrorKind = protocol.StatusError, out.FailKind
-			if out.Err != nil {
-				r.Message = out.Err.Error()
-			} else {
-				r.ErrorKind, r.Message = results.KindAgent, "the guest agent reported no result for this check"
-			}
-			r.DurationMS = time.Since(started).Milliseconds()
-			recs = append(recs, r)
-		}
-	}
+	recs := vmRecords(t, plan, base, out, time.Since(started))
 	recs = append(expandTests(recs, plan, dir, t.Dirname()), skipRecords(base, skipped)...)
 	if out.FailKind != "" {
 		log.Debug("vm failed", "kind", out.FailKind, "err", fmt.Sprintf("%+v", out.Err))

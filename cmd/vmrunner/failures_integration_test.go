@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,8 +18,9 @@ import (
 
 // TestGuestFailures makes real guests fail in each way a kernel matrix can
 // (the selftest check does it from inside the VM) and checks the status,
-// error kind, message and exit code vmrunner reports, and that the other
-// check of the VM is still accounted for.
+// error kind, message and exit code vmrunner reports, that the other check
+// of the VM is still accounted for, and that a VM that died has a record of
+// its own.
 func TestGuestFailures(t *testing.T) {
 	integration(t)
 	tests := []struct {
@@ -28,14 +32,15 @@ func TestGuestFailures(t *testing.T) {
 		message  string
 		console  string // must appear in console.log
 		btf      string // status of the btf check that follows
+		vm       string // error kind of the VM's own record; "" for none
 	}{
-		{"panic x86_64 (pvpanic)", "x86_64", "", "{action: panic}", "panic", "sysrq triggered crash", "Kernel panic", "error"},
-		{"panic arm64 (console)", "arm64", "", "{action: panic}", "panic", "sysrq triggered crash", "Kernel panic", "error"},
-		{"agent exits", "x86_64", "", "{action: exit-agent}", "agent", "guest agent (PID 1) exited", "Attempted to kill init", "error"},
-		{"oversized message", "x86_64", "", "{action: flood-channel}", "protocol", "exceeds size limit", "", "error"},
-		{"garbage on the channel", "x86_64", "", "{action: garbage}", "protocol", "malformed message", "", "error"},
-		{"hung check, agent watchdog", "x86_64", "", "{action: hang, timeout: 3s}", "check", "timed out after 3s", "", "pass"},
-		{"hung VM, host watchdog", "arm64", "defaults: {timeout: 15s}", "{action: hang, timeout: 10m}", "timeout", "did not finish within 15s", "sysrq: Show State", "error"},
+		{"panic x86_64 (pvpanic)", "x86_64", "", "{action: panic}", "panic", "sysrq triggered crash", "Kernel panic", "error", "panic"},
+		{"panic arm64 (console)", "arm64", "", "{action: panic}", "panic", "sysrq triggered crash", "Kernel panic", "error", "panic"},
+		{"agent exits", "x86_64", "", "{action: exit-agent}", "agent", "guest agent (PID 1) exited", "Attempted to kill init", "error", "agent"},
+		{"oversized message", "x86_64", "", "{action: flood-channel}", "protocol", "exceeds size limit", "", "error", "protocol"},
+		{"garbage on the channel", "x86_64", "", "{action: garbage}", "protocol", "malformed message", "", "error", "protocol"},
+		{"hung check, agent watchdog", "x86_64", "", "{action: hang, timeout: 3s}", "check", "timed out after 3s", "", "pass", ""},
+		{"hung VM, host watchdog", "arm64", "defaults: {timeout: 15s}", "{action: hang, timeout: 10m}", "timeout", "did not finish within 15s", "sysrq: Show State", "error", "timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,8 +59,12 @@ checks:
 				t.Errorf("exit code %d, want 3", res.code)
 			}
 			r, dir := readResults(t, out)
-			if len(r.Results) != 2 {
-				t.Fatalf("%d results, want 2: %+v", len(r.Results), r.Results)
+			want := 2
+			if tt.vm != "" {
+				want = 3
+			}
+			if len(r.Results) != want {
+				t.Fatalf("%d results, want %d: %+v", len(r.Results), want, r.Results)
 			}
 			st, btf := r.Results[0], r.Results[1]
 			if st.Status != "error" || st.ErrorKind != tt.kind || !strings.Contains(st.Message, tt.message) {
@@ -63,6 +72,11 @@ checks:
 			}
 			if btf.Status != tt.btf {
 				t.Errorf("btf after the failure = %s (%s), want %s", btf.Status, btf.Message, tt.btf)
+			}
+			if tt.vm != "" {
+				if vm := r.Results[2]; vm.Check != "vm" || vm.Status != "error" || vm.ErrorKind != tt.vm {
+					t.Errorf("VM record = %s %s/%s %q, want vm error/%s", vm.Check, vm.Status, vm.ErrorKind, vm.Message, tt.vm)
+				}
 			}
 			if tt.console != "" {
 				b, err := os.ReadFile(filepath.Join(dir, st.Console))
@@ -74,8 +88,112 @@ checks:
 	}
 }
 
-// TestQEMUKilledFromOutside kills the VM's QEMU while a check runs: the VM is
-// reported as a QEMU failure, vmrunner does not hang, and no QEMU is left.
+// hungAfter is how long a vmrunner that should be ending may take before
+// the test calls it hung: generous, it only tells a hang from a slow machine.
+const hungAfter = 3 * time.Minute
+
+// liveCLI is a vmrunner run under way, its plain progress lines (CI=1)
+// watched as they come, so that a test acts on what vmrunner reports (a
+// VM booting, a check started) rather than after a sleep.
+type liveCLI struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	err  strings.Builder
+	line chan string   // each stderr line
+	done chan struct{} // closed when stderr ends
+}
+
+func startCLI(t *testing.T, env []string, args ...string) *liveCLI {
+	t.Helper()
+	l := &liveCLI{cmd: exec.Command(filepath.Join(binDir, "vmrunner"), args...), line: make(chan string, 1024), done: make(chan struct{})}
+	l.cmd.Env = append(append(os.Environ(), "CI=1"), env...)
+	pipe, err := l.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(l.done)
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			l.mu.Lock()
+			l.err.WriteString(sc.Text() + "\n")
+			l.mu.Unlock()
+			select {
+			case l.line <- sc.Text():
+			default: // nobody waits for this one
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if l.cmd.ProcessState == nil {
+			_ = l.cmd.Process.Kill()
+			_ = l.cmd.Wait()
+		}
+	})
+	return l
+}
+
+func (l *liveCLI) stderr() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err.String()
+}
+
+// waitLine waits for a progress line containing s.
+func (l *liveCLI) waitLine(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.After(hungAfter)
+	for {
+		select {
+		case line := <-l.line:
+			if strings.Contains(line, s) {
+				return
+			}
+		case <-l.done:
+			t.Fatalf("vmrunner ended without printing %q; stderr:\n%s", s, l.stderr())
+		case <-deadline:
+			t.Fatalf("no %q from vmrunner within %s; stderr:\n%s", s, hungAfter, l.stderr())
+		}
+	}
+}
+
+// qemu returns the pid of the VM's QEMU, waiting for it to start.
+func (l *liveCLI) qemu(t *testing.T) int {
+	t.Helper()
+	for deadline := time.Now().Add(hungAfter); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if pids := childrenNamed(l.cmd.Process.Pid, "qemu-system"); len(pids) > 0 {
+			return pids[0]
+		}
+	}
+	t.Fatalf("no QEMU started; stderr:\n%s", l.stderr())
+	return 0
+}
+
+// wait returns vmrunner's exit code; a vmrunner still running after
+// hungAfter fails the test as hung.
+func (l *liveCLI) wait(t *testing.T) int {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() {
+		<-l.done
+		exited <- l.cmd.Wait()
+	}()
+	select {
+	case <-exited:
+	case <-time.After(hungAfter):
+		_ = l.cmd.Process.Kill()
+		t.Fatalf("vmrunner hung; stderr:\n%s", l.stderr())
+	}
+	return l.cmd.ProcessState.ExitCode()
+}
+
+// TestQEMUKilledFromOutside kills the VM's QEMU at each phase of its life:
+// before it answered QMP, while the guest boots, while a check runs. Each
+// time the VM is reported as a QEMU failure, vmrunner exits 3 without
+// hanging (--retries 0: nothing is booted again), and no QEMU is left.
 func TestQEMUKilledFromOutside(t *testing.T) {
 	integration(t)
 	m := writeFile(t, "matrix.yaml", `
@@ -86,40 +204,96 @@ kernels:
 checks:
   - selftest: {action: hang, timeout: 10m}
 `)
+	// Before QMP: a "QEMU" that is killed as soon as it starts. vmrunner
+	// cannot tell it from the real one dying there, which is the point.
+	wrapper := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wrapper, "qemu-system-x86_64"), []byte("#!/bin/sh\nkill -KILL $$\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		env     []string
+		kill    func(t *testing.T, l *liveCLI) int // returns the QEMU it killed; nil: the wrapper dies by itself
+		message string
+	}{
+		{"before QMP", []string{"PATH=" + wrapper + ":" + os.Getenv("PATH")}, nil, "QEMU exited before it answered QMP (signal: killed)"},
+		// While QEMU runs and before the agent's first check; the kill may
+		// even land before QMP answered: either way QEMU was killed.
+		{"during boot", nil, func(t *testing.T, l *liveCLI) int {
+			l.waitLine(t, "boot")
+			return killQEMU(t, l)
+		}, "killed"},
+		{"during a check", nil, func(t *testing.T, l *liveCLI) int {
+			l.waitLine(t, "check selftest")
+			return killQEMU(t, l)
+		}, "QEMU was killed from outside (killed) while running check selftest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			l := startCLI(t, tt.env, "run", m, "--out", out, "--retries", "0")
+			var qemu int
+			if tt.kill != nil {
+				qemu = tt.kill(t, l)
+			}
+			if code := l.wait(t); code != 3 {
+				t.Errorf("exit code %d, want 3; stderr:\n%s", code, l.stderr())
+			}
+			if qemu != 0 {
+				if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(qemu))); err == nil {
+					t.Errorf("QEMU pid %d survived", qemu)
+				}
+			}
+			r, _ := readResults(t, out)
+			if len(r.Results) != 2 {
+				t.Fatalf("results: %+v", r.Results)
+			}
+			for _, rec := range r.Results {
+				if rec.Status != "error" || rec.ErrorKind != "qemu" || !strings.Contains(rec.Message, tt.message) {
+					t.Errorf("%s = %s/%s %q, want error/qemu containing %q", rec.Check, rec.Status, rec.ErrorKind, rec.Message, tt.message)
+				}
+			}
+			if r.Results[1].Check != "vm" {
+				t.Errorf("no record for the VM itself: %+v", r.Results)
+			}
+		})
+	}
+}
+
+func killQEMU(t *testing.T, l *liveCLI) int {
+	t.Helper()
+	pid := l.qemu(t)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// TestQEMUStartFailure: when QEMU exits before it answers QMP, the record
+// says what QEMU said, not what the socket did.
+func TestQEMUStartFailure(t *testing.T) {
+	integration(t)
+	m := writeFile(t, "matrix.yaml", `
+defaults: {memory: 1024G}
+kernels:
+  - name: "6.1"
+    arch: x86_64
+    source: {debian: {suite: bookworm}}
+checks: [btf]
+`)
 	out := t.TempDir()
-	cmd := exec.Command(filepath.Join(binDir, "vmrunner"), "run", m, "--out", out)
-	var se bytes.Buffer
-	cmd.Stderr = &se
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var qemus []int
-	for deadline := time.Now().Add(2 * time.Minute); len(qemus) == 0 && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
-		qemus = childrenNamed(cmd.Process.Pid, "qemu-system")
-	}
-	if len(qemus) == 0 {
-		_ = cmd.Process.Kill()
-		t.Fatalf("no QEMU started; stderr:\n%s", se.String())
-	}
-	time.Sleep(3 * time.Second) // let the guest reach the hanging check
-	if err := syscall.Kill(qemus[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatal("vmrunner hung after QEMU was killed")
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 3 {
-		t.Errorf("exit code %d, want 3; stderr:\n%s", code, se.String())
+	res := vmrunnerCLI(t, "run", m, "--out", out, "--retries", "0")
+	if res.code != 3 {
+		t.Errorf("exit code %d, want 3", res.code)
 	}
 	r, _ := readResults(t, out)
-	if len(r.Results) != 1 || r.Results[0].ErrorKind != "qemu" || !strings.Contains(r.Results[0].Message, "killed from outside") {
-		t.Errorf("results: %+v", r.Results)
+	if len(r.Results) != 2 {
+		t.Fatalf("results: %+v", r.Results)
+	}
+	for _, rec := range r.Results {
+		if rec.ErrorKind != "qemu" || !strings.Contains(rec.Message, "cannot set up guest memory") || strings.Contains(rec.Message, "connection reset") {
+			t.Errorf("%s: %s %q, want QEMU's own error", rec.Check, rec.ErrorKind, rec.Message)
+		}
 	}
 }
 
@@ -145,8 +319,13 @@ func TestCorruptInputs(t *testing.T) {
 			t.Errorf("exit code %d, want 3", res.code)
 		}
 		r, _ := readResults(t, out)
-		if len(r.Results) != 1 || r.Results[0].ErrorKind != "initramfs" || !strings.Contains(r.Results[0].Message, "No working init found") {
-			t.Errorf("results: %+v", r.Results)
+		if len(r.Results) != 2 || r.Results[1].Check != "vm" {
+			t.Fatalf("want the check's record and the VM's: %+v", r.Results)
+		}
+		for _, rec := range r.Results {
+			if rec.ErrorKind != "initramfs" || !strings.Contains(rec.Message, "No working init found") {
+				t.Errorf("%s: %s %q", rec.Check, rec.ErrorKind, rec.Message)
+			}
 		}
 	})
 	t.Run("truncated kernel image", func(t *testing.T) {
@@ -252,8 +431,8 @@ func TestBootTimeoutRetried(t *testing.T) {
 		t.Errorf("exit code %d, want 3", res.code)
 	}
 	r, dir := readResults(t, out)
-	if len(r.Results) != 1 {
-		t.Fatalf("results: %+v", r.Results)
+	if len(r.Results) != 2 || r.Results[1].Check != "vm" || r.Results[1].ErrorKind != "boot-timeout" {
+		t.Fatalf("want the check's record and the VM's: %+v", r.Results)
 	}
 	rec := r.Results[0]
 	var raw map[string]any

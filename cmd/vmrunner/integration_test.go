@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -48,6 +49,8 @@ func buildBinaries(dir string) error {
 		{"arm64", "0", "-o", filepath.Join(dir, "vmrunner-agent-arm64"), "../vmrunner-agent"},
 		{"amd64", "0", "-o", filepath.Join(dir, "vmrunner-workload-x86_64"), "../vmrunner-workload"},
 		{"arm64", "0", "-o", filepath.Join(dir, "vmrunner-workload-arm64"), "../vmrunner-workload"},
+		// The agent that misbehaves on purpose (TestHostileGuest).
+		{"amd64", "0", "-o", filepath.Join(dir, "hostile", "vmrunner-agent-x86_64"), "../../internal/hostileagent"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command("go", append([]string{"build", "-trimpath"}, b[2:]...)...)
@@ -77,6 +80,7 @@ func integration(t *testing.T) {
 type cliResult struct {
 	code           int
 	stdout, stderr string
+	maxRSS         int64 // peak resident set size of vmrunner, bytes
 }
 
 func vmrunnerCLI(t *testing.T, args ...string) cliResult {
@@ -93,6 +97,12 @@ func vmrunnerCLIEnv(t *testing.T, env []string, args ...string) cliResult {
 	start := time.Now()
 	err := cmd.Run()
 	res := cliResult{stdout: so.String(), stderr: se.String()}
+	if cmd.ProcessState == nil {
+		t.Fatalf("run vmrunner: %v", err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.maxRSS = ru.Maxrss << 10 // Linux reports KiB
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -386,32 +396,16 @@ checks: [btf]
 func TestInterrupt(t *testing.T) {
 	integration(t)
 	out, tmp := t.TempDir(), t.TempDir()
-	cmd := exec.Command(filepath.Join(binDir, "vmrunner"), "run", "../../matrix.yaml", "--kernel", "6.1", "--check", "btf", "--out", out)
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	var se bytes.Buffer
-	cmd.Stderr = &se
-	if err := cmd.Start(); err != nil {
+	l := startCLI(t, []string{"TMPDIR=" + tmp}, "run", "../../matrix.yaml", "--kernel", "6.1", "--check", "btf", "--out", out)
+	// Interrupt once a VM boots.
+	l.waitLine(t, "boot")
+	l.qemu(t)
+	qemus := childrenNamed(l.cmd.Process.Pid, "qemu-system")
+	if err := l.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until QEMU runs, then interrupt.
-	var qemus []int
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(qemus) == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		qemus = childrenNamed(cmd.Process.Pid, "qemu-system")
-	}
-	if len(qemus) == 0 {
-		_ = cmd.Process.Kill()
-		t.Fatalf("no QEMU started; stderr:\n%s", se.String())
-	}
-	time.Sleep(700 * time.Millisecond) // the guest is booting
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		t.Errorf("exit: %v, want code 130; stderr:\n%s", err, se.String())
+	if code := l.wait(t); code != 130 {
+		t.Errorf("exit code %d, want 130; stderr:\n%s", code, l.stderr())
 	}
 	for _, pid := range qemus {
 		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {

@@ -111,12 +111,12 @@ func TestReproShell(t *testing.T) {
 	tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", shell+"; echo $? > "+done+"; sleep 600")
 	t.Cleanup(func() { _ = exec.Command("tmux", "kill-session", "-t", session).Run() })
 
-	waitPane := func(want string) string {
+	waitPaneFor := func(want string, seen func(pane string) bool) string {
 		t.Helper()
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			pane := tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", session)
-			if strings.Contains(pane, want) {
+			if seen(pane) {
 				return pane
 			}
 			if time.Now().After(deadline) {
@@ -125,8 +125,17 @@ func TestReproShell(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+	waitPane := func(want string) string {
+		t.Helper()
+		return waitPaneFor(want, func(pane string) bool { return strings.Contains(pane, want) })
+	}
 	waitPane("leave it (exit or Ctrl-D) to power the VM off")
-	time.Sleep(time.Second) // the line editor draws its prompt
+	// Keys typed before gosh's line editor put the terminal in raw mode
+	// could be flushed: wait for the editor to draw its key help.
+	waitPaneFor("the line editor", func(pane string) bool {
+		_, after, _ := strings.Cut(pane, "leave it (exit or Ctrl-D)")
+		return strings.Contains(after, "C-d erase/stop")
+	})
 	tmux("send-keys", "-t", session, "echo hello-$((6*7)); cat /proc/version; ls /vmrunner/objects", "Enter")
 	for _, want := range []string{"hello-42", "Linux version 6.1.", "probes.o"} {
 		waitPane(want)

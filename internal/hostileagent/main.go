@@ -1,0 +1,286 @@
+// Command hostileagent is a guest agent that misbehaves on purpose, to test
+// that the host never reports a pass it should not and that nothing a guest
+// sends can hurt the host. It boots like the real agent (package guest:
+// mounts, modules, port), then breaks the protocol in the way the kernel
+// argument vmrunner.hostile=MODE asks (modes, below). The integration tests
+// build it as the agent of a --agent-dir:
+//
+//	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o DIR/vmrunner-agent-x86_64 ./internal/hostileagent
+//	vmrunner run matrix.yaml --agent-dir DIR --append vmrunner.hostile=exit-after-results
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vmrunner/vmrunner/guest"
+	"github.com/vmrunner/vmrunner/protocol"
+)
+
+// modeFlag on the kernel command line selects the misbehaviour.
+const modeFlag = "vmrunner.hostile="
+
+// Escapes is what the escape modes put in guest strings: colours, a window
+// title (OSC), a bell, backspaces, a carriage return, a C1 CSI, a
+// bidirectional override and a newline that would forge a summary row.
+const Escapes = "\x1b[31mred\x1b[0m \x1b]0;owned\x07 back\b\bspace \rover \u009b2J \u202etxt.exe\n6.1 x86_64 forged pass"
+
+// modes maps each mode to what the guest does once the port is open.
+var modes = map[string]func(*conv) error{
+	// Reports every check as passed, then PID 1 exits: the kernel panics
+	// with "Attempted to kill init".
+	"exit-after-results": func(c *conv) error {
+		if _, err := c.reportAll(""); err != nil {
+			return err
+		}
+		os.Exit(0)
+		return nil
+	},
+	// Reports every check, then powers off without done.
+	"poweroff-without-done": func(c *conv) error {
+		_, err := c.reportAll("")
+		return err
+	},
+	// Reports every check, then hangs: the VM timeout ends it.
+	"hang-after-results": func(c *conv) error {
+		if _, err := c.reportAll(""); err != nil {
+			return err
+		}
+		hang()
+		return nil
+	},
+	// Reports everything and done, then the kernel panics on bye.
+	"panic-after-done": func(c *conv) error {
+		n, err := c.reportAll("")
+		if err != nil {
+			return err
+		}
+		if err := c.done(n); err != nil {
+			return err
+		}
+		c.waitBye()
+		_ = os.WriteFile("/proc/sys/kernel/sysrq", []byte("1\n"), 0o644)
+		return os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0o200)
+	},
+	// Reports everything and done, then never powers off.
+	"hang-after-done": func(c *conv) error {
+		n, err := c.reportAll("")
+		if err != nil {
+			return err
+		}
+		if err := c.done(n); err != nil {
+			return err
+		}
+		c.waitBye()
+		hang()
+		return nil
+	},
+	// A result after done.
+	"result-after-done": func(c *conv) error {
+		n, err := c.reportAll("")
+		if err != nil {
+			return err
+		}
+		if err := c.done(n); err != nil {
+			return err
+		}
+		return c.send(protocol.Message{Type: protocol.TypeResult, Result: &protocol.Result{Check: c.plan.Checks[0].Name, Status: protocol.StatusPass}})
+	},
+	// done twice.
+	"duplicate-done": func(c *conv) error {
+		n, err := c.reportAll("")
+		if err != nil {
+			return err
+		}
+		if err := c.done(n); err != nil {
+			return err
+		}
+		return c.done(n)
+	},
+	// A done that counts results that never came.
+	"wrong-done-count": func(c *conv) error {
+		n, err := c.reportAll("")
+		if err != nil {
+			return err
+		}
+		return c.done(n + 2)
+	},
+	// 64 results of 900 KB of details each (56 MiB in all).
+	"flood-results": func(c *conv) error {
+		check := c.plan.Checks[0].Name
+		if err := c.start(check); err != nil {
+			return err
+		}
+		details, _ := json.Marshal(map[string]string{"padding": strings.Repeat("x", 900<<10)})
+		for i := 0; i < 64; i++ {
+			r := protocol.Result{Check: fmt.Sprintf("%s/flood-%d", check, i), Status: protocol.StatusPass, Details: details}
+			if err := c.send(protocol.Message{Type: protocol.TypeResult, Result: &r}); err != nil {
+				return err
+			}
+		}
+		return c.done(64)
+	},
+	// 150,000 log messages.
+	"flood-messages": func(c *conv) error {
+		for i := 0; i < 150_000; i++ {
+			if err := c.send(protocol.Message{Type: protocol.TypeLog, Log: &protocol.Log{Level: "info", Text: "flood"}}); err != nil {
+				return err
+			}
+		}
+		n, err := c.reportAll("")
+		if err != nil {
+			return err
+		}
+		return c.done(n)
+	},
+	// Terminal escapes in every free-text string: messages, details, logs,
+	// artifacts. A well-formed conversation otherwise.
+	"escapes-in-text": func(c *conv) error {
+		if err := c.send(protocol.Message{Type: protocol.TypeLog, Log: &protocol.Log{Level: "warn\x1b[2J", Text: Escapes}}); err != nil {
+			return err
+		}
+		n, err := c.reportAll(Escapes)
+		if err != nil {
+			return err
+		}
+		return c.done(n)
+	},
+	// A check name carrying an escape and a newline.
+	"escapes-in-name": func(c *conv) error {
+		check := c.plan.Checks[0].Name
+		if err := c.start(check); err != nil {
+			return err
+		}
+		r := protocol.Result{Check: check + "/x" + Escapes, Status: protocol.StatusPass}
+		if err := c.send(protocol.Message{Type: protocol.TypeResult, Result: &r}); err != nil {
+			return err
+		}
+		return c.done(1)
+	},
+	// An artifact that would turn the host's qemu.log into a directory.
+	"artifact-host-name": func(c *conv) error {
+		check := c.plan.Checks[0].Name
+		if err := c.start(check); err != nil {
+			return err
+		}
+		a := protocol.Artifact{Check: check, Name: "qemu.log/x", Data: "owned\n"}
+		if err := c.send(protocol.Message{Type: protocol.TypeArtifact, Artifact: &a}); err != nil {
+			return err
+		}
+		n, err := c.reportAll("")
+		if err != nil {
+			return err
+		}
+		return c.done(n)
+	},
+}
+
+func main() {
+	guest.MainWith(func(ctx context.Context, a *guest.Agent, port io.ReadWriter) error {
+		mode := kernelArg("/proc/cmdline")
+		misbehave, ok := modes[mode]
+		if !ok {
+			return fmt.Errorf("hostile agent: unknown mode %q (kernel argument %sMODE)", mode, modeFlag)
+		}
+		a.Log.Printf("hostile agent: mode %s", mode)
+		c := &conv{enc: protocol.NewEncoder(port), dec: protocol.NewDecoder(port)}
+		if err := c.send(protocol.Message{Type: protocol.TypeReady, Ready: &a.Ready}); err != nil {
+			return err
+		}
+		m, err := c.dec.Next()
+		if err != nil {
+			return fmt.Errorf("wait for plan: %w", err)
+		}
+		if m.Type != protocol.TypePlan {
+			return fmt.Errorf("wait for plan: got %s", m.Type)
+		}
+		c.plan = *m.Plan
+		if len(c.plan.Checks) == 0 {
+			return errors.New("hostile agent: the plan has no check")
+		}
+		return misbehave(c)
+	})
+}
+
+// hang blocks forever. Not select{}: with every goroutine asleep the Go
+// runtime would end PID 1, which is another mode.
+func hang() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// conv is the hostile side of a conversation.
+type conv struct {
+	enc  *protocol.Encoder
+	dec  *protocol.Decoder
+	plan protocol.Plan
+}
+
+func (c *conv) send(m protocol.Message) error { return c.enc.Send(m) }
+
+func (c *conv) start(check string) error {
+	return c.send(protocol.Message{Type: protocol.TypeCheckStart, CheckStart: &protocol.CheckStart{Check: check}})
+}
+
+// reportAll reports every planned check as passed, with message (or a
+// plain one) and details carrying it, and an artifact; it returns the
+// number of results sent.
+func (c *conv) reportAll(message string) (int, error) {
+	for _, spec := range c.plan.Checks {
+		if err := c.start(spec.Name); err != nil {
+			return 0, err
+		}
+		msg := message
+		if msg == "" {
+			msg = "reported by the hostile agent"
+		}
+		details, _ := json.Marshal(map[string]string{"note": msg, msg: "as a key"})
+		art := protocol.Artifact{Check: spec.Name, Name: spec.Name + "/hostile.txt", Data: msg + "\n"}
+		if err := c.send(protocol.Message{Type: protocol.TypeArtifact, Artifact: &art}); err != nil {
+			return 0, err
+		}
+		r := protocol.Result{Check: spec.Name, Status: protocol.StatusPass, Message: msg, Details: details}
+		if err := c.send(protocol.Message{Type: protocol.TypeResult, Result: &r}); err != nil {
+			return 0, err
+		}
+	}
+	return len(c.plan.Checks), nil
+}
+
+func (c *conv) done(n int) error {
+	return c.send(protocol.Message{Type: protocol.TypeDone, Done: &protocol.Done{Results: n}})
+}
+
+// waitBye waits a little for the host's bye, as the real agent does.
+func (c *conv) waitBye() {
+	got := make(chan struct{})
+	go func() {
+		_, _ = c.dec.Next()
+		close(got)
+	}()
+	select {
+	case <-got:
+	case <-time.After(guest.ByeTimeout):
+	}
+}
+
+// kernelArg returns the value of vmrunner.hostile= on the command line.
+func kernelArg(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, w := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(w, modeFlag); ok {
+			return v
+		}
+	}
+	return ""
+}
