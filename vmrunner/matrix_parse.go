@@ -15,11 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/vmrunner/vmrunner/internal/spelling"
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/internal/yamlstrict"
 	"github.com/vmrunner/vmrunner/kernels"
 )
@@ -112,16 +112,7 @@ func (p *matrixParser) add(e *MatrixError) {
 const maxProblemLen = 512
 
 // clipProblem cuts msg to maxProblemLen bytes on a character boundary.
-func clipProblem(msg string) string {
-	if len(msg) <= maxProblemLen {
-		return msg
-	}
-	cut := maxProblemLen
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return msg[:cut] + "…"
-}
+func clipProblem(msg string) string { return text.Truncate(msg, maxProblemLen) }
 
 // problems returns how many distinct problems were found.
 func (p *matrixParser) problems() int { return p.n }
