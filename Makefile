@@ -60,9 +60,11 @@ bench: install-deps build
 ## objects in testdata/bpf/loader and the workload instrumentation's objects
 ## in instrument/ (clang, llvm, libbpf-dev)
 BPF_SRC    := $(wildcard testdata/bpf/*.c)
-# kprobe_args.c is built per arch, named as bpf2go names its objects.
+# kprobe_args.c is built per arch, named as bpf2go names its objects, and
+# once more for x86 as wrong_arch.o, a name that says nothing of its arch.
 LOADER_SRC := $(filter-out testdata/bpf/loader/kprobe_args.c,$(wildcard testdata/bpf/loader/*.c))
-LOADER_OBJ := $(LOADER_SRC:.c=.o) testdata/bpf/loader/kprobe_args_x86_bpfel.o testdata/bpf/loader/kprobe_args_arm64_bpfel.o
+LOADER_OBJ := $(LOADER_SRC:.c=.o) testdata/bpf/loader/kprobe_args_x86_bpfel.o testdata/bpf/loader/kprobe_args_arm64_bpfel.o \
+	testdata/bpf/loader/wrong_arch.o
 generate: $(BPF_SRC:.c=.o) $(LOADER_OBJ)
 	$(GO) generate ./instrument
 
@@ -72,6 +74,10 @@ testdata/bpf/%.o: testdata/bpf/%.c
 
 testdata/bpf/loader/kprobe_args_%_bpfel.o: testdata/bpf/loader/kprobe_args.c
 	clang -O2 -g -target bpfel -D__TARGET_ARCH_$* -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@
+	llvm-strip -g $@
+
+testdata/bpf/loader/wrong_arch.o: testdata/bpf/loader/kprobe_args.c
+	clang -O2 -g -target bpfel -D__TARGET_ARCH_x86 -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@
 	llvm-strip -g $@
 
 lint:

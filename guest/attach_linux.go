@@ -1,8 +1,8 @@
 package guest
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
@@ -40,15 +40,15 @@ func attachProgram(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (hook strin
 
 // hookFor returns the hook of a program and the function that attaches it;
 // a nil function means there is none, and the hook says why.
-func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (string, func() (link.Link, error)) {
+func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (string, func() (io.Closer, error)) {
 	sec := ps.SectionName
 	switch ps.Type {
 	case ebpf.Kprobe:
 		switch {
 		case strings.HasPrefix(sec, "kprobe/"):
-			return "kprobe " + ps.AttachTo, func() (link.Link, error) { return link.Kprobe(ps.AttachTo, prog, nil) }
+			return "kprobe " + ps.AttachTo, func() (io.Closer, error) { return link.Kprobe(ps.AttachTo, prog, nil) }
 		case strings.HasPrefix(sec, "kretprobe/"):
-			return "kretprobe " + ps.AttachTo, func() (link.Link, error) { return link.Kretprobe(ps.AttachTo, prog, nil) }
+			return "kretprobe " + ps.AttachTo, func() (io.Closer, error) { return link.Kretprobe(ps.AttachTo, prog, nil) }
 		}
 		return "not attached: vmrunner attaches kprobe/ and kretprobe/ sections, not " + sectionKind(sec), nil
 	case ebpf.TracePoint:
@@ -56,25 +56,25 @@ func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (string, func() (
 		if !ok {
 			return "not attached: tracepoint section without group/name", nil
 		}
-		return "tracepoint " + ps.AttachTo, func() (link.Link, error) { return link.Tracepoint(group, name, prog, nil) }
+		return "tracepoint " + ps.AttachTo, func() (io.Closer, error) { return link.Tracepoint(group, name, prog, nil) }
 	case ebpf.RawTracepoint, ebpf.RawTracepointWritable:
-		return "raw_tp " + ps.AttachTo, func() (link.Link, error) {
+		return "raw_tp " + ps.AttachTo, func() (io.Closer, error) {
 			return link.AttachRawTracepoint(link.RawTracepointOptions{Name: ps.AttachTo, Program: prog})
 		}
 	case ebpf.Tracing:
 		switch ps.AttachType {
 		case ebpf.AttachTraceFEntry, ebpf.AttachTraceFExit, ebpf.AttachModifyReturn, ebpf.AttachTraceRawTp:
-			return sectionKind(sec) + " " + ps.AttachTo, func() (link.Link, error) {
+			return sectionKind(sec) + " " + ps.AttachTo, func() (io.Closer, error) {
 				return link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ps.AttachType})
 			}
 		}
 		return "not attached: vmrunner has no hook for " + sectionKind(sec), nil
 	case ebpf.LSM:
-		return "lsm " + ps.AttachTo, func() (link.Link, error) { return link.AttachLSM(link.LSMOptions{Program: prog}) }
+		return "lsm " + ps.AttachTo, func() (io.Closer, error) { return link.AttachLSM(link.LSMOptions{Program: prog}) }
 	case ebpf.Extension:
-		return "freplace " + ps.AttachTo, func() (link.Link, error) { return link.AttachFreplace(target, ps.AttachTo, prog) }
+		return "freplace " + ps.AttachTo, func() (io.Closer, error) { return link.AttachFreplace(target, ps.AttachTo, prog) }
 	case ebpf.XDP:
-		return "xdp on lo", func() (link.Link, error) {
+		return "xdp on lo", func() (io.Closer, error) {
 			lo, err := loopback()
 			if err != nil {
 				return nil, err
@@ -84,7 +84,7 @@ func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (string, func() (
 	case ebpf.SchedCLS, ebpf.SchedACT:
 		switch ps.AttachType {
 		case ebpf.AttachTCXIngress, ebpf.AttachTCXEgress:
-			return sectionKind(sec) + " on lo", func() (link.Link, error) {
+			return sectionKind(sec) + " on lo", func() (io.Closer, error) {
 				lo, err := loopback()
 				if err != nil {
 					return nil, err
@@ -92,7 +92,7 @@ func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (string, func() (
 				return link.AttachTCX(link.TCXOptions{Program: prog, Interface: lo, Attach: ps.AttachType})
 			}
 		}
-		return "tc ingress on lo", func() (link.Link, error) {
+		return "tc ingress on lo", func() (io.Closer, error) {
 			lo, err := loopback()
 			if err != nil {
 				return nil, err
@@ -100,11 +100,11 @@ func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (string, func() (
 			return attachTC(lo, prog)
 		}
 	case ebpf.CGroupSKB, ebpf.CGroupSock, ebpf.CGroupSockAddr, ebpf.CGroupSockopt, ebpf.CGroupSysctl, ebpf.CGroupDevice, ebpf.SockOps:
-		return sectionKind(sec) + " on the root cgroup", func() (link.Link, error) {
+		return sectionKind(sec) + " on the root cgroup", func() (io.Closer, error) {
 			return link.AttachCgroup(link.CgroupOptions{Path: rootCgroup, Attach: ps.AttachType, Program: prog})
 		}
 	case ebpf.SocketFilter:
-		return "socket filter on a UDP socket", func() (link.Link, error) {
+		return "socket filter on a UDP socket", func() (io.Closer, error) {
 			conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 			if err != nil {
 				return nil, err
@@ -153,10 +153,3 @@ func attachStructOps(l *objectLoader) []string {
 	return failed
 }
 
-var errNoNetlink = errors.New("legacy tc attach is not implemented")
-
-// attachTC attaches prog as a direct-action classifier on ifindex's
-// clsact ingress hook, the way tc and libbpf's bpf_tc_attach do.
-func attachTC(ifindex int, prog *ebpf.Program) (link.Link, error) {
-	return nil, errNoNetlink
-}

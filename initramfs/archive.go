@@ -37,6 +37,16 @@ func writeArchive(w io.Writer, in *inputs) error {
 		list.WriteString(p + "\n")
 	}
 	a.add(cpio.StaticFile(ModuleListPath, list.String(), 0o644))
+	for _, m := range in.onDemand {
+		elf, err := decompressModule(m.raw, m.suffix)
+		if err != nil {
+			return fmt.Errorf("module %s: %w", m.rel, err)
+		}
+		a.add(cpio.StaticRecord(elf, cpio.Info{Name: m.archivePath(in.release), Mode: cpio.S_IFREG | 0o644}))
+	}
+	if in.index != "" {
+		a.add(cpio.StaticFile(ModuleIndexPath, in.index, 0o644))
+	}
 	if in.config != nil {
 		a.add(cpio.StaticRecord(in.config, cpio.Info{Name: ConfigPath(in.release), Mode: cpio.S_IFREG | 0o644}))
 	}

@@ -30,6 +30,9 @@ type Options struct {
 	// Modules are the module names wanted; Closure adds their dependencies.
 	// Nil means DefaultModules; use an empty non-nil slice for none.
 	Modules []string
+	// OnDemand are module names packed with their dependencies but not
+	// loaded at boot, for a check to load (ModuleIndexPath lists them).
+	OnDemand []string
 	// CacheDir is where archives are cached.
 	CacheDir string
 	// Extra are more files for the guest, appended as a second archive
@@ -104,6 +107,10 @@ type inputs struct {
 	agent   agentFile
 	modules []moduleFile // load order, built-ins excluded
 	config  []byte       // nil when unknown
+	// onDemand are the OnDemand modules' files not among modules, and
+	// index the ModuleIndexPath file listing them.
+	onDemand []moduleFile
+	index    string
 }
 
 type moduleFile struct {
@@ -148,23 +155,76 @@ func gather(ctx context.Context, opts Options) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	packed := map[string]bool{}
 	for _, m := range mods {
 		if m.Builtin {
 			continue
 		}
-		rel, err := filepath.Rel(k.Modules, m.Path)
+		f, err := readModule(ctx, k.Modules, m)
 		if err != nil {
-			return nil, fmt.Errorf("module %s: %w", m.Name, err)
+			return nil, err
 		}
-		// Closure has read the file already; files this small are cheap
-		// to read again, and this copy is the one hashed and written.
-		raw, err := inputfile.ReadFile(ctx, m.Path, maxModuleSize)
-		if err != nil {
-			return nil, fmt.Errorf("read module %s: %w", m.Name, err)
-		}
-		in.modules = append(in.modules, moduleFile{rel: rel, suffix: moduleSuffix(m.Path), raw: raw})
+		in.modules = append(in.modules, f)
+		packed[f.rel] = true
+	}
+	if err := in.gatherOnDemand(ctx, k.Modules, opts.OnDemand, packed); err != nil {
+		return nil, err
 	}
 	return in, nil
+}
+
+// readModule reads a module of a closure. Closure has read the file
+// already; files this small are cheap to read again, and this copy is the
+// one hashed and written.
+func readModule(ctx context.Context, dir string, m Module) (moduleFile, error) {
+	rel, err := filepath.Rel(dir, m.Path)
+	if err != nil {
+		return moduleFile{}, fmt.Errorf("module %s: %w", m.Name, err)
+	}
+	raw, err := inputfile.ReadFile(ctx, m.Path, maxModuleSize)
+	if err != nil {
+		return moduleFile{}, fmt.Errorf("read module %s: %w", m.Name, err)
+	}
+	return moduleFile{rel: rel, suffix: moduleSuffix(m.Path), raw: raw}, nil
+}
+
+// gatherOnDemand adds the closure of each on-demand module, and the index
+// line that says what to load for it, in the order asked.
+func (in *inputs) gatherOnDemand(ctx context.Context, dir string, names []string, packed map[string]bool) error {
+	var index strings.Builder
+	seen := map[string]bool{}
+	for _, name := range names {
+		name = moduleName(name)
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		mods, err := Closure(dir, []string{name})
+		if err != nil {
+			return err
+		}
+		if len(mods) == 0 {
+			continue // not in this kernel: the guest says so
+		}
+		index.WriteString(name)
+		for _, m := range mods {
+			if m.Builtin {
+				continue
+			}
+			f, err := readModule(ctx, dir, m)
+			if err != nil {
+				return err
+			}
+			if !packed[f.rel] {
+				packed[f.rel] = true
+				in.onDemand = append(in.onDemand, f)
+			}
+			index.WriteString(" " + f.archivePath(in.release))
+		}
+		index.WriteString("\n")
+	}
+	in.index = index.String()
+	return nil
 }
 
 // key is the hex SHA-256 of all inputs. Every field is length-prefixed so
@@ -184,11 +244,14 @@ func (in *inputs) key() string {
 		h.Write([]byte{1})
 		field(in.config)
 	}
-	_ = binary.Write(h, binary.LittleEndian, uint64(len(in.modules)))
-	for _, m := range in.modules {
-		field([]byte(filepath.ToSlash(m.rel)))
-		field(m.raw)
+	for _, mods := range [][]moduleFile{in.modules, in.onDemand} {
+		_ = binary.Write(h, binary.LittleEndian, uint64(len(mods)))
+		for _, m := range mods {
+			field([]byte(filepath.ToSlash(m.rel)))
+			field(m.raw)
+		}
 	}
+	field([]byte(in.index))
 	return hex.EncodeToString(h.Sum(nil))
 }
 

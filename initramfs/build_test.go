@@ -271,3 +271,54 @@ func TestBuildRepairsDamagedCache(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildOnDemand: modules asked for on demand are packed with their
+// dependencies and listed in the index, not loaded at boot.
+func TestBuildOnDemand(t *testing.T) {
+	opts, elfs := testOptions(t)
+	dir := opts.Kernel.Modules
+	add := func(rel, name, soft string, deps ...string) {
+		b := fakeModuleSoft(t, name, soft, deps...)
+		elfs[name] = b
+		writeFile(t, filepath.Join(dir, "kernel", rel), compress(t, ".ko.xz", b))
+	}
+	add("net/netfilter/nf_defrag_ipv4.ko.xz", "nf_defrag_ipv4", "")
+	add("net/netfilter/nf_conntrack.ko.xz", "nf_conntrack", "", "nf_defrag_ipv4", "libcrc32c", "virtio")
+	// libcrc32c asks the crypto API for its algorithm at init: its soft
+	// dependencies: crc32c, built in here, and crct10dif, provided by
+	// crct10dif_generic; sha1 is in no module.
+	add("lib/libcrc32c.ko.xz", "libcrc32c", "pre: crc32c crct10dif sha1 post: nothing")
+	add("crypto/crct10dif_generic.ko.xz", "crct10dif_generic", "")
+	plain, err := Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.OnDemand = []string{"nf-conntrack", "crc32c", "not_there", "nf_conntrack"}
+	path, err := Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path == plain {
+		t.Error("on-demand modules do not change the cache key")
+	}
+	recs := readArchive(t, path)
+	root := "/lib/modules/6.1.0-test/kernel/"
+	// Dependencies first, in the order nf_conntrack names them, soft ones
+	// before their module; crc32c is built in; not_there is not in this
+	// kernel.
+	want := "nf_conntrack " + root + "net/netfilter/nf_defrag_ipv4.ko " + root + "crypto/crct10dif_generic.ko " + root + "lib/libcrc32c.ko " +
+		root + "drivers/virtio/virtio.ko " + root + "net/netfilter/nf_conntrack.ko\ncrc32c\n"
+	if got := string(content(t, recs["etc/vmrunner/modules.ondemand"])); got != want {
+		t.Errorf("index:\n%s\nwant:\n%s", got, want)
+	}
+	for _, rel := range []string{"net/netfilter/nf_defrag_ipv4", "net/netfilter/nf_conntrack", "lib/libcrc32c", "crypto/crct10dif_generic"} {
+		name := filepath.Base(rel)
+		r, ok := recs[strings.TrimPrefix(root, "/")+rel+".ko"]
+		if !ok || !bytes.Equal(content(t, r), elfs[name]) {
+			t.Errorf("%s not packed decompressed", name)
+		}
+	}
+	if list := string(content(t, recs["etc/vmrunner/modules"])); strings.Contains(list, "netfilter") || strings.Contains(list, "libcrc32c") {
+		t.Errorf("on-demand modules loaded at boot:\n%s", list)
+	}
+}

@@ -18,7 +18,16 @@ import (
 // naming the module and its dependencies, like the kernel's modpost writes.
 func fakeModule(t *testing.T, name string, depends ...string) []byte {
 	t.Helper()
+	return fakeModuleSoft(t, name, "", depends...)
+}
+
+// fakeModuleSoft is fakeModule with a softdep= entry ("pre: crc32c").
+func fakeModuleSoft(t *testing.T, name, softdep string, depends ...string) []byte {
+	t.Helper()
 	modinfo := "license=GPL\x00depends=" + strings.Join(depends, ",") + "\x00\x00\x00name=" + name + "\x00vermagic=6.1.0 SMP mod_unload\x00"
+	if softdep != "" {
+		modinfo += "softdep=" + softdep + "\x00"
+	}
 	shstrtab := "\x00.modinfo\x00.shstrtab\x00"
 
 	const ehsize, shentsize = 64, 64

@@ -17,6 +17,8 @@ const (
 	// ModuleListPath lists the modules to load, one absolute path per line,
 	// in load order.
 	ModuleListPath = protocol.ModuleListPath
+	// ModuleIndexPath lists the modules packed for loading on demand.
+	ModuleIndexPath = protocol.ModuleIndexPath
 )
 
 // ModulesRoot returns the directory holding the modules of release.

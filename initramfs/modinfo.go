@@ -54,3 +54,34 @@ func moduleDepends(module []byte) ([]string, error) {
 	}
 	return deps, nil
 }
+
+// moduleSoftPre returns the names a module's softdep= entries want loaded
+// before it ("softdep=pre: crc32c"): modprobe loads them when it can, and
+// the module may need them at init (libcrc32c asks the crypto API for
+// crc32c, which would load it through modprobe, absent from the guest).
+func moduleSoftPre(module []byte) ([]string, error) {
+	kvs, err := modinfo(module)
+	if err != nil {
+		return nil, err
+	}
+	var pre []string
+	for _, kv := range kvs {
+		if kv[0] != "softdep" {
+			continue
+		}
+		in := false
+		for _, f := range strings.Fields(kv[1]) {
+			switch f {
+			case "pre:":
+				in = true
+			case "post:":
+				in = false
+			default:
+				if in {
+					pre = append(pre, moduleName(f))
+				}
+			}
+		}
+	}
+	return pre, nil
+}

@@ -86,7 +86,8 @@ func loadModuleIndex(dir string) (*moduleIndex, error) {
 }
 
 // Closure resolves wanted module names to files in dependency order
-// (dependencies first), adding every module they depend on. modulesDir is a
+// (dependencies first), adding every module they depend on, and the soft
+// dependencies they want loaded first (softdep=pre:) that the kernel has. modulesDir is a
 // kernel's lib/modules/<release> directory; "" means a kernel without
 // modules, for which the closure is empty.
 //
@@ -157,6 +158,23 @@ func (c *closure) visit(name string, chain []string) error {
 	for _, d := range deps {
 		if err := c.visit(d, chain); err != nil {
 			return err
+		}
+	}
+	soft, err := moduleSoftPre(elf)
+	if err != nil {
+		return fmt.Errorf("read module %s: %w", file, err)
+	}
+	for _, d := range soft {
+		// A soft dependency is often a crypto algorithm's name, provided
+		// by <name>_generic; one the kernel lacks is skipped, as modprobe
+		// skips it.
+		for _, cand := range []string{d, d + "_generic"} {
+			if c.idx.files[cand] != "" || c.idx.builtin[cand] {
+				if err := c.visit(cand, chain); err != nil {
+					return err
+				}
+				break
+			}
 		}
 	}
 	c.state[name] = visited

@@ -8,6 +8,12 @@ const (
 	// ModuleListPath lists the kernel modules the agent loads, one
 	// absolute path per line, in load order (written by package initramfs).
 	ModuleListPath = "/etc/vmrunner/modules"
+	// ModuleIndexPath lists the modules packed to be loaded on demand (the
+	// verifier check's modules): one line per module asked for, its name
+	// then the absolute paths of it and its dependencies in load order
+	// (none for a built-in module). A module the kernel does not have has
+	// no line.
+	ModuleIndexPath = "/etc/vmrunner/modules.ondemand"
 	// WorkloadRunnerPath is where the host packs cmd/vmrunner-workload
 	// when a plan has a check run by RunnerWorkload.
 	WorkloadRunnerPath = "/bin/vmrunner-workload"

@@ -72,6 +72,11 @@ type VerifierTarget struct {
 	Program string `json:"program"`
 }
 
+// TCModules are the kernel modules a legacy tc attach needs (the clsact
+// qdisc, the bpf classifier): the host packs them for the verifier check's
+// attach step, which loads them on demand.
+var TCModules = []string{"sch_ingress", "cls_bpf"}
+
 // VerifierExpect says on which kernels a program should be rejected.
 type VerifierExpect struct {
 	// Fail lists version ranges (bpfprobe.ParseRange).

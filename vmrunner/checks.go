@@ -87,10 +87,11 @@ type paramsResolver interface {
 
 // paramsEnv is what a paramsResolver may use.
 type paramsEnv struct {
-	dir   string // the matrix file's directory
-	path  string // "checks[2].verifier", for messages
-	p     *matrixParser
-	files []GuestFile
+	dir     string // the matrix file's directory
+	path    string // "checks[2].verifier", for messages
+	p       *matrixParser
+	files   []GuestFile
+	modules []string // kernel modules the check loads on demand
 	// byArch, skipAs and otherArch become the check's ByArch, SkipAs and
 	// OtherArch (the test check).
 	byArch            map[kernels.Arch]ArchCheck
@@ -168,7 +169,7 @@ func (p *matrixParser) check(n *yaml.Node, path string, timeout time.Duration) (
 	if r, ok := v.Addr().Interface().(paramsResolver); ok {
 		env := &paramsEnv{dir: filepath.Dir(p.file), path: path, p: p}
 		r.resolve(env, at)
-		c.Files = env.files
+		c.Files, c.Modules = env.files, env.modules
 		c.ByArch, c.SkipAs, c.OtherArch = env.byArch, env.skipAs, env.otherArch
 	}
 	if d, ok := v.Addr().Interface().(derivedParams); ok && len(given) > 0 {
@@ -279,6 +280,19 @@ func extraFiles(m *Matrix) []initramfs.File {
 		}
 	}
 	return files
+}
+
+// onDemandModules lists the kernel modules the checks of m load themselves.
+func onDemandModules(m *Matrix) []string {
+	var mods []string
+	for _, c := range m.Checks {
+		for _, name := range c.Modules {
+			if !slices.Contains(mods, name) {
+				mods = append(mods, name)
+			}
+		}
+	}
+	return mods
 }
 
 func (f GuestFile) initramfs() initramfs.File {

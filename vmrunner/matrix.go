@@ -101,6 +101,9 @@ type Check struct {
 	ByArch    map[kernels.Arch]ArchCheck
 	SkipAs    string
 	OtherArch string
+	// Modules are kernel modules the check loads itself (a verifier
+	// object's modules): packed with their dependencies, not loaded at boot.
+	Modules []string
 }
 
 // Target is one VM to run: a kernel on one architecture.

@@ -139,7 +139,7 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 			extra = append(extra, f.initramfs())
 		}
 	}
-	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, CacheDir: p.Cache.Dir, Extra: extra})
+	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, OnDemand: onDemandModules(p.Matrix), CacheDir: p.Cache.Dir, Extra: extra})
 	if err != nil {
 		return fail(results.KindInitramfs, fmt.Errorf("build initramfs: %w", err))
 	}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/vmrunner/vmrunner/bpfobject"
 	"github.com/vmrunner/vmrunner/bpfprobe"
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/internal/yamlstrict"
+	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -223,8 +223,20 @@ func (v *verifierParams) resolve(env *paramsEnv, n *yaml.Node) {
 			}
 			for _, m := range o.Modules {
 				g.Modules = append(g.Modules, string(m))
+				if !slices.Contains(env.modules, string(m)) {
+					env.modules = append(env.modules, string(m))
+				}
 			}
 			v.guest = append(v.guest, g)
+		}
+	}
+	if v.Attach {
+		// Legacy tc attach needs the clsact qdisc and the bpf classifier,
+		// modules in distribution kernels that the guest cannot modprobe.
+		for _, m := range protocol.TCModules {
+			if !slices.Contains(env.modules, m) {
+				env.modules = append(env.modules, m)
+			}
 		}
 	}
 	v.checkNames(env, n)
@@ -299,7 +311,7 @@ func (r *objectResolver) claim(at *yaml.Node, where, name string, f objectFile) 
 		r.env.errorf(at, "%s: %s and %s have the same name; rename one", where, first, f.host)
 		return false
 	}
-	for _, arch := range archesOf(f.arch) {
+	for _, arch := range objectArches(f.arch) {
 		key := name + "@" + string(arch)
 		if first, ok := r.names[key]; ok {
 			r.env.errorf(at, "%s: %s and %s both report as verifier/%s on %s; give one a name: (objects: [{path: FILE, name: NAME}])", where, first, f.host, name, arch)
@@ -311,7 +323,7 @@ func (r *objectResolver) claim(at *yaml.Node, where, name string, f objectFile) 
 	return true
 }
 
-func archesOf(a kernels.Arch) []kernels.Arch {
+func objectArches(a kernels.Arch) []kernels.Arch {
 	if a == "" {
 		return kernels.Arches
 	}

@@ -79,6 +79,9 @@ func TestVerifierObjectSettings(t *testing.T) {
 		{Path: o + "conntrack.o", Modules: []string{"nf_conntrack", "nf_defrag_ipv4"}},
 	}
 	equal(t, "objects", got.Objects, want)
+	// attach: true packs what a legacy tc attach needs.
+	equal(t, "modules", c.Modules, []string{"nf_conntrack", "nf_defrag_ipv4", "sch_ingress", "cls_bpf"})
+	equal(t, "modules packed", onDemandModules(m), []string{"nf_conntrack", "nf_defrag_ipv4", "sch_ingress", "cls_bpf"})
 	if !got.Attach {
 		t.Error("attach not sent")
 	}

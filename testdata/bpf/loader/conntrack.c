@@ -8,7 +8,11 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-struct nf_conn;
+// Only the name matters to the kfunc's type check; a declaration alone
+// would not match the kernel's struct.
+struct nf_conn {
+	unsigned long status;
+};
 
 struct bpf_ct_opts {
 	__s32 netns_id;
