@@ -152,4 +152,3 @@ func attachStructOps(l *objectLoader) []string {
 	}
 	return failed
 }
-
