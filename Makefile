@@ -7,12 +7,16 @@ GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 MATRIX    ?= matrix.yaml
 RUNFLAGS  ?=
 
-.PHONY: all build agents guest-tools beyla-fixture install-deps run test test-unit bench lint generate clean
+.PHONY: all build cli agents guest-tools beyla-fixture install-deps run test test-unit bench lint generate clean
 
 all: build
 
 ## build: bin/vmrunner and the static guest agents beside it
-build: agents guest-tools
+build: cli agents guest-tools
+
+# bin/vmrunner alone; `make cli agents` is all `vmrunner run` needs (the
+# reusable action builds that).
+cli:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner ./cmd/vmrunner
 
 agents:

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,22 +43,50 @@ func TestActionlint(t *testing.T) {
 	}
 }
 
-// What actionlint does not know: that the nightly job does what it is for.
+// workflowStep is a step of a workflow job or of a composite action.
+type workflowStep struct {
+	ID    string            `yaml:"id"`
+	Name  string            `yaml:"name"`
+	If    string            `yaml:"if"`
+	Uses  string            `yaml:"uses"`
+	Run   string            `yaml:"run"`
+	Shell string            `yaml:"shell"`
+	With  map[string]string `yaml:"with"`
+	Env   map[string]string `yaml:"env"`
+}
+
+// steps indexes steps by what they use (without the version) and joins
+// their scripts.
+func steps(ss []workflowStep) (uses map[string]map[string]string, script string) {
+	uses = map[string]map[string]string{}
+	var runs []string
+	for _, s := range ss {
+		runs = append(runs, s.Run)
+		if s.Uses != "" {
+			name, _, _ := strings.Cut(s.Uses, "@")
+			uses[name] = s.With
+		}
+	}
+	return uses, strings.Join(runs, "\n")
+}
+
+// What actionlint does not know: that the nightly jobs do what they are for,
+// plan → shards → merge.
 func TestNightlyWorkflow(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(workflows, "nightly.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	type job struct {
+		Needs    yaml.Node      `yaml:"needs"`
+		If       string         `yaml:"if"`
+		RunsOn   string         `yaml:"runs-on"`
+		Strategy map[string]any `yaml:"strategy"`
+		Steps    []workflowStep `yaml:"steps"`
+	}
 	var wf struct {
 		On   map[string]yaml.Node `yaml:"on"`
-		Jobs map[string]struct {
-			Steps []struct {
-				Name string            `yaml:"name"`
-				Uses string            `yaml:"uses"`
-				Run  string            `yaml:"run"`
-				With map[string]string `yaml:"with"`
-			} `yaml:"steps"`
-		} `yaml:"jobs"`
+		Jobs map[string]job       `yaml:"jobs"`
 	}
 	if err := yaml.Unmarshal(b, &wf); err != nil {
 		t.Fatal(err)
@@ -67,32 +96,42 @@ func TestNightlyWorkflow(t *testing.T) {
 			t.Errorf("nightly does not run on %s", ev)
 		}
 	}
-	job, ok := wf.Jobs["matrix"]
-	if !ok {
-		t.Fatal("no job named matrix")
-	}
-	var runs []string
-	uses := map[string]map[string]string{}
-	for _, s := range job.Steps {
-		runs = append(runs, s.Run)
-		if s.Uses != "" {
-			name, _, _ := strings.Cut(s.Uses, "@")
-			uses[name] = s.With
+	for _, name := range []string{"plan", "shards", "merge"} {
+		if _, ok := wf.Jobs[name]; !ok {
+			t.Fatalf("no job named %s", name)
 		}
 	}
-	script := strings.Join(runs, "\n")
+	planUses, planScript := steps(wf.Jobs["plan"].Steps)
+	shards := wf.Jobs["shards"]
+	shardUses, _ := steps(shards.Steps)
+	merge := wf.Jobs["merge"]
+	mergeUses, mergeScript := steps(merge.Steps)
+	var mergeNeeds []string
+	_ = merge.Needs.Decode(&mergeNeeds)
+	action := shardUses["./"]
+
 	tests := []struct {
 		what string
 		ok   bool
 	}{
-		{"/dev/kvm opened to the runner user by a udev rule", strings.Contains(script, `KERNEL=="kvm", GROUP="kvm", MODE="0666"`) && strings.Contains(script, "udevadm trigger --name-match=kvm")},
-		{"Go from go.mod", uses["actions/setup-go"]["go-version-file"] == "go.mod"},
-		{"the kernel cache cached", uses["actions/cache"]["path"] == "~/.cache/vmrunner"},
-		{"make run with --junit", strings.Contains(script, "make run") && strings.Contains(script, "--junit junit.xml")},
-		{"the run directory uploaded", uses["actions/upload-artifact"]["name"] == "vmrunner-results"},
-		{"JUnit published", uses["mikepenz/action-junit-report"]["report_paths"] == "junit.xml"},
-		{"the previous results downloaded", uses["dawidd6/action-download-artifact"]["name"] == "vmrunner-results"},
-		{"compared with the previous night", strings.Contains(script, "vmrunner report compare previous")},
+		{"plan: the previous night's results downloaded", planUses["dawidd6/action-download-artifact"]["name"] == "vmrunner-results"},
+		{"plan: vmrunner plan --format github balanced by them", strings.Contains(planScript, "plan \"$MATRIX\" --shards") &&
+			strings.Contains(planScript, "--format github") && strings.Contains(planScript, "--timings previous/results.json")},
+		{"plan: the timings handed to the shards", planUses["actions/upload-artifact"]["name"] == "vmrunner-timings"},
+		{"shards: one job per plan entry", shards.Strategy["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"},
+		{"shards: on the runner the plan says", shards.RunsOn == "${{ matrix.runner }}"},
+		{"shards: not cancelled by one failing", shards.Strategy["fail-fast"] == false},
+		{"shards: the repository's own action runs the shard", action != nil && action["shard"] == "${{ matrix.shard }}" && action["plan-hash"] == "${{ matrix.plan }}"},
+		{"shards: with the timings the plan used", action != nil && strings.Contains(action["timings"], "timings/results.json") &&
+			shardUses["actions/download-artifact"]["name"] == "vmrunner-timings"},
+		{"shards: JUnit written", action != nil && action["junit"] == "junit.xml"},
+		{"merge: after the shards, whatever they did", slices.Contains(mergeNeeds, "shards") && strings.Contains(merge.If, "always()")},
+		{"merge: every shard downloaded", mergeUses["actions/download-artifact"]["pattern"] == "vmrunner-shard-*"},
+		{"merge: report merge, a missing shard as errors", strings.Contains(mergeScript, "report merge merged shards/*/ --allow-partial --junit junit.xml")},
+		{"merge: the merged run uploaded", mergeUses["actions/upload-artifact"]["name"] == "vmrunner-results"},
+		{"merge: JUnit published", mergeUses["mikepenz/action-junit-report"]["report_paths"] == "junit.xml"},
+		{"merge: compared with the previous night", mergeUses["dawidd6/action-download-artifact"]["name"] == "vmrunner-results" &&
+			strings.Contains(mergeScript, "vmrunner report compare previous merged")},
 	}
 	for _, tt := range tests {
 		if !tt.ok {
