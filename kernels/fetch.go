@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -123,9 +124,14 @@ func (f *fetcher) download(ctx context.Context, url, final, wantSHA string, want
 	if limit < 0 {
 		limit = maxDownload
 	}
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, limit+1))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	// A failed write (a full disk) is the cache's problem, not the mirror's.
+	file := &recordingWriter{w: tmp}
+	n, err := io.Copy(io.MultiWriter(file, h), io.LimitReader(resp.Body, limit+1))
+	if cerr := tmp.Close(); cerr != nil && file.err == nil {
+		file.err = cerr
+	}
+	if file.err != nil {
+		return cacheWriteError(url, final, file.err)
 	}
 	if err != nil {
 		return f.bodyError(ctx, url, err)
@@ -146,4 +152,27 @@ func (f *fetcher) download(ctx context.Context, url, final, wantSHA string, want
 	f.log.Info("downloaded", "url", url, "bytes", n, "duration", d.Round(time.Millisecond),
 		"MB/s", fmt.Sprintf("%.1f", float64(n)/1e6/max(d.Seconds(), 1e-3)))
 	return nil
+}
+
+// recordingWriter remembers the first error of its writer.
+type recordingWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (r *recordingWriter) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// cacheWriteError says that a download could not be stored, and how to
+// make room when the disk is full.
+func cacheWriteError(url, final string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("download %s: write to the cache: %w (%s needs room: free some, e.g. vmrunner kernels prune, or set VMRUNNER_CACHE)", url, err, filepath.Dir(filepath.Dir(filepath.Dir(final))))
+	}
+	return fmt.Errorf("download %s: write to the cache: %w", url, err)
 }

@@ -45,6 +45,19 @@ func resolveFile(ctx context.Context, spec FileSpec, arch Arch, opts Options) (*
 	if spec.Kernel == "" {
 		return nil, fmt.Errorf("%w: file: missing kernel (the bzImage, Image or vmlinux make built)", ErrBadInput)
 	}
+	// Look before reading: a special file, a huge file or one that is no
+	// kernel for arch is refused before it is hashed and copied.
+	if _, err := inputfile.Check(spec.Kernel, maxKernelFile); err != nil {
+		return nil, inputError("file.kernel", err)
+	}
+	if spec.Config != "" {
+		if _, err := inputfile.Check(spec.Config, maxConfigFile); err != nil {
+			return nil, inputError("file.config", err)
+		}
+	}
+	if _, err := checkArch(spec.Kernel, "file.kernel "+spec.Kernel, arch); err != nil {
+		return nil, err
+	}
 	kernelSHA, err := inputfile.SHA256(ctx, spec.Kernel, maxKernelFile)
 	if err != nil {
 		return nil, inputError("file.kernel", err)

@@ -123,15 +123,36 @@ func TestResolveFileSpecial(t *testing.T) {
 	}
 
 	t.Run("cancelled", func(t *testing.T) {
+		// A real kernel grown (sparsely) to 1 GiB: its hash takes a while.
+		want := kerneltest.Debian(t, kernels.X86_64)
 		big := filepath.Join(dir, "big")
-		f, _ := os.Create(big)
-		f.Truncate(1 << 30)
-		f.Close()
+		data, err := os.ReadFile(want.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(big, data, 0o644)
+		os.Truncate(big, 1<<30)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := kernels.Resolve(ctx, "f", kernels.Spec{File: &kernels.FileSpec{Kernel: big}}, kernels.X86_64, kernels.Options{Cache: testCache(t), Logger: quiet()})
+		_, err = kernels.Resolve(ctx, "f", kernels.Spec{File: &kernels.FileSpec{Kernel: big}}, kernels.X86_64, kernels.Options{Cache: testCache(t), Logger: quiet()})
 		if !errors.Is(err, context.Canceled) || errors.Is(err, kernels.ErrBadInput) {
 			t.Fatalf("err = %v, want context.Canceled (not bad input)", err)
+		}
+	})
+
+	t.Run("not a kernel, huge", func(t *testing.T) {
+		// Refused from its first bytes, never hashed or copied.
+		_, err := kernels.Resolve(context.Background(), "f", kernels.Spec{File: &kernels.FileSpec{Kernel: huge[:len(huge)-len("vmlinux")] + "zeros"}}, kernels.X86_64, kernels.Options{Cache: testCache(t), Logger: quiet()})
+		if !errors.Is(err, kernels.ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+		zeros := filepath.Join(dir, "zeros")
+		f, _ := os.Create(zeros)
+		f.Truncate(2 << 30)
+		f.Close()
+		_, err = kernels.Resolve(context.Background(), "f", kernels.Spec{File: &kernels.FileSpec{Kernel: zeros}}, kernels.X86_64, kernels.Options{Cache: testCache(t), Logger: quiet()})
+		if !errors.Is(err, kernels.ErrNotAKernel) {
+			t.Fatalf("2 GiB of zeros: %v, want not a kernel", err)
 		}
 	})
 }

@@ -74,6 +74,10 @@ type GuestFile struct {
 	Host  string // path on the host, absolute or relative to the working directory
 	Guest string // absolute path in the guest
 	Exec  bool   // executable (mode 0755), else 0644
+	// Named is set for a file named on the command line (repro --object):
+	// it may be anywhere. A file a matrix names must be inside the matrix's
+	// directory (see Preparer).
+	Named bool
 }
 
 // paramsResolver is implemented by check parameter types that need more

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/vmrunner/vmrunner/initramfs"
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/results"
 )
@@ -56,6 +58,9 @@ func NewPreparer(opts Options) (*Preparer, error) {
 	lock, err := kernels.LoadLock(opts.Matrix.Path, opts.Matrix.LockKernels(), log)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadMatrix, err)
+	}
+	if err := checkGuestFiles(opts.Matrix); err != nil {
+		return nil, err
 	}
 	return &Preparer{Matrix: opts.Matrix, Cache: cache, Lock: lock, AgentDir: opts.AgentDir, Refresh: opts.Refresh, Log: log}, nil
 }
@@ -153,9 +158,82 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 		}
 		initrd = dst
 	}
-	return &Prepared{
+	pt := &Prepared{
 		Target: t, Kernel: k, Agent: agent, Initramfs: initrd,
 		MemoryMiB: cmp.Or(t.Kernel.MemoryMiB, p.Matrix.Defaults.MemoryMiB),
 		CPUs:      cmp.Or(t.Kernel.CPUs, p.Matrix.Defaults.CPUs),
-	}, nil
+	}
+	if err := pt.checkMemory(); err != nil {
+		return fail(results.KindBadInput, err)
+	}
+	return pt, nil
+}
+
+// unpackOverhead is the guest memory that is not the initramfs's: the
+// kernel, its page tables and the agent running.
+const unpackOverhead = 128 << 20
+
+// checkMemory refuses an initramfs the VM cannot hold: the kernel unpacks
+// the archive into memory while the archive is still there, so it needs
+// twice its size and the kernel's own. Without this, QEMU's "initrd too
+// large" or the guest running out of memory would be the only word of it.
+func (pt *Prepared) checkMemory() error {
+	fi, err := os.Stat(pt.Initramfs)
+	if err != nil {
+		return err
+	}
+	need := 2*fi.Size() + unpackOverhead
+	if mem := int64(pt.MemoryMiB) << 20; mem > 0 && need > mem {
+		return fmt.Errorf("the initramfs of %s is %s (the agent, the kernel's modules and the checks' files) and a VM of %d MiB cannot unpack it: give kernel %s memory: %dM or more, or put fewer or smaller files into it",
+			pt.Target.Label(), inputfile.Size(fi.Size()), pt.MemoryMiB, pt.Target.Kernel.Name, (need+(1<<20)-1)>>20)
+	}
+	return nil
+}
+
+// checkGuestFiles checks the host files the checks of m put into every VM,
+// before anything is prepared: a file a matrix names must resolve (links
+// followed) inside the matrix's directory, so that a matrix from elsewhere
+// cannot pack /etc/shadow into an archive; files named on the command line
+// may be anywhere. Every file must be a regular file within initramfs's
+// bounds. Problems are bad input.
+func checkGuestFiles(m *Matrix) error {
+	root := "."
+	if m.Path != "" {
+		root = filepath.Dir(m.Path)
+	}
+	root, err := filepath.Abs(root)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: matrix directory: %v", ErrBadMatrix, err)
+	}
+	var files []initramfs.File
+	for _, c := range m.Checks {
+		for _, f := range c.Files {
+			files = append(files, f.initramfs())
+			if f.Named {
+				continue
+			}
+			real, err := filepath.EvalSymlinks(f.Host)
+			if err == nil {
+				real, err = filepath.Abs(real)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: check %s: %v", ErrBadMatrix, c.Name, err)
+			}
+			if rel, err := filepath.Rel(root, real); err != nil || !filepath.IsLocal(rel) {
+				named := f.Host
+				if real != f.Host {
+					named += " (" + real + ")"
+				}
+				return fmt.Errorf("%w: check %s: %s is outside the matrix's directory %s: a matrix may only put files from its own directory into a VM; copy it there, or name it on the command line (vmrunner repro --object)",
+					ErrBadMatrix, c.Name, named, root)
+			}
+		}
+	}
+	if _, err := initramfs.CheckFiles(files); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadMatrix, err)
+	}
+	return nil
 }

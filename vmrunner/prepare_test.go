@@ -197,3 +197,100 @@ func TestPrepareErrors(t *testing.T) {
 		t.Errorf("broken lock: %v, want bad input naming the fix", err)
 	}
 }
+
+// TestGuestFilesConfined: a matrix puts files into a VM only from its own
+// directory; anything else (an absolute path, a link out, a device, a huge
+// file) is bad input before anything is prepared. A file named on the
+// command line may be anywhere.
+func TestGuestFilesConfined(t *testing.T) {
+	obj, err := filepath.Abs("../testdata/bpf/probes.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "probes.o"), data, 0o644)
+	os.Symlink("/etc/passwd", filepath.Join(dir, "passwd.o"))
+	huge := filepath.Join(dir, "huge.o")
+	f, _ := os.Create(huge)
+	f.Truncate(600 << 20) // sparse
+	f.Close()
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "outside.o"), data, 0o644)
+
+	for _, tc := range []struct {
+		name, objects string
+		msg           string // "" for none
+	}{
+		{"inside", `["probes.o"]`, ""},
+		{"inside, absolute", `["` + filepath.Join(dir, "probes.o") + `"]`, ""},
+		{"/etc/shadow", `["/etc/shadow"]`, "check verifier: /etc/shadow is outside the matrix's directory " + dir + ": a matrix may only put files from its own directory into a VM; copy it there, or name it on the command line"},
+		{"glob of /etc", `["/etc/*"]`, "is outside the matrix's directory"},
+		{"another directory", `["` + filepath.Join(other, "outside.o") + `"]`, "outside.o is outside the matrix's directory"},
+		{"link out", `["passwd.o"]`, "passwd.o (/etc/passwd) is outside the matrix's directory"},
+		{"too large", `["huge.o"]`, "huge.o is 600 MiB, too large: the limit is 512 MiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "matrix.yaml")
+			os.WriteFile(path, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks:\n  - verifier: {objects: "+tc.objects+"}\n"), 0o644)
+			m, err := LoadMatrix(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()})
+			switch {
+			case tc.msg == "" && err != nil:
+				t.Fatalf("NewPreparer: %v", err)
+			case tc.msg != "" && (!errors.Is(err, ErrBadMatrix) || !strings.Contains(err.Error(), tc.msg)):
+				t.Fatalf("NewPreparer: %v, want bad input containing %q", err, tc.msg)
+			}
+		})
+	}
+
+	// repro --object names its object on the command line.
+	path := filepath.Join(dir, "matrix.yaml")
+	os.WriteFile(path, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks: [btf]\n"), 0o644)
+	m, err := LoadMatrix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Checks = []Check{{Name: "verifier", Files: []GuestFile{{Host: filepath.Join(other, "outside.o"), Guest: "/vmrunner/objects/outside.o", Named: true}}}}
+	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); err != nil {
+		t.Errorf("a file named on the command line: %v", err)
+	}
+	m.Checks[0].Files[0].Host = "/dev/zero"
+	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); !errors.Is(err, ErrBadMatrix) || !strings.Contains(err.Error(), "/dev/zero is a character device, not a regular file") {
+		t.Errorf("/dev/zero named on the command line: %v", err)
+	}
+}
+
+// TestPrepareMemory: an initramfs the VM cannot unpack is bad input that
+// says how much memory it needs, not a boot that fails in qemu.log.
+func TestPrepareMemory(t *testing.T) {
+	amd := kerneltest.Debian(t, kernels.X86_64)
+	dir := t.TempDir()
+	obj := filepath.Join(dir, "big.o")
+	os.WriteFile(obj, bytes.Repeat([]byte{0x7f}, 40<<20), 0o644)
+	path := filepath.Join(dir, "matrix.yaml")
+	os.WriteFile(path, []byte("kernels:\n  - {name: k, arch: x86_64, memory: 128M, source: {file: {kernel: \""+amd.Image+"\", modules: \""+amd.Modules+"\"}}}\n  - {name: big, arch: x86_64, memory: 512M, source: {file: {kernel: \""+amd.Image+"\", modules: \""+amd.Modules+"\"}}}\nchecks:\n  - verifier: {objects: [big.o]}\n"), 0o644)
+	m, err := LoadMatrix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), AgentDir: fakeAgents(t), Log: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := m.Targets()
+	_, err = p.Prepare(context.Background(), targets[0], nil)
+	var pe *PrepareError
+	if !errors.As(err, &pe) || pe.Kind != results.KindBadInput || !strings.Contains(err.Error(), "a VM of 128 MiB cannot unpack it: give kernel k memory: ") {
+		t.Fatalf("128M VM, 40 MB object: %v, want bad input naming the memory to give", err)
+	}
+	if pt, err := p.Prepare(context.Background(), targets[1], nil); err != nil || pt.MemoryMiB != 512 {
+		t.Fatalf("512M VM: %v", err)
+	}
+}

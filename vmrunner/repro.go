@@ -13,6 +13,8 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/vmrunner/vmrunner/initramfs"
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 )
@@ -48,6 +50,9 @@ func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 	if n := len(opts.Matrix.Targets()); n != 1 {
 		return nil, fmt.Errorf("%w: repro boots one VM, the selection has %d", ErrBadMatrix, n)
 	}
+	if _, err := inputfile.Check(opts.Object, initramfs.MaxFileSize); err != nil {
+		return nil, badInputf("--object: %v", err)
+	}
 	spec, err := ebpf.LoadCollectionSpec(opts.Object)
 	if err != nil {
 		return nil, badInputf("read object: %v (want an ELF object built with clang -target bpf)", err)
@@ -77,7 +82,7 @@ func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 	m := *opts.Matrix
 	m.Checks = []Check{{
 		Name: "verifier", Params: js, Timeout: m.Defaults.CheckTimeout,
-		Files: []GuestFile{{Host: opts.Object, Guest: params.Objects[0].Path}},
+		Files: []GuestFile{{Host: opts.Object, Guest: params.Objects[0].Path, Named: true}},
 	}}
 	opts.Matrix = &m
 
