@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
@@ -308,11 +309,16 @@ func newKernelsPruneCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "prune [matrix.yaml]",
-		Short: "Remove cached kernels and downloads the matrix (and its lock) does not use",
+		Short: "Remove cached kernels and downloads the matrix (and its lock) does not use, and leftovers of killed runs",
 		Long: `Remove from the cache every kernel and download that no kernel × arch of the
 matrix resolves to (resolved from the cache only, with the lock when there is one),
-and print the space freed. --all removes every cached kernel, download and build
-directory instead.`,
+and print the space freed. --all removes every cached kernel, download, build
+directory and initramfs archive instead.
+
+Either way it removes what a vmrunner killed with SIGKILL left: half-written
+downloads, kernels and initramfs archives whose lock no live process holds, and
+QEMU socket directories (<tmp>/vmr<digits>) older than 10 minutes whose sockets
+no process has bound.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var keep map[string]bool
@@ -351,6 +357,16 @@ directory instead.`,
 // prints what it removed and the space freed.
 func prune(ctx context.Context, w io.Writer, c *kernels.Cache, keep map[string]bool, dryRun bool) error {
 	res, err := c.Prune(ctx, keep, dryRun)
+	if err == nil {
+		var more []kernels.Removal
+		more, err = initramfs.Prune(c.Dir, keep == nil, dryRun)
+		res.Removed = append(res.Removed, more...)
+	}
+	if err == nil {
+		var more []kernels.Removal
+		more, err = vmrunner.PruneSocketDirs(dryRun)
+		res.Removed = append(res.Removed, more...)
+	}
 	verb, total := "removed", "freed"
 	if dryRun {
 		verb, total = "would remove", "would free"

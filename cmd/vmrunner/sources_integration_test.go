@@ -181,11 +181,14 @@ checks: [btf]
 	if n := count(); n != 4 { // two kernels, the two mainline debs
 		t.Fatalf("%d cache entries after pull, want 4", n)
 	}
-	res := vmrunnerCLI(t, "kernels", "prune", "--cache-dir", cache, "--dry-run", fileOnly)
+	// Prune also removes stale QEMU socket directories of the temporary
+	// directory: give it one of its own.
+	tmpEnv := []string{"TMPDIR=" + t.TempDir()}
+	res := vmrunnerCLIEnv(t, tmpEnv, "kernels", "prune", "--cache-dir", cache, "--dry-run", fileOnly)
 	if res.code != 0 || !strings.Contains(res.stdout, "3 entries removed, would free") || count() != 4 {
 		t.Fatalf("prune --dry-run: exit %d, %d entries left", res.code, count())
 	}
-	res = vmrunnerCLI(t, "kernels", "prune", "--cache-dir", cache, fileOnly)
+	res = vmrunnerCLIEnv(t, tmpEnv, "kernels", "prune", "--cache-dir", cache, fileOnly)
 	if res.code != 0 || !strings.Contains(res.stdout, "3 entries removed, freed") || count() != 1 {
 		t.Fatalf("prune: exit %d, %d entries left", res.code, count())
 	}
@@ -193,7 +196,7 @@ checks: [btf]
 	if !strings.Contains(res.stdout, "mainline  x86_64  ubuntu-mainline  -") || !strings.Contains(res.stdout, "file      x86_64  file             6.12") {
 		t.Errorf("list after prune: exit %d", res.code)
 	}
-	res = vmrunnerCLI(t, "kernels", "prune", "--cache-dir", cache, "--all")
+	res = vmrunnerCLIEnv(t, tmpEnv, "kernels", "prune", "--cache-dir", cache, "--all")
 	if res.code != 0 || count() != 0 {
 		t.Errorf("prune --all: exit %d, %d entries left", res.code, count())
 	}
