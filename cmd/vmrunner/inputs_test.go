@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// runCLIErr runs the CLI in process and returns its exit code, what it
+// printed, and the error it ends with (what main prints on stderr).
+func runCLIErr(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	return exitCode(err), out.String(), msg
+}
+
+// TestRunRefusesOutsideObjects: a matrix naming /etc/shadow (or any file
+// outside its directory) as a verifier object exits 2 before anything is
+// resolved, built or booted, and nothing of it reaches the cache.
+func TestRunRefusesOutsideObjects(t *testing.T) {
+	dir := t.TempDir()
+	matrix := filepath.Join(dir, "matrix.yaml")
+	os.WriteFile(matrix, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks:\n  - verifier: {objects: [\"/etc/*\"]}\n"), 0o644)
+	cache := filepath.Join(dir, "cache")
+	code, out, msg := runCLIErr(t, "run", matrix, "--cache-dir", cache, "--out", filepath.Join(dir, "results"))
+	if code != 2 || !strings.Contains(msg, "is outside the matrix's directory "+dir) || !strings.Contains(msg, "name it on the command line") {
+		t.Fatalf("run with objects /etc/*: exit %d, %q\n%s", code, msg, out)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(cache, "initramfs")); len(entries) != 0 {
+		t.Errorf("initramfs cache holds %v", entries)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results")); !os.IsNotExist(err) {
+		t.Errorf("a run directory was made: %v", err)
+	}
+}
+
+// TestRunRefusesSpecialKernel: a file: kernel at /dev/zero or a FIFO is
+// bad input at once (it used to be read forever at 100% CPU).
+func TestRunRefusesSpecialKernel(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ kernel, what string }{
+		{"/dev/zero", "/dev/zero is a character device, not a regular file"},
+		{fifo, fifo + " is a FIFO, not a regular file"},
+	} {
+		matrix := filepath.Join(dir, "matrix.yaml")
+		os.WriteFile(matrix, []byte("kernels: [{name: k, arch: x86_64, source: {file: {kernel: \""+tc.kernel+"\"}}}]\nchecks: [btf]\n"), 0o644)
+		out := filepath.Join(dir, "results")
+		code, printed, _ := runCLIErr(t, "run", matrix, "--cache-dir", filepath.Join(dir, "cache"), "--out", out)
+		if code != 2 || !strings.Contains(printed, "bad-input") {
+			t.Errorf("file: kernel %s: exit %d\n%s", tc.kernel, code, printed)
+		}
+		r, _ := readResults(t, out)
+		if len(r.Results) != 1 || r.Results[0].ErrorKind != "bad-input" || !strings.Contains(r.Results[0].Message, "file.kernel: "+tc.what) {
+			t.Errorf("file: kernel %s: records %+v", tc.kernel, r.Results)
+		}
+	}
+}
+
+// TestPullDiskFull: a kernel download into a full cache disk exits 3 and
+// says "no space left on device", not "mirror unreachable".
+func TestPullDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	os.Mkdir(cache, 0o755)
+	if err := syscall.Mount("tmpfs", cache, "tmpfs", 0, "size=512k"); err != nil {
+		t.Skipf("mount a small tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(cache, syscall.MNT_DETACH) })
+	body := make([]byte, 2<<20)
+	rand.Read(body)
+	sum := sha256.Sum256(body)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	matrix := filepath.Join(dir, "matrix.yaml")
+	os.WriteFile(matrix, []byte("kernels: [{name: k, arch: x86_64, source: {deb: {url: \""+srv.URL+"/k.deb\", sha256: "+hex.EncodeToString(sum[:])+"}}}]\nchecks: [btf]\n"), 0o644)
+	code, out, msg := runCLIErr(t, "kernels", "pull", "--cache-dir", cache, matrix)
+	if code != 3 || !strings.Contains(msg, "no space left on device") || strings.Contains(msg, "unreachable") || !strings.Contains(msg, "vmrunner kernels prune") {
+		t.Fatalf("pull into a full disk: exit %d, %q\n%s", code, msg, out)
+	}
+}
