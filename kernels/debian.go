@@ -136,12 +136,12 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 		return found, err
 	}
 
-	res := cached
+	res, fresh := cached, false
 	if !haveCached || opts.Refresh || time.Since(cached.Fetched) >= resolutionTTL {
 		found, err := lookup()
 		switch {
 		case err == nil:
-			res = found
+			res, fresh = found, true
 		case errors.Is(err, ErrUnreachable) && haveCached && !opts.Offline:
 			log.Warn("mirror unreachable, using the kernel resolved earlier", "suite", spec.Suite,
 				"package", cached.Package.Package, "resolved", cached.Fetched.Format(time.RFC3339), "error", err)
@@ -156,13 +156,14 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 	if err == nil {
 		err = res.check(k, arch)
 	}
-	if (errors.Is(err, ErrCacheDamaged) || errors.Is(err, ErrWrongArch)) && res.Fetched == cached.Fetched {
+	if (errors.Is(err, ErrCacheDamaged) || errors.Is(err, ErrWrongArch)) && !fresh {
 		// The cached resolution named a package that holds another kernel:
 		// read the mirror again rather than boot it under this name.
 		log.Warn("cached resolution names another kernel, reading the mirror again", "index", indexPath, "problem", err)
 		if res, err = lookup(); err != nil {
 			return nil, err
 		}
+		fresh = true
 		if k, err = c.prepareDebian(ctx, f, &res, arch, log); err == nil {
 			err = res.check(k, arch)
 		}
@@ -170,7 +171,7 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 	if err != nil {
 		return nil, err
 	}
-	if res.Fetched != cached.Fetched {
+	if fresh {
 		if err := writeJSONAtomic(indexPath, &res); err != nil {
 			return nil, err
 		}
