@@ -175,7 +175,7 @@ func (c *Cache) loadKernel(sha string) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kernel %s: %w: %v", sha, ErrCacheDamaged, err)
 	}
-	for _, p := range []string{k.Image, k.Uncompressed, k.Config, k.Modules} {
+	for _, p := range []string{k.Image, k.Uncompressed, k.Config, k.Modules, k.BTF} {
 		if rel, err := filepath.Rel(dir, p); p != "" && (err != nil || !filepath.IsLocal(rel)) {
 			return nil, fmt.Errorf("load kernel %s: %w: %s names %s, outside its directory", sha, ErrCacheDamaged, kernelRecord, p)
 		}
@@ -190,7 +190,7 @@ func LoadDir(dir string) (*Kernel, error) {
 	if err := readJSON(filepath.Join(dir, kernelRecord), &k); err != nil {
 		return nil, err
 	}
-	for _, p := range []*string{&k.Image, &k.Uncompressed, &k.Config, &k.Modules} {
+	for _, p := range []*string{&k.Image, &k.Uncompressed, &k.Config, &k.Modules, &k.BTF} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -20,6 +20,7 @@ type debContents struct {
 	Config  string // boot/config-<release>, or ""
 	Modules string // lib/modules/<release>, or ""
 	Release string
+	BTF     string // boot/btf-<release>: the kernel's BTF as a separate file, or ""
 }
 
 // extractDeb unpacks from a kernel .deb what booting needs into dir:

@@ -132,7 +132,7 @@ func (c *Cache) prepareKernel(ctx context.Context, key, name string, arch Arch, 
 		contents.Release = imageRelease(tmp, contents.Vmlinuz, unc)
 	}
 	rec := Kernel{Arch: arch, Release: contents.Release, Image: contents.Vmlinuz, Uncompressed: unc,
-		Config: contents.Config, Modules: contents.Modules, SHA256: key, Origin: origin}
+		Config: contents.Config, Modules: contents.Modules, BTF: contents.BTF, SHA256: key, Origin: origin}
 	if err := writeJSONAtomic(filepath.Join(tmp, kernelRecord), &rec); err != nil {
 		return nil, err
 	}

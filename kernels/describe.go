@@ -71,6 +71,9 @@ func Describe(k *Kernel) (Description, error) {
 			d.BTF, d.BTFFrom = true, "CONFIG_DEBUG_INFO_BTF=y"
 		}
 	}
+	if !d.BTF && k.BTF != "" {
+		d.BTF, d.BTFFrom = true, "external BTF file "+filepath.Base(k.BTF)
+	}
 	if k.Modules != "" {
 		_ = filepath.WalkDir(k.Modules, func(_ string, e fs.DirEntry, err error) error {
 			if err == nil && !e.IsDir() && strings.Contains(e.Name(), ".ko") {

@@ -67,6 +67,10 @@ type Kernel struct {
 	// Modules is the path to lib/modules/<release>, or "" for a kernel
 	// without modules.
 	Modules string `json:"modules,omitempty"`
+	// BTF is the path to the kernel's BTF as a separate file (raw BTF, as
+	// /sys/kernel/btf/vmlinux and pahole --btf_encode_detached write it),
+	// or "": shipped by the source (little-vm-helper's btf-<release>).
+	BTF string `json:"btf,omitempty"`
 	// SHA256 identifies what was downloaded (the .deb for Debian kernels).
 	SHA256 string `json:"sha256"`
 	Origin Origin `json:"origin"`

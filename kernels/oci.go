@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -24,21 +25,33 @@ import (
 )
 
 // The `oci:` source: a kernel shipped in a container image. Two layouts
-// are understood, in the flattened image filesystem:
+// are understood, in the flattened image filesystem, as the projects build
+// them:
 //
-//   - cilium/ci-kernels: /boot/vmlinuz (and an optional ELF /boot/vmlinux,
-//     not needed), modules under /lib/modules/<release> or
-//     /usr/lib/modules/<release>, optionally /boot/config or
-//     /boot/config-<release>.
-//   - cilium/little-vm-helper kernel images: the same files one level down,
-//     under /data/kernels/<version>/ (boot/vmlinuz-<release>,
-//     lib/modules/<release>/).
+//   - cilium/ci-kernels (ghcr.io/cilium/ci-kernels:<X.Y>, <X.Y.Z>, mainline,
+//     stable, longterm, each also as -debug): /boot/vmlinuz, which is a
+//     bzImage on x86_64 and the raw, uncompressed Image on arm64; the BPF
+//     test modules under /usr/lib/modules/<release> with /lib a symlink to
+//     usr/lib; no config (the guest has /proc/config.gz). -debug tags add
+//     the ELF /boot/vmlinux, not needed. arm64 images exist only for the
+//     mainline, stable and longterm builds: the X.Y tags are amd64 only.
+//   - cilium/little-vm-helper kernel images
+//     (quay.io/lvh-images/kernel-images:<ver>-main or
+//     <ver>-<YYYYMMDD.HHMMSS>, never a bare version): a busybox image with
+//     `make tar-pkg`'s output under /data/kernels/<ver>/: boot/vmlinuz-<release>,
+//     config-<release>, System.map-<release>, the debug vmlinux-<release>
+//     (dropped) and btf-<release>, the kernel's BTF cut out by pahole, kept
+//     as the kernel's external BTF (Kernel.BTF); modules under
+//     lib/modules/<release>. The rhel8.x and rhel9.x images are amd64 only.
 //
 // An image is pulled for platform linux/<amd64|arm64> from a multi-arch
-// index, and cached by the digest of its manifest; a digest-pinned
-// reference (@sha256:...) is honoured exactly and resolves offline once
-// cached. Localhost and private-network registries are spoken to over plain
-// HTTP (go-containerregistry's rule).
+// index (attestation entries, platform unknown/unknown, are not images), or
+// is a single image whose config must name that platform: either way an
+// image for another arch is refused before any layer is downloaded. It is
+// cached by the digest of its manifest; a digest-pinned reference
+// (@sha256:...) is honoured exactly and resolves offline once cached.
+// Localhost and private-network registries are spoken to over plain HTTP
+// (go-containerregistry's rule).
 
 // ociResolution is index/oci/<key>.json: the manifest digest a reference
 // resolved to for one platform.
@@ -109,8 +122,9 @@ func resolveOCI(ctx context.Context, refStr string, arch Arch, opts Options) (*K
 }
 
 // pullImage finds the image of ref for linux/arch: in a multi-arch index
-// the entry for the platform, else the image itself (whose kernel's arch
-// is checked after extraction).
+// the entry for the platform, else the image itself, whose config must say
+// linux/arch. Only manifests and the config are read: a wrong arch costs
+// no layer download.
 func pullImage(ctx context.Context, ref name.Reference, arch Arch, opts Options) (v1.Image, error) {
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
@@ -128,6 +142,14 @@ func pullImage(ctx context.Context, ref name.Reference, arch Arch, opts Options)
 		if err != nil {
 			return nil, ociError(ctx, ref.String(), err)
 		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, ociError(ctx, ref.String(), err)
+		}
+		if cf.Architecture != "" && (cf.OS != "linux" || cf.Architecture != arch.GOARCH()) {
+			return nil, fmt.Errorf("%w: oci image %s is a single %s/%s image (its config says so), want linux/%s; remove %s from the kernel's arch list%s",
+				ErrWrongArch, ref, cf.OS, cf.Architecture, arch.GOARCH(), arch, archHint(ref))
+		}
 		return img, nil
 	}
 	idx, err := desc.ImageIndex()
@@ -140,7 +162,7 @@ func pullImage(ctx context.Context, ref name.Reference, arch Arch, opts Options)
 	}
 	var have []string
 	for _, m := range im.Manifests {
-		if m.Platform == nil {
+		if m.Platform == nil || isAttestation(m) {
 			continue
 		}
 		have = append(have, m.Platform.OS+"/"+m.Platform.Architecture)
@@ -153,9 +175,32 @@ func pullImage(ctx context.Context, ref name.Reference, arch Arch, opts Options)
 		}
 	}
 	slices.Sort(have)
-	return nil, fmt.Errorf("%w: oci image %s has no linux/%s variant (it has: %s); remove %s from the kernel's arch list",
-		ErrNotFound, ref, arch.GOARCH(), strings.Join(slices.Compact(have), ", "), arch)
+	return nil, fmt.Errorf("%w: oci image %s has no linux/%s variant (it has: %s); remove %s from the kernel's arch list%s",
+		ErrNotFound, ref, arch.GOARCH(), strings.Join(slices.Compact(have), ", "), arch, archHint(ref))
 }
+
+// isAttestation reports whether an index entry is a build attestation
+// (buildx's provenance and SBOM manifests), not an image.
+func isAttestation(d v1.Descriptor) bool {
+	return d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" ||
+		(d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown")
+}
+
+// archHint says which images of the known kernel repositories have arm64.
+func archHint(ref name.Reference) string {
+	repo := ref.Context().RepositoryStr()
+	switch {
+	case strings.HasSuffix(repo, "ci-kernels"):
+		return " (ci-kernels builds arm64 only for its mainline, stable and longterm tags)"
+	case strings.Contains(repo, "lvh-images/kernel-images"):
+		return " (the little-vm-helper rhel8.x and rhel9.x kernels are amd64 only)"
+	}
+	return ""
+}
+
+// lvhTagRE is little-vm-helper's kernel image tag: <ver>-main or
+// <ver>-<YYYYMMDD.HHMMSS>.
+var lvhTagRE = regexp.MustCompile(`^.+-(main|[0-9]{8}\.[0-9]{6})$`)
 
 // ociError classifies a registry error: a missing repository or tag is
 // bad input, a registry that cannot be reached is infrastructure.
@@ -167,7 +212,13 @@ func ociError(ctx context.Context, ref string, err error) error {
 	if errors.As(err, &te) {
 		switch {
 		case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode):
-			return fmt.Errorf("%w: oci image %s: no such repository or tag", ErrNotFound, ref)
+			hint := ""
+			if r, err := name.ParseReference(ref); err == nil && strings.Contains(r.Context().RepositoryStr(), "lvh-images/") {
+				if t, ok := r.(name.Tag); ok && !lvhTagRE.MatchString(t.TagStr()) {
+					hint = fmt.Sprintf(" (little-vm-helper tags are <version>-main or <version>-<YYYYMMDD.HHMMSS>, e.g. %s-main)", t.TagStr())
+				}
+			}
+			return fmt.Errorf("%w: oci image %s: no such repository or tag%s", ErrNotFound, ref, hint)
 		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden:
 			return fmt.Errorf("%w: oci image %s: access denied (%d): the image does not exist or is private", ErrNotFound, ref, te.StatusCode)
 		case te.StatusCode >= 500:
@@ -193,7 +244,7 @@ func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
 }
 
 // ociKernelPath maps a file of the flattened image to where it goes in the
-// kernel directory, or "" to skip it. prefix is "" or data/kernels/<ver>/.
+// kernel directory, or "" to skip it.
 func ociKernelPath(name string) string {
 	name = path.Clean(strings.TrimPrefix(strings.TrimPrefix(name, "./"), "/"))
 	if !filepath.IsLocal(name) {
@@ -213,6 +264,9 @@ func ociKernelPath(name string) string {
 		return "boot/config"
 	case "boot/vmlinux":
 		return "boot/vmlinux" // the ELF, used only when there is no vmlinuz
+	}
+	if strings.HasPrefix(name, "boot/btf-") && strings.Count(name, "/") == 1 {
+		return name // little-vm-helper's BTF, cut out by pahole
 	}
 	return keepDebMember(name)
 }
@@ -250,6 +304,12 @@ func extractOCI(ctx context.Context, img v1.Image, ref, dir string) (debContents
 		}
 		switch {
 		case strings.HasPrefix(name, "boot/vmlinux"):
+			if c.Vmlinuz != "" { // the debug ELF after the image: not needed
+				if err := os.Remove(filepath.Join(dir, name)); err != nil {
+					return debContents{}, fmt.Errorf("extract %s: %w", ref, err)
+				}
+				continue
+			}
 			vmlinux = name
 		case strings.HasPrefix(name, "boot/vmlinuz"):
 			if c.Vmlinuz != "" && c.Vmlinuz != name {
@@ -258,6 +318,8 @@ func extractOCI(ctx context.Context, img v1.Image, ref, dir string) (debContents
 			c.Vmlinuz = name
 		case strings.HasPrefix(name, "boot/config"):
 			c.Config = name
+		case strings.HasPrefix(name, "boot/btf-"):
+			c.BTF = name
 		case strings.HasPrefix(name, "lib/modules/"):
 			rel := strings.SplitN(name, "/", 4)[2]
 			if c.Release != "" && c.Release != rel {

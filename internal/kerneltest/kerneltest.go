@@ -13,12 +13,15 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -27,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -63,6 +67,7 @@ func Debian(t testing.TB, arch kernels.Arch) *kernels.Kernel {
 type File struct {
 	Name string // relative, slash-separated
 	Data []byte
+	Link string // a symbolic link to Link instead of a file
 }
 
 // Layout says where an image or package puts the kernel's files.
@@ -70,8 +75,8 @@ type Layout string
 
 // Layouts of the fixtures.
 const (
-	CIKernels   Layout = "ci-kernels"   // boot/vmlinuz, boot/config, lib/modules/<release>
-	LVH         Layout = "lvh"          // data/kernels/<ver>/boot/vmlinuz-<release>, .../lib/modules/<release>
+	CIKernels   Layout = "ci-kernels"   // boot/vmlinuz (bzImage, raw Image on arm64), usr/lib/modules/<release>, lib -> usr/lib
+	LVH         Layout = "lvh"          // a busybox image with data/kernels/<X.Y>/boot/{vmlinuz,config,System.map,vmlinux,btf}-<release>, .../lib/modules/<release>
 	ImageDeb    Layout = "image-deb"    // boot/vmlinuz-<release> (Ubuntu linux-image-unsigned)
 	ModulesDeb  Layout = "modules-deb"  // boot/config-<release>, lib/modules/<release> (Ubuntu linux-modules)
 	ConfigOnly  Layout = "config-only"  // boot/config: an image without a kernel
@@ -99,7 +104,7 @@ func Files(t testing.TB, k *kernels.Kernel, l Layout) []File {
 		}
 		for _, e := range entries {
 			if e.Type().IsRegular() && strings.HasPrefix(e.Name(), "modules.") {
-				mods = append(mods, File{e.Name(), read(filepath.Join(k.Modules, e.Name()))})
+				mods = append(mods, File{Name: e.Name(), Data: read(filepath.Join(k.Modules, e.Name()))})
 			}
 		}
 		closure, err := initramfs.Closure(k.Modules, initramfs.DefaultModules)
@@ -114,10 +119,10 @@ func Files(t testing.TB, k *kernels.Kernel, l Layout) []File {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mods = append(mods, File{filepath.ToSlash(rel), read(m.Path)})
+			mods = append(mods, File{Name: filepath.ToSlash(rel), Data: read(m.Path)})
 		}
 	}
-	image := File{"boot/vmlinuz-" + k.Release, read(k.Image)}
+	image := File{Name: "boot/vmlinuz-" + k.Release, Data: read(k.Image)}
 	var config []byte
 	if k.Config != "" {
 		config = read(k.Config)
@@ -125,27 +130,45 @@ func Files(t testing.TB, k *kernels.Kernel, l Layout) []File {
 	prefix := func(p string, fs []File) []File {
 		out := make([]File, len(fs))
 		for i, f := range fs {
-			out[i] = File{path.Join(p, f.Name), f.Data}
+			out[i] = File{Name: path.Join(p, f.Name), Data: f.Data, Link: f.Link}
 		}
 		return out
 	}
 	modDir := "lib/modules/" + k.Release
 	switch l {
 	case CIKernels:
-		return append([]File{{"boot/vmlinuz", image.Data}, {"boot/config", config}}, prefix("usr/"+modDir, mods)...)
+		// ci-kernels' Dockerfile: find -name '*Image' → /boot/vmlinuz (the
+		// bzImage; arm64's raw Image), modules_install into /usr with
+		// `ln -s usr/lib /lib`, no config.
+		vmlinuz := image.Data
+		if k.Arch == kernels.ARM64 {
+			vmlinuz = read(k.Uncompressed)
+		}
+		return append([]File{{Name: "boot/vmlinuz", Data: vmlinuz}, {Name: "lib", Link: "usr/lib"}}, prefix("usr/"+modDir, mods)...)
 	case LVH:
-		ver := strings.SplitN(k.Release, "-", 2)[0]
-		return prefix("data/kernels/"+ver, append([]File{image, {"boot/config-" + k.Release, config}}, prefix(modDir, mods)...))
+		// little-vm-helper-images' Dockerfile: `make tar-pkg` output under
+		// /data/kernels/<ver>/ of a busybox image, and the BTF pahole cut
+		// out of vmlinux. The debug vmlinux is there on x86_64 only (the
+		// arm64 Debian kernel has no ELF to stand in for it).
+		ver := strings.Join(strings.SplitN(k.Release, ".", 3)[:2], ".")
+		boot := []File{image, {Name: "boot/config-" + k.Release, Data: config},
+			{Name: "boot/System.map-" + k.Release, Data: []byte("ffffffff81000000 T _text\n")},
+			{Name: "boot/btf-" + k.Release, Data: BTF(t, k)}}
+		if k.Arch == kernels.X86_64 {
+			boot = append(boot, File{Name: "boot/vmlinux-" + k.Release, Data: read(k.Uncompressed)})
+		}
+		busybox := []File{{Name: "bin/busybox", Data: []byte("\x7fELF busybox")}, {Name: "bin/sh", Link: "busybox"}}
+		return append(busybox, prefix("data/kernels/"+ver, append(boot, prefix(modDir, mods)...))...)
 	case ImageDeb:
 		return []File{image}
 	case ModulesDeb:
-		return append([]File{{"boot/config-" + k.Release, config}}, prefix(modDir, mods)...)
+		return append([]File{{Name: "boot/config-" + k.Release, Data: config}}, prefix(modDir, mods)...)
 	case ConfigOnly:
-		return []File{{"boot/config", config}}
+		return []File{{Name: "boot/config", Data: config}}
 	case ModulesOnly:
 		return prefix(modDir, mods)
 	case VmlinuxOnly:
-		return append([]File{{"boot/vmlinux", read(k.Uncompressed)}}, prefix(modDir, mods)...)
+		return append([]File{{Name: "boot/vmlinux", Data: read(k.Uncompressed)}}, prefix(modDir, mods)...)
 	}
 	t.Fatalf("unknown layout %q", l)
 	return nil
@@ -173,6 +196,12 @@ func Tar(t testing.TB, files []File) []byte {
 		}
 	}
 	for _, f := range files {
+		if f.Link != "" {
+			if err := tw.WriteHeader(&tar.Header{Name: "./" + f.Name, Typeflag: tar.TypeSymlink, Linkname: f.Link, Mode: 0o777}); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		if err := tw.WriteHeader(&tar.Header{Name: "./" + f.Name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.Data))}); err != nil {
 			t.Fatal(err)
 		}
@@ -205,9 +234,9 @@ func Deb(t testing.TB, pkg, version, debArch string, files []File) []byte {
 	t.Helper()
 	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: vmrunner tests\nDescription: test kernel\n", pkg, version, debArch)
 	members := []File{
-		{"debian-binary", []byte("2.0\n")},
-		{"control.tar.gz", gzipped(t, Tar(t, []File{{"control", []byte(control)}}))},
-		{"data.tar.gz", gzipped(t, Tar(t, files))},
+		{Name: "debian-binary", Data: []byte("2.0\n")},
+		{Name: "control.tar.gz", Data: gzipped(t, Tar(t, []File{{Name: "control", Data: []byte(control)}}))},
+		{Name: "data.tar.gz", Data: gzipped(t, Tar(t, files))},
 	}
 	var b bytes.Buffer
 	b.WriteString("!<arch>\n")
@@ -230,10 +259,65 @@ func SHA256(data []byte) string {
 // Registry starts an in-process OCI registry and returns its host:port
 // (127.0.0.1, which go-containerregistry speaks plain HTTP to).
 func Registry(t testing.TB) string {
+	host, _ := CountingRegistry(t)
+	return host
+}
+
+// Fetches records the blobs a fixture registry served.
+type Fetches struct {
+	mu    sync.Mutex
+	blobs []string
+}
+
+// Blobs lists the digests of the blobs served with GET, in order.
+func (f *Fetches) Blobs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.blobs)
+}
+
+// Reset forgets what was served.
+func (f *Fetches) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blobs = nil
+}
+
+// CountingRegistry is Registry that also records every blob it serves.
+func CountingRegistry(t testing.TB) (string, *Fetches) {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	f := &Fetches{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			if i := strings.Index(r.URL.Path, "/blobs/"); i >= 0 && strings.HasPrefix(r.URL.Path, "/v2/") {
+				f.mu.Lock()
+				f.blobs = append(f.blobs, r.URL.Path[i+len("/blobs/"):])
+				f.mu.Unlock()
+			}
+		}
+		reg.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	return strings.TrimPrefix(srv.URL, "http://"), f
+}
+
+// LayerDigests lists the digests of img's layers.
+func LayerDigests(t testing.TB, img v1.Image) []string {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []string
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d.String())
+	}
+	return ds
 }
 
 // Image is a single-layer linux image holding files.
@@ -280,14 +364,47 @@ func Push(t testing.TB, ref string, img v1.Image) string {
 // PushIndex pushes a multi-arch index of images and returns its digest.
 func PushIndex(t testing.TB, ref string, imgs map[kernels.Arch]v1.Image) string {
 	t.Helper()
+	return pushIndex(t, ref, imgs, false)
+}
+
+// PushAttestedIndex is PushIndex with a build attestation beside each image,
+// as `docker buildx build --push` adds by default (little-vm-helper's
+// images have them): a manifest of platform unknown/unknown annotated
+// vnd.docker.reference.type=attestation-manifest.
+func PushAttestedIndex(t testing.TB, ref string, imgs map[kernels.Arch]v1.Image) string {
+	t.Helper()
+	return pushIndex(t, ref, imgs, true)
+}
+
+func pushIndex(t testing.TB, ref string, imgs map[kernels.Arch]v1.Image, attest bool) string {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for arch, img := range imgs {
+	for _, arch := range kernels.Arches {
+		img, ok := imgs[arch]
+		if !ok {
+			continue
+		}
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
 			Platform: &v1.Platform{OS: "linux", Architecture: arch.GOARCH()},
+		}})
+		if !attest {
+			continue
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		statement := []byte(`{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v0.2","subject":[{"name":"` + ref + `","digest":{"sha256":"` + d.Hex + `"}}],"predicate":{"buildType":"https://mobyproject.org/buildkit@v1"}}`)
+		att, err := mutate.AppendLayers(empty.Image, static.NewLayer(statement, "application/vnd.in-toto+json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: mutate.MediaType(att, types.OCIManifestSchema1), Descriptor: v1.Descriptor{
+			Platform:    &v1.Platform{OS: "unknown", Architecture: "unknown"},
+			Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": d.String()},
 		}})
 	}
 	if err := remote.WriteIndex(r, idx); err != nil {

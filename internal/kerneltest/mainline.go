@@ -253,7 +253,7 @@ func (m *Mainline) PublishBuild(t testing.TB, b MainlineBuild) []MainlineDeb {
 				var data []byte
 				switch d.kind {
 				case "headers":
-					data = Deb(t, d.pkg, ver, debArch, []File{{"usr/src/linux-headers-" + abi + "-generic/Makefile", []byte("# headers\n")}})
+					data = Deb(t, d.pkg, ver, debArch, []File{{Name: "usr/src/linux-headers-" + abi + "-generic/Makefile", Data: []byte("# headers\n")}})
 				case "image":
 					data = Deb(t, d.pkg, ver, debArch, Files(t, k, ImageDeb))
 				case "modules":
