@@ -192,19 +192,12 @@ func (pt *Prepared) checkMemory() error {
 
 // checkGuestFiles checks the host files the checks of m put into every VM,
 // before anything is prepared: a file a matrix names must resolve (links
-// followed) inside the matrix's directory, so that a matrix from elsewhere
-// cannot pack /etc/shadow into an archive; files named on the command line
-// may be anywhere. Every file must be a regular file within initramfs's
-// bounds. Problems are bad input.
+// followed) inside the matrix's directory tree (filesRoot), so that a
+// matrix from elsewhere cannot pack /etc/shadow or ~/.ssh into an archive;
+// files named on the command line may be anywhere. Every file must be a
+// regular file within initramfs's bounds. Problems are bad input.
 func checkGuestFiles(m *Matrix) error {
-	root := "."
-	if m.Path != "" {
-		root = filepath.Dir(m.Path)
-	}
-	root, err := filepath.Abs(root)
-	if err == nil {
-		root, err = filepath.EvalSymlinks(root)
-	}
+	root, err := filesRoot(m.Path)
 	if err != nil {
 		return fmt.Errorf("%w: matrix directory: %v", ErrBadMatrix, err)
 	}
@@ -227,7 +220,7 @@ func checkGuestFiles(m *Matrix) error {
 				if real != f.Host {
 					named += " (" + real + ")"
 				}
-				return fmt.Errorf("%w: check %s: %s is outside the matrix's directory %s: a matrix may only put files from its own directory into a VM; copy it there, or name it on the command line (vmrunner repro --object)",
+				return fmt.Errorf("%w: check %s: %s is outside the matrix's directory %s: a matrix may only put files from its own directory (or its project's) into a VM; copy it there, or name it on the command line (vmrunner repro --object)",
 					ErrBadMatrix, c.Name, named, root)
 			}
 		}
@@ -236,4 +229,39 @@ func checkGuestFiles(m *Matrix) error {
 		return fmt.Errorf("%w: %v", ErrBadMatrix, err)
 	}
 	return nil
+}
+
+// filesRoot is the directory whose files a matrix may put into a VM: the
+// matrix's own directory, or the project it is part of when it sits in one:
+// the nearest enclosing directory holding .git or go.mod, below the user's
+// home directory (a home kept in git is no project). A matrix in a
+// project's matrices/ or ci/ directory so reaches the project's build
+// output and test data, and a matrix copied from elsewhere reaches nothing
+// of the user's.
+func filesRoot(matrixPath string) (string, error) {
+	dir := "."
+	if matrixPath != "" {
+		dir = filepath.Dir(matrixPath)
+	}
+	dir, err := filepath.Abs(dir)
+	if err == nil {
+		dir, err = filepath.EvalSymlinks(dir)
+	}
+	if err != nil {
+		return "", err
+	}
+	home, _ := os.UserHomeDir()
+	if home != "" {
+		if h, err := filepath.EvalSymlinks(home); err == nil {
+			home = h
+		}
+	}
+	for d := dir; d != home && d != filepath.Dir(d); d = filepath.Dir(d) {
+		for _, marker := range []string{".git", "go.mod"} {
+			if _, err := os.Lstat(filepath.Join(d, marker)); err == nil {
+				return d, nil
+			}
+		}
+	}
+	return dir, nil
 }

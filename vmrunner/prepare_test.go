@@ -227,7 +227,7 @@ func TestGuestFilesConfined(t *testing.T) {
 	}{
 		{"inside", `["probes.o"]`, ""},
 		{"inside, absolute", `["` + filepath.Join(dir, "probes.o") + `"]`, ""},
-		{"/etc/shadow", `["/etc/shadow"]`, "check verifier: /etc/shadow is outside the matrix's directory " + dir + ": a matrix may only put files from its own directory into a VM; copy it there, or name it on the command line"},
+		{"/etc/shadow", `["/etc/shadow"]`, "check verifier: /etc/shadow is outside the matrix's directory " + dir + ": a matrix may only put files from its own directory (or its project's) into a VM; copy it there, or name it on the command line"},
 		{"glob of /etc", `["/etc/*"]`, "is outside the matrix's directory"},
 		{"another directory", `["` + filepath.Join(other, "outside.o") + `"]`, "outside.o is outside the matrix's directory"},
 		{"link out", `["passwd.o"]`, "passwd.o (/etc/passwd) is outside the matrix's directory"},
@@ -264,6 +264,59 @@ func TestGuestFilesConfined(t *testing.T) {
 	m.Checks[0].Files[0].Host = "/dev/zero"
 	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); !errors.Is(err, ErrBadMatrix) || !strings.Contains(err.Error(), "/dev/zero is a character device, not a regular file") {
 		t.Errorf("/dev/zero named on the command line: %v", err)
+	}
+}
+
+// TestFilesRoot: a matrix in a project (a directory with .git or go.mod,
+// below the home directory) reaches the project's files; a home directory
+// kept in git is no project.
+func TestFilesRoot(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	os.Mkdir(filepath.Join(home, ".git"), 0o755)
+	project := filepath.Join(home, "src", "tracer")
+	os.MkdirAll(filepath.Join(project, "matrices"), 0o755)
+	os.MkdirAll(filepath.Join(project, "build"), 0o755)
+	os.WriteFile(filepath.Join(project, "go.mod"), []byte("module tracer\n"), 0o644)
+	loose := filepath.Join(home, "Downloads", "evil")
+	os.MkdirAll(loose, 0o755)
+	for _, tc := range []struct{ matrix, want string }{
+		{filepath.Join(project, "matrices", "ci.yaml"), project},
+		{filepath.Join(project, "ci.yaml"), project},
+		{filepath.Join(loose, "matrix.yaml"), loose},
+		{"", "."},
+	} {
+		got, err := filesRoot(tc.matrix)
+		want := tc.want
+		if want == "." {
+			want, _ = os.Getwd()
+			want, _ = filepath.EvalSymlinks(want)
+			if r, err := filesRoot(filepath.Join(want, "x.yaml")); err == nil {
+				want = r // the working directory's own project
+			}
+		}
+		if err != nil || got != want {
+			t.Errorf("filesRoot(%q) = %q, %v; want %q", tc.matrix, got, err, want)
+		}
+	}
+
+	// Through NewPreparer: ../build from matrices/ is the project's.
+	os.WriteFile(filepath.Join(project, "build", "a.o"), []byte("\x7fELF"), 0o644)
+	os.WriteFile(filepath.Join(home, "secret.o"), []byte("\x7fELF"), 0o644)
+	for _, tc := range []struct{ dir, object, msg string }{
+		{filepath.Join(project, "matrices"), "../build/a.o", ""},
+		{loose, "../../secret.o", "is outside the matrix's directory " + loose},
+	} {
+		path := filepath.Join(tc.dir, "matrix.yaml")
+		os.WriteFile(path, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks:\n  - verifier: {objects: ["+tc.object+"]}\n"), 0o644)
+		m, err := LoadMatrix(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = NewPreparer(Options{Matrix: m, CacheDir: t.TempDir(), Log: discardLogger()})
+		if (tc.msg == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.msg)) {
+			t.Errorf("%s from %s: %v, want %q", tc.object, tc.dir, err, tc.msg)
+		}
 	}
 }
 
