@@ -19,8 +19,8 @@ import (
 // parallel), merges them, and requires the merged run to be the whole run's
 // twin: the same (kernel, arch, check) records with the same statuses, the
 // same exit code, complete JUnit and HTML, and report compare finding no
-// verdict change. Twelve VMs: 77 s here under TCG (the whole run 36 s, the
-// shards 11-15 s each).
+// verdict change. Twelve VMs: 77-110 s here under TCG (the whole run 34-56 s,
+// the shards 11-23 s each).
 func TestShardedRunMergesLikeOne(t *testing.T) {
 	integration(t)
 	const matrix = "../../matrix.yaml"
