@@ -169,7 +169,7 @@ func TestWriteJUnit(t *testing.T) {
 		{
 			name: "6.1/arm64 btf", outcome: "error", typ: "boot-timeout",
 			contains: []string{"boot-timeout: boot: no message", "splat warning: WARNING: CPU: 0", "last console line before the timeout",
-				"arm64 boot line 442\n", "serial \uFFFD byte \uFFFD bell"},
+				"arm64 boot line 442\n", `serial \x00 byte \x07 bell`},
 			// 502 console lines; the last 60 are quoted.
 			notContains: []string{"arm64 boot line 441\n"},
 		},
@@ -237,6 +237,7 @@ func TestTailFile(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "short.log"), []byte("a\nb\nc\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "long.log"), []byte(strings.Repeat("0123456789\n", 10000)), 0o644)
 	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "console.log"), []byte("[ 1.0] \x1b]0;owned\x07\x1b[2Jcleared\r\n\xff\n"), 0o644)
 	tests := []struct {
 		name     string
 		rel      string
@@ -250,6 +251,7 @@ func TestTailFile(t *testing.T) {
 		{name: "whole", rel: "short.log", lines: 10, bytes: 100, want: "a\nb\nc"},
 		{name: "last lines", rel: "short.log", lines: 2, bytes: 100, want: "b\nc", wantCut: true},
 		{name: "byte bound", rel: "long.log", lines: 1000, bytes: 55, wantCut: true, wantSize: 54},
+		{name: "a guest's console, sanitised", rel: "console.log", lines: 10, bytes: 100, want: `[ 1.0] \x1b]0;owned\x07\x1b[2Jcleared\r` + "\n\uFFFD"},
 		{name: "parent", rel: "../x", lines: 1, bytes: 1, wantErr: true},
 		{name: "directory", rel: "sub", lines: 1, bytes: 1, wantErr: true},
 		{name: "missing", rel: "nope.log", lines: 1, bytes: 1, wantErr: true},

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/results"
 )
 
@@ -101,7 +102,9 @@ func tailFile(dir, rel string, maxLines, maxBytes int) (string, bool, error) {
 			out = out[i+1:]
 		}
 	}
-	return strings.ToValidUTF8(string(out), "\uFFFD"), cut, nil
+	// console.log is the guest's console as it printed it: what a report
+	// quotes of it is sanitised like every other guest string.
+	return text.Sanitize(string(out)), cut, nil
 }
 
 // targets returns the kernel × arch pairs of the records, sorted.
