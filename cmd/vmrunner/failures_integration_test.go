@@ -96,6 +96,7 @@ const hungAfter = 3 * time.Minute
 // watched as they come, so that a test acts on what vmrunner reports (a
 // VM booting, a check started) rather than after a sleep.
 type liveCLI struct {
+	out  string // its --out, when a test watches the run directory
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	err  strings.Builder
@@ -217,12 +218,13 @@ checks:
 		message string
 	}{
 		{"before QMP", []string{"PATH=" + wrapper + ":" + os.Getenv("PATH")}, nil, "QEMU exited before it answered QMP (signal: killed)"},
-		// While QEMU runs and before the agent's first check; the kill may
-		// even land before QMP answered: either way QEMU was killed.
+		// Once the kernel prints on the console, before the agent's first
+		// check.
 		{"during boot", nil, func(t *testing.T, l *liveCLI) int {
 			l.waitLine(t, "boot")
+			waitConsole(t, l.out, "Linux version")
 			return killQEMU(t, l)
-		}, "killed"},
+		}, "QEMU was killed from outside (killed)"},
 		{"during a check", nil, func(t *testing.T, l *liveCLI) int {
 			l.waitLine(t, "check selftest")
 			return killQEMU(t, l)
@@ -232,6 +234,7 @@ checks:
 		t.Run(tt.name, func(t *testing.T) {
 			out := t.TempDir()
 			l := startCLI(t, tt.env, "run", m, "--out", out, "--retries", "0")
+			l.out = out
 			var qemu int
 			if tt.kill != nil {
 				qemu = tt.kill(t, l)
@@ -258,6 +261,21 @@ checks:
 			}
 		})
 	}
+}
+
+// waitConsole waits for a VM's console.log under the run directory in out
+// to show s.
+func waitConsole(t *testing.T, out, s string) {
+	t.Helper()
+	for deadline := time.Now().Add(hungAfter); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		logs, _ := filepath.Glob(filepath.Join(out, "*", "*", "console.log"))
+		for _, p := range logs {
+			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(s)) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no console.log under %s shows %q", out, s)
 }
 
 func killQEMU(t *testing.T, l *liveCLI) int {
