@@ -296,7 +296,7 @@ func TestAgentStream(t *testing.T) {
 	if r := h.expect(protocol.TypeResult).Result; r.Check != "streams/a" || r.Status != protocol.StatusPass {
 		t.Errorf("first result %+v", r)
 	}
-	if l := h.expect(protocol.TypeLog).Log; l.Text != "still going" {
+	if l := h.expect(protocol.TypeLog).Log; l.Text != "still going" || l.Level != protocol.LogProgress {
 		t.Errorf("progress %+v", l)
 	}
 	close(got)

@@ -98,6 +98,6 @@ func emit(ctx context.Context, o *Outcome, res protocol.Result, arts ...protocol
 // progress sends a log line through the check's stream, if it has one.
 func progress(ctx context.Context, text string) {
 	if s := streamFrom(ctx); s != nil {
-		s.log("info", text)
+		s.log(protocol.LogProgress, text)
 	}
 }

@@ -185,12 +185,15 @@ func (r *verifierRun) object(obj protocol.VerifierObject) error {
 
 	loader := newObjectLoader(spec, r.env.bpffs, r.cache)
 	var names, skipped []string
-	for pn := range spec.Programs {
+	for pn, ps := range spec.Programs {
 		if len(r.p.Programs) == 0 || slices.Contains(r.p.Programs, pn) {
 			names = append(names, pn)
 			r.found[pn] = true
 		} else {
 			skipped = append(skipped, pn)
+		}
+		if ps.Type == ebpf.UnspecifiedProgram {
+			od.Programs-- // not a program a loader loads
 		}
 	}
 	slices.Sort(names)
@@ -367,6 +370,7 @@ type verification struct {
 	// (ebpf.ErrNotSupported): a kfunc, a program or map type.
 	unsupported bool
 	attachErr   error
+	skipped     string // why the program is not loaded at all
 	hint        string // how to fix a loader error
 	duration    time.Duration
 	status      protocol.Status
@@ -387,7 +391,9 @@ func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject
 	}()
 
 	if ps.Type == ebpf.UnspecifiedProgram {
-		v.err = fmt.Errorf("section %q names no program type that cilium/ebpf knows", ps.SectionName)
+		// NewCollection skips such programs (functions in sections of
+		// their own, say), and so does every bpf2go loader.
+		v.skipped = fmt.Sprintf("not loaded: section %q names no program type; cilium/ebpf's loaders skip it too", ps.SectionName)
 		return v
 	}
 	var target *ebpf.Program
@@ -520,6 +526,8 @@ func (r *verifierRun) judge(v *verification, object string) {
 	v.d.ExpectedFail, v.d.ExpectRange = expected, rng
 	preWalk := v.rejected && v.d.InsnsProcessed == 0
 	switch {
+	case v.skipped != "":
+		v.status, v.message = protocol.StatusSkip, v.skipped
 	case v.err != nil && v.unsupported && expected:
 		v.status, v.message = protocol.StatusPass, fmt.Sprintf("not supported, as expected (%s): %v", rng, v.err)
 	case v.err != nil:

@@ -109,6 +109,8 @@ func TestJudgeVerification(t *testing.T) {
 		{"cannot attach, unexpected", "other", v61, func(v *verification) {
 			v.d.Loaded, v.attachErr = true, errors.New("fentry vfs_read: not supported")
 		}, protocol.StatusFail, "", "loaded but cannot attach: fentry vfs_read: not supported"},
+		{"no program type", "other", v61, func(v *verification) { v.skipped = "not loaded: section \"other\" names no program type" },
+			protocol.StatusSkip, "", "not loaded: section"},
 		{"attached", "other", v61, func(v *verification) { v.d.Loaded, v.d.Attach, v.d.Attached = true, "xdp on lo", true },
 			protocol.StatusPass, "", "; attached: xdp on lo"},
 	} {

@@ -102,7 +102,8 @@ func decisiveLine(log []string) (line string, core bool) {
 	}
 	for _, l := range log {
 		if i := strings.Index(l, "instruction "+coreMarker); i >= 0 {
-			return text.Truncate(strings.TrimSpace(l[i:]), 512), true
+			// 6.12 prints " @ :0" for a line with no file.
+			return text.Truncate(strings.TrimSuffix(strings.TrimSpace(l[i:]), " @ :0"), 512), true
 		}
 	}
 	return last, true

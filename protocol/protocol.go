@@ -98,6 +98,11 @@ type CheckStart struct {
 	Check string `json:"check"`
 }
 
+// LogProgress is the level of a log line that says what a long check is
+// doing ("verifier: loading tracer/parse_http2, 1m0s so far"); the host
+// shows it as the VM's progress.
+const LogProgress = "progress"
+
 // Log is a line of guest-side logging.
 type Log struct {
 	Level string `json:"level"`

@@ -221,6 +221,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	}
 	if opts.Progress != nil {
 		spec.OnCheck = func(check string) { opts.Progress(t, "check "+check, nil) }
+		spec.OnProgress = func(line string) { opts.Progress(t, line, nil) }
 	}
 	var out vmOutcome
 	for attempt := 1; ; attempt++ {

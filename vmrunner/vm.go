@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
@@ -43,6 +44,9 @@ type vmSpec struct {
 	Log         *slog.Logger
 	// OnCheck, when set, is told each check the guest starts.
 	OnCheck func(check string)
+	// OnProgress, when set, is told the guest's progress lines (a check
+	// saying what takes long: protocol.LogProgress), sanitised.
+	OnProgress func(text string)
 	// Output, when set, is told each piece of a test program's output.
 	Output func(protocol.Output)
 }
@@ -228,6 +232,9 @@ loop:
 				byeTimer = time.After(byeGrace)
 			case step.Log != nil:
 				log.Debug("guest log", "level", step.Log.Level, "text", step.Log.Text)
+				if step.Log.Level == protocol.LogProgress && s.OnProgress != nil {
+					s.OnProgress(text.Truncate(step.Log.Text, 120))
+				}
 			}
 		case <-exited:
 			exited = nil
