@@ -7,12 +7,12 @@ GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 MATRIX    ?= matrix.yaml
 RUNFLAGS  ?=
 
-.PHONY: all build cli agents guest-tools beyla-fixture install-deps run test test-unit bench lint generate clean
+.PHONY: all build cli agents guest-tools uprobe-target beyla-fixture install-deps run test test-unit bench lint generate clean
 
 all: build
 
 ## build: bin/vmrunner and the static guest agents beside it
-build: cli agents guest-tools
+build: cli agents guest-tools uprobe-target
 
 # bin/vmrunner alone; `make cli agents` is all `vmrunner run` needs (the
 # reusable action builds that).
@@ -34,6 +34,12 @@ guest-tools:
 		CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/vmrunner-tools-x86_64/$$t github.com/u-root/u-root/cmds/core/$$t && \
 		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/vmrunner-tools-arm64/$$t github.com/u-root/u-root/cmds/core/$$t || exit 1; \
 	done
+
+# An executable with its symbol table for the verifier's uprobe attach test
+# (matrices/verifier-loader.yaml): not stripped on purpose.
+uprobe-target:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -o $(BIN)/uprobe-target-x86_64 ./testdata/uprobe-target
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -o $(BIN)/uprobe-target-arm64 ./testdata/uprobe-target
 
 ## beyla-fixture: the stand-in for a Beyla binary used by the beyla check's tests
 beyla-fixture:

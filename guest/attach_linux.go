@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -21,8 +22,8 @@ const rootCgroup = "/sys/fs/cgroup"
 // kernels whose trampolines cannot attach to kernel functions). It returns
 // the hook and whether it was tried: a program vmrunner has no hook for
 // gets a note saying so instead.
-func attachProgram(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (hook string, tried bool, err error) {
-	hook, attach := hookFor(ps, prog, target)
+func attachProgram(ps *ebpf.ProgramSpec, prog, target *ebpf.Program, uprobeBinary string) (hook string, tried bool, err error) {
+	hook, attach := hookFor(ps, prog, target, uprobeBinary)
 	if attach == nil {
 		return hook, false, nil
 	}
@@ -40,7 +41,7 @@ func attachProgram(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (hook strin
 
 // hookFor returns the hook of a program and the function that attaches it;
 // a nil function means there is none, and the hook says why.
-func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (string, func() (io.Closer, error)) {
+func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program, uprobeBinary string) (string, func() (io.Closer, error)) {
 	sec := ps.SectionName
 	switch ps.Type {
 	case ebpf.Kprobe:
@@ -50,7 +51,10 @@ func hookFor(ps *ebpf.ProgramSpec, prog, target *ebpf.Program) (string, func() (
 		case strings.HasPrefix(sec, "kretprobe/"):
 			return "kretprobe " + ps.AttachTo, func() (io.Closer, error) { return link.Kretprobe(ps.AttachTo, prog, nil) }
 		}
-		return "not attached: vmrunner attaches kprobe/ and kretprobe/ sections, not " + sectionKind(sec), nil
+		if kind := sectionKind(sec); kind == "uprobe" || kind == "uretprobe" {
+			return uprobeHook(kind, ps.AttachTo, prog, uprobeBinary)
+		}
+		return "not attached: vmrunner attaches kprobe/, kretprobe/, uprobe/ and uretprobe/ sections, not " + sectionKind(sec), nil
 	case ebpf.TracePoint:
 		group, name, ok := strings.Cut(ps.AttachTo, "/")
 		if !ok {
@@ -151,4 +155,26 @@ func attachStructOps(l *objectLoader) []string {
 		}
 	}
 	return failed
+}
+
+// uprobeHook attaches a uprobe/SYMBOL or uretprobe/SYMBOL program (libbpf's
+// uprobe/BINARY:SYMBOL too, the binary being the matrix's) to binary.
+func uprobeHook(kind, attachTo string, prog *ebpf.Program, binary string) (string, func() (io.Closer, error)) {
+	sym := attachTo
+	if i := strings.LastIndexByte(sym, ':'); i >= 0 {
+		sym = sym[i+1:]
+	}
+	if binary == "" || sym == "" {
+		return "not attached: a " + kind + " needs the executable it probes: uprobe_binary: FILE in the matrix", nil
+	}
+	return kind + " " + sym + " in " + path.Base(binary), func() (io.Closer, error) {
+		ex, err := link.OpenExecutable(binary)
+		if err != nil {
+			return nil, err
+		}
+		if kind == "uretprobe" {
+			return ex.Uretprobe(sym, prog, nil)
+		}
+		return ex.Uprobe(sym, prog, nil)
+	}
 }

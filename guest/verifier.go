@@ -447,7 +447,8 @@ func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject
 		}
 		if r.p.Attach {
 			var tried bool
-			v.d.Attach, tried, v.attachErr = attachProgram(ps, prog, target)
+			bin := strings.ReplaceAll(obj.UprobeBinary, "{arch}", r.env.arch)
+			v.d.Attach, tried, v.attachErr = attachProgram(ps, prog, target, bin)
 			v.d.Attached = tried && v.attachErr == nil
 			if v.attachErr != nil {
 				v.d.AttachError = text.Truncate(v.attachErr.Error(), 512)

@@ -58,6 +58,9 @@ type VerifierObject struct {
 	// Modules are kernel modules to load before the object, by name,
 	// with their dependencies.
 	Modules []string `json:"modules,omitempty"`
+	// UprobeBinary is the guest path of the executable its uprobes attach
+	// to; "{arch}" in it stands for the guest's arch.
+	UprobeBinary string `json:"uprobe_binary,omitempty"`
 }
 
 // VerifierMap is what a loader changes in one map.
@@ -71,6 +74,10 @@ type VerifierTarget struct {
 	Object  string `json:"object"`
 	Program string `json:"program"`
 }
+
+// GuestUprobeDir is where the host packs the executables given as
+// uprobe_binary.
+const GuestUprobeDir = "/vmrunner/uprobe"
 
 // TCModules are the kernel modules a legacy tc attach needs (the clsact
 // qdisc, the bpf classifier): the host packs them for the verifier check's

@@ -2,6 +2,7 @@ package vmrunner
 
 import (
 	"cmp"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,6 +93,9 @@ type objectSettings struct {
 	Maps      map[string]verifierMap    `yaml:"maps"`
 	AttachTo  map[string]verifierTarget `yaml:"attach_to"`
 	Modules   []moduleName              `yaml:"modules"`
+	// UprobeBinary is the executable the object's uprobes attach to
+	// ({arch} allowed), relative to the matrix file.
+	UprobeBinary string `yaml:"uprobe_binary"`
 }
 
 type verifierMap struct {
@@ -227,6 +231,9 @@ func (v *verifierParams) resolve(env *paramsEnv, n *yaml.Node) {
 					env.modules = append(env.modules, string(m))
 				}
 			}
+			if o.UprobeBinary != "" {
+				g.UprobeBinary = r.uprobeBinary(o, where)
+			}
 			v.guest = append(v.guest, g)
 		}
 	}
@@ -302,6 +309,57 @@ func (r *objectResolver) files(o *verifierObject, where string) []objectFile {
 		}
 	}
 	return out
+}
+
+// uprobeBinary checks and packs an item's uprobe_binary (once per arch
+// with {arch}) and returns its guest path, with {arch} kept for the guest
+// to fill in. An executable without a symbol table is refused: uprobes are
+// placed by symbol.
+func (r *objectResolver) uprobeBinary(o *verifierObject, where string) string {
+	at := yamlstrict.Value(o.node, "uprobe_binary")
+	full := o.UprobeBinary
+	if !filepath.IsAbs(full) {
+		full = filepath.Join(r.env.dir, full)
+	}
+	base := filepath.Base(full)
+	guest := path.Join(protocol.GuestUprobeDir, base)
+	arches := []kernels.Arch{""}
+	if strings.Contains(full, "{arch}") {
+		arches = kernels.Arches
+		guest = path.Join(protocol.GuestUprobeDir, "{arch}", base)
+	}
+	for _, arch := range arches {
+		host := strings.ReplaceAll(full, "{arch}", string(arch))
+		if err := checkSymbols(host); err != nil {
+			r.env.errorf(at, "%s.uprobe_binary: %v", where, err)
+			continue
+		}
+		g := strings.ReplaceAll(guest, "{arch}", string(arch))
+		if _, done := r.guestOf[host]; !done {
+			r.guestOf[host] = g
+			r.env.files = append(r.env.files, GuestFile{Host: host, Guest: g, Exec: true})
+		}
+	}
+	return guest
+}
+
+// checkSymbols says whether file is an ELF executable with symbols.
+func checkSymbols(file string) error {
+	fi, err := os.Stat(file)
+	if err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: no such file", file)
+	}
+	f, err := elf.Open(file)
+	if err != nil {
+		return fmt.Errorf("%s: not an ELF executable: %v", file, err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	dyn, _ := f.DynamicSymbols()
+	if len(syms)+len(dyn) == 0 {
+		return fmt.Errorf("%s has no symbol table (stripped?): uprobes are placed by symbol", file)
+	}
+	return nil
 }
 
 // claim checks that f can be packed and reported under name, and packs it.

@@ -30,6 +30,16 @@ func loaderDir(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+	// Executables with symbols for uprobe_binary: this test's own binary.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"target-x86_64", "target-arm64"} {
+		if err := os.WriteFile(filepath.Join(dir, name), self, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dir
 }
 
@@ -54,6 +64,8 @@ func TestVerifierObjectSettings(t *testing.T) {
             replace_decide: {object: freplace_target.o, program: xdp_target}
         - path: conntrack.o
           modules: [nf_conntrack, nf-defrag-ipv4]
+        - path: uprobe.o
+          uprobe_binary: target-{arch}
       expect:
         constants_set/guarded_read: {fail: ["<5.2"]}
         kprobe_args/read_count: {fail: ["<4.1"]}
@@ -77,6 +89,7 @@ func TestVerifierObjectSettings(t *testing.T) {
 		{Path: o + "sizes.o", Maps: map[string]protocol.VerifierMap{"flows": {MaxEntries: 1024}}},
 		{Path: o + "freplace.o", AttachTo: map[string]protocol.VerifierTarget{"replace_decide": {Object: o + "freplace_target.o", Program: "xdp_target"}}},
 		{Path: o + "conntrack.o", Modules: []string{"nf_conntrack", "nf_defrag_ipv4"}},
+		{Path: o + "uprobe.o", UprobeBinary: "/vmrunner/uprobe/{arch}/target-{arch}"},
 	}
 	equal(t, "objects", got.Objects, want)
 	// attach: true packs what a legacy tc attach needs.
@@ -93,7 +106,8 @@ func TestVerifierObjectSettings(t *testing.T) {
 		"kprobe_args_arm64_bpfel.o=" + o + "kprobe_args_arm64_bpfel.o", "kprobe_args_x86_bpfel.o=" + o + "kprobe_args_x86_bpfel.o",
 		"tracer_x86_64.o=" + o + "tracer_x86_64.o", "tracer_arm64.o=" + o + "tracer_arm64.o",
 		"constants.o=" + o + "constants.o", "sizes.o=" + o + "sizes.o", "freplace.o=" + o + "freplace.o",
-		"freplace_target.o=" + o + "freplace_target.o", "conntrack.o=" + o + "conntrack.o",
+		"freplace_target.o=" + o + "freplace_target.o", "conntrack.o=" + o + "conntrack.o", "uprobe.o=" + o + "uprobe.o",
+		"target-x86_64=/vmrunner/uprobe/x86_64/target-x86_64", "target-arm64=/vmrunner/uprobe/arm64/target-arm64",
 	})
 }
 
@@ -135,6 +149,8 @@ func TestVerifierObjectErrors(t *testing.T) {
 		{"no file for an arch", "[\"constants_{arch}.o\"]", `objects[0]: "constants_{arch}.o" matches no file for x86_64`},
 		{"same result name", "[globals.o, {path: constants.o, name: globals}]",
 			`objects[1]: ` + filepath.Join(dir, "globals.o") + ` and ` + filepath.Join(dir, "constants.o") + ` both report as verifier/globals on x86_64; give one a name:`},
+		{"uprobe binary missing", "[{path: uprobe.o, uprobe_binary: nope}]", `objects[0].uprobe_binary: ` + filepath.Join(dir, "nope") + `: no such file`},
+		{"uprobe binary not ELF", "[{path: uprobe.o, uprobe_binary: flows_riscv_bpfel.o}]", `objects[0].uprobe_binary: ` + filepath.Join(dir, "flows_riscv_bpfel.o") + `: not an ELF executable`},
 		{"expect an object", "[globals.o], expect: {globalz: {fail: [\"5.10\"]}}",
 			`expect: no program "globalz" in the objects (PROGRAM, OBJECT/PROGRAM or OBJECT)`},
 	} {

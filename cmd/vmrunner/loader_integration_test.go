@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -109,6 +110,13 @@ func loaderVerdicts(kernel, arch string) map[string]verdict {
 		"attach/cgroup_egress":      attached("cgroup_skb on the root cgroup"),
 		"attach/socket_filter":      attached("socket filter on a UDP socket"),
 		"attach":                    {"pass", "", "11 of 11 programs loaded"},
+		// Uprobes: attached only given the executable.
+		"uprobe/uprobe_main":           {"pass", "", "; not attached: a uprobe needs the executable it probes"},
+		"uprobe/uretprobe_main":        {"pass", "", "; not attached: a uretprobe needs the executable it probes"},
+		"uprobe":                       {"pass", "", "2 of 2 programs loaded"},
+		"uprobe_binary/uprobe_main":    attached("uprobe main.main in uprobe-target-" + arch),
+		"uprobe_binary/uretprobe_main": attached("uretprobe main.main in uprobe-target-" + arch),
+		"uprobe_binary":                {"pass", "", "2 of 2 programs loaded"},
 		// struct_ops: its programs load everywhere, its map (BPF_F_LINK)
 		// from 6.4.
 		"struct_ops/vmr_ssthresh":   {"pass", "", "attached with its struct_ops map"},
@@ -160,6 +168,14 @@ func loaderVerdicts(kernel, arch string) map[string]verdict {
 // rows need all three kernels on both arches.
 func TestLoaderMatrix(t *testing.T) {
 	integration(t)
+	// The executable uprobe.o attaches to, as `make build` builds it.
+	for arch, goarch := range map[string]string{"x86_64": "amd64", "arm64": "arm64"} {
+		cmd := exec.Command("go", "build", "-trimpath", "-o", "../../bin/uprobe-target-"+arch, "../../testdata/uprobe-target")
+		cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+goarch, "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build uprobe-target: %v\n%s", err, b)
+		}
+	}
 	out := t.TempDir()
 	res := vmrunnerCLI(t, "run", "../../matrices/verifier-loader.yaml", "--out", out)
 	if res.code != 1 {
