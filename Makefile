@@ -62,13 +62,16 @@ test: install-deps build
 test-unit:
 	VMRUNNER_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
 
-## bench: boot-time, whole-matrix and memory figures (prints, never asserts)
+## bench: boot-time, whole-matrix and memory figures, and go test -exec beside
+## a btf run (prints, never asserts)
 bench: install-deps build
 	$(BIN)/vmrunner bench $(MATRIX)
+	$(GO) test ./cmd/vmrunner -run '^$$' -bench ExecVsBTF -benchtime 3x -timeout 30m
 
 ## generate: rebuild the verifier probes in testdata/bpf, the loader test
-## objects in testdata/bpf/loader and the workload instrumentation's objects
-## in instrument/ (clang, llvm, libbpf-dev)
+## objects in testdata/bpf/loader, the workload instrumentation's objects
+## in instrument/ and the example's in examples/tracepoint (clang, llvm,
+## libbpf-dev)
 BPF_SRC    := $(wildcard testdata/bpf/*.c)
 # kprobe_args.c is built per arch, named as bpf2go names its objects, and
 # once more for x86 as wrong_arch.o, a name that says nothing of its arch.
@@ -77,6 +80,7 @@ LOADER_OBJ := $(LOADER_SRC:.c=.o) testdata/bpf/loader/kprobe_args_x86_bpfel.o te
 	testdata/bpf/loader/wrong_arch.o
 generate: $(BPF_SRC:.c=.o) $(LOADER_OBJ)
 	$(GO) generate ./instrument
+	cd examples/tracepoint && $(GO) generate ./...
 
 testdata/bpf/%.o: testdata/bpf/%.c
 	clang -O2 -g -target bpf -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@

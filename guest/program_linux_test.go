@@ -224,3 +224,27 @@ func TestCheckTestReportsExitStatus(t *testing.T) {
 		t.Errorf("a bad name was accepted")
 	}
 }
+
+func TestCheckTestGoFormatFlags(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(protocol.TestParams{Name: "helper", Binary: self, Format: protocol.FormatGo,
+		Args: []string{"-test.v=false"}, Env: []string{helperEnv + "=argv"}})
+	var c collector
+	o, err := checkTestWith(context.Background(), raw, c.send)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Args []string }
+	if err := json.Unmarshal([]byte(c.text(protocol.Stdout)), &got); err != nil {
+		t.Fatalf("output %q: %v", c.text(""), err)
+	}
+	if want := []string{"-test.v=false", "-test.v=test2json", "-test.paniconexit0"}; fmt.Sprint(got.Args) != fmt.Sprint(want) {
+		t.Errorf("argv %q, want %q", got.Args, want)
+	}
+	if o.Sub[0].Status != protocol.StatusPass {
+		t.Errorf("result %+v", o.Sub[0])
+	}
+}

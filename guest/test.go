@@ -19,6 +19,15 @@ func init() { agentChecks.Add(protocol.TestCheck.Def(), checkTest) }
 // that the check, not the agent's watchdog, reports the hang, after a task
 // dump on the console.
 func checkTest(ctx context.Context, params json.RawMessage) (Outcome, error) {
+	var send func(protocol.Output) error
+	if s := streamFrom(ctx); s != nil {
+		send = s.output
+	}
+	return checkTestWith(ctx, params, send)
+}
+
+// checkTestWith is checkTest with the program's output going to send.
+func checkTestWith(ctx context.Context, params json.RawMessage, send func(protocol.Output) error) (Outcome, error) {
 	p, err := protocol.TestCheck.Params(params)
 	if err != nil {
 		return Outcome{}, err
@@ -27,9 +36,11 @@ func checkTest(ctx context.Context, params json.RawMessage) (Outcome, error) {
 		p.MaxOutput = protocol.DefaultMaxOutput
 	}
 	name := "test/" + p.Name
-	var send func(protocol.Output) error
-	if s := streamFrom(ctx); s != nil {
-		send = s.output
+	if p.Format == protocol.FormatGo {
+		// As go test -json runs a test binary: framing the host reads,
+		// and os.Exit(0) from a test counted as a failure. Last, so
+		// that they win over the same flags in Args.
+		p.Args = append(append([]string(nil), p.Args...), protocol.GoTestFlags...)
 	}
 	start := time.Now()
 	run, err := runProgram(ctx, p, name, send, stopMargin(ctx))
@@ -66,11 +77,11 @@ type programRun struct {
 }
 
 // stopMargin is how long before the check's deadline the program is
-// stopped: time for the task dump and for the result to reach the host.
+// stopped (protocol.TestStopMargin).
 func stopMargin(ctx context.Context) time.Duration {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return 0
 	}
-	return min(5*time.Second, time.Until(dl)/10)
+	return protocol.TestStopMargin(time.Until(dl))
 }

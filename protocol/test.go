@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 )
 
 // Guest paths of the test check (vmrunner exec, `test` in matrix.yaml).
@@ -25,6 +26,27 @@ const (
 	FormatExit = "exit" // one result from the exit status
 	FormatGo   = "go"   // one result per Go test, from -test.v=test2json output
 )
+
+// TestStopMargin is how long before its check's deadline (checkTimeout
+// after it started) the guest stops a program that is still running: time
+// for a task dump, the kill, and the result to reach the host before the
+// agent's own watchdog reports the check as overrun.
+func TestStopMargin(checkTimeout time.Duration) time.Duration {
+	return min(15*time.Second, checkTimeout/4)
+}
+
+// TestCheckTimeout is the check timeout that gives a program run time
+// before it is stopped: the inverse of TestStopMargin.
+func TestCheckTimeout(run time.Duration) time.Duration {
+	if run >= 45*time.Second {
+		return run + 15*time.Second
+	}
+	return run * 4 / 3
+}
+
+// GoTestFlags follow the arguments of a program of format go: they make a
+// Go test binary write what `go test -json` reads.
+var GoTestFlags = []string{"-test.v=test2json", "-test.paniconexit0"}
 
 // TestParams is the test check as the guest runs it: a program, with its
 // argv passed as it is, in a working directory, with host files bound where

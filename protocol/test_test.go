@@ -3,6 +3,7 @@ package protocol
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckGuestPath(t *testing.T) {
@@ -61,6 +62,15 @@ func TestTestParamsValidate(t *testing.T) {
 		mutate(&p)
 		if probs := p.Validate(); len(probs) == 0 {
 			t.Errorf("%s: Validate accepted %+v", name, p)
+		}
+	}
+}
+
+func TestTestTimeouts(t *testing.T) {
+	for _, run := range []time.Duration{time.Second, 20 * time.Second, 45 * time.Second, 10 * time.Minute} {
+		check := TestCheckTimeout(run)
+		if got := check - TestStopMargin(check); got < run-time.Millisecond || got > run+time.Millisecond {
+			t.Errorf("run %s: check timeout %s stops the program after %s", run, check, got)
 		}
 	}
 }

@@ -151,7 +151,7 @@ func PlanExec(opts ExecOptions) (*Matrix, error) {
 	}
 	// The guest stops the program a little before the check's deadline,
 	// after a task dump: the check's timeout leaves it that margin.
-	check := Check{Name: protocol.TestCheck.Name(), Params: js, Timeout: timeout + min(5*time.Second, timeout/9),
+	check := Check{Name: protocol.TestCheck.Name(), Params: js, Timeout: protocol.TestCheckTimeout(timeout),
 		ByArch: map[kernels.Arch]ArchCheck{p.Arch: {Params: js, Shares: sh}}}
 	m.Checks = []Check{check}
 	// The VM gets the boot, the program and the power-off.
