@@ -36,6 +36,13 @@ type Agent struct {
 	Log *log.Logger
 	// PlanTimeout and ByeTimeout default to the package constants.
 	PlanTimeout, ByeTimeout time.Duration
+	// SetClock and AddEntropy apply a plan's host state; nil means the
+	// guest's own (setWallClock, addHostEntropy: the wall clock, the
+	// kernel's random pool).
+	SetClock   func(time.Time) error
+	AddEntropy func([]byte) error
+	// FilesRoot is where a plan's files are written: "" is "/".
+	FilesRoot string
 }
 
 // Converse is what the agent does once its port is open: Agent.Run, for
@@ -43,15 +50,19 @@ type Agent struct {
 // puts its own here (internal/hostileagent).
 type Converse func(ctx context.Context, a *Agent, port io.ReadWriter) error
 
-// incoming is one message from the host, or the error that ended the stream.
+// incoming is one message from the host, or the error that ended the
+// stream, and when it was read.
 type incoming struct {
 	msg protocol.Message
 	err error
+	at  time.Time
 }
 
-// Run speaks the protocol over conn: ready, plan, the checks, done, bye. It
-// returns an error when the exchange cannot complete; a host that never says
-// bye is logged but is not an error, since everything has been sent.
+// Run speaks the protocol over conn: ready, plan, its files, prepared, the
+// checks, done, bye; after a plan with More, another plan may come instead
+// of bye. It returns an error when the exchange cannot complete; a host
+// that never says bye is logged but is not an error, since everything has
+// been sent.
 func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 	logger := a.Log
 	if logger == nil {
@@ -78,7 +89,7 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 		for {
 			m, err := dec.Next()
 			select {
-			case from <- incoming{m, err}:
+			case from <- incoming{m, err, time.Now()}:
 			case <-ctx.Done():
 				return
 			}
@@ -92,13 +103,66 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 	if err != nil {
 		return fmt.Errorf("wait for plan: %w", err)
 	}
-	if in.Type != protocol.TypePlan {
-		return fmt.Errorf("wait for plan: got %s message", in.Type)
+	for {
+		if in.msg.Type != protocol.TypePlan {
+			return fmt.Errorf("wait for plan: got %s message", in.msg.Type)
+		}
+		plan := in.msg.Plan
+		if err := a.runPlan(ctx, enc, from, plan, in.at, logger); err != nil {
+			return err
+		}
+		if !plan.More {
+			break
+		}
+		// The host may come back with another plan at any time (repro
+		// --watch), or say bye, or go away.
+		in, err = receive(ctx, from, 0)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			logger.Print("host went away between plans")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("wait for the next plan: %w", err)
+		}
+		if in.msg.Type == protocol.TypeBye {
+			return nil
+		}
 	}
-	logger.Printf("plan: %d checks", len(in.Plan.Checks))
+
+	in, err = receive(ctx, from, or(a.ByeTimeout, ByeTimeout))
+	switch {
+	case err != nil:
+		logger.Printf("no bye from host: %v", err)
+	case in.msg.Type != protocol.TypeBye:
+		logger.Printf("expected bye, got %s message", in.msg.Type)
+	}
+	return nil
+}
+
+// runPlan takes the plan's host state and files, says prepared, runs the
+// checks and says done. received is when the plan was read.
+func (a *Agent) runPlan(ctx context.Context, enc *protocol.Encoder, from <-chan incoming, plan *protocol.Plan, received time.Time, logger *log.Logger) error {
+	logger.Printf("plan: %d checks, %d files", len(plan.Checks), len(plan.Files))
+	if plan.Host != nil {
+		prep, err := a.prepare(ctx, from, plan, received)
+		if err != nil {
+			// Said on the channel too: the host shows it with the VM's error.
+			_ = enc.Send(protocol.Message{Type: protocol.TypeLog, Log: &protocol.Log{Level: "error", Text: err.Error()}})
+			return err
+		}
+		logger.Printf("prepared: %s boot, clock moved %d ms, %d bytes of entropy, %d files (%d bytes)",
+			prep.Boot, prep.ClockStepMS, prep.EntropyBytes, prep.Files, prep.FileBytes)
+		if err := enc.Send(protocol.Message{Type: protocol.TypePrepared, Prepared: prep}); err != nil {
+			return fmt.Errorf("send prepared: %w", err)
+		}
+	} else if len(plan.Files) > 0 {
+		if _, err := a.receiveFiles(ctx, from, plan.Files); err != nil {
+			return err
+		}
+	}
 
 	sent := 0 // results sent: done says how many, and the host checks
-	for _, spec := range in.Plan.Checks {
+	for _, spec := range plan.Checks {
 		if err := enc.Send(protocol.Message{Type: protocol.TypeCheckStart, CheckStart: &protocol.CheckStart{Check: spec.Name}}); err != nil {
 			return fmt.Errorf("send check-start: %w", err)
 		}
@@ -121,31 +185,28 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 	if err := enc.Send(protocol.Message{Type: protocol.TypeDone, Done: &protocol.Done{Results: sent}}); err != nil {
 		return fmt.Errorf("send done: %w", err)
 	}
-
-	in, err = receive(ctx, from, or(a.ByeTimeout, ByeTimeout))
-	switch {
-	case err != nil:
-		logger.Printf("no bye from host: %v", err)
-	case in.Type != protocol.TypeBye:
-		logger.Printf("expected bye, got %s message", in.Type)
-	}
 	return nil
 }
 
-// receive waits up to timeout for the next message.
-func receive(ctx context.Context, from <-chan incoming, timeout time.Duration) (protocol.Message, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
+// receive waits up to timeout for the next message; 0 waits as long as
+// the host is connected.
+func receive(ctx context.Context, from <-chan incoming, timeout time.Duration) (incoming, error) {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case in := <-from:
 		if errors.Is(in.err, io.EOF) {
-			return protocol.Message{}, io.ErrUnexpectedEOF
+			return incoming{}, io.ErrUnexpectedEOF
 		}
-		return in.msg, in.err
-	case <-t.C:
-		return protocol.Message{}, fmt.Errorf("timed out after %s", timeout)
+		return in, in.err
+	case <-expired:
+		return incoming{}, fmt.Errorf("timed out after %s", timeout)
 	case <-ctx.Done():
-		return protocol.Message{}, ctx.Err()
+		return incoming{}, ctx.Err()
 	}
 }
 

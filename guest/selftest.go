@@ -3,6 +3,7 @@ package guest
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +29,21 @@ func setRawPort(w io.Writer) {
 	rawPort.Unlock()
 }
 
+// readURandom reads n bytes from /dev/urandom itself, not through
+// getrandom(2), so that the check reads what a user's program would.
+func readURandom(n int) ([]byte, error) {
+	f, err := os.Open("/dev/urandom")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, fmt.Errorf("read /dev/urandom: %w", err)
+	}
+	return b, nil
+}
+
 // checkSelftest makes the guest fail in the way params ask, so that the host's
 // handling of each failure is tested against a real kernel.
 func checkSelftest(ctx context.Context, params json.RawMessage) (Outcome, error) {
@@ -38,6 +54,17 @@ func checkSelftest(ctx context.Context, params json.RawMessage) (Outcome, error)
 	switch p.Action {
 	case "pass":
 		return Outcome{Status: protocol.StatusPass, Message: "selftest passed"}, nil
+	case "clock":
+		now := time.Now()
+		return Outcome{Status: protocol.StatusPass, Message: "guest clock " + now.UTC().Format(time.RFC3339Nano),
+			Details: protocol.SelftestDetails{UnixNS: now.UnixNano()}}, nil
+	case "random":
+		b, err := readURandom(32)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("selftest: %w", err)
+		}
+		return Outcome{Status: protocol.StatusPass, Message: "urandom " + hex.EncodeToString(b),
+			Details: protocol.SelftestDetails{URandom: hex.EncodeToString(b)}}, nil
 	case "panic":
 		_ = os.WriteFile("/proc/sys/kernel/sysrq", []byte("1\n"), 0o644)
 		if err := os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0o200); err != nil {

@@ -135,7 +135,7 @@ func Parse(line []byte) (Message, error) {
 
 func (m Message) validate() error {
 	set := 0
-	for _, p := range []bool{m.Ready != nil, m.Plan != nil, m.CheckStart != nil, m.Log != nil, m.Result != nil, m.Artifact != nil, m.Output != nil, m.Done != nil} {
+	for _, p := range []bool{m.Ready != nil, m.Plan != nil, m.File != nil, m.Prepared != nil, m.CheckStart != nil, m.Log != nil, m.Result != nil, m.Artifact != nil, m.Output != nil, m.Done != nil} {
 		if p {
 			set++
 		}
@@ -148,7 +148,34 @@ func (m Message) validate() error {
 	case TypeReady:
 		ok = m.Ready != nil
 	case TypePlan:
-		ok = m.Plan != nil
+		if m.Plan == nil {
+			return errors.New("missing plan payload")
+		}
+		if m.Plan.Host != nil {
+			if err := m.Plan.Host.validate(); err != nil {
+				return err
+			}
+		}
+		if err := validateFiles(m.Plan.Files); err != nil {
+			return err
+		}
+		ok = true
+	case TypeFile:
+		if m.File == nil {
+			return errors.New("missing file payload")
+		}
+		if err := m.File.validate(); err != nil {
+			return err
+		}
+		ok = true
+	case TypePrepared:
+		if m.Prepared == nil {
+			return errors.New("missing prepared payload")
+		}
+		if err := m.Prepared.validate(); err != nil {
+			return err
+		}
+		ok = true
 	case TypeCheckStart:
 		if m.CheckStart == nil {
 			return errors.New("missing check_start payload")

@@ -11,7 +11,10 @@
 // The exchange is:
 //
 //	guest → host  ready        (agent is up, port open)
-//	host  → guest plan         (the checks to run, with parameters and timeouts)
+//	host  → guest plan         (the checks to run, with parameters and timeouts;
+//	                            the host's clock and entropy; the files to come)
+//	host  → guest file         (the plan's files, in bounded chunks, in order)
+//	guest → host  prepared     (clock set, random pool reseeded, files verified)
 //	guest → host  check-start  (one per check)
 //	guest → host  log          (any number, informational)
 //	guest → host  result       (one per check)
@@ -22,6 +25,13 @@
 // Result, check-start and artifact names are paths of [A-Za-z0-9._-] segments
 // (ValidCheckName, ValidArtifactName): they cannot carry a newline or an
 // escape sequence into the host's tables and terminals.
+//
+// A VM restored from a snapshot taken at ready starts at the plan: the
+// host already has the ready message, kept with the snapshot, and the
+// agent, whose clock stood still and whose random pool is the snapshot's,
+// takes the host's time and entropy before anything else (HostState). A
+// plan with More may be followed, after done, by another plan instead of
+// bye (repro --watch).
 //
 // The package also holds the table of checks that both sides register from
 // (check.go, and one file per check: btf.go, workload.go, …): each check's

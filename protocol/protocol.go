@@ -23,6 +23,8 @@ type Type string
 const (
 	TypeReady      Type = "ready"
 	TypePlan       Type = "plan"
+	TypeFile       Type = "file"
+	TypePrepared   Type = "prepared"
 	TypeCheckStart Type = "check-start"
 	TypeLog        Type = "log"
 	TypeResult     Type = "result"
@@ -65,6 +67,8 @@ type Message struct {
 	Type       Type        `json:"type"`
 	Ready      *Ready      `json:"ready,omitempty"`
 	Plan       *Plan       `json:"plan,omitempty"`
+	File       *FileChunk  `json:"file,omitempty"`
+	Prepared   *Prepared   `json:"prepared,omitempty"`
 	CheckStart *CheckStart `json:"check_start,omitempty"`
 	Log        *Log        `json:"log,omitempty"`
 	Result     *Result     `json:"result,omitempty"`
@@ -84,6 +88,14 @@ type Ready struct {
 // Plan tells the guest which checks to run.
 type Plan struct {
 	Checks []CheckSpec `json:"checks"`
+	// Host is the host's clock and entropy, and how the VM started.
+	Host *HostState `json:"host,omitempty"`
+	// Files are sent after the plan, in file messages (see files.go).
+	Files []FileSpec `json:"files,omitempty"`
+	// More says that the host may send another plan after done instead of
+	// bye (repro --watch): the agent waits for either, without a time
+	// limit, and powers off when the host goes away.
+	More bool `json:"more,omitempty"`
 }
 
 // CheckSpec is one check to run. Params is the check's own configuration.

@@ -1,0 +1,128 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vmrunner/vmrunner/internal/text"
+)
+
+// A plan's files (BPF objects, a Beyla binary) travel after the plan, in
+// file messages, rather than in the initramfs: a snapshot of a ready guest
+// then serves every object set. The plan lists each file with its size and
+// SHA-256; the host sends each file's chunks in order, files in the plan's
+// order; the agent writes them beside their final path, checks size and
+// SHA-256, and only then moves them into place.
+
+// GuestFilesRoot is the directory a plan's files go under in the guest.
+const GuestFilesRoot = "/vmrunner/"
+
+// Bounds of a plan's files. The guest holds them in memory (its root file
+// system is the initramfs), so anything near these needs a VM with memory
+// to match.
+const (
+	MaxFiles      = 4096
+	MaxFileSize   = 512 << 20 // one file
+	MaxFilesSize  = 1 << 30   // all files of a plan
+	FileChunkSize = 256 << 10 // the data of one file message (base64 in the JSON: 342 KiB)
+)
+
+// File modes a plan may ask for.
+const (
+	FileMode     = 0o644
+	FileModeExec = 0o755
+)
+
+// FileSpec is one file the plan's checks need in the guest.
+type FileSpec struct {
+	Path   string `json:"path"`   // absolute, under GuestFilesRoot (ValidGuestFilePath)
+	Size   int64  `json:"size"`   // bytes
+	SHA256 string `json:"sha256"` // lowercase hex
+	Mode   uint32 `json:"mode"`   // FileMode or FileModeExec
+}
+
+// FileChunk is a piece of a plan's file, at Offset; chunks of a file come
+// in order, each with 1 to FileChunkSize bytes (a file of 0 bytes has none).
+type FileChunk struct {
+	Path   string `json:"path"`
+	Offset int64  `json:"offset"`
+	Data   []byte `json:"data"`
+}
+
+// ValidGuestFilePath reports whether p may name a plan's file in the guest:
+// GuestFilesRoot then 1 to 6 segments of [A-Za-z0-9._-], none "." or "..",
+// at most 256 bytes in all (validPath). Such a path cannot leave
+// GuestFilesRoot.
+func ValidGuestFilePath(p string) bool {
+	rest, ok := strings.CutPrefix(p, GuestFilesRoot)
+	return ok && len(p) <= maxNameBytes && validPath(rest, 1)
+}
+
+// validHex256 reports whether s is a SHA-256 in lowercase hex.
+func validHex256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// validateFiles checks a plan's file list: paths valid and distinct, none
+// inside another, sizes and count within the bounds.
+func validateFiles(files []FileSpec) error {
+	if len(files) > MaxFiles {
+		return fmt.Errorf("%d files, more than %d", len(files), MaxFiles)
+	}
+	seen := make(map[string]bool, len(files))
+	var total int64
+	for _, f := range files {
+		switch {
+		case !ValidGuestFilePath(f.Path):
+			return fmt.Errorf("invalid file path %q", text.Truncate(f.Path, 64))
+		case seen[f.Path]:
+			return fmt.Errorf("file %s listed twice", f.Path)
+		case f.Size < 0 || f.Size > MaxFileSize:
+			return fmt.Errorf("file %s: size %d out of 0..%d", f.Path, f.Size, MaxFileSize)
+		case !validHex256(f.SHA256):
+			return fmt.Errorf("file %s: sha256 is not 64 lowercase hex digits", f.Path)
+		case f.Mode != FileMode && f.Mode != FileModeExec:
+			return fmt.Errorf("file %s: mode %#o, want %#o or %#o", f.Path, f.Mode, FileMode, FileModeExec)
+		}
+		seen[f.Path] = true
+		if total += f.Size; total > MaxFilesSize {
+			return fmt.Errorf("files add up to more than %d bytes", MaxFilesSize)
+		}
+	}
+	// A file may not be a directory of another: /vmrunner/a and /vmrunner/a/b.
+	for p := range seen {
+		for dir := p; ; {
+			i := strings.LastIndexByte(dir, '/')
+			if i < len(GuestFilesRoot) {
+				break
+			}
+			if dir = dir[:i]; seen[dir] {
+				return fmt.Errorf("file %s is inside file %s", p, dir)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *FileChunk) validate() error {
+	switch {
+	case !ValidGuestFilePath(c.Path):
+		return fmt.Errorf("invalid file path %q", text.Truncate(c.Path, 64))
+	case c.Offset < 0 || c.Offset >= MaxFileSize:
+		return fmt.Errorf("offset %d out of range", c.Offset)
+	case len(c.Data) == 0:
+		return errors.New("empty chunk")
+	case len(c.Data) > FileChunkSize:
+		return fmt.Errorf("chunk of %d bytes, more than %d", len(c.Data), FileChunkSize)
+	}
+	return nil
+}
