@@ -73,7 +73,18 @@ func CheckFiles(files []File) (int64, error) {
 // streamed, never held in memory whole, and must not change while the
 // archive is written.
 func withExtra(ctx context.Context, opts Options) (string, error) {
-	extra := opts.Extra
+	// Two files for one guest path: the later one wins (repro --shell's
+	// object over a matrix object of the same name).
+	last := map[string]int{}
+	for i, f := range opts.Extra {
+		last[f.Path] = i
+	}
+	var extra []File
+	for i, f := range opts.Extra {
+		if last[f.Path] == i {
+			extra = append(extra, f)
+		}
+	}
 	opts.Extra = nil
 	if _, err := CheckFiles(extra); err != nil {
 		return "", fmt.Errorf("build initramfs: %w", err)

@@ -62,6 +62,41 @@ func TestBuildExtra(t *testing.T) {
 	}
 }
 
+// TestBuildExtraSamePath: two files for one guest path give one record,
+// the later file's (repro --shell's object over the matrix's).
+func TestBuildExtraSamePath(t *testing.T) {
+	opts, _ := testOptions(t)
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "a", "probes.o"), filepath.Join(dir, "b", "probes.o")
+	writeFile(t, first, []byte("\x7fELF the matrix's"))
+	writeFile(t, second, []byte("\x7fELF the command line's"))
+	opts.Extra = []File{{Path: "/vmrunner/objects/probes.o", Source: first}, {Path: "/vmrunner/objects/probes.o", Source: second}}
+	base, err := Build(context.Background(), Options{Kernel: opts.Kernel, Agent: opts.Agent, CacheDir: opts.CacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseData, _ := os.ReadFile(base)
+	all, _ := os.ReadFile(got)
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(all[len(baseData):])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var contents []string
+	for _, r := range recs {
+		if strings.HasSuffix(r.Name, "probes.o") {
+			data, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+			contents = append(contents, string(data))
+		}
+	}
+	if len(contents) != 1 || contents[0] != "\x7fELF the command line's" {
+		t.Errorf("records for probes.o: %q, want the later file's only", contents)
+	}
+}
+
 func TestBuildExtraErrors(t *testing.T) {
 	opts, _ := testOptions(t)
 	dir := t.TempDir()
