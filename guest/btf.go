@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/vmrunner/vmrunner/guest/kernelbtf"
 	"github.com/vmrunner/vmrunner/kernels/kconfig"
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -22,13 +23,17 @@ type btfEnv struct {
 	Dir string
 	// Configs are kernel config candidates, first existing one wins.
 	Configs []string
+	// External is where the host packs external BTF (its Vmlinux is
+	// Dir/vmlinux).
+	External kernelbtf.Env
 }
 
 func defaultBTFEnv() btfEnv {
 	release, _ := uname()
 	return btfEnv{
-		Dir:     "/sys/kernel/btf",
-		Configs: []string{"/boot/config-" + release, "/proc/config.gz"},
+		Dir:      "/sys/kernel/btf",
+		Configs:  []string{"/boot/config-" + release, "/proc/config.gz"},
+		External: kernelbtf.Default,
 	}
 }
 
@@ -70,23 +75,34 @@ func (env btfEnv) check(ctx context.Context, params json.RawMessage) (Outcome, e
 		}
 	}
 
-	vmlinux := filepath.Join(env.Dir, "vmlinux")
-	if _, err := os.Stat(vmlinux); errors.Is(err, fs.ErrNotExist) {
+	ext := env.External
+	ext.Vmlinux = filepath.Join(env.Dir, "vmlinux")
+	choice, err := ext.Choose()
+	if err != nil {
+		return o, err
+	}
+	d.VmlinuxPresent = choice.VmlinuxPresent
+	d.External = choice.External
+	// prefix says where the types come from, before the figures.
+	prefix := ""
+	switch {
+	case choice.External != "" && choice.VmlinuxPresent:
+		prefix = "vmlinux BTF present, not used; external BTF from " + choice.External + " as the matrix says: "
+	case choice.External != "":
+		prefix = "vmlinux BTF absent; external BTF from " + choice.External + ": "
+	case !choice.VmlinuxPresent:
 		o.Status = protocol.StatusFail
-		o.Message = "vmlinux BTF absent: kernel built without CONFIG_DEBUG_INFO_BTF"
+		o.Message = "vmlinux BTF absent: kernel built without CONFIG_DEBUG_INFO_BTF, and no external BTF (give one with the source's btf option)"
 		if d.Config["DEBUG_INFO_BTF"] == "y" {
-			o.Message = "vmlinux BTF absent although CONFIG_DEBUG_INFO_BTF=y"
+			o.Message = "vmlinux BTF absent although CONFIG_DEBUG_INFO_BTF=y, and no external BTF"
 		}
 		d.Missing = require
 		return o, nil
-	} else if err != nil {
-		return o, fmt.Errorf("stat vmlinux BTF: %w", err)
 	}
-	d.VmlinuxPresent = true
 
-	spec, err := btf.LoadSpec(vmlinux)
+	spec, err := btf.LoadSpec(choice.Path)
 	if err != nil {
-		o.Status, o.Message = protocol.StatusFail, fmt.Sprintf("parse vmlinux BTF: %v", err)
+		o.Status, o.Message = protocol.StatusFail, fmt.Sprintf("%sparse %s: %v", prefix, choice.Describe(), err)
 		d.Missing = require
 		return o, nil
 	}
@@ -113,10 +129,16 @@ func (env btfEnv) check(ctx context.Context, params json.RawMessage) (Outcome, e
 		}
 	}
 	if len(d.Missing) > 0 {
-		o.Status, o.Message = protocol.StatusFail, "missing BTF types: "+strings.Join(d.Missing, ", ")
+		o.Status, o.Message = protocol.StatusFail, fmt.Sprintf("%s%d types; missing BTF types: %s", prefix, d.Types, strings.Join(d.Missing, ", "))
+		if prefix == "" {
+			o.Message = "missing BTF types: " + strings.Join(d.Missing, ", ")
+		}
 		return o, nil
 	}
 	o.Status = protocol.StatusPass
 	o.Message = fmt.Sprintf("%d types, %d modules with BTF", d.Types, d.ModuleBTF)
+	if prefix != "" {
+		o.Message = fmt.Sprintf("%s%d types; has %s", prefix, d.Types, strings.Join(d.Found, ", "))
+	}
 	return o, nil
 }

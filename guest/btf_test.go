@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/vmrunner/vmrunner/guest/kernelbtf"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -103,7 +104,7 @@ func TestBTFCheck(t *testing.T) {
 
 func TestBTFCheckAbsent(t *testing.T) {
 	o, d := runBTF(t, btfEnv{Dir: filepath.Join(t.TempDir(), "none")}, ``)
-	if o.Status != protocol.StatusFail || o.Message != "vmlinux BTF absent: kernel built without CONFIG_DEBUG_INFO_BTF" {
+	if o.Status != protocol.StatusFail || o.Message != "vmlinux BTF absent: kernel built without CONFIG_DEBUG_INFO_BTF, and no external BTF (give one with the source's btf option)" {
 		t.Errorf("absent: %s %q", o.Status, o.Message)
 	}
 	if d.VmlinuxPresent || d.Config != nil || d.ConfigSource != "" {
@@ -115,6 +116,58 @@ func TestBTFCheckAbsent(t *testing.T) {
 	o, d = runBTF(t, btfEnv{Dir: dir}, ``)
 	if o.Status != protocol.StatusFail || !strings.HasPrefix(o.Message, "parse vmlinux BTF: ") || !d.VmlinuxPresent {
 		t.Errorf("garbage: %s %q", o.Status, o.Message)
+	}
+}
+
+// externalBTF lays out external BTF as the host packs it: the fake
+// vmlinux's types, and its info.
+func externalBTF(t *testing.T, from string, replaces bool) kernelbtf.Env {
+	t.Helper()
+	dir := t.TempDir()
+	env := kernelbtf.Env{External: filepath.Join(dir, "vmlinux"), Info: filepath.Join(dir, "info.json")}
+	raw, err := os.ReadFile(filepath.Join(fakeBTFDir(t), "vmlinux"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := json.Marshal(protocol.ExternalBTFInfo{From: from, Replaces: replaces})
+	os.WriteFile(env.External, raw, 0o444)
+	os.WriteFile(env.Info, info, 0o444)
+	return env
+}
+
+// garbageBTFDir is a BTF directory whose vmlinux does not parse: a check
+// that passes with it did not read it.
+func garbageBTFDir(t *testing.T) string {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "vmlinux"), []byte("garbage, not BTF"), 0o444)
+	return dir
+}
+
+func TestBTFCheckExternal(t *testing.T) {
+	none := filepath.Join(t.TempDir(), "none")
+	for _, tc := range []struct {
+		name     string
+		dir      string // the kernel's BTF directory
+		replaces bool
+		params   string
+		status   protocol.Status
+		msg      string
+		external string
+	}{
+		{"absent: external used", none, false, `{"require":["task_struct","sk_buff"]}`, protocol.StatusPass,
+			"vmlinux BTF absent; external BTF from btfhub/5.8.0-23-generic.btf.tar.xz: 5 types; has task_struct, sk_buff", "btfhub/5.8.0-23-generic.btf.tar.xz"},
+		{"absent: external lacks a type", none, false, ``, protocol.StatusFail,
+			"vmlinux BTF absent; external BTF from btfhub/5.8.0-23-generic.btf.tar.xz: 5 types; missing BTF types: sock", "btfhub/5.8.0-23-generic.btf.tar.xz"},
+		{"present: shipped BTF not used", fakeBTFDir(t), false, `{"require":["task_struct"]}`, protocol.StatusPass, "5 types, 0 modules with BTF", ""},
+		{"present: the matrix's BTF replaces it", garbageBTFDir(t), true, `{"require":["task_struct"]}`, protocol.StatusPass,
+			"vmlinux BTF present, not used; external BTF from btfhub/5.8.0-23-generic.btf.tar.xz as the matrix says: 5 types; has task_struct", "btfhub/5.8.0-23-generic.btf.tar.xz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, d := runBTF(t, btfEnv{Dir: tc.dir, External: externalBTF(t, "btfhub/5.8.0-23-generic.btf.tar.xz", tc.replaces)}, tc.params)
+			if o.Status != tc.status || o.Message != tc.msg || d.External != tc.external || d.Types != 5 {
+				t.Errorf("got %s %q, external %q, %d types\nwant %s %q, external %q", o.Status, o.Message, d.External, d.Types, tc.status, tc.msg, tc.external)
+			}
+		})
 	}
 }
 

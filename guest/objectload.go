@@ -9,6 +9,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/vmrunner/vmrunner/guest/kernelbtf"
 )
 
 // objectLoader loads one BPF object as a bpf2go or libbpf loader does:
@@ -31,10 +33,14 @@ type objectLoader struct {
 	maps    map[string]*ebpf.Map
 	mapErrs map[string]error
 	progs   map[string]*ebpf.Program
+	// kernelTypes are the external BTF's types when the kernel has none
+	// or the matrix gives them (kernelbtf), else nil: the kernel's own.
+	kernelTypes    *btf.Spec
+	kernelTypesErr error
 }
 
 func newObjectLoader(spec *ebpf.CollectionSpec, bpffs string, cache *btf.Cache) *objectLoader {
-	return &objectLoader{
+	l := &objectLoader{
 		spec:    spec,
 		cache:   cache,
 		bpffs:   bpffs,
@@ -42,6 +48,8 @@ func newObjectLoader(spec *ebpf.CollectionSpec, bpffs string, cache *btf.Cache) 
 		mapErrs: map[string]error{},
 		progs:   map[string]*ebpf.Program{},
 	}
+	l.kernelTypes, _, l.kernelTypesErr = kernelbtf.KernelTypes()
+	return l
 }
 
 // stepError is a loader step other than the verifier's that failed.
@@ -159,6 +167,9 @@ func (l *objectLoader) loadProgram(name string, o loadOptions) (*ebpf.Program, e
 	if !ok {
 		return nil, fmt.Errorf("no program %q in the object", name)
 	}
+	if l.kernelTypesErr != nil {
+		return nil, &stepError{step: "load kernel types", err: l.kernelTypesErr}
+	}
 	ps = ps.Copy()
 	if o.target != nil {
 		ps.AttachTarget = o.target
@@ -181,7 +192,7 @@ func (l *objectLoader) loadProgram(name string, o loadOptions) (*ebpf.Program, e
 		sub.Maps[ref], replace[ref] = l.mapCopy(ref), m
 	}
 	coll, err := ebpf.NewCollectionWithOptions(sub, ebpf.CollectionOptions{
-		Programs:        ebpf.ProgramOptions{LogLevel: o.level, LogSizeStart: o.logSize},
+		Programs:        ebpf.ProgramOptions{LogLevel: o.level, LogSizeStart: o.logSize, KernelTypes: l.kernelTypes},
 		MapReplacements: replace,
 		Cache:           l.cache,
 	})

@@ -1,6 +1,8 @@
 package instrument
 
 import (
+	"github.com/cilium/ebpf/btf"
+
 	"bytes"
 	"fmt"
 	"time"
@@ -80,6 +82,9 @@ type Config struct {
 	// Legacy forces the bpf_probe_read build, the one for kernels
 	// before 5.5, to test it on newer ones.
 	Legacy bool
+	// KernelTypes are the types the CO-RE relocations are made against;
+	// nil reads the kernel's own BTF.
+	KernelTypes *btf.Spec
 }
 
 // Count is one counter of the BPF map.

@@ -43,9 +43,11 @@ func Load(cfg Config) (_ *Observer, err error) {
 	// Kernel BTF for the CO-RE relocations, loaded apart so that its cost
 	// (most of the startup time under emulation) is reported on its own.
 	start := time.Now()
-	kernelTypes, err := btf.LoadKernelSpec()
-	if err != nil {
-		return nil, fmt.Errorf("load kernel BTF: %w", err)
+	kernelTypes := cfg.KernelTypes
+	if kernelTypes == nil {
+		if kernelTypes, err = btf.LoadKernelSpec(); err != nil {
+			return nil, fmt.Errorf("load kernel BTF: %w", err)
+		}
 	}
 	btfTime := time.Since(start)
 	start = time.Now()

@@ -69,8 +69,15 @@ type Kernel struct {
 	Modules string `json:"modules,omitempty"`
 	// BTF is the path to the kernel's BTF as a separate file (raw BTF, as
 	// /sys/kernel/btf/vmlinux and pahole --btf_encode_detached write it),
-	// or "": shipped by the source (little-vm-helper's btf-<release>).
+	// or "": shipped by the source (little-vm-helper's btf-<release>) or
+	// given by the source's btf option.
 	BTF string `json:"btf,omitempty"`
+	// BTFFrom says where BTF came from, for the guest's messages.
+	BTFFrom string `json:"btf_from,omitempty"`
+	// BTFReplaces is set when the matrix gave BTF: the guest uses it in
+	// place of the kernel's own. BTF a source ships is used only when the
+	// kernel has none.
+	BTFReplaces bool `json:"btf_replaces,omitempty"`
 	// SHA256 identifies what was downloaded (the .deb for Debian kernels).
 	SHA256 string `json:"sha256"`
 	Origin Origin `json:"origin"`

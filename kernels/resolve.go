@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 )
 
 // Options tune Resolve. The zero value works: default cache, client,
@@ -82,6 +83,15 @@ func Resolve(ctx context.Context, name string, spec Spec, arch Arch, opts Option
 		k, err = resolveBuild(ctx, *spec.Build, arch, opts)
 	default:
 		err = fmt.Errorf("%w: no source (want debian, oci, ubuntu-mainline, deb, file or build)", ErrBadInput)
+	}
+	if err == nil && k.BTF != "" && k.BTFFrom == "" {
+		k.BTFFrom = filepath.Base(k.BTF) + " in " + k.Origin.URL // shipped with the kernel
+	}
+	if err == nil && spec.BTF != nil {
+		var p string
+		if p, err = resolveBTF(ctx, *spec.BTF, opts); err == nil {
+			k.BTF, k.BTFFrom, k.BTFReplaces = p, spec.BTF.where(), true
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("resolve kernel %q: %w", name, err)

@@ -24,6 +24,17 @@ type Spec struct {
 	File *FileSpec `yaml:"file" json:"file,omitempty"`
 	// Build builds a kernel from a source tree.
 	Build *BuildSpec `yaml:"build" json:"build,omitempty"`
+
+	// BTF is not a kind of source but an option of any: the kernel's BTF
+	// as a separate file, used in the guest in place of the kernel's own
+	// (see btf.go).
+	BTF *BTFSpec `yaml:"btf" json:"btf,omitempty"`
+}
+
+// Kinds lists the kinds of source as spelled in matrix.yaml; Spec's other
+// keys (btf) are options of any kind.
+func Kinds() []string {
+	return []string{"debian", "oci", "ubuntu-mainline", "deb", "file", "build"}
 }
 
 // Kind names the kind of source that is set, as spelled in matrix.yaml.
@@ -61,6 +72,9 @@ func (s *Spec) Rebase(dir string) {
 	}
 	if s.Mainline != nil {
 		abs(&s.Mainline.Keyring)
+	}
+	if s.BTF != nil {
+		abs(&s.BTF.File)
 	}
 	if s.File != nil {
 		abs(&s.File.Kernel)
@@ -182,6 +196,11 @@ type BuildSpec struct {
 // Validate checks what a matrix parser can check in a source without
 // touching the network or the disk.
 func (s Spec) Validate() error {
+	if s.BTF != nil {
+		if err := s.BTF.Validate(); err != nil {
+			return err
+		}
+	}
 	switch {
 	case s.OCI != "":
 		if _, err := name.ParseReference(s.OCI); err != nil {

@@ -22,11 +22,14 @@ func (p BTFParams) Validate() []ParamProblem {
 
 // BTFDetails is what the "btf" check reports in Result.Details.
 type BTFDetails struct {
-	VmlinuxPresent bool              `json:"vmlinux_present"`
-	Types          int               `json:"types"`
-	Found          []string          `json:"found"`
-	Missing        []string          `json:"missing"`
-	ModuleBTF      int               `json:"module_btf"`
-	Config         map[string]string `json:"config"`
-	ConfigSource   string            `json:"config_source,omitempty"`
+	VmlinuxPresent bool `json:"vmlinux_present"`
+	// External names the external BTF the types were read from (see
+	// ExternalBTFInfo), "" when they are the kernel's own.
+	External     string            `json:"external,omitempty"`
+	Types        int               `json:"types"`
+	Found        []string          `json:"found"`
+	Missing      []string          `json:"missing"`
+	ModuleBTF    int               `json:"module_btf"`
+	Config       map[string]string `json:"config"`
+	ConfigSource string            `json:"config_source,omitempty"`
 }

@@ -21,3 +21,23 @@ const (
 	// shell on the console instead of the plan (vmrunner repro --shell).
 	ShellCmdlineFlag = "vmrunner.shell"
 )
+
+// External BTF: the kernel's BTF as a separate file, packed by the host
+// when a source gives or ships one (kernels.Kernel.BTF).
+const (
+	// ExternalBTFPath is the raw BTF file.
+	ExternalBTFPath = "/etc/vmrunner/btf/vmlinux"
+	// ExternalBTFInfoPath is an ExternalBTFInfo, JSON.
+	ExternalBTFInfoPath = "/etc/vmrunner/btf/info.json"
+)
+
+// ExternalBTFInfo says where the external BTF came from and when to use it.
+type ExternalBTFInfo struct {
+	// From names the file for messages: a path or URL of the matrix, or
+	// the image that shipped it.
+	From string `json:"from"`
+	// Replaces is set when the matrix gave the file: it is used in place of
+	// the kernel's own BTF. Otherwise it is used only when the kernel has
+	// none.
+	Replaces bool `json:"replaces,omitempty"`
+}

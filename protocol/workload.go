@@ -143,8 +143,11 @@ type WorkloadInstrumentation struct {
 	// KernelBTFMS, LoadMS and AttachMS split StartupMS: loading kernel
 	// BTF, loading programs and maps, attaching to the tracepoints.
 	KernelBTFMS float64 `json:"kernel_btf_ms"`
-	LoadMS      float64 `json:"load_ms"`
-	AttachMS    float64 `json:"attach_ms"`
+	// KernelBTF says where the kernel types of the CO-RE relocations came
+	// from: "vmlinux BTF" or "external BTF from <file>".
+	KernelBTF string  `json:"kernel_btf,omitempty"`
+	LoadMS    float64 `json:"load_ms"`
+	AttachMS  float64 `json:"attach_ms"`
 	// Stats is how BPF run time was enabled, or why it is absent.
 	Stats    string                `json:"stats"`
 	Programs []WorkloadProgramRuns `json:"programs,omitempty"`

@@ -359,9 +359,10 @@ func (p *matrixParser) debian(n *yaml.Node, d *kernels.DebianSpec, path string) 
 	}
 }
 
-// specKinds lists the kinds of kernel source, as spelled in matrix.yaml.
+// specKinds lists the kinds of kernel source, as spelled in matrix.yaml
+// (kernels.Spec's other keys, btf, are options of any kind).
 func specKinds() []string {
-	return yamlstrict.FieldNames(reflect.TypeFor[kernels.Spec]())
+	return kernels.Kinds()
 }
 
 // checks decodes the checks list: every item is NAME or NAME: {params}. It

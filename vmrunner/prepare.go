@@ -1,8 +1,12 @@
 package vmrunner
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +16,7 @@ import (
 	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 )
 
@@ -135,6 +140,13 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	} else if runner != nil {
 		extra = append(extra, *runner)
 	}
+	if k.BTF != "" {
+		files, err := externalBTFFiles(p.Cache.Dir, k)
+		if err != nil {
+			return fail(results.KindInitramfs, err)
+		}
+		extra = append(extra, files...)
+	}
 	if p.Extra != nil {
 		more, err := p.Extra(agent, t.Arch)
 		if err != nil {
@@ -167,6 +179,30 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 		return fail(results.KindBadInput, err)
 	}
 	return pt, nil
+}
+
+// externalBTFFiles are the files that give the guest k's external BTF
+// (guest/kernelbtf reads them): the raw BTF and what says where it came
+// from, written into the cache under its own hash.
+func externalBTFFiles(cacheDir string, k *kernels.Kernel) ([]initramfs.File, error) {
+	info, err := json.Marshal(protocol.ExternalBTFInfo{From: k.BTFFrom, Replaces: k.BTFReplaces})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(info)
+	path := filepath.Join(cacheDir, "btf", "info-"+hex.EncodeToString(sum[:8])+".json")
+	if old, err := os.ReadFile(path); err != nil || !bytes.Equal(old, info) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("pack external BTF: %w", err)
+		}
+		if err := results.WriteFileAtomic(path, info); err != nil {
+			return nil, fmt.Errorf("pack external BTF: %w", err)
+		}
+	}
+	return []initramfs.File{
+		{Path: protocol.ExternalBTFPath, Source: k.BTF},
+		{Path: protocol.ExternalBTFInfoPath, Source: path},
+	}, nil
 }
 
 // unpackOverhead is the guest memory that is not the initramfs's: the

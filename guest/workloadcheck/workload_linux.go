@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/guest"
+	"github.com/vmrunner/vmrunner/guest/kernelbtf"
 	"github.com/vmrunner/vmrunner/instrument"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/workload"
@@ -42,6 +43,18 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 	}
 	d.Instrumentation.Classifier = classifier
 	o := guest.Outcome{Details: d}
+	kernelTypes, btfChoice, err := kernelbtf.KernelTypes()
+	if err != nil {
+		return o, err
+	}
+	if btfChoice.Path == "" {
+		// Degrade, as the RFD asks of old kernels: without kernel types
+		// the CO-RE instrumentation cannot load; say so, never fail.
+		o.Status = protocol.StatusSkip
+		o.Message = "kernel has no BTF (vmlinux BTF absent) and no external BTF was given: the CO-RE instrumentation cannot load; give the source a btf file (btfhub's <uname -r>.btf.tar.xz)"
+		return o, nil
+	}
+	d.Instrumentation.KernelBTF = btfChoice.Describe()
 
 	srvCfg := workload.ServerConfig{ErrorRate: p.ErrorRate, Latency: time.Duration(p.Latency), Seed: 1}
 	loadCfg := workload.Config{
@@ -80,7 +93,7 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 	start := time.Now()
 	obs, err := instrument.Load(instrument.Config{
 		TGID: uint32(os.Getpid()), Ports: instrument.Ports(srv), BrokenStatus: p.Classifier == "broken-status",
-		Legacy: p.ProbeRead == "bpf_probe_read",
+		Legacy: p.ProbeRead == "bpf_probe_read", KernelTypes: kernelTypes,
 	})
 	if err != nil {
 		return o, fmt.Errorf("load instrumentation: %w", err)
