@@ -37,4 +37,11 @@
 // LayoutVersion). Archives are written to a temporary file and renamed into
 // place under a file lock, so concurrent builders never see a partial
 // archive, and building the same inputs twice yields the same bytes.
+// Archives are sealed with their SHA-256 and rebuilt when damaged; they are
+// the user's alone (0600 in a 0700 directory), since they hold the
+// matrix's files. Extra files are regular files of at most MaxFileSize,
+// MaxExtraSize together, streamed and checked not to change while written
+// (ErrBadFile otherwise); one file per guest path, the later winning.
+// Prune removes temporaries a killed builder left (their lock is free), and
+// with all every archive.
 package initramfs

@@ -26,6 +26,24 @@
 //     tree, with the fragments of config/). They all end in the same
 //     kernels/<key>/ layout and Kernel record; Origin.Files lists their
 //     inputs with SHA-256, which a LockFile pins (lock.go).
-//   - A warm Resolve reads two small JSON files and touches no network.
-//   - Inspect identifies a kernel image by its contents, never by its name.
+//   - Every kernels/<key>/ is sealed (seal.go): each file's size, time and
+//     SHA-256 recorded when it is made, checked before each use (the hash
+//     only for a file whose time changed). A damaged directory (ErrCacheDamaged)
+//     is prepared again from its download; a Debian resolution must name the
+//     release and arch of the kernel cached under its SHA-256, else the
+//     mirror is read again (and an Offline resolve fails).
+//   - Files the user names (file:, deb: files, build: fragments) are read
+//     only if regular, within bounds, and under ctx (internal/inputfile); a
+//     device, FIFO or oversized file is ErrBadInput before it is read.
+//   - A download that cannot be written (a full disk) is an error naming the
+//     cache, never ErrUnreachable.
+//   - The lock file (lock.go) lives here whole: its format, LoadLock,
+//     Lock (resolve a matrix's kernels) and resolving to a pin.
+//   - A warm Resolve reads two small JSON files, stats the kernel's files and
+//     touches no network; Options.Offline never does.
+//   - Inspect identifies a kernel image by its contents, never by its name;
+//     Describe reports on a resolved kernel (kernels inspect), and the one
+//     .config parser is kernels/kconfig.
+//   - Cache.Prune removes what a matrix does not use, and temporaries whose
+//     lock no live process holds.
 package kernels
