@@ -22,4 +22,12 @@
 // its parameters with its protocol.Check's Params, defaults filled in and
 // validated, returns an Outcome for pass, fail and skip, and an error when
 // something unexpected broke, which is reported as status error.
+//
+// The test check (test.go, program_linux.go) runs a program of the user's
+// instead: binds the files the host packed for it (protocol.Bind), starts it
+// with its argv as given, as root with every capability, no memlock limit
+// and lo up, streams its stdout and stderr as output messages as it reads
+// them (pump.go, bounded by protocol.TestParams.MaxOutput), stops it after
+// a task dump when it outlives its check (protocol.TestStopMargin), and
+// reports its exit status as a shell would: 128+N for signal N.
 package guest

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -94,6 +95,33 @@ func TestWriteRunRefuses(t *testing.T) {
 		}
 		if _, err := os.Stat(dst); err == nil {
 			t.Errorf("%s: a partial archive was left behind", name)
+		}
+	}
+}
+
+// BenchmarkWriteRun packs a package directory of 5 MiB in 200 files behind a
+// base archive of 8 MiB, as vmrunner exec does for each run.
+func BenchmarkWriteRun(b *testing.B) {
+	dir := b.TempDir()
+	base := filepath.Join(dir, "base.cpio")
+	if err := os.WriteFile(base, bytes.Repeat([]byte{0}, 8<<20), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var files []File
+	for i := range 200 {
+		p := filepath.Join(dir, "pkg", "f"+strconv.Itoa(i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i)}, 25<<10+i), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, File{Path: "/vmrunner/share/0/f" + strconv.Itoa(i), Source: p})
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := WriteRun(context.Background(), filepath.Join(dir, "run.cpio"), base, files); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -17,6 +17,8 @@
 //	guest → host  prepared     (clock set, random pool reseeded, files verified)
 //	guest → host  check-start  (one per check)
 //	guest → host  log          (any number, informational)
+//	guest → host  output       (any number: what a program run by the test
+//	                            check writes, as it writes it, in read order)
 //	guest → host  result       (one per check)
 //	guest → host  done         (the plan finished, with the number of results sent;
 //	                            a missing done is an error, and so is anything after it)

@@ -15,6 +15,15 @@
 // timers (vm.go); classify, a pure function that says how the VM ended
 // (classify.go); and the records made of it (records.go).
 //
+// The user's own programs (vmrunner exec, exec.go, and the test check,
+// test.go) go through the same path as the built-in checks: the program,
+// its libraries (package program) and its directory are packed per run
+// (share.go) and bound by the guest at their own paths; their output is
+// saved as it arrives and passed on live (output.go); Go test output is
+// turned into one record per test on the host (gotest.go, package
+// internal/gotest). Commands without a matrix file take kernel names from
+// the built-in copy of the repository's matrix.yaml (matrix_default.go).
+//
 // Promises:
 //   - Every planned check of every target gets exactly one results.Record,
 //     whatever happens to the VM: a VM that never reports "done" yields status
