@@ -93,8 +93,12 @@ func runProgram(ctx context.Context, p protocol.TestParams, check string, send f
 		finish()
 		return run, fmt.Errorf("start %s: %w", p.Binary, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 
 	var stop <-chan time.Time
 	if dl, ok := ctx.Deadline(); ok {
@@ -102,9 +106,8 @@ func runProgram(ctx context.Context, p protocol.TestParams, check string, send f
 		defer t.Stop()
 		stop = t.C
 	}
-	var waitErr error
 	select {
-	case waitErr = <-exited:
+	case <-exited:
 	case <-stop:
 		dumped := dumpTasks()
 		_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL)

@@ -3,17 +3,18 @@ package guest
 import (
 	"io"
 	"sync"
+	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
 // pump reads a program's stdout and stderr and passes what it reads to send
-// in the order it was read, as soon as it was read: each read is sent on
-// its own unless more of the same stream is already waiting, in which case
-// they travel together (up to protocol.MaxOutputChunk). So a chatty program
-// costs few messages and a quiet one is seen at once. At most max bytes are
-// sent; the rest is read and counted, so the program never blocks on a full
-// pipe.
+// in the order it was read, within flushDelay: what one stream writes in
+// that time travels together (up to protocol.MaxOutputChunk), and output of
+// the other stream sends it at once, so that order is kept. So a chatty
+// program costs at most one message per stream every flushDelay, and a
+// quiet one is seen as it writes. At most max bytes are sent; the rest is
+// read and counted, so the program never blocks on a full pipe.
 type pump struct {
 	check string
 	max   int64
@@ -36,6 +37,9 @@ type chunk struct {
 }
 
 const readSize = 32 << 10
+
+// flushDelay is how long output waits for more of the same stream.
+const flushDelay = 20 * time.Millisecond
 
 func newPump(check string, max int64, send func(protocol.Output) error) *pump {
 	p := &pump{check: check, max: max, send: send, chunks: make(chan chunk, 64), done: make(chan struct{}),
@@ -83,7 +87,8 @@ func (p *pump) sender() {
 			}
 		}
 		data := c.data
-		// Take what is already waiting on the same stream.
+		// Take what the same stream writes within flushDelay.
+		timer := time.NewTimer(flushDelay)
 	more:
 		for len(data) < protocol.MaxOutputChunk {
 			select {
@@ -96,10 +101,11 @@ func (p *pump) sender() {
 					break more
 				}
 				data = append(data, n.data...)
-			default:
+			case <-timer.C:
 				break more
 			}
 		}
+		timer.Stop()
 		p.counts[c.stream] += int64(len(data))
 		if room := p.max - p.sent; int64(len(data)) > room {
 			p.dropped += int64(len(data)) - max(room, 0)

@@ -16,21 +16,27 @@ import (
 // them the VM fails with a protocol error, so a guest that floods the channel
 // costs the host at most these (times the VMs running at once), never more.
 type sessionLimits struct {
-	Messages      int   // messages of any kind
-	Bytes         int64 // bytes read from the channel
-	Results       int
-	ResultBytes   int   // messages and details of results, kept in memory
-	Artifacts     int   // files written under the VM directory
-	ArtifactBytes int64 // their total size (they go to disk as they come)
+	Messages int // messages of any kind but output
+	// OutputMessages bounds the output messages of test programs on their
+	// own: a verbose test suite that runs for an hour may send more of them
+	// than every other kind together (the guest sends at most one per
+	// stream every 20 ms).
+	OutputMessages int
+	Bytes          int64 // bytes read from the channel
+	Results        int
+	ResultBytes    int   // messages and details of results, kept in memory
+	Artifacts      int   // files written under the VM directory
+	ArtifactBytes  int64 // their total size (they go to disk as they come)
 }
 
 var defaultSessionLimits = sessionLimits{
-	Messages:      100_000,
-	Bytes:         1 << 30,
-	Results:       10_000,
-	ResultBytes:   16 << 20,
-	Artifacts:     10_000,
-	ArtifactBytes: 256 << 20,
+	Messages:       100_000,
+	OutputMessages: 1_000_000,
+	Bytes:          1 << 30,
+	Results:        10_000,
+	ResultBytes:    16 << 20,
+	Artifacts:      10_000,
+	ArtifactBytes:  256 << 20,
 }
 
 // errProtocol marks an error as the guest breaking the protocol.
@@ -65,12 +71,13 @@ type session struct {
 	Results []protocol.Result
 	Done    bool
 
-	running     string // the check the guest announced last
-	started     map[string]bool
-	reported    map[string]bool
-	messages    int
-	bytes       int64
-	resultBytes int
+	running        string // the check the guest announced last
+	started        map[string]bool
+	reported       map[string]bool
+	messages       int
+	outputMessages int
+	bytes          int64
+	resultBytes    int
 }
 
 // sessionStep is what runVM must do after a message.
@@ -132,10 +139,17 @@ func (s *session) Running() string {
 // broke the protocol (it matches errProtocol); the VM is to be stopped.
 func (s *session) accept(m protocol.Message, size int) (sessionStep, error) {
 	var st sessionStep
-	s.messages++
+	if m.Type == protocol.TypeOutput {
+		s.outputMessages++
+	} else {
+		s.messages++
+	}
 	s.bytes += int64(size)
 	if s.messages > s.limits.Messages {
 		return st, violation("the guest sent more than %d messages", s.limits.Messages)
+	}
+	if s.outputMessages > s.limits.OutputMessages {
+		return st, violation("the guest sent more than %d output messages", s.limits.OutputMessages)
 	}
 	if s.bytes > s.limits.Bytes {
 		return st, violation("the guest sent more than %d MiB", s.limits.Bytes>>20)

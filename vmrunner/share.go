@@ -133,9 +133,9 @@ func (s *Shares) AddDir(host, guest string, maxBytes int64) error {
 			files = append(files, initramfs.File{Path: guestPath, Dir: true})
 			return nil
 		}
-		fi, err := os.Stat(p) // follows a symlink
-		if err != nil || !fi.Mode().IsRegular() {
-			return nil // a dangling link, a link to a directory, a socket
+		fi, ok := regularFile(p)
+		if !ok {
+			return nil // a dangling link, a link to a directory, a socket: left out
 		}
 		count++
 		total += fi.Size()
@@ -175,6 +175,16 @@ func (s *Shares) AddProgram(p *program.Program) error {
 		}
 	}
 	return nil
+}
+
+// regularFile stats p, following a symlink, and says whether it is a
+// regular file.
+func regularFile(p string) (fs.FileInfo, bool) {
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, false
+	}
+	return fi, true
 }
 
 func mib(n int64) string {

@@ -3,6 +3,7 @@ package gotest
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -53,10 +54,10 @@ func Parse(r io.Reader) ([]*Test, error) {
 		}
 		switch {
 		case err == nil:
-		case err == bufio.ErrBufferFull:
+		case errors.Is(err, bufio.ErrBufferFull):
 			// A very long line: the rest comes as more lines of output
 			// to the same test.
-		case err == io.EOF:
+		case errors.Is(err, io.EOF):
 			return p.tests, nil
 		default:
 			return p.tests, err
