@@ -94,7 +94,7 @@ func runHelper(t *testing.T, ctx context.Context, mode string, p protocol.TestPa
 		p.MaxOutput = protocol.DefaultMaxOutput
 	}
 	c := &collector{}
-	run, err := runProgram(ctx, p, "test/helper", c.send, 0)
+	run, err := runProgram(ctx, p, "test/helper", c.send, 500*time.Millisecond)
 	return run, c, err
 }
 
