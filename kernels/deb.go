@@ -112,6 +112,19 @@ func keepDebMember(name string) string {
 	if rest, ok := strings.CutPrefix(name, "usr/lib/modules/"); ok {
 		name = "lib/modules/" + rest
 	}
+	// sid's split packages keep the image and the config beside the
+	// modules: lib/modules/<release>/vmlinuz (linux-binary-*, signed),
+	// vmlinuz.unsigned (linux-binary-unsigned-*) and config (linux-base-*).
+	if parts := strings.Split(name, "/"); len(parts) == 4 && parts[0] == "lib" && parts[1] == "modules" {
+		switch parts[3] {
+		case "vmlinuz", "vmlinuz.unsigned":
+			return "boot/vmlinuz-" + parts[2]
+		case "config":
+			return "boot/config-" + parts[2]
+		case "System.map":
+			return ""
+		}
+	}
 	switch {
 	case strings.HasPrefix(name, "boot/vmlinuz-"), strings.HasPrefix(name, "boot/vmlinux-"),
 		strings.HasPrefix(name, "boot/config-"):

@@ -28,6 +28,22 @@ type debianResolution struct {
 	Arch    string     `json:"arch"` // Debian spelling
 	Flavour string     `json:"flavour"`
 	Package debPackage `json:"package"`
+	// Parts, when set, are the packages Package stands for (sid's
+	// linux-image metapackage): image, base (the config) and modules.
+	Parts []debPackage `json:"parts,omitempty"`
+}
+
+// key is the kernel's directory in the cache: the package's SHA-256, or
+// for a kernel in parts the key a deb source with the same packages uses.
+func (r *debianResolution) key() string {
+	if len(r.Parts) == 0 {
+		return r.Package.SHA256
+	}
+	shas := make([]string, len(r.Parts))
+	for i, p := range r.Parts {
+		shas[i] = p.SHA256
+	}
+	return combinedKey("deb", shas...)
 }
 
 func (r *debianResolution) url() string { return r.Mirror + "/" + r.Package.Filename }
@@ -53,7 +69,11 @@ func (r *debianResolution) check(k *Kernel, arch Arch) error {
 }
 
 func (r *debianResolution) origin() Origin {
-	return Origin{Type: "debian", Package: r.Package.Package, Version: r.Package.Version, Suite: r.Suite, URL: r.url()}
+	o := Origin{Type: "debian", Package: r.Package.Package, Version: r.Package.Version, Suite: r.Suite, URL: r.url()}
+	for _, p := range r.Parts {
+		o.Files = append(o.Files, File{URL: r.Mirror + "/" + p.Filename, SHA256: p.SHA256})
+	}
+	return o
 }
 
 // defaultFlavour is the flavour that boots in QEMU with the fewest
@@ -96,7 +116,7 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 	// Warm path, without locks: every file read here appeared by rename.
 	haveCached := readCached()
 	if haveCached && !opts.Refresh && time.Since(cached.Fetched) < resolutionTTL {
-		if k, err := c.loadKernel(cached.Package.SHA256); err == nil && cached.check(k, arch) == nil {
+		if k, err := c.loadKernel(cached.key()); err == nil && cached.check(k, arch) == nil {
 			k.Origin = cached.origin()
 			return k, nil
 		}
@@ -112,7 +132,7 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 		// The resolution must name the kernel that is cached under its
 		// SHA-256: an index pointing at another suite's or arch's package
 		// must not boot that kernel under this name.
-		if k, err := c.loadKernel(cached.Package.SHA256); err == nil {
+		if k, err := c.loadKernel(cached.key()); err == nil {
 			if err := cached.check(k, arch); err != nil {
 				log.Warn("cached resolution names another kernel, reading the mirror again", "index", indexPath, "problem", err)
 				haveCached = false
@@ -230,19 +250,21 @@ func (f *fetcher) lookupDebian(ctx context.Context, mirror, suite, debArch, flav
 		if err != nil {
 			return debianResolution{}, fmt.Errorf("decompress %s: %w", url, err)
 		}
-		pkg, err := newestKernel(dec, flavour)
-		if errors.Is(err, ErrNotFound) {
-			return debianResolution{}, fmt.Errorf("%w: no linux-image-<abi>-%s-unsigned in %s main/binary-%s on %s (suites that split kernels into linux-binary-* and linux-modules-*, like sid, are not supported yet)",
-				ErrNotFound, flavour, suite, debArch, mirror)
+		k, err := newestKernel(dec, flavour)
+		if errors.Is(err, errNoKernelPackage) {
+			return debianResolution{}, fmt.Errorf("%w: no linux-image-<abi>-%s-unsigned, nor a linux-image-<abi>-%s over linux-binary-*, in %s main/binary-%s on %s",
+				ErrNotFound, flavour, flavour, suite, debArch, mirror)
 		}
 		if err != nil {
 			return debianResolution{}, fmt.Errorf("read %s: %w", url, err)
 		}
-		if !filepath.IsLocal(pkg.Filename) {
-			return debianResolution{}, fmt.Errorf("read %s: bad Filename %q", url, pkg.Filename)
+		for _, p := range append([]debPackage{k.Package}, k.Parts...) {
+			if !filepath.IsLocal(p.Filename) {
+				return debianResolution{}, fmt.Errorf("read %s: bad Filename %q", url, p.Filename)
+			}
 		}
 		return debianResolution{Fetched: time.Now().UTC(), Mirror: mirror, Suite: suite,
-			Arch: debArch, Flavour: flavour, Package: pkg}, nil
+			Arch: debArch, Flavour: flavour, Package: k.Package, Parts: k.Parts}, nil
 	}
 	return debianResolution{}, fmt.Errorf("%w: debian suite %q on %s has no main/binary-%s/Packages index", ErrNotFound, suite, mirror, debArch)
 }
@@ -250,26 +272,41 @@ func (f *fetcher) lookupDebian(ctx context.Context, mirror, suite, debArch, flav
 // prepareDebian makes sure the package of res is downloaded and extracted
 // and returns its Kernel.
 func (c *Cache) prepareDebian(ctx context.Context, f *fetcher, res *debianResolution, arch Arch, log *slog.Logger) (*Kernel, error) {
-	sha := res.Package.SHA256
-	if len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("prepare %s: bad sha256 %q", res.Package.Package, sha)
+	pkgs := res.Parts
+	if len(pkgs) == 0 {
+		pkgs = []debPackage{res.Package}
 	}
-	// The package is downloaded and extracted under prepareKernel's lock,
-	// so that two runs never fetch it twice.
-	return c.prepareKernel(ctx, sha, filepath.Base(res.Package.Filename), arch, res.origin(), log, func(tmp string) (debContents, error) {
-		blob := c.blobPath(sha)
-		if err := checkBlob(blob, sha); err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				log.Warn("cached package damaged, downloading again", "path", blob, "error", err)
-				os.Remove(blob)
+	for _, p := range pkgs {
+		if !validSHA256(p.SHA256) {
+			return nil, fmt.Errorf("prepare %s: bad sha256 %q", p.Package, p.SHA256)
+		}
+	}
+	// The packages are downloaded and extracted under prepareKernel's lock,
+	// so that two runs never fetch them twice.
+	return c.prepareKernel(ctx, res.key(), filepath.Base(res.Package.Filename), arch, res.origin(), log, func(tmp string) (debContents, error) {
+		var blobs []string
+		for _, p := range pkgs {
+			blob := c.blobPath(p.SHA256)
+			if err := checkBlob(blob, p.SHA256); err != nil {
+				if !errors.Is(err, os.ErrNotExist) {
+					log.Warn("cached package damaged, downloading again", "path", blob, "error", err)
+					os.Remove(blob)
+				}
+				log.Info("downloading", "package", p.Package, "version", p.Version, "bytes", p.Size)
+				if err := f.download(ctx, res.Mirror+"/"+p.Filename, blob, p.SHA256, p.Size); err != nil {
+					return debContents{}, err
+				}
 			}
-			log.Info("downloading", "package", res.Package.Package, "version", res.Package.Version, "bytes", res.Package.Size)
-			if err := f.download(ctx, res.url(), blob, sha, res.Package.Size); err != nil {
-				return debContents{}, err
-			}
+			blobs = append(blobs, blob)
 		}
 		start := time.Now()
-		contents, err := extractDeb(ctx, blob, tmp)
+		var contents debContents
+		var err error
+		if len(blobs) == 1 {
+			contents, err = extractDeb(ctx, blobs[0], tmp)
+		} else {
+			contents, err = extractDebs(ctx, blobs, tmp)
+		}
 		if err == nil {
 			log.Info("extracted", "package", res.Package.Package, "release", contents.Release, "duration", time.Since(start).Round(time.Millisecond))
 		}

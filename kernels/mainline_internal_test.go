@@ -74,3 +74,20 @@ func TestPageLinks(t *testing.T) {
 		t.Errorf("pageLinks = %v, want %v", got, want)
 	}
 }
+
+// sid's split packages, as their data.tar list them.
+func TestKeepDebMemberSplit(t *testing.T) {
+	for in, want := range map[string]string{
+		"./usr/lib/modules/7.2.13+deb14-amd64/vmlinuz":               "boot/vmlinuz-7.2.13+deb14-amd64", // linux-binary (signed)
+		"./usr/lib/modules/7.2.13+deb14-amd64/vmlinuz.unsigned":      "boot/vmlinuz-7.2.13+deb14-amd64", // linux-binary-unsigned
+		"./usr/lib/modules/7.2.13+deb14-amd64/config":                "boot/config-7.2.13+deb14-amd64",  // linux-base
+		"./usr/lib/modules/7.2.13+deb14-amd64/System.map":            "",
+		"./usr/lib/modules/7.2.13+deb14-amd64/modules.builtin":       "lib/modules/7.2.13+deb14-amd64/modules.builtin",
+		"./usr/lib/modules/7.2.13+deb14-amd64/kernel/a/virtio.ko.xz": "lib/modules/7.2.13+deb14-amd64/kernel/a/virtio.ko.xz",
+		"./boot/vmlinuz-6.1.0-50-amd64":                              "boot/vmlinuz-6.1.0-50-amd64",
+	} {
+		if got := keepDebMember(in); got != want {
+			t.Errorf("keepDebMember(%s) = %q, want %q", in, got, want)
+		}
+	}
+}

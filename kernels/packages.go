@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 
 	"pault.ag/go/debian/control"
 	"pault.ag/go/debian/version"
@@ -20,27 +21,45 @@ type debPackage struct {
 	SHA256   string `json:"sha256"`
 }
 
-// kernelPackage matches the linux-image packages of one flavour. The ABI
-// (5.10.0-32, 6.1.0-50, 6.12.117+deb13) has no dash-separated words, so
-// flavour "amd64" does not match "rt-amd64" or "cloud-amd64". The signed
-// linux-image-<abi>-<flavour> is not used: in sid it is an empty package
-// depending on linux-binary-* and linux-modules-*.
-func kernelPackage(flavour string) *regexp.Regexp {
-	return regexp.MustCompile(`^linux-image-[0-9]+\.[0-9]+(?:\.[0-9]+)?(?:-[0-9]+)?(?:\+[0-9A-Za-z.~]+)?-` +
-		regexp.QuoteMeta(flavour) + `-unsigned$`)
+// kernelFamily matches the kernel packages of one flavour: the unsigned
+// image linux-image-<abi>-<flavour>-unsigned, and the packages a suite
+// that splits its kernels (sid) has instead: the metapackage
+// linux-image-<abi>-<flavour>, linux-binary(-unsigned)-<abi>-<flavour> (the
+// image, usr/lib/modules/<release>/vmlinuz(.unsigned)), linux-base-<abi>-<flavour>
+// (config and System.map beside it) and linux-modules-<abi>-<flavour>.
+// The ABI (5.10.0-32, 6.1.0-50, 6.12.117+deb13) has no dash-separated
+// words, so flavour "amd64" does not match "rt-amd64" or "cloud-amd64".
+func kernelFamily(flavour string) *regexp.Regexp {
+	return regexp.MustCompile(`^linux-(image|binary-unsigned|binary|base|modules)-([0-9]+\.[0-9]+(?:\.[0-9]+)?(?:-[0-9]+)?(?:\+[0-9A-Za-z.~]+)?)-` +
+		regexp.QuoteMeta(flavour) + `(-unsigned)?$`)
 }
 
-// newestKernel scans a Packages index for the newest kernel of flavour.
-// The index is ~50 MB: paragraphs are
-// skipped line by line until their Package field matches, and only those
-// few are decoded.
-func newestKernel(r io.Reader, flavour string) (debPackage, error) {
-	match := kernelPackage(flavour)
+// errNoKernelPackage is an index without a kernel of the flavour.
+var errNoKernelPackage = fmt.Errorf("%w: no kernel package", ErrNotFound)
+
+// debianKernel is the newest kernel of a flavour in an index: one unsigned
+// image package, or a metapackage and the packages it stands for (Parts:
+// image, base, modules).
+type debianKernel struct {
+	Package debPackage
+	Parts   []debPackage
+}
+
+// newestKernel scans a Packages index for the newest kernel of flavour:
+// the newest linux-image-<abi>-<flavour>-unsigned; in a suite that has
+// none (sid), the newest linux-image-<abi>-<flavour> whose Depends name
+// linux-binary-<abi>-<flavour>, with linux-binary-unsigned (else the
+// signed linux-binary), linux-base and linux-modules of that ABI. The
+// index is ~50 MB: paragraphs are skipped line by line until their Package
+// field matches, and only those few are decoded.
+func newestKernel(r io.Reader, flavour string) (debianKernel, error) {
+	match := kernelFamily(flavour)
 	var (
-		best     *debPackage
 		para     bytes.Buffer
-		keep     bool // the current paragraph matched
-		skipping bool // the current paragraph did not match
+		keep     bool                      // the current paragraph matched
+		skipping bool                      // the current paragraph did not match
+		best     = map[string]debPackage{} // newest of each package name
+		split    = map[string]bool{}       // metapackages over linux-binary-*
 	)
 	finish := func() error {
 		defer func() { para.Reset(); keep, skipping = false, false }()
@@ -54,14 +73,21 @@ func newestKernel(r io.Reader, flavour string) (debPackage, error) {
 		if p.Filename == "" || p.SHA256 == "" || p.Size <= 0 {
 			return fmt.Errorf("parse Packages entry %s: missing Filename, Size or SHA256", p.Package)
 		}
-		if b := best; b != nil {
+		if b, ok := best[p.Package]; ok {
 			v, err := version.Parse(b.Version)
 			if err == nil && version.Compare(p.Version, v) <= 0 {
 				return nil
 			}
 		}
-		best = &debPackage{Package: p.Package, Version: p.Version.String(),
+		best[p.Package] = debPackage{Package: p.Package, Version: p.Version.String(),
 			Filename: p.Filename, Size: int64(p.Size), SHA256: p.SHA256}
+		split[p.Package] = false
+		deps := p.GetDepends()
+		for _, d := range deps.GetAllPossibilities() {
+			if strings.HasPrefix(d.Name, "linux-binary-") {
+				split[p.Package] = true
+			}
+		}
 		return nil
 	}
 
@@ -71,7 +97,7 @@ func newestKernel(r io.Reader, flavour string) (debPackage, error) {
 		line := sc.Bytes()
 		if len(line) == 0 {
 			if err := finish(); err != nil {
-				return debPackage{}, err
+				return debianKernel{}, err
 			}
 			continue
 		}
@@ -90,13 +116,54 @@ func newestKernel(r io.Reader, flavour string) (debPackage, error) {
 		para.WriteByte('\n')
 	}
 	if err := sc.Err(); err != nil {
-		return debPackage{}, fmt.Errorf("read Packages: %w", err)
+		return debianKernel{}, fmt.Errorf("read Packages: %w", err)
 	}
 	if err := finish(); err != nil {
-		return debPackage{}, err
+		return debianKernel{}, err
 	}
-	if best == nil {
-		return debPackage{}, ErrNotFound
+
+	newest := func(ok func(name string, m []string) bool) *debPackage {
+		var top *debPackage
+		for name, p := range best {
+			m := match.FindStringSubmatch(name)
+			if !ok(name, m) {
+				continue
+			}
+			if top != nil {
+				if v, err := version.Parse(top.Version); err == nil {
+					if w, err := version.Parse(p.Version); err == nil && version.Compare(w, v) <= 0 {
+						continue
+					}
+				}
+			}
+			p := p
+			top = &p
+		}
+		return top
 	}
-	return *best, nil
+	if img := newest(func(_ string, m []string) bool { return m[1] == "image" && m[3] == "-unsigned" }); img != nil {
+		return debianKernel{Package: *img}, nil
+	}
+	meta := newest(func(name string, m []string) bool { return m[1] == "image" && m[3] == "" && split[name] })
+	if meta == nil {
+		return debianKernel{}, errNoKernelPackage
+	}
+	abi := match.FindStringSubmatch(meta.Package)[2]
+	part := func(kinds ...string) (debPackage, bool) {
+		for _, k := range kinds {
+			if p, ok := best["linux-"+k+"-"+abi+"-"+flavour]; ok {
+				return p, true
+			}
+		}
+		return debPackage{}, false
+	}
+	k := debianKernel{Package: *meta}
+	for _, kinds := range [][]string{{"binary-unsigned", "binary"}, {"base"}, {"modules"}} {
+		p, ok := part(kinds...)
+		if !ok {
+			return debianKernel{}, fmt.Errorf("%w: %s depends on linux-%s-%s-%s, which the index lacks", ErrNotFound, meta.Package, kinds[0], abi, flavour)
+		}
+		k.Parts = append(k.Parts, p)
+	}
+	return k, nil
 }
