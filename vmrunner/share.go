@@ -95,7 +95,8 @@ func (s *Shares) AddFile(host, guest string, exec bool) error {
 // for directories whose name starts with a dot (.git, .cache) and what is
 // neither a regular file, a directory nor a symlink. Symlinks to regular
 // files are packed as the files they point to; symlinks to directories are
-// left out, so that the walk stays in the tree. It refuses a tree of more
+// left out, so that the walk stays in the tree; so are files shared
+// already at their place (the program). It refuses a tree of more
 // than maxBytes, or maxDirFiles files, naming its largest files.
 func (s *Shares) AddDir(host, guest string, maxBytes int64) error {
 	root, err := filepath.Abs(host)
@@ -136,6 +137,9 @@ func (s *Shares) AddDir(host, guest string, maxBytes int64) error {
 		fi, ok := regularFile(p)
 		if !ok {
 			return nil // a dangling link, a link to a directory, a socket: left out
+		}
+		if s.targets[path.Join(guest, rel)] {
+			return nil // shared already (the program itself): its bind covers it
 		}
 		count++
 		total += fi.Size()

@@ -115,3 +115,25 @@ func TestSharesRefuseReservedAndDuplicates(t *testing.T) {
 		t.Errorf("files %+v", sh.Files)
 	}
 }
+
+// A program inside the directory it runs in is packed once.
+func TestSharesProgramInsideDir(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"bin/prog": strings.Repeat("p", 1000), "testdata/x": "x"})
+	sh := &Shares{}
+	if err := sh.AddFile(filepath.Join(root, "bin/prog"), filepath.Join(root, "bin/prog"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.AddDir(root, root, DefaultMaxDirBytes); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range sh.Files {
+		if f.Source == filepath.Join(root, "bin/prog") {
+			n++
+		}
+	}
+	if n != 1 || sh.Bytes != 1001 {
+		t.Errorf("program packed %d times, %d bytes in all; want once, 1001", n, sh.Bytes)
+	}
+}
