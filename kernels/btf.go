@@ -141,7 +141,7 @@ func unpackBTF(data []byte, where string) ([]byte, error) {
 	tr := tar.NewReader(zr)
 	for {
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: btf: %s holds no .btf file", ErrBadInput, where)
 		}
 		if err != nil {
