@@ -81,7 +81,7 @@ func resolveBTF(ctx context.Context, spec BTFSpec, opts Options) (string, error)
 	var data []byte
 	switch {
 	case spec.URL != "":
-		f := &fetcher{client: opts.Client, log: opts.Logger}
+		f := &fetcher{client: opts.Client, log: opts.Logger, fix: "download the file and give it as btf: {file: …}"}
 		blob, err := opts.Cache.fetchBlob(ctx, f, spec.URL, strings.ToLower(spec.SHA256))
 		if err != nil {
 			return "", fmt.Errorf("btf: %w", err)

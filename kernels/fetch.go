@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,6 +41,9 @@ var errHTTPNotFound = errors.New("404 not found")
 type fetcher struct {
 	client *http.Client
 	log    *slog.Logger
+	// fix says how to point the source elsewhere when the server cannot
+	// be reached; "" means Debian's mirror: key.
+	fix string
 }
 
 // get starts a GET of url. Transport failures and 5xx wrap ErrUnreachable,
@@ -57,7 +61,7 @@ func (f *fetcher) get(ctx context.Context, url string) (*http.Response, error) {
 		if errors.Is(err, ErrNotCached) {
 			return nil, fmt.Errorf("fetch %s: %w", url, ErrNotCached)
 		}
-		return nil, fmt.Errorf("fetch %s: %w (%v); check the network or set mirror: in matrix.yaml", url, ErrUnreachable, err)
+		return nil, fmt.Errorf("fetch %s: %w (%v); check the network or %s", url, ErrUnreachable, err, cmp.Or(f.fix, "set mirror: in matrix.yaml"))
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK:

@@ -223,7 +223,7 @@ func resolveMainline(ctx context.Context, spec MainlineSpec, arch Arch, opts Opt
 	c, log := opts.Cache, opts.Logger
 	bh := sha256.Sum256([]byte(base))
 	indexPath := filepath.Join(c.Dir, "index", "mainline", safeName(fmt.Sprintf("%s_%s_%x", spec.Version, arch.Debian(), bh[:4]))+".json")
-	f := &fetcher{client: opts.Client, log: log}
+	f := &fetcher{client: opts.Client, log: log, fix: "set ubuntu-mainline's url: in matrix.yaml to a mirror"}
 
 	var res mainlineResolution
 	cached := readJSON(indexPath, &res) == nil && len(res.Debs) > 0
@@ -459,7 +459,7 @@ func (f *fetcher) nearestMainline(ctx context.Context, base, version, debArch st
 		}
 		return fmt.Sprintf("v%s.%s.%d", m[1], m[2], p)
 	}
-	quiet := &fetcher{client: f.client, log: slog.New(slog.DiscardHandler)}
+	quiet := &fetcher{client: f.client, log: slog.New(slog.DiscardHandler), fix: f.fix}
 	var near []string
 	for _, side := range [][]int{below, above} {
 		for _, p := range side[:min(3, len(side))] {
