@@ -53,12 +53,16 @@ func run(logger *log.Logger, converse Converse) error {
 		return runShell(ctx, logger)
 	}
 
-	port, err := waitPort(ctx, "/sys", "/dev", protocol.PortName, PortTimeout)
+	port, channel, err := openChannel(ctx, "/sys", logger)
 	if err != nil {
 		return err
 	}
 	defer port.Close()
-	logger.Printf("port %s open after %s", protocol.PortName, time.Since(start).Round(time.Millisecond))
+	if channel == protocol.ChannelConsole {
+		// Said on the channel too: the host logs it.
+		notes = append(notes, protocol.Log{Level: "info", Text: "no virtio console port: messages go over the serial console " + consoleName("/sys")})
+	}
+	logger.Printf("%s channel open after %s", channel, time.Since(start).Round(time.Millisecond))
 
 	release, machine := uname()
 	up, err := uptimeMS("/proc/uptime")

@@ -19,6 +19,7 @@ type Record struct {
 	KernelRelease string          `json:"kernel_release,omitempty"`
 	Source        *Source         `json:"source,omitempty"`
 	Accel         string          `json:"accel,omitempty"`
+	Channel       string          `json:"channel,omitempty"` // the guest's channel: virtio-serial, or console when its kernel has no virtio console
 	Check         string          `json:"check"`
 	Status        protocol.Status `json:"status"`
 	ErrorKind     ErrorKind       `json:"error_kind,omitempty"`

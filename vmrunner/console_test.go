@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vmrunner/vmrunner/protocol"
 )
 
 func TestConsoleSplats(t *testing.T) {
@@ -56,5 +58,42 @@ func TestConsoleLongLinesAndLimit(t *testing.T) {
 	}
 	if !c.hasKind("panic") {
 		t.Errorf("panic at the end of a long line not seen")
+	}
+}
+
+// The console's frames go to the session's channel and out of console.log;
+// the text around them stays; a damaged
+// frame arrives as an error, never as a message.
+func TestConsoleFrames(t *testing.T) {
+	ready := []byte(`{"v":1,"type":"ready","ready":{"agent":"dev"}}`)
+	done := []byte(`{"v":1,"type":"done","done":{"results":0}}`)
+	damaged := protocol.FramePrefix + "5 00000000 eHg=\n" // 2 bytes, not 5: cut short
+	stream := "[    1.0] Run /init as init process\n" + string(protocol.AppendFrame(nil, ready)) +
+		"vmrunner-agent: console channel open\n[ 2.0] partial" + string(protocol.AppendFrame(nil, done)) + damaged + "[ 3.0] reboot: Power down\n"
+	msgs := make(chan guestMsg, 10)
+	stop := make(chan struct{})
+	c := &console{}
+	path := filepath.Join(t.TempDir(), "console.log")
+	if err := c.capture(&consoleFrames{s: protocol.NewFrameScanner(strings.NewReader(stream)), stop: stop, msgs: msgs}, path); err != nil {
+		t.Fatal(err)
+	}
+	close(msgs)
+	var got []string
+	for gm := range msgs {
+		if gm.err != nil {
+			got = append(got, "error")
+			continue
+		}
+		got = append(got, string(gm.m.Type))
+	}
+	if want := "ready done error"; strings.Join(got, " ") != want {
+		t.Errorf("messages %q, want %q", got, want)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[    1.0] Run /init as init process\nvmrunner-agent: console channel open\n[ 2.0] partial[ 3.0] reboot: Power down\n"; string(b) != want {
+		t.Errorf("console.log %q, want %q", b, want)
 	}
 }

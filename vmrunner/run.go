@@ -238,6 +238,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	base.Console = t.Dirname() + "/console.log"
 	base.Splats = out.Splats
 	base.BootMS = out.Boot.Milliseconds()
+	base.Channel = out.Channel
 	if out.Ready != nil {
 		// What the guest says it runs is kept only if it is a plausible release string.
 		if rel := out.Ready.KernelRelease; validRelease(rel) {

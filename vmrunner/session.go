@@ -70,6 +70,9 @@ type session struct {
 	Ready   *protocol.Ready
 	Results []protocol.Result
 	Done    bool
+	// Channel is the channel the guest speaks on, set by its first message
+	// (protocol.ChannelVirtio or protocol.ChannelConsole).
+	Channel string
 
 	running        string // the check the guest announced last
 	started        map[string]bool
@@ -133,6 +136,19 @@ func (s *session) Running() string {
 		return ""
 	}
 	return s.running
+}
+
+// acceptOn takes one message that arrived on channel: the guest speaks on
+// one channel, the one its first message came on, and a message on the
+// other is refused.
+func (s *session) acceptOn(channel string, m protocol.Message, size int) (sessionStep, error) {
+	if s.Channel == "" {
+		s.Channel = channel
+	}
+	if channel != s.Channel {
+		return sessionStep{}, violation("the guest sent a %s message on the %s after speaking on the %s", m.Type, channel, s.Channel)
+	}
+	return s.accept(m, size)
 }
 
 // accept takes one decoded message of size bytes. An error means the guest

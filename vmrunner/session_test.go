@@ -337,3 +337,28 @@ func FuzzSession(f *testing.F) {
 		}
 	})
 }
+
+// The guest speaks on the channel of its first message, port or console,
+// and nothing arrives on the other: a frame on the console of a guest that
+// speaks on the port is refused, and the reverse.
+func TestSessionOneChannel(t *testing.T) {
+	for _, tc := range []struct{ first, second string }{
+		{protocol.ChannelVirtio, protocol.ChannelConsole},
+		{protocol.ChannelConsole, protocol.ChannelVirtio},
+	} {
+		s := newSession(testPlan, t.TempDir(), defaultSessionLimits)
+		g := goodRun().done(3)
+		for _, m := range g.msgs[:3] {
+			if _, err := s.acceptOn(tc.first, m, 100); err != nil {
+				t.Fatalf("%s: %v", tc.first, err)
+			}
+		}
+		if s.Channel != tc.first {
+			t.Errorf("channel %q, want %q", s.Channel, tc.first)
+		}
+		_, err := s.acceptOn(tc.second, g.msgs[3], 100)
+		if want := "result message on the " + tc.second + " after speaking on the " + tc.first; err == nil || !errors.Is(err, errProtocol) || !strings.Contains(err.Error(), want) {
+			t.Errorf("on the %s after the %s: %v, want a protocol error %q", tc.second, tc.first, err, want)
+		}
+	}
+}

@@ -64,6 +64,9 @@ type vmOutcome struct {
 	Boot     time.Duration // QEMU start to the agent's first message
 	Splats   []results.Splat
 	Shutdown string // SHUTDOWN reason from QMP
+	// Channel is the channel the guest spoke on: protocol.ChannelVirtio,
+	// protocol.ChannelConsole, or "" if it said nothing.
+	Channel string
 	// Artifacts maps a result's check name to the files saved for it,
 	// relative to the VM directory.
 	Artifacts map[string][]string
@@ -112,11 +115,19 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		facts.StartErr = err
 		return finish()
 	}
+	// The console also carries the guest's messages when its kernel has no
+	// virtio console (protocol.FramePrefix): they are taken out of
+	// console.log and go to the same session as the port's.
+	frameMsgs := make(chan guestMsg)
+	var conMsgs <-chan guestMsg = frameMsgs
+	stopCon := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := con.capture(&telnetFilter{r: conConn}, filepath.Join(s.Dir, fileConsole)); err != nil && !errors.Is(err, net.ErrClosed) {
+		defer close(frameMsgs)
+		frames := &consoleFrames{s: protocol.NewFrameScanner(&telnetFilter{r: conConn}), stop: stopCon, msgs: frameMsgs}
+		if err := con.capture(frames, filepath.Join(s.Dir, fileConsole)); err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Warn("console capture", "err", err)
 		}
 	}()
@@ -125,6 +136,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 	defer func() {
 		p.Close()
 		stopReading()
+		close(stopCon)
 		wg.Wait()
 	}()
 	if err := p.Resume(); err != nil {
@@ -153,6 +165,67 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 			return
 		}
 		con.waitFor("sysrq: Show Blocked State", 5*time.Second)
+	}
+
+	// handle takes one message from a channel; false ends the loop.
+	handle := func(gm guestMsg, channel string) bool {
+		if gm.err != nil {
+			facts.ProtocolErr = fmt.Errorf("guest channel (%s): %w", channel, gm.err)
+			return false
+		}
+		step, err := sess.acceptOn(channel, gm.m, gm.size)
+		if err != nil {
+			if !errors.Is(err, errProtocol) {
+				log.Warn("guest message", "err", err)
+			}
+			facts.ProtocolErr = err
+			return false
+		}
+		switch {
+		case step.SendPlan:
+			out.Boot = time.Since(p.Started())
+			log.Debug("agent ready", "release", sess.Ready.KernelRelease, "boot", out.Boot)
+			if channel == protocol.ChannelConsole {
+				enc = protocol.NewEncoder(protocol.FrameWriter{W: conConn})
+			} else {
+				enc = protocol.NewEncoder(<-ctl)
+			}
+			if err := enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &s.Plan}); err != nil {
+				facts.ProtocolErr = fmt.Errorf("send plan: %w", err)
+				return false
+			}
+		case step.StartCheck != "":
+			log.Debug("check started", "check", step.StartCheck)
+			checkTimer = nil
+			if step.CheckTimeout > 0 {
+				facts.CheckTimeout = step.CheckTimeout + checkGrace
+				checkTimer = time.After(facts.CheckTimeout)
+			}
+			if s.OnCheck != nil {
+				s.OnCheck(step.StartCheck)
+			}
+		case step.CheckReported:
+			checkTimer = nil
+		case step.SendBye:
+			checkTimer = nil
+			_ = enc.Send(protocol.Message{Type: protocol.TypeBye})
+			byeTimer = time.After(byeGrace)
+		case step.Log != nil:
+			log.Debug("guest log", "level", step.Log.Level, "text", step.Log.Text)
+			if step.Log.Level == protocol.LogProgress && s.OnProgress != nil {
+				s.OnProgress(text.Truncate(step.Log.Text, 120))
+			}
+		}
+		return true
+	}
+	// inUseEnded reports whether the channel in use (the port until the
+	// guest has spoken) has ended: when it ends after QEMU's end, nothing
+	// more can come; before, QEMU's end says why.
+	inUseEnded := func() bool {
+		if sess.Channel == protocol.ChannelConsole {
+			return conMsgs == nil
+		}
+		return msgs == nil
 	}
 
 loop:
@@ -186,59 +259,29 @@ loop:
 			facts.observe(ev)
 		case gm, ok := <-msgs:
 			if !ok {
-				// The guest closed the channel; QEMU's end says why.
 				msgs = nil
-				if exited == nil {
+				if exited == nil && inUseEnded() {
 					break loop
 				}
 				continue
 			}
-			if gm.err != nil {
-				facts.ProtocolErr = fmt.Errorf("guest channel: %w", gm.err)
+			if !handle(gm, protocol.ChannelVirtio) {
 				break loop
 			}
-			step, err := sess.accept(gm.m, gm.size)
-			if err != nil {
-				if !errors.Is(err, errProtocol) {
-					log.Warn("guest message", "err", err)
-				}
-				facts.ProtocolErr = err
-				break loop
-			}
-			switch {
-			case step.SendPlan:
-				out.Boot = time.Since(p.Started())
-				log.Debug("agent ready", "release", sess.Ready.KernelRelease, "boot", out.Boot)
-				enc = protocol.NewEncoder(<-ctl)
-				if err := enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &s.Plan}); err != nil {
-					facts.ProtocolErr = fmt.Errorf("send plan: %w", err)
+		case gm, ok := <-conMsgs:
+			if !ok {
+				conMsgs = nil
+				if exited == nil && inUseEnded() {
 					break loop
 				}
-			case step.StartCheck != "":
-				log.Debug("check started", "check", step.StartCheck)
-				checkTimer = nil
-				if step.CheckTimeout > 0 {
-					facts.CheckTimeout = step.CheckTimeout + checkGrace
-					checkTimer = time.After(facts.CheckTimeout)
-				}
-				if s.OnCheck != nil {
-					s.OnCheck(step.StartCheck)
-				}
-			case step.CheckReported:
-				checkTimer = nil
-			case step.SendBye:
-				checkTimer = nil
-				_ = enc.Send(protocol.Message{Type: protocol.TypeBye})
-				byeTimer = time.After(byeGrace)
-			case step.Log != nil:
-				log.Debug("guest log", "level", step.Log.Level, "text", step.Log.Text)
-				if step.Log.Level == protocol.LogProgress && s.OnProgress != nil {
-					s.OnProgress(text.Truncate(step.Log.Text, 120))
-				}
+				continue
+			}
+			if !handle(gm, protocol.ChannelConsole) {
+				break loop
 			}
 		case <-exited:
 			exited = nil
-			if msgs == nil {
+			if inUseEnded() {
 				break loop
 			}
 			drain = time.After(drainGrace)
@@ -258,7 +301,7 @@ loop:
 	}
 	sess.close()
 	out.Ready, out.Results, out.Done, out.Artifacts = sess.Ready, sess.Results, sess.Done, sess.Artifacts()
-	out.Splats, out.Shutdown = con.Splats(), facts.Shutdown
+	out.Splats, out.Shutdown, out.Channel = con.Splats(), facts.Shutdown, sess.Channel
 	facts.Ready, facts.Done, facts.Running = sess.Ready != nil, sess.Done, sess.Running()
 	facts.Exit, facts.Stderr, facts.Console = p.Exit(), p.Stderr(), con.snapshot()
 	facts.TaskDump = facts.Console.line("sysrq: Show State") != ""

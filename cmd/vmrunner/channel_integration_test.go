@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/kernels"
+)
+
+// TestConsoleChannel boots Debian 12's 6.1 kernels with their module tree
+// trimmed of virtio_console.ko, as a kernel without a virtio console: the
+// agent must fall back to the serial console on its own, the btf check
+// must pass over it, every record must name the console as the channel,
+// and console.log must keep the kernel's text without the frames.
+func TestConsoleChannel(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	var matrix strings.Builder
+	matrix.WriteString("kernels:\n")
+	for _, arch := range []kernels.Arch{kernels.X86_64, kernels.ARM64} {
+		k, err := kernels.Resolve(context.Background(), "fixture", kernels.Spec{Debian: &kernels.DebianSpec{Suite: "bookworm"}}, arch, kernels.Options{})
+		if err != nil {
+			t.Fatalf("resolve Debian bookworm for %s: %v", arch, err)
+		}
+		mods := filepath.Join(dir, string(arch))
+		kept, dropped := 0, 0
+		for _, f := range kerneltest.Files(t, k, kerneltest.ModulesOnly) {
+			if strings.Contains(filepath.Base(f.Name), "virtio_console") {
+				dropped++
+				continue
+			}
+			p := filepath.Join(mods, filepath.FromSlash(f.Name))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			kept++
+		}
+		if dropped != 1 {
+			t.Fatalf("%s: %d virtio_console files dropped, want 1: the kernel must have it as a module for this test", arch, dropped)
+		}
+		t.Logf("%s %s: %d module files kept, virtio_console.ko removed", arch, k.Release, kept)
+		matrix.WriteString(`  - {name: no-vcon-` + string(arch) + `, arch: ` + string(arch) + `, source: {file: {kernel: "` + k.Image + `", modules: "` + filepath.Join(mods, "lib", "modules", k.Release) + `", config: "` + k.Config + `"}}}` + "\n")
+	}
+	matrix.WriteString("checks: [btf]\n")
+	mf := filepath.Join(dir, "matrix.yaml")
+	if err := os.WriteFile(mf, []byte(matrix.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "results")
+	res := vmrunnerCLI(t, "run", "--out", out, mf)
+	if res.code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", res.code, res.stderr)
+	}
+	var r struct {
+		Results []struct {
+			Kernel, Arch, Check, Status, Message, Channel, Console string
+		} `json:"results"`
+	}
+	runDir := readLatest(t, out, &r)
+	if len(r.Results) != 2 {
+		t.Fatalf("%d records, want 2 (btf on each arch): %+v", len(r.Results), r.Results)
+	}
+	for _, rec := range r.Results {
+		if rec.Check != "btf" || rec.Status != "pass" || rec.Channel != "console" {
+			t.Errorf("%s/%s: %s %s channel %q, want btf pass over the console", rec.Kernel, rec.Arch, rec.Check, rec.Status, rec.Channel)
+		}
+		con, err := os.ReadFile(filepath.Join(runDir, rec.Console))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"Linux version", "no virtio console driver", "speaking over the serial console"} {
+			if !strings.Contains(string(con), want) {
+				t.Errorf("%s console.log lacks %q", rec.Arch, want)
+			}
+		}
+		if strings.Contains(string(con), "=vmrunner1=") {
+			t.Errorf("%s console.log holds frames: they are messages, not console text", rec.Arch)
+		}
+	}
+	t.Logf("records: %+v", r.Results)
+}

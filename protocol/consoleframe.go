@@ -1,0 +1,233 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"strconv"
+)
+
+// The console channel: a kernel without a virtio console (neither built in
+// nor a module) still has its serial console, ttyS0 or ttyAMA0, shared with
+// the kernel's own messages. There the same messages travel as frames, one
+// per line:
+//
+//	=vmrunner1= <length> <crc32> <base64 of the message's JSON>\n
+//
+// length is the decoded message's size in bytes, crc32 its IEEE checksum in
+// 8 hex digits. The prefix tells a frame from kernel text, base64 keeps the
+// frame free of bytes a tty or telnet would change, and the length and the
+// checksum make a frame cut or mixed with kernel text an error rather than a
+// message: text is never taken for a message.
+const (
+	// FramePrefix starts every frame. It may follow other text on a line
+	// (a kernel message without its newline).
+	FramePrefix = "=vmrunner1= "
+	// ChannelVirtio and ChannelConsole name the channel a conversation used.
+	ChannelVirtio  = "virtio-serial"
+	ChannelConsole = "console"
+)
+
+// maxFrameLine bounds a frame line after its prefix: the base64 of the
+// largest message with its length and checksum.
+var maxFrameLine = base64.StdEncoding.EncodedLen(MaxMessageSize) + 32
+
+// AppendFrame appends msg (a message's JSON, without its newline) to dst as
+// one frame line.
+func AppendFrame(dst, msg []byte) []byte {
+	dst = append(dst, FramePrefix...)
+	dst = strconv.AppendInt(dst, int64(len(msg)), 10)
+	dst = append(dst, ' ')
+	dst = fmt.Appendf(dst, "%08x ", crc32.ChecksumIEEE(msg))
+	dst = base64.StdEncoding.AppendEncode(dst, msg)
+	return append(dst, '\n')
+}
+
+// parseFrame decodes a frame line after its prefix, newline excluded.
+func parseFrame(body []byte) ([]byte, error) {
+	body = bytes.TrimRight(body, "\r")
+	fields := bytes.Fields(body)
+	if len(fields) != 3 {
+		return nil, fmt.Errorf("console frame: %w: %d fields, want 3", ErrMalformed, len(fields))
+	}
+	n, err := strconv.Atoi(string(fields[0]))
+	if err != nil || n < 0 || n > MaxMessageSize {
+		return nil, fmt.Errorf("console frame: %w: bad length %.16q", ErrMalformed, fields[0])
+	}
+	sum, err := strconv.ParseUint(string(fields[1]), 16, 32)
+	if err != nil || len(fields[1]) != 8 {
+		return nil, fmt.Errorf("console frame: %w: bad checksum %.16q", ErrMalformed, fields[1])
+	}
+	msg, err := base64.StdEncoding.AppendDecode(nil, fields[2])
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("console frame: %w: %v", ErrMalformed, err)
+	case len(msg) != n:
+		return nil, fmt.Errorf("console frame: %w: %d bytes, its header says %d (cut or mixed with other text)", ErrMalformed, len(msg), n)
+	case crc32.ChecksumIEEE(msg) != uint32(sum):
+		return nil, fmt.Errorf("console frame: %w: checksum mismatch (mixed with other text)", ErrMalformed)
+	}
+	return msg, nil
+}
+
+// FrameChunk is what a FrameScanner found next: text that is no frame, or
+// a frame's message (Frame, its JSON) and the frame's size on the wire.
+// Err is set for a frame that could not be decoded; the scanner goes on.
+type FrameChunk struct {
+	Text  []byte
+	Frame []byte
+	Size  int
+	Err   error
+}
+
+// FrameScanner splits a console stream into text and frames. Text comes
+// out as it arrives (held back only while it may be the start of a
+// prefix), so that it can be logged as it is; frames are bounded by
+// MaxMessageSize.
+type FrameScanner struct {
+	r       io.Reader
+	buf     []byte // bytes read and not yet returned
+	frame   []byte // the frame line being gathered, after its prefix
+	inFrame bool
+	discard bool // the frame is too large: skip to its end
+	err     error
+	rbuf    []byte
+}
+
+// NewFrameScanner returns a scanner reading r.
+func NewFrameScanner(r io.Reader) *FrameScanner {
+	return &FrameScanner{r: r, rbuf: make([]byte, 32<<10)}
+}
+
+// Next returns the next chunk, or the read error that ended the stream
+// (io.EOF at its end) once everything before it was returned.
+func (s *FrameScanner) Next() (FrameChunk, error) {
+	for {
+		if c, ok := s.step(); ok {
+			return c, nil
+		}
+		if s.err != nil {
+			if s.inFrame {
+				s.inFrame = false
+				return FrameChunk{Size: len(FramePrefix) + len(s.frame), Err: fmt.Errorf("console frame: %w: cut by the end of the stream", ErrMalformed)}, nil
+			}
+			if len(s.buf) > 0 {
+				t := s.buf
+				s.buf = nil
+				return FrameChunk{Text: t}, nil
+			}
+			return FrameChunk{}, s.err
+		}
+		n, err := s.r.Read(s.rbuf)
+		s.buf = append(s.buf, s.rbuf[:n]...)
+		s.err = err
+	}
+}
+
+// step returns a chunk from what was read, if there is one.
+func (s *FrameScanner) step() (FrameChunk, bool) {
+	for len(s.buf) > 0 {
+		if s.inFrame {
+			i := bytes.IndexByte(s.buf, '\n')
+			if i < 0 {
+				if !s.discard {
+					s.frame = append(s.frame, s.buf...)
+				}
+				s.buf = s.buf[:0]
+				if !s.discard && len(s.frame) > maxFrameLine {
+					s.discard, s.frame = true, nil
+					return FrameChunk{Size: maxFrameLine, Err: fmt.Errorf("console frame: %w (more than %d bytes)", ErrTooLarge, MaxMessageSize)}, true
+				}
+				return FrameChunk{}, false
+			}
+			line := s.buf[:i]
+			s.buf = s.buf[i+1:]
+			s.inFrame = false
+			if s.discard {
+				s.discard = false
+				continue
+			}
+			body := append(s.frame, line...)
+			s.frame = nil
+			c := FrameChunk{Size: len(FramePrefix) + len(body) + 1}
+			if len(body) > maxFrameLine {
+				c.Err = fmt.Errorf("console frame: %w (more than %d bytes)", ErrTooLarge, MaxMessageSize)
+				return c, true
+			}
+			c.Frame, c.Err = parseFrame(body)
+			return c, true
+		}
+		i := bytes.Index(s.buf, []byte(FramePrefix))
+		switch {
+		case i == 0:
+			s.buf = s.buf[len(FramePrefix):]
+			s.inFrame = true
+			continue
+		case i > 0:
+			return s.text(i), true
+		}
+		// Hold back what may be the start of a prefix cut by the read.
+		keep := 0
+		for k := min(len(FramePrefix)-1, len(s.buf)); k > 0; k-- {
+			if bytes.HasSuffix(s.buf, []byte(FramePrefix[:k])) {
+				keep = k
+				break
+			}
+		}
+		if keep == len(s.buf) {
+			return FrameChunk{}, false
+		}
+		return s.text(len(s.buf) - keep), true
+	}
+	return FrameChunk{}, false
+}
+
+// text returns the first n bytes of buf as text.
+func (s *FrameScanner) text(n int) FrameChunk {
+	t := append([]byte(nil), s.buf[:n]...)
+	s.buf = append(s.buf[:0], s.buf[n:]...)
+	return FrameChunk{Text: t}
+}
+
+// FrameWriter frames what is written to it: each Write is one message's
+// JSON line (an Encoder writes one per message) and goes out as one frame
+// in one write.
+type FrameWriter struct{ W io.Writer }
+
+func (f FrameWriter) Write(p []byte) (int, error) {
+	if _, err := f.W.Write(AppendFrame(nil, bytes.TrimRight(p, "\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// FrameReader reads the messages framed in a console stream as the JSON
+// lines a Decoder reads, skipping all other text. A frame that cannot be
+// decoded ends the stream with its error.
+type FrameReader struct {
+	s       *FrameScanner
+	pending []byte
+}
+
+// NewFrameReader returns a FrameReader reading r.
+func NewFrameReader(r io.Reader) *FrameReader { return &FrameReader{s: NewFrameScanner(r)} }
+
+func (f *FrameReader) Read(p []byte) (int, error) {
+	for len(f.pending) == 0 {
+		c, err := f.s.Next()
+		if err != nil {
+			return 0, err
+		}
+		if c.Err != nil {
+			return 0, c.Err
+		}
+		if c.Frame != nil {
+			f.pending = append(c.Frame, '\n')
+		}
+	}
+	n := copy(p, f.pending)
+	f.pending = f.pending[n:]
+	return n, nil
+}

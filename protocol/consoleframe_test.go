@@ -1,0 +1,120 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// scanAll returns the text and the frames a scanner finds in stream, read
+// one byte at a time so that every prefix is cut by a read.
+func scanAll(t *testing.T, stream []byte) (string, []string, []error) {
+	t.Helper()
+	s := NewFrameScanner(iotest.OneByteReader(bytes.NewReader(stream)))
+	var text strings.Builder
+	var frames []string
+	var errs []error
+	for {
+		c, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			return text.String(), frames, errs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		text.Write(c.Text)
+		switch {
+		case c.Err != nil:
+			errs = append(errs, c.Err)
+		case c.Frame != nil:
+			frames = append(frames, string(c.Frame))
+		}
+	}
+}
+
+func TestFrameScanner(t *testing.T) {
+	msg := []byte(`{"v":1,"type":"ready","ready":{}}`)
+	frame := string(AppendFrame(nil, msg))
+	bad := strings.Replace(frame, "eyJ", "eyK", 1) // one character changed: the checksum fails
+	cut := frame[:len(frame)/2] + "\n"
+	for _, tc := range []struct {
+		name, stream, text string
+		frames             []string
+		errs               int
+	}{
+		{"text only", "[    0.1] Linux version 6.1\nno newline", "[    0.1] Linux version 6.1\nno newline", nil, 0},
+		{"a frame between lines", "boot\n" + frame + "after\n", "boot\nafter\n", []string{string(msg)}, 0},
+		{"a frame after text without newline", "[ 1.2] partial" + frame + frame, "[ 1.2] partial", []string{string(msg), string(msg)}, 0},
+		{"a prefix-like text", "=vmrunner1 is not it\n=vmrun", "=vmrunner1 is not it\n=vmrun", nil, 0},
+		{"a damaged frame", bad + frame, "", []string{string(msg)}, 1},
+		{"a frame cut by kernel text", cut + frame, "", []string{string(msg)}, 1},
+		{"a frame cut by the end", frame[:20], "", nil, 1},
+		{"CRLF", strings.TrimSuffix(frame, "\n") + "\r\nx", "x", []string{string(msg)}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text, frames, errs := scanAll(t, []byte(tc.stream))
+			if text != tc.text {
+				t.Errorf("text %q, want %q", text, tc.text)
+			}
+			if strings.Join(frames, "|") != strings.Join(tc.frames, "|") {
+				t.Errorf("frames %q, want %q", frames, tc.frames)
+			}
+			if len(errs) != tc.errs {
+				t.Errorf("errors %v, want %d", errs, tc.errs)
+			}
+			for _, err := range errs {
+				if !errors.Is(err, ErrMalformed) {
+					t.Errorf("error %v is not ErrMalformed", err)
+				}
+			}
+		})
+	}
+}
+
+func TestFrameScannerTooLarge(t *testing.T) {
+	huge := FramePrefix + "1 00000000 " + strings.Repeat("A", maxFrameLine+10) + "\n"
+	_, frames, errs := scanAll(t, []byte(huge+string(AppendFrame(nil, []byte("{}")))))
+	if len(errs) != 1 || !errors.Is(errs[0], ErrTooLarge) {
+		t.Errorf("errors %v, want one ErrTooLarge", errs)
+	}
+	if len(frames) != 1 || frames[0] != "{}" {
+		t.Errorf("frames %q, want the frame after the large one", frames)
+	}
+}
+
+// TestFrameRoundTrip: an Encoder writing through a FrameWriter and a
+// Decoder reading through a FrameReader, kernel text between the frames.
+func TestFrameRoundTrip(t *testing.T) {
+	var wire bytes.Buffer
+	enc := NewEncoder(FrameWriter{W: &wire})
+	sent := []Message{
+		{Type: TypeReady, Ready: &Ready{Agent: "a", KernelRelease: "6.1.0-1-amd64"}},
+		{Type: TypeLog, Log: &Log{Level: "info", Text: "line\nwith =vmrunner1= and \x1b[31m"}},
+		{Type: TypeDone, Done: &Done{Results: 0}},
+	}
+	for _, m := range sent {
+		wire.WriteString("[    2.0] random: crng init done\n")
+		if err := enc.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := NewDecoder(NewFrameReader(&wire))
+	for _, want := range sent {
+		m, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Type != want.Type {
+			t.Fatalf("got %s, want %s", m.Type, want.Type)
+		}
+	}
+	if m, err := dec.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the last frame: %v %v, want EOF", m, err)
+	}
+	if m, _ := NewDecoder(NewFrameReader(strings.NewReader(string(AppendFrame(nil, []byte(`{"v":1,"type":"log","log":{"level":"info","text":"x"}}`)))))).Next(); m.Log == nil || m.Log.Text != "x" {
+		t.Errorf("decoded %+v", m)
+	}
+}
