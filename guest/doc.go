@@ -2,7 +2,9 @@
 //
 // Main prepares the VM (mounts, console, kernel modules listed by the
 // initramfs, see package initramfs), opens the virtio-serial port named
-// protocol.PortName and speaks the protocol described in package protocol:
+// protocol.PortName (or, on a kernel with no virtio console, the serial
+// console: channel_linux.go) and speaks the protocol described in package
+// protocol:
 //
 //	ready → (plan) → check-start, result per check → done → (bye)
 //

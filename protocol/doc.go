@@ -1,7 +1,11 @@
 // Package protocol holds the messages exchanged between the host controller
 // and the guest agent over the virtio-serial port, and their framing.
 //
-// Framing is one JSON object per line ("JSON lines"). Every message carries
+// Framing is one JSON object per line ("JSON lines"). On a kernel with no
+// virtio console the same lines travel over the serial console, each as one
+// frame line among the kernel's text (consoleframe.go): a prefix, the
+// length, a CRC-32 and the base64 of the line, so that text is never taken
+// for a message and a frame cut by text is refused. Every message carries
 // the protocol version; a reader rejects a line longer than MaxMessageSize,
 // a version it does not speak, an unknown type, or a message whose payload
 // does not match its type. The host treats everything it reads as untrusted:

@@ -304,7 +304,9 @@ loop:
 	out.Splats, out.Shutdown, out.Channel = con.Splats(), facts.Shutdown, sess.Channel
 	facts.Ready, facts.Done, facts.Running = sess.Ready != nil, sess.Done, sess.Running()
 	facts.Exit, facts.Stderr, facts.Console = p.Exit(), p.Stderr(), con.snapshot()
-	facts.TaskDump = facts.Console.line("sysrq: Show State") != ""
+	// On the console channel the kernel's console is quiet: SysRq prints
+	// its header line there, not the dump.
+	facts.TaskDump = facts.Console.line("sysrq: Show State") != "" && sess.Channel != protocol.ChannelConsole
 	return finish()
 }
 
