@@ -15,12 +15,15 @@ import (
 // trimmed of virtio_console.ko, as a kernel without a virtio console: the
 // agent must fall back to the serial console on its own, the btf check
 // must pass over it, every record must name the console as the channel,
-// and console.log must keep the kernel's text without the frames.
+// and console.log must keep the kernel's text without the frames. A panic
+// on arm64 (seen on the console alone: no pvpanic) is still a panic there:
+// the quiet console still shows it.
 func TestConsoleChannel(t *testing.T) {
 	integration(t)
 	dir := t.TempDir()
 	var matrix strings.Builder
 	matrix.WriteString("kernels:\n")
+	lines := map[kernels.Arch]string{}
 	for _, arch := range []kernels.Arch{kernels.X86_64, kernels.ARM64} {
 		k, err := kernels.Resolve(context.Background(), "fixture", kernels.Spec{Debian: &kernels.DebianSpec{Suite: "bookworm"}}, arch, kernels.Options{})
 		if err != nil {
@@ -46,7 +49,8 @@ func TestConsoleChannel(t *testing.T) {
 			t.Fatalf("%s: %d virtio_console files dropped, want 1: the kernel must have it as a module for this test", arch, dropped)
 		}
 		t.Logf("%s %s: %d module files kept, virtio_console.ko removed", arch, k.Release, kept)
-		matrix.WriteString(`  - {name: no-vcon-` + string(arch) + `, arch: ` + string(arch) + `, source: {file: {kernel: "` + k.Image + `", modules: "` + filepath.Join(mods, "lib", "modules", k.Release) + `", config: "` + k.Config + `"}}}` + "\n")
+		lines[arch] = `  - {name: no-vcon-` + string(arch) + `, arch: ` + string(arch) + `, source: {file: {kernel: "` + k.Image + `", modules: "` + filepath.Join(mods, "lib", "modules", k.Release) + `", config: "` + k.Config + `"}}}` + "\n"
+		matrix.WriteString(lines[arch])
 	}
 	matrix.WriteString("checks: [btf]\n")
 	mf := filepath.Join(dir, "matrix.yaml")
@@ -85,4 +89,34 @@ func TestConsoleChannel(t *testing.T) {
 		}
 	}
 	t.Logf("records: %+v", r.Results)
+
+	panicMatrix := filepath.Join(dir, "panic.yaml")
+	if err := os.WriteFile(panicMatrix, []byte("kernels:\n"+lines[kernels.ARM64]+"checks:\n  - selftest: {action: panic}\n  - btf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = vmrunnerCLI(t, "run", "--out", out, panicMatrix)
+	if res.code != 3 {
+		t.Errorf("panic: exit %d, want 3", res.code)
+	}
+	var p struct {
+		Results []struct {
+			Check, Status, Message, Channel, Console string
+			ErrorKind                                string `json:"error_kind"`
+		} `json:"results"`
+	}
+	runDir = readLatest(t, out, &p)
+	if len(p.Results) != 3 {
+		t.Fatalf("panic: %d records, want selftest, btf and vm: %+v", len(p.Results), p.Results)
+	}
+	for _, rec := range p.Results {
+		if rec.Status != "error" || rec.Channel != "console" {
+			t.Errorf("panic: %s %s %q channel %q, want an error over the console", rec.Check, rec.Status, rec.Message, rec.Channel)
+		}
+	}
+	if st := p.Results[0]; st.ErrorKind != "panic" || !strings.Contains(st.Message, "sysrq triggered crash") {
+		t.Errorf("panic: selftest %s/%s %q, want error/panic with the panic line", st.Status, st.ErrorKind, st.Message)
+	}
+	if con, err := os.ReadFile(filepath.Join(runDir, p.Results[0].Console)); err != nil || !strings.Contains(string(con), "Kernel panic") {
+		t.Errorf("panic: console.log lacks the panic (%v)", err)
+	}
 }
