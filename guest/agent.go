@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -26,8 +27,9 @@ const (
 type Agent struct {
 	// Ready is sent first.
 	Ready protocol.Ready
-	// Notes are sent as log messages right after Ready: what went wrong
-	// before the port was open, such as modules that failed to load.
+	// Notes go into Ready (protocol.Ready.Notes): what went wrong before
+	// the port was open, such as modules that failed to load. Past
+	// protocol's bounds they are cut.
 	Notes []protocol.Log
 	// Checks maps check names to implementations; nil means the agent's
 	// own registry, from protocol's table.
@@ -72,13 +74,9 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 	setRawPort(conn)
 	defer setRawPort(nil)
 	ready := a.Ready
+	ready.Notes = boundNotes(a.Notes)
 	if err := enc.Send(protocol.Message{Type: protocol.TypeReady, Ready: &ready}); err != nil {
 		return fmt.Errorf("send ready: %w", err)
-	}
-	for _, n := range a.Notes {
-		if err := enc.Send(protocol.Message{Type: protocol.TypeLog, Log: &n}); err != nil {
-			return fmt.Errorf("send log: %w", err)
-		}
 	}
 
 	// Read only once ready is out: a virtio port reads EOF until the host
@@ -137,6 +135,25 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 		logger.Printf("expected bye, got %s message", in.msg.Type)
 	}
 	return nil
+}
+
+// boundNotes cuts notes to what a ready message may carry.
+func boundNotes(notes []protocol.Log) []protocol.Log {
+	if len(notes) > protocol.MaxNotes {
+		notes = append(notes[:protocol.MaxNotes-1:protocol.MaxNotes-1],
+			protocol.Log{Level: "warn", Text: fmt.Sprintf("%d more notes left out", len(notes)-protocol.MaxNotes+1)})
+	}
+	out := make([]protocol.Log, len(notes))
+	for i, n := range notes {
+		if len(n.Text) > protocol.MaxNoteBytes {
+			n.Text = text.Truncate(n.Text, protocol.MaxNoteBytes-4)
+		}
+		if len(n.Level) > 16 {
+			n.Level = n.Level[:16]
+		}
+		out[i] = n
+	}
+	return out
 }
 
 // runPlan takes the plan's host state and files, says prepared, runs the

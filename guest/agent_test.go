@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -109,11 +111,14 @@ func TestAgentPlan(t *testing.T) {
 	h, errc := startAgent(t, a)
 
 	ready := h.expect(protocol.TypeReady).Ready
-	if *ready != a.Ready {
+	notes := ready.Notes
+	ready.Notes = nil
+	if !reflect.DeepEqual(*ready, a.Ready) {
 		t.Errorf("ready = %+v, want %+v", *ready, a.Ready)
 	}
-	if l := h.expect(protocol.TypeLog).Log; l.Level != "error" || !strings.Contains(l.Text, "x.ko") {
-		t.Errorf("note = %+v", l)
+	// The notes travel in ready: nothing follows it until the plan.
+	if len(notes) != 1 || notes[0].Level != "error" || !strings.Contains(notes[0].Text, "x.ko") {
+		t.Errorf("notes = %+v", notes)
 	}
 
 	d := func(s string) protocol.Duration { v, _ := time.ParseDuration(s); return protocol.Duration(v) }
@@ -239,6 +244,25 @@ func TestAgentResultTooLarge(t *testing.T) {
 	if err := wait(t, errc); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Notes past the protocol's bounds are cut, not a reason to fail.
+func TestAgentNotesBounded(t *testing.T) {
+	notes := make([]protocol.Log, protocol.MaxNotes+10)
+	for i := range notes {
+		notes[i] = protocol.Log{Level: "error", Text: strings.Repeat("é", protocol.MaxNoteBytes)}
+	}
+	h, errc := startAgent(t, &Agent{Notes: notes, PlanTimeout: 50 * time.Millisecond})
+	got := h.expect(protocol.TypeReady).Ready.Notes
+	if len(got) != protocol.MaxNotes || !strings.Contains(got[len(got)-1].Text, "11 more notes left out") {
+		t.Errorf("%d notes, the last %q", len(got), got[len(got)-1].Text)
+	}
+	for _, n := range got {
+		if len(n.Text) > protocol.MaxNoteBytes || !utf8.ValidString(n.Text) {
+			t.Fatalf("note of %d bytes", len(n.Text))
+		}
+	}
+	_ = wait(t, errc) // no plan: it times out
 }
 
 // decodeParams decodes a test check's parameters strictly into v; empty or

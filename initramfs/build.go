@@ -368,3 +368,15 @@ func hashAgent(path string) (agentFile, error) {
 	agentHashes.Store(k, a.sum)
 	return a, nil
 }
+
+// Digest returns the SHA-256 of an archive Build returned, from the seal
+// Build checked (the archive's .sha256), or by reading the archive when it
+// has none (a per-run archive).
+func Digest(path string) (string, error) {
+	if b, err := os.ReadFile(path + ".sha256"); err == nil {
+		if sum := strings.TrimSpace(string(b)); len(sum) == 64 {
+			return sum, nil
+		}
+	}
+	return kernels.FileSHA256(path)
+}

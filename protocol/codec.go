@@ -28,11 +28,23 @@ type Encoder struct {
 // NewEncoder returns an Encoder writing to w.
 func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
 
-// Send frames and writes m, filling in the version.
+// Send frames and writes m, filling in the version. A file message's data
+// follows its line raw (see FileChunk).
 func (e *Encoder) Send(m Message) error {
+	if m.Type == TypeFile && m.File != nil {
+		c := *m.File
+		c.Size = len(c.Data)
+		m.File = &c
+	}
 	b, err := frame(m)
 	if err != nil {
 		return err
+	}
+	if m.Type == TypeFile && m.File != nil {
+		// The data, then a newline: the stream stays one of lines (the
+		// Decoder skips the blank one), and a FrameWriter, which takes
+		// one newline off each write, frames the data whole.
+		b = append(append(b, m.File.Data...), '\n')
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -75,9 +87,10 @@ func NewDecoder(r io.Reader) *Decoder {
 	return &Decoder{r: bufio.NewReaderSize(r, 64<<10)}
 }
 
-// Next reads the next message. Blank lines are skipped. It returns io.EOF at a
-// clean end of stream and a wrapped ErrTooLarge, ErrMalformed or ErrBadVersion
-// for input it will not accept; after ErrTooLarge the stream is unusable.
+// Next reads the next message, and a file message's data after it. Blank
+// lines are skipped. It returns io.EOF at a clean end of stream and a
+// wrapped ErrTooLarge, ErrMalformed or ErrBadVersion for input it will not
+// accept; after ErrTooLarge the stream is unusable.
 func (d *Decoder) Next() (Message, error) {
 	for {
 		line, err := d.readLine()
@@ -88,7 +101,16 @@ func (d *Decoder) Next() (Message, error) {
 		if len(line) == 0 {
 			continue
 		}
-		return Parse(line)
+		m, err := Parse(line)
+		if err != nil || m.Type != TypeFile {
+			return m, err
+		}
+		// Parse bounded the size.
+		m.File.Data = make([]byte, m.File.Size)
+		if _, err := io.ReadFull(d.r, m.File.Data); err != nil {
+			return Message{}, fmt.Errorf("read file data: %w: %v", ErrMalformed, err)
+		}
+		return m, nil
 	}
 }
 
@@ -146,7 +168,18 @@ func (m Message) validate() error {
 	var ok bool
 	switch m.Type {
 	case TypeReady:
-		ok = m.Ready != nil
+		if m.Ready == nil {
+			return errors.New("missing ready payload")
+		}
+		if len(m.Ready.Notes) > MaxNotes {
+			return fmt.Errorf("%d notes, more than %d", len(m.Ready.Notes), MaxNotes)
+		}
+		for _, n := range m.Ready.Notes {
+			if len(n.Text) > MaxNoteBytes || len(n.Level) > 16 {
+				return fmt.Errorf("note of %d bytes, more than %d", len(n.Text), MaxNoteBytes)
+			}
+		}
+		ok = true
 	case TypePlan:
 		if m.Plan == nil {
 			return errors.New("missing plan payload")

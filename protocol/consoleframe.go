@@ -197,7 +197,7 @@ func (s *FrameScanner) text(n int) FrameChunk {
 type FrameWriter struct{ W io.Writer }
 
 func (f FrameWriter) Write(p []byte) (int, error) {
-	if _, err := f.W.Write(AppendFrame(nil, bytes.TrimRight(p, "\n"))); err != nil {
+	if _, err := f.W.Write(AppendFrame(nil, bytes.TrimSuffix(p, []byte("\n")))); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -118,3 +118,25 @@ func TestFrameRoundTrip(t *testing.T) {
 		t.Errorf("decoded %+v", m)
 	}
 }
+
+// A file chunk crosses the console channel whole, newlines at the end of
+// its data included.
+func TestFrameFileChunk(t *testing.T) {
+	var wire bytes.Buffer
+	enc := NewEncoder(FrameWriter{W: &wire})
+	data := []byte("ELF\x00\n\nends with newlines\n\n")
+	if err := enc.Send(Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/objects/a.o", Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Send(Message{Type: TypeBye}); err != nil {
+		t.Fatal(err)
+	}
+	dec := NewDecoder(NewFrameReader(&wire))
+	m, err := dec.Next()
+	if err != nil || m.Type != TypeFile || !bytes.Equal(m.File.Data, data) {
+		t.Fatalf("chunk = %+v, %v", m.File, err)
+	}
+	if m, err := dec.Next(); err != nil || m.Type != TypeBye {
+		t.Fatalf("after the chunk: %v, %v", m.Type, err)
+	}
+}

@@ -19,7 +19,7 @@ func validHost() *HostState {
 // A plan with its host state and files, a chunk of the largest size with
 // the longest path, and the guest's answer go through the codec unchanged.
 func TestPlanFilesRoundTrip(t *testing.T) {
-	longPath := GuestFilesRoot + strings.Repeat("a", 256-len(GuestFilesRoot))
+	longPath := GuestFilesRoot + strings.Repeat("a", 1024-len(GuestFilesRoot))
 	saved := time.Now().Add(-time.Hour).UnixNano()
 	msgs := []Message{
 		{Type: TypePlan, Plan: &Plan{
@@ -37,6 +37,11 @@ func TestPlanFilesRoundTrip(t *testing.T) {
 		if err := enc.Send(m); err != nil {
 			t.Fatalf("send %s: %v", m.Type, err)
 		}
+	}
+	// The chunk's data follows its line raw: the stream is not much
+	// longer than the data.
+	if buf.Len() > FileChunkSize+MaxEntropy*2+3*len(longPath)+2048 {
+		t.Errorf("%d bytes on the wire for a chunk of %d", buf.Len(), FileChunkSize)
 	}
 	dec := NewDecoder(&buf)
 	for _, want := range msgs {
@@ -107,10 +112,10 @@ func TestPlanFilesRejects(t *testing.T) {
 		{"bad sha", plan(func(p *Plan) {
 			p.Files = []FileSpec{{Path: "/vmrunner/a", SHA256: strings.ToUpper(sum0), Mode: FileMode}}
 		})},
-		{"chunk outside", Message{Type: TypeFile, File: &FileChunk{Path: "/tmp/a", Data: []byte("x")}}},
+		{"chunk outside", Message{Type: TypeFile, File: &FileChunk{Path: "/tmp/a", Size: 1}}},
 		{"chunk empty", Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/a"}}},
-		{"chunk too large", Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/a", Data: make([]byte, FileChunkSize+1)}}},
-		{"chunk offset", Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/a", Offset: -1, Data: []byte("x")}}},
+		{"chunk too large", Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/a", Size: FileChunkSize + 1}}},
+		{"chunk offset", Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/a", Offset: -1, Size: 1}}},
 		{"prepared bad boot", Message{Type: TypePrepared, Prepared: &Prepared{Boot: "x"}}},
 		{"prepared cold with age", Message{Type: TypePrepared, Prepared: &Prepared{Boot: BootCold, SnapshotAgeMS: 5}}},
 		{"prepared files", Message{Type: TypePrepared, Prepared: &Prepared{Boot: BootCold, Files: MaxFiles + 1}}},
@@ -131,23 +136,38 @@ func TestPlanFilesRejects(t *testing.T) {
 	}
 }
 
+// A file message whose data ends early is malformed, not a short chunk.
+func TestFileChunkTruncated(t *testing.T) {
+	var buf bytes.Buffer
+	if err := NewEncoder(&buf).Send(Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/a", Data: []byte("0123456789")}}); err != nil {
+		t.Fatal(err)
+	}
+	buf.Truncate(buf.Len() - 2) // the newline after the data, and its last byte
+	if _, err := NewDecoder(&buf).Next(); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Next = %v, want ErrMalformed", err)
+	}
+}
+
 func TestValidGuestFilePath(t *testing.T) {
 	for p, want := range map[string]bool{
-		"/vmrunner/objects/probes.o": true,
-		"/vmrunner/beyla/x86_64":     true,
-		"/vmrunner/a":                true,
-		"/vmrunner/a/b/c/d/e/f":      true,
-		"/vmrunner/a/b/c/d/e/f/g":    false,
-		"/vmrunner":                  false,
-		"/vmrunner/":                 false,
-		"vmrunner/a":                 false,
-		"/vmrunner//a":               false,
-		"/vmrunner/a/":               false,
-		"/vmrunner/./a":              false,
-		"/vmrunner/a/..":             false,
-		"/vmrunner/a b":              false,
-		"/vmrunnerx/a":               false,
-		"/bin/sh":                    false,
+		"/vmrunner/objects/probes.o":                  true,
+		"/vmrunner/beyla/x86_64":                      true,
+		"/vmrunner/a":                                 true,
+		"/vmrunner/a/b/c/d/e/f/g":                     true,
+		"/vmrunner/share/0/my dir/x+y@z.go":           true,
+		"/vmrunner/" + strings.Repeat("a/", 64) + "b": false,
+		"/vmrunner/a\x00b":                            false,
+		"/vmrunner/a\tb":                              false,
+		"/vmrunner/\xff":                              false,
+		"/vmrunner":                                   false,
+		"/vmrunner/":                                  false,
+		"vmrunner/a":                                  false,
+		"/vmrunner//a":                                false,
+		"/vmrunner/a/":                                false,
+		"/vmrunner/./a":                               false,
+		"/vmrunner/a/..":                              false,
+		"/vmrunnerx/a":                                false,
+		"/bin/sh":                                     false,
 	} {
 		if got := ValidGuestFilePath(p); got != want {
 			t.Errorf("ValidGuestFilePath(%q) = %v, want %v", p, got, want)

@@ -83,7 +83,18 @@ type Ready struct {
 	KernelRelease string `json:"kernel_release"` // uname -r
 	Machine       string `json:"machine"`        // uname -m
 	UptimeMS      int64  `json:"uptime_ms"`      // guest uptime when the port opened
+	// Notes say what went wrong before the port was open, such as modules
+	// that failed to load. They travel in ready, not after it: ready is the
+	// last thing the agent writes before it waits for the plan, so that a
+	// snapshot taken when the host has it holds nothing half-sent.
+	Notes []Log `json:"notes,omitempty"`
 }
+
+// Bounds of Ready.Notes.
+const (
+	MaxNotes     = 64
+	MaxNoteBytes = 4096
+)
 
 // Plan tells the guest which checks to run.
 type Plan struct {

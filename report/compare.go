@@ -282,7 +282,8 @@ func compareFigures(k Key, or, nr results.Record, opts CompareOptions) []FigureC
 	oldF, newF := figures(or.Details), figures(nr.Details)
 	if opts.Timings {
 		oldF["duration_ms"], newF["duration_ms"] = float64(or.DurationMS), float64(nr.DurationMS)
-		if or.BootMS > 0 && nr.BootMS > 0 {
+		// A boot and a restore are different measures: not compared.
+		if or.BootMS > 0 && nr.BootMS > 0 && or.Boot == nr.Boot {
 			oldF["boot_ms"], newF["boot_ms"] = float64(or.BootMS), float64(nr.BootMS)
 		}
 	}

@@ -152,6 +152,14 @@ func TestCompare(t *testing.T) {
 			figures:     []string{"6.12/x86_64 btf duration_ms 1200→2400 regression"},
 		},
 		{
+			name: "a restore is not a boot",
+			new: clone(func(rs []results.Record) []results.Record {
+				rs[0].BootMS, rs[0].Boot = 5000, "snapshot" // a boot of 5 s would be a regression
+				return rs
+			}),
+			opts: CompareOptions{Threshold: 0.05, Timings: true},
+		},
+		{
 			name: "timings in details only when asked",
 			new: clone(func(rs []results.Record) []results.Record {
 				rs[3].Details = details(`{"insns_processed":131072,"object":"probes.o","verification_time_ns":9000000}`)

@@ -99,7 +99,7 @@ func WriteHTML(w io.Writer, run Run, linkBase string) error {
 			if r := g.cell(t, c); r != nil {
 				col.Release, col.Accel = r.KernelRelease, r.Accel
 				if r.BootMS > 0 {
-					col.Boot = msString(r.BootMS)
+					col.Boot = bootString(r)
 				}
 				break
 			}
@@ -132,6 +132,15 @@ func WriteHTML(w io.Writer, run Run, linkBase string) error {
 	return nil
 }
 
+// bootString is a record's boot time, and "restored" for a VM restored
+// from a snapshot.
+func bootString(r *results.Record) string {
+	if r.Boot == "snapshot" {
+		return msString(r.BootMS) + " (restored)"
+	}
+	return msString(r.BootMS)
+}
+
 func fillCell(c *htmlCell, r *results.Record, linkBase string) {
 	c.Rec = r
 	c.Status = string(r.Status)
@@ -140,7 +149,7 @@ func fillCell(c *htmlCell, r *results.Record, linkBase string) {
 	}
 	c.Took = msString(r.DurationMS)
 	if r.BootMS > 0 {
-		c.Boot = msString(r.BootMS)
+		c.Boot = bootString(r)
 	}
 	if len(r.Details) > 0 {
 		c.Details = prettyJSON(r.Details)

@@ -150,6 +150,7 @@ func suiteProperties(r results.Record) []junitProperty {
 	if r.BootMS > 0 {
 		add("boot_ms", strconv.FormatInt(r.BootMS, 10))
 	}
+	add("boot", r.Boot)
 	return ps
 }
 

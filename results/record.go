@@ -29,9 +29,15 @@ type Record struct {
 	Splats        []Splat         `json:"splats,omitempty"`
 	Console       string          `json:"console,omitempty"`   // path relative to the run directory
 	Artifacts     []string        `json:"artifacts,omitempty"` // files the check produced, relative to the run directory
-	BootMS        int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's first message
-	Attempts      int             `json:"attempts,omitempty"`  // boots it took (more than 1 after an infrastructure retry)
-	Flaky         bool            `json:"flaky,omitempty"`     // passed the infrastructure only after a retry
+	BootMS        int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's ready (or to its snapshot restored)
+	// Boot says how the VM reached ready: "cold" (booted) or "snapshot"
+	// (restored from one, SnapshotAgeMS old). ClockStepMS is how far the
+	// guest moved its clock to the host's before its checks.
+	Boot          string `json:"boot,omitempty"`
+	SnapshotAgeMS int64  `json:"snapshot_age_ms,omitempty"`
+	ClockStepMS   int64  `json:"clock_step_ms,omitempty"`
+	Attempts      int    `json:"attempts,omitempty"` // boots it took (more than 1 after an infrastructure retry)
+	Flaky         bool   `json:"flaky,omitempty"`    // passed the infrastructure only after a retry
 }
 
 // Source identifies the kernel a record ran on.

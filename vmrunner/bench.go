@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -24,18 +25,21 @@ type BenchOptions struct {
 
 // BootFigure is the boot benchmark of one target.
 type BootFigure struct {
-	Target Target
-	Fast   time.Duration // median, ProfileFast
-	Common time.Duration // median, ProfileCommon
+	Target   Target
+	Fast     time.Duration // median, ProfileFast
+	Common   time.Duration // median, ProfileCommon
+	Restored time.Duration // median, ProfileFast restored from its snapshot
 }
 
 // Ratio is Fast/Common.
 func (b BootFigure) Ratio() float64 { return float64(b.Fast) / float64(b.Common) }
 
-// Bench measures, in one run: per target, the median time from QEMU start to
-// the agent's first message with the fast profile and the common one; the wall
-// time of the whole matrix with a warm cache; and vmrunner's peak RSS. It
-// prints figures and asserts nothing: targets are for people to judge.
+// Bench measures, in one run: the wall time of the whole matrix with a warm
+// cache, every VM booted, and vmrunner's peak RSS; per target, the median
+// time from QEMU start to ready with the fast profile and the common one,
+// and restored from a snapshot (with what saving it cost); and the whole
+// matrix again with every VM restored. It prints figures and asserts
+// nothing: targets are for people to judge.
 func Bench(ctx context.Context, o BenchOptions) error {
 	if o.Boots <= 0 {
 		o.Boots = 5
@@ -61,26 +65,33 @@ func Bench(ctx context.Context, o BenchOptions) error {
 		prepared[t.Label()] = pt
 	}
 
-	fmt.Fprintf(o.Out, "== whole matrix, warm cache (%d VMs, parallel %d)\n", len(targets), o.Parallel)
 	out, err := os.MkdirTemp("", "vmrunner-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(out)
-	opts := o.Options
-	opts.OutDir = out
-	opts.Progress = nil
-	start := time.Now()
-	res, err := Run(ctx, opts)
+	// wholeMatrix times a run of the whole matrix.
+	wholeMatrix := func(noSnapshot bool) (time.Duration, int, error) {
+		opts := o.Options
+		opts.OutDir, opts.Progress, opts.NoSnapshot = out, nil, noSnapshot
+		start := time.Now()
+		res, err := Run(ctx, opts)
+		if err != nil {
+			return 0, 0, err
+		}
+		return time.Since(start), res.ExitCode, nil
+	}
+
+	fmt.Fprintf(o.Out, "== whole matrix, warm cache, every VM booted (%d VMs, parallel %d)\n", len(targets), o.Parallel)
+	cold, code, err := wholeMatrix(true)
 	if err != nil {
 		return err
 	}
-	wall := time.Since(start)
-	fmt.Fprintf(o.Out, "wall time: %s (exit code %d)\n", wall.Round(10*time.Millisecond), res.ExitCode)
+	fmt.Fprintf(o.Out, "wall time: %s (exit code %d)\n", cold.Round(10*time.Millisecond), code)
 	fmt.Fprintf(o.Out, "vmrunner peak RSS: %.1f MB\n\n", float64(peakRSS())/1e6)
 
-	fmt.Fprintf(o.Out, "== boot: QEMU start → agent's first message, median of %d, fast vs common profile\n", o.Boots)
-	fmt.Fprintf(o.Out, "%-16s %-6s %10s %10s %7s\n", "TARGET", "ACCEL", "FAST", "COMMON", "RATIO")
+	fmt.Fprintf(o.Out, "== to ready: QEMU start → the agent's first message (booted) or → its snapshot loaded and running (restored), median of %d\n", o.Boots)
+	fmt.Fprintf(o.Out, "%-16s %-6s %10s %10s %7s %10s %7s %8s %8s\n", "TARGET", "ACCEL", "FAST", "COMMON", "RATIO", "RESTORED", "R/FAST", "SAVE", "STATE")
 	for _, t := range targets {
 		pt := prepared[t.Label()]
 		accel, err := resolveAccel(o.Accel, t.Arch)
@@ -92,11 +103,11 @@ func Bench(ctx context.Context, o BenchOptions) error {
 		for _, prof := range []Profile{ProfileFast, ProfileCommon} {
 			var samples []time.Duration
 			for i := 0; i < o.Boots; i++ {
-				d, err := bootOnce(ctx, o.Options, pt, accel, prof)
+				b, err := bootOnce(ctx, o.Options, pt, accel, prof, false)
 				if err != nil {
 					return fmt.Errorf("%s %s boot: %w", t.Label(), prof, err)
 				}
-				samples = append(samples, d)
+				samples = append(samples, b.ready)
 			}
 			if prof == ProfileFast {
 				fig.Fast = median(samples)
@@ -104,29 +115,87 @@ func Bench(ctx context.Context, o BenchOptions) error {
 				fig.Common = median(samples)
 			}
 		}
-		fmt.Fprintf(o.Out, "%-16s %-6s %10s %10s %6.2fx\n", t.Label(), accel,
-			fig.Fast.Round(time.Millisecond), fig.Common.Round(time.Millisecond), fig.Ratio())
+		// One boot saves the snapshot (unless the cache has it), then the
+		// restores are timed.
+		first, err := bootOnce(ctx, o.Options, pt, accel, ProfileFast, true)
+		if err != nil {
+			return fmt.Errorf("%s save: %w", t.Label(), err)
+		}
+		var samples []time.Duration
+		state := int64(0)
+		for i := 0; i < o.Boots; i++ {
+			b, err := bootOnce(ctx, o.Options, pt, accel, ProfileFast, true)
+			if err != nil {
+				return fmt.Errorf("%s restore: %w", t.Label(), err)
+			}
+			if !b.restored {
+				return fmt.Errorf("%s: not restored from its snapshot", t.Label())
+			}
+			samples = append(samples, b.ready)
+			state = b.state
+		}
+		fig.Restored = median(samples)
+		save := "cached"
+		if first.saved {
+			save = first.save.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(o.Out, "%-16s %-6s %10s %10s %6.2fx %10s %6.2fx %8s %6.0fMB\n", t.Label(), accel,
+			fig.Fast.Round(time.Millisecond), fig.Common.Round(time.Millisecond), fig.Ratio(),
+			fig.Restored.Round(time.Millisecond), float64(fig.Restored)/float64(fig.Fast), save, float64(state)/1e6)
 	}
+
+	fmt.Fprintf(o.Out, "\n== whole matrix, warm cache and snapshots (%d VMs, parallel %d)\n", len(targets), o.Parallel)
+	warm, code, err := wholeMatrix(false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "wall time: %s (exit code %d), %.2fx the booted run's %s\n", warm.Round(10*time.Millisecond), code,
+		float64(warm)/float64(cold), cold.Round(10*time.Millisecond))
 	return nil
 }
 
+// benchBoot is what one bootOnce measured.
+type benchBoot struct {
+	ready    time.Duration // QEMU start to ready (booted) or to running again (restored)
+	restored bool
+	saved    bool
+	save     time.Duration // how long the VM stood still while it was saved
+	state    int64         // the snapshot's size
+}
+
 // bootOnce boots a prepared target with an empty plan and returns the time
-// to ready.
-func bootOnce(ctx context.Context, o Options, pt *Prepared, accel Accel, prof Profile) (time.Duration, error) {
+// to ready. With snapshot, it restores the target's snapshot, or boots
+// and saves one.
+func bootOnce(ctx context.Context, o Options, pt *Prepared, accel Accel, prof Profile, snapshot bool) (benchBoot, error) {
 	dir, err := os.MkdirTemp("", "vmrunner-boot-")
 	if err != nil {
-		return 0, err
+		return benchBoot{}, err
 	}
 	defer os.RemoveAll(dir)
-	out := runVM(ctx, vmSpec{
+	spec := vmSpec{
 		Target: pt.Target, Kernel: pt.Kernel, Initramfs: pt.Initramfs, Plan: protocol.Plan{Checks: []protocol.CheckSpec{}},
 		Accel: accel, Profile: prof, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs,
 		Dir: dir, BootTimeout: BootTimeout(accel), Timeout: 5 * time.Minute, Append: o.Append, Log: o.Log,
-	})
-	if out.FailKind != "" {
-		return 0, out.Err
 	}
-	return out.Boot, nil
+	if snapshot {
+		cacheDir := o.CacheDir
+		if cacheDir == "" {
+			if cacheDir, err = kernels.DefaultCacheDir(); err != nil {
+				return benchBoot{}, err
+			}
+		}
+		spec.Snapshot = findSnapshot(cacheDir, spec, o.Log)
+	}
+	b := benchBoot{restored: spec.Snapshot != nil && spec.Snapshot.Restore != nil}
+	if b.restored {
+		b.state = spec.Snapshot.Restore.Size
+	}
+	out := runVM(ctx, spec)
+	if out.FailKind != "" {
+		return b, out.Err
+	}
+	b.ready, b.saved, b.save = out.Boot, out.Saved, out.SaveTime
+	return b, nil
 }
 
 func median(d []time.Duration) time.Duration {

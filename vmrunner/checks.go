@@ -275,12 +275,37 @@ func paramNode(at *yaml.Node, prob protocol.ParamProblem) *yaml.Node {
 	return n
 }
 
-// extraFiles lists the host files the checks of m need in the guest.
+// The checks' files reach the guest two ways. The files a check reads (BPF
+// objects) travel with the plan, over the channel (planFile): they change
+// with every edit, and a VM restored from a snapshot gets them as well as
+// a booted one. The programs a check runs (a Beyla binary, tens of MB) are
+// packed into the initramfs, and so into the snapshot's key: the channel
+// carries 7 MB/s into a TCG guest here, so that sending such a program
+// would cost more than the boot a snapshot saves.
+
+// extraFiles lists the programs the checks of m run in the guest: they go
+// into the initramfs.
 func extraFiles(m *Matrix) []initramfs.File {
 	var files []initramfs.File
 	for _, c := range m.Checks {
 		for _, f := range c.Files {
-			files = append(files, f.initramfs())
+			if f.Exec {
+				files = append(files, f.initramfs())
+			}
+		}
+	}
+	return files
+}
+
+// dataFiles lists the files the checks of m read in the guest: they travel
+// with the plan.
+func dataFiles(m *Matrix) []GuestFile {
+	var files []GuestFile
+	for _, c := range m.Checks {
+		for _, f := range c.Files {
+			if !f.Exec {
+				files = append(files, f)
+			}
 		}
 	}
 	return files

@@ -35,6 +35,7 @@ type vmFacts struct {
 	// CheckTimeout is Running's timeout plus the host's grace.
 	CheckTimeout time.Duration
 	ProtocolErr  error // the guest broke the protocol (decoder or session)
+	SendErr      error // the host could not send the plan's files
 	Ready        bool  // the agent said ready
 	Done         bool  // the agent said done
 	Panicked     bool  // QMP: GUEST_PANICKED, or SHUTDOWN guest-panic
@@ -54,7 +55,7 @@ const cleanShutdown = "guest-shutdown"
 // interruption, then what the guest's kernel said (it knows best why it
 // stopped), then what vmrunner decided, then how QEMU ended.
 func classify(f vmFacts) (results.ErrorKind, error) {
-	clean := f.Done && f.ProtocolErr == nil && f.Watchdog == watchNone && !f.Panicked &&
+	clean := f.Done && f.ProtocolErr == nil && f.SendErr == nil && f.Watchdog == watchNone && !f.Panicked &&
 		f.Exit.Code == 0 && f.Exit.Signal == "" && !f.Exit.KilledByUs &&
 		(f.Shutdown == cleanShutdown || f.Shutdown == "")
 	after := ""
@@ -87,6 +88,8 @@ func classify(f vmFacts) (results.ErrorKind, error) {
 		return results.KindQEMU, fmt.Errorf("QEMU was killed from outside (%s)%s%s", f.Exit.Signal, runningNote(f.Running), after)
 	case f.ProtocolErr != nil:
 		return results.KindProtocol, f.ProtocolErr
+	case f.SendErr != nil:
+		return results.KindQEMU, f.SendErr
 	case f.Watchdog != watchNone:
 		return watchdogFailure(f)
 	case clean:

@@ -13,7 +13,11 @@
 // (qmp.go) and the serial console (console.go); the guest protocol's state
 // machine (session.go, package protocol); runVM, which watches them with its
 // timers (vm.go); classify, a pure function that says how the VM ended
-// (classify.go); and the records made of it (records.go).
+// (classify.go); and the records made of it (records.go). Restoring a VM
+// from its snapshot instead of booting it, saving it at ready, and the
+// plan's host state and files are in snapshot.go and qemu_migrate.go (the
+// cache itself is package snapshot); repro --watch, a VM kept up for plan
+// after plan, in repro_watch.go.
 //
 // The user's own programs (vmrunner exec, exec.go, and the test check,
 // test.go) go through the same path as the built-in checks: the program,
@@ -38,4 +42,9 @@
 //     guest strings are never used as paths or shell words, and artifacts
 //     never land on the host's own files.
 //   - results.json is rewritten atomically after each VM (results.Store).
+//   - A restored VM tells the same truths as a booted one: its clock is the
+//     host's and its CRNG reseeded with host entropy before its first check
+//     (protocol.HostState), its records say "boot": "snapshot"; a snapshot
+//     that does not restore is deleted and the VM boots, never failing the
+//     run for it.
 package vmrunner

@@ -67,6 +67,9 @@ type Defaults struct {
 	CPUs         int           // "cpus"; default 1
 	Timeout      time.Duration // "timeout", per VM; default 10m
 	CheckTimeout time.Duration // "check_timeout", per check; default 5m
+	// NoSnapshot ("snapshot: false") boots every VM: no VM is restored
+	// from a snapshot or saved as one (see snapshot.go).
+	NoSnapshot bool
 }
 
 // KernelEntry is one kernel of the matrix.

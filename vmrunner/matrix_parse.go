@@ -181,6 +181,7 @@ func (p *matrixParser) parse(data []byte) *Matrix {
 		CPUs:         cmp.Or(int(raw.Defaults.CPUs), defaultCPUs),
 		Timeout:      cmp.Or(time.Duration(raw.Defaults.Timeout), defaultTimeout),
 		CheckTimeout: cmp.Or(time.Duration(raw.Defaults.CheckTimeout), defaultCheckTimeout),
+		NoSnapshot:   raw.Defaults.Snapshot != nil && !*raw.Defaults.Snapshot,
 	}}
 	p.kernels(root, raw.Kernels, m)
 	names := p.checks(root, m)

@@ -29,6 +29,7 @@ type (
 		CPUs         yamlCPUs     `yaml:"cpus"`
 		Timeout      yamlDuration `yaml:"timeout"`
 		CheckTimeout yamlDuration `yaml:"check_timeout"`
+		Snapshot     *bool        `yaml:"snapshot"`
 	}
 
 	kernelYAML struct {

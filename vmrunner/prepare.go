@@ -29,6 +29,11 @@ type Prepared struct {
 	Initramfs string
 	MemoryMiB int
 	CPUs      int
+	// Files are the checks' data files, sent with the plan.
+	Files []planFile
+	// PerRun: Initramfs holds files of this run only (a program's shares),
+	// so that a snapshot of it would serve no other run.
+	PerRun bool
 }
 
 // Preparer makes the targets of one matrix ready to boot. run, repro,
@@ -160,7 +165,17 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	if err != nil {
 		return fail(results.KindInitramfs, fmt.Errorf("build initramfs: %w", err))
 	}
+	var files []planFile
+	for _, f := range dataFiles(p.Matrix) {
+		pf, err := openPlanFile(f.Host, f.Guest, false)
+		if err != nil {
+			return fail(results.KindBadInput, fmt.Errorf("file for the guest: %w", err))
+		}
+		files = append(files, pf)
+	}
+	perRun := false
 	if run := p.Matrix.shares(t.Arch); len(run) > 0 {
+		perRun = true
 		if p.RunDir == "" {
 			return fail(results.KindInitramfs, errors.New("build initramfs: no directory for the per-run archive"))
 		}
@@ -171,7 +186,7 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 		initrd = dst
 	}
 	pt := &Prepared{
-		Target: t, Kernel: k, Agent: agent, Initramfs: initrd,
+		Target: t, Kernel: k, Agent: agent, Initramfs: initrd, Files: files, PerRun: perRun,
 		MemoryMiB: cmp.Or(t.Kernel.MemoryMiB, p.Matrix.Defaults.MemoryMiB),
 		CPUs:      cmp.Or(t.Kernel.CPUs, p.Matrix.Defaults.CPUs),
 	}
@@ -211,14 +226,18 @@ const unpackOverhead = 128 << 20
 
 // checkMemory refuses an initramfs the VM cannot hold: the kernel unpacks
 // the archive into memory while the archive is still there, so it needs
-// twice its size and the kernel's own. Without this, QEMU's "initrd too
-// large" or the guest running out of memory would be the only word of it.
+// twice its size and the kernel's own, and the plan's files live in memory
+// too. Without this, QEMU's "initrd too large" or the guest running out of
+// memory would be the only word of it.
 func (pt *Prepared) checkMemory() error {
 	fi, err := os.Stat(pt.Initramfs)
 	if err != nil {
 		return err
 	}
 	need := 2*fi.Size() + unpackOverhead
+	for _, f := range pt.Files {
+		need += f.Spec.Size
+	}
 	if mem := int64(pt.MemoryMiB) << 20; mem > 0 && need > mem {
 		return fmt.Errorf("the initramfs of %s is %s (the agent, the kernel's modules and the checks' files) and a VM of %d MiB cannot unpack it: give kernel %s memory: %dM or more, or put fewer or smaller files into it",
 			pt.Target.Label(), inputfile.Size(fi.Size()), pt.MemoryMiB, pt.Target.Kernel.Name, (need+(1<<20)-1)>>20)

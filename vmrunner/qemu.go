@@ -40,6 +40,9 @@ type qemuConfig struct {
 	// and tells the agent to run a shell there (repro --shell); the
 	// control port goes nowhere.
 	Shell bool
+	// Incoming, when set, is a snapshot's state file: QEMU loads it
+	// (-incoming) instead of booting, and stays paused.
+	Incoming string
 }
 
 // QEMUBinary returns the qemu-system binary name for arch.
@@ -58,14 +61,18 @@ func lookQEMU(a kernels.Arch) (string, error) {
 	return p, nil
 }
 
+// image is the kernel file c boots.
+func (c qemuConfig) image() string {
+	if qemuArches[c.Arch].machine(c.Profile).Uncompressed && c.Kernel.Uncompressed != "" {
+		return c.Kernel.Uncompressed
+	}
+	return c.Kernel.Image
+}
+
 // args builds the QEMU arguments (without the binary).
 func (c qemuConfig) args() []string {
 	qa := qemuArches[c.Arch]
 	m := qa.machine(c.Profile)
-	image := c.Kernel.Image
-	if m.Uncompressed && c.Kernel.Uncompressed != "" {
-		image = c.Kernel.Uncompressed
-	}
 	a := []string{
 		"-nodefaults", "-no-user-config", "-display", "none",
 		// A panic or reboot ends the VM at once.
@@ -75,7 +82,7 @@ func (c qemuConfig) args() []string {
 		"-qmp", "unix:" + c.QMP + ",server=on,wait=on",
 		"-m", strconv.Itoa(c.MemoryMiB),
 		"-smp", strconv.Itoa(c.CPUs),
-		"-kernel", image,
+		"-kernel", c.image(),
 		"-initrd", c.Initramfs,
 		// Telnet mode lets the host send a serial break, hence a SysRq.
 		"-chardev", "socket,id=console,path=" + c.Console + ",server=on,wait=off,telnet=on",
@@ -106,7 +113,12 @@ func (c qemuConfig) args() []string {
 		cmdline = append(cmdline, protocol.ShellCmdlineFlag)
 	}
 	cmdline = append(cmdline, c.Append...)
-	return append(a, "-append", strings.Join(cmdline, " "))
+	a = append(a, "-append", strings.Join(cmdline, " "))
+	if c.Incoming != "" {
+		// QEMU runs exec: URIs with /bin/sh -c.
+		a = append(a, "-incoming", "exec:cat "+shellQuote([]string{c.Incoming}))
+	}
+	return a
 }
 
 // shellQuote renders argv so that it can be pasted into a shell.

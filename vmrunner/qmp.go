@@ -61,27 +61,43 @@ func dialMonitor(ctx context.Context, path string, exited <-chan struct{}) (*mon
 	return m, nil
 }
 
-// run executes a QMP command without arguments. go-qemu waits for the reply
-// without a deadline, so the wait is bounded here; a reply that comes later
-// is collected when close disconnects.
+// run executes a QMP command without arguments.
 func (m *monitor) run(cmd string, timeout time.Duration) error {
-	b, err := json.Marshal(qmp.Command{Execute: cmd})
+	_, err := m.call(cmd, nil, timeout)
+	return err
+}
+
+// call executes a QMP command and returns its reply's "return" value.
+// go-qemu waits for the reply without a deadline, so the wait is bounded
+// here; a reply that comes later is collected when close disconnects.
+func (m *monitor) call(cmd string, args any, timeout time.Duration) (json.RawMessage, error) {
+	b, err := json.Marshal(qmp.Command{Execute: cmd, Args: args})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	errc := make(chan error, 1)
+	type reply struct {
+		b   []byte
+		err error
+	}
+	c := make(chan reply, 1)
 	go func() {
-		_, err := m.mon.Run(b)
-		errc <- err
+		b, err := m.mon.Run(b)
+		c <- reply{b, err}
 	}()
 	select {
-	case err := <-errc:
-		if err != nil {
-			return fmt.Errorf("qmp %s: %w", cmd, err)
+	case r := <-c:
+		if r.err != nil {
+			return nil, fmt.Errorf("qmp %s: %w", cmd, r.err)
 		}
-		return nil
+		var v struct {
+			Return json.RawMessage `json:"return"`
+		}
+		if err := json.Unmarshal(r.b, &v); err != nil {
+			return nil, fmt.Errorf("qmp %s: %w", cmd, err)
+		}
+		return v.Return, nil
 	case <-time.After(timeout):
-		return fmt.Errorf("qmp %s: no reply in %s", cmd, timeout)
+		return nil, fmt.Errorf("qmp %s: no reply in %s", cmd, timeout)
 	}
 }
 

@@ -47,6 +47,17 @@ type ReproResult struct {
 // when one was rejected, results.ExitBadInput when the guest could not read
 // the object, results.ExitInfra when the VM did not report.
 func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
+	m, err := reproMatrix(opts)
+	if err != nil {
+		return nil, err
+	}
+	opts.Matrix = m
+	return repro(ctx, opts)
+}
+
+// reproMatrix checks the object on the host and returns opts.Matrix with
+// its checks replaced by one verifier check of it.
+func reproMatrix(opts ReproOptions) (*Matrix, error) {
 	if n := len(opts.Matrix.Targets()); n != 1 {
 		return nil, fmt.Errorf("%w: repro boots one VM, the selection has %d", ErrBadMatrix, n)
 	}
@@ -84,8 +95,11 @@ func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 		Name: "verifier", Params: js, Timeout: m.Defaults.CheckTimeout,
 		Files: []GuestFile{{Host: opts.Object, Guest: params.Objects[0].Path, Named: true}},
 	}}
-	opts.Matrix = &m
+	return &m, nil
+}
 
+// repro runs the matrix reproMatrix made and reads what the verifier said.
+func repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 	res, err := Run(ctx, opts.Options)
 	if err != nil {
 		return nil, err

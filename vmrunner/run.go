@@ -45,6 +45,11 @@ type Options struct {
 	Progress func(t Target, phase string, recs []results.Record)
 	// Shard, when the matrix is one shard of a plan, is recorded in results.json.
 	Shard *results.Shard
+	// NoSnapshot boots every VM (see snapshot.go); so does the matrix's
+	// defaults.snapshot: false.
+	NoSnapshot bool
+	// watch keeps the one VM of a repro --watch up (ReproWatch).
+	watch *watchHooks
 	// Output, when set, is told what the programs of test checks write, as
 	// it arrives (vmrunner exec prints it).
 	Output func(t Target, o protocol.Output)
@@ -181,6 +186,9 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	started := time.Now()
 	base := results.Record{Kernel: t.Kernel.Name, Arch: string(t.Arch), Accel: string(accel)}
 	plan, skipped := buildPlan(opts.Matrix, t.Arch)
+	if opts.watch != nil {
+		plan.More = true
+	}
 	failAll := func(kind results.ErrorKind, err error) ([]results.Record, error) {
 		recs := make([]results.Record, 0, len(plan.Checks))
 		for _, c := range plan.Checks {
@@ -219,13 +227,36 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	if opts.Output != nil {
 		spec.Output = func(o protocol.Output) { opts.Output(t, o) }
 	}
+	if opts.watch != nil {
+		spec.Rounds, spec.Round = opts.watch.rounds, opts.watch.round
+	}
 	if opts.Progress != nil {
 		spec.OnCheck = func(check string) { opts.Progress(t, "check "+check, nil) }
 		spec.OnProgress = func(line string) { opts.Progress(t, line, nil) }
 	}
+	spec.Files = pt.Files
+	if !opts.NoSnapshot && !opts.Matrix.Defaults.NoSnapshot && !pt.PerRun && opts.Profile == ProfileFast {
+		spec.Snapshot = findSnapshot(prep.Cache.Dir, spec, log)
+	}
 	var out vmOutcome
 	for attempt := 1; ; attempt++ {
 		out = runVM(ctx, spec)
+		if out.RestoreErr != nil && ctx.Err() == nil {
+			// A state QEMU cannot load (damaged past the cache's checks, or
+			// written by another build of QEMU) is deleted; the VM boots.
+			log.Warn("snapshot could not be restored: deleted it, booting instead", "snapshot", spec.Snapshot.Key.ID()[:12], "err", out.RestoreErr)
+			if err := spec.Snapshot.Cache.Remove(spec.Snapshot.Key.ID()); err != nil {
+				log.Warn("remove snapshot", "err", err)
+			}
+			spec.Snapshot.Restore = nil
+			out = runVM(ctx, spec)
+		}
+		if spec.Snapshot != nil && spec.Snapshot.Restore != nil {
+			base.Boot, base.SnapshotAgeMS = string(protocol.BootSnapshot), time.Since(spec.Snapshot.Restore.Saved).Milliseconds()
+			spec.Snapshot.Restore = nil // a retry boots
+		} else {
+			base.Boot, base.SnapshotAgeMS = string(protocol.BootCold), 0
+		}
 		base.Attempts = attempt
 		if !retryable(out) || attempt > opts.Retries || ctx.Err() != nil {
 			break
@@ -239,6 +270,15 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	base.Splats = out.Splats
 	base.BootMS = out.Boot.Milliseconds()
 	base.Channel = out.Channel
+	if p := out.Prepared; p != nil {
+		base.ClockStepMS = p.ClockStepMS
+		if p.Boot == protocol.BootSnapshot {
+			base.SnapshotAgeMS = p.SnapshotAgeMS
+		}
+	}
+	if out.Saved {
+		log.Debug("snapshot saved", "snapshot", spec.Snapshot.Key.ID()[:12], "stood_still", out.SaveTime)
+	}
 	if out.Ready != nil {
 		// What the guest says it runs is kept only if it is a plausible release string.
 		if rel := out.Ready.KernelRelease; validRelease(rel) {

@@ -67,12 +67,18 @@ type session struct {
 	outs    *outputSaver
 	outArts map[string][]string // output files, once closed
 
-	Ready   *protocol.Ready
-	Results []protocol.Result
-	Done    bool
+	Ready    *protocol.Ready
+	Prepared *protocol.Prepared
+	Results  []protocol.Result
+	Done     bool
 	// Channel is the channel the guest speaks on, set by its first message
 	// (protocol.ChannelVirtio or protocol.ChannelConsole).
 	Channel string
+
+	// wantBoot is the boot kind of the plan's host state: the guest must
+	// answer prepared, with it, before its first check ("" for a plan
+	// without host state).
+	wantBoot protocol.BootKind
 
 	running        string // the check the guest announced last
 	started        map[string]bool
@@ -93,6 +99,8 @@ type sessionStep struct {
 	CheckReported bool
 	SendBye       bool          // done arrived: say bye and wait for the power-off
 	Log           *protocol.Log // a line to log, sanitised and truncated
+	// Prepared: the guest took the host's clock, entropy and files.
+	Prepared *protocol.Prepared
 }
 
 // newSession starts a conversation about plan; artifacts go under dir.
@@ -107,6 +115,33 @@ func newSession(plan protocol.Plan, dir string, limits sessionLimits) *session {
 		s.timeout[c.Name] = time.Duration(c.Timeout)
 	}
 	return s
+}
+
+// restored starts the conversation of a VM restored from a snapshot: the
+// agent said ready, on channel, before the VM was saved, and says nothing
+// more until it has a plan.
+func (s *session) restored(ready protocol.Ready, channel string) {
+	r := sanitizeReady(ready)
+	s.Ready, s.Channel = &r, channel
+}
+
+// sent tells the session that its plan went out: a plan with host state is
+// answered with prepared.
+func (s *session) sent(plan protocol.Plan) {
+	if plan.Host != nil {
+		s.wantBoot = plan.Host.Boot
+	}
+}
+
+// sanitizeReady returns r with every string sanitised and its notes cut.
+func sanitizeReady(r protocol.Ready) protocol.Ready {
+	r.Agent, r.KernelRelease, r.Machine = text.SanitizeLine(r.Agent), text.SanitizeLine(r.KernelRelease), text.SanitizeLine(r.Machine)
+	notes := make([]protocol.Log, len(r.Notes))
+	for i, n := range r.Notes {
+		notes[i] = protocol.Log{Level: text.SanitizeLine(text.Truncate(n.Level, 16)), Text: text.Sanitize(text.Truncate(n.Text, maxMessage))}
+	}
+	r.Notes = notes
+	return r
 }
 
 // close closes the files of programs' output; Artifacts lists them after.
@@ -184,14 +219,27 @@ func (s *session) accept(m protocol.Message, size int) (sessionStep, error) {
 		if s.Ready != nil {
 			return st, violation("the guest sent ready twice")
 		}
-		r := *m.Ready
-		r.Agent, r.KernelRelease, r.Machine = text.SanitizeLine(r.Agent), text.SanitizeLine(r.KernelRelease), text.SanitizeLine(r.Machine)
+		r := sanitizeReady(*m.Ready)
 		s.Ready = &r
 		st.SendPlan = true
+	case protocol.TypePrepared:
+		p := *m.Prepared
+		switch {
+		case s.wantBoot == "":
+			return st, violation("the guest sent prepared for a plan without host state")
+		case s.Prepared != nil:
+			return st, violation("the guest sent prepared twice")
+		case p.Boot != s.wantBoot:
+			return st, violation("the guest says its boot was %s, the host said %s", p.Boot, s.wantBoot)
+		}
+		s.Prepared = &p
+		st.Prepared = &p
 	case protocol.TypeCheckStart:
 		name := m.CheckStart.Check
 		to, planned := s.timeout[name]
 		switch {
+		case s.wantBoot != "" && s.Prepared == nil:
+			return st, violation("the guest started check %s before it said prepared", name)
 		case !planned:
 			return st, violation("the guest started check %q, which is not in the plan", name)
 		case s.started[name]:

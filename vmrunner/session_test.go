@@ -362,3 +362,62 @@ func TestSessionOneChannel(t *testing.T) {
 		}
 	}
 }
+
+func (g *fakeGuest) prepared(boot protocol.BootKind) *fakeGuest {
+	return g.add(protocol.Message{Type: protocol.TypePrepared, Prepared: &protocol.Prepared{Boot: boot, EntropyBytes: 64}})
+}
+
+// A restored VM's agent says nothing before the plan: the session starts
+// from the snapshot's ready, and with host state the guest must say
+// prepared, with the host's boot kind, before its first check.
+func TestSessionPrepared(t *testing.T) {
+	hostPlan := func(boot protocol.BootKind) protocol.Plan {
+		p := testPlan
+		p.Host = &protocol.HostState{Boot: boot}
+		return p
+	}
+	s := newSession(testPlan, t.TempDir(), defaultSessionLimits)
+	s.restored(protocol.Ready{Agent: "dev\x1b[2J", KernelRelease: "6.1.0", Notes: []protocol.Log{{Level: "error", Text: "a\x07b"}}}, protocol.ChannelVirtio)
+	s.sent(hostPlan(protocol.BootSnapshot))
+	g := new(fakeGuest).prepared(protocol.BootSnapshot).start("btf").result("btf", protocol.StatusPass, "").
+		start("verifier").result("verifier", protocol.StatusPass, "").done(2)
+	if err := play(t, s, g); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Done || s.Prepared == nil || s.Prepared.Boot != protocol.BootSnapshot {
+		t.Errorf("done=%v prepared=%+v", s.Done, s.Prepared)
+	}
+	if strings.ContainsAny(s.Ready.Agent+s.Ready.Notes[0].Text, "\x1b\x07") {
+		t.Errorf("the snapshot's ready is not sanitised: %+v", s.Ready)
+	}
+
+	tests := []struct {
+		name  string
+		boot  protocol.BootKind // the plan's, "" for none
+		guest *fakeGuest
+		want  string
+	}{
+		{"check before prepared", protocol.BootCold, new(fakeGuest).ready().start("btf"), "started check btf before it said prepared"},
+		{"boot kind not the host's", protocol.BootCold, new(fakeGuest).ready().prepared(protocol.BootSnapshot), "says its boot was snapshot, the host said cold"},
+		{"prepared twice", protocol.BootCold, new(fakeGuest).ready().prepared(protocol.BootCold).prepared(protocol.BootCold), "prepared twice"},
+		{"prepared unasked", "", new(fakeGuest).ready().prepared(protocol.BootCold), "prepared for a plan without host state"},
+		{"prepared before ready", protocol.BootCold, new(fakeGuest).prepared(protocol.BootCold), "prepared message before ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession(testPlan, t.TempDir(), defaultSessionLimits)
+			if tt.boot != "" {
+				s.sent(hostPlan(tt.boot))
+			}
+			if err := play(t, s, tt.guest); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	// A restored session refuses a second ready.
+	s = newSession(testPlan, t.TempDir(), defaultSessionLimits)
+	s.restored(protocol.Ready{}, protocol.ChannelVirtio)
+	if err := play(t, s, new(fakeGuest).ready()); err == nil || !strings.Contains(err.Error(), "ready twice") {
+		t.Errorf("ready after a restore: %v", err)
+	}
+}

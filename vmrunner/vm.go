@@ -15,6 +15,7 @@ import (
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
+	"github.com/vmrunner/vmrunner/snapshot"
 )
 
 const (
@@ -49,6 +50,31 @@ type vmSpec struct {
 	OnProgress func(text string)
 	// Output, when set, is told each piece of a test program's output.
 	Output func(protocol.Output)
+	// Files go to the guest after the plan.
+	Files []planFile
+	// Snapshot, when set, restores the VM from a snapshot or saves it at
+	// ready (vmSnapshot).
+	Snapshot *vmSnapshot
+	// Rounds, when set, keeps the VM up after done (repro --watch): each
+	// round it delivers is run like the first plan (which must have More),
+	// and Round is told each plan's outcome; once Rounds closes, the host
+	// says bye and the guest powers off.
+	Rounds <-chan vmRound
+	Round  func(vmRoundOutcome)
+}
+
+// vmRound is one more plan for a VM kept up, with its files.
+type vmRound struct {
+	Plan  protocol.Plan
+	Files []planFile
+}
+
+// vmRoundOutcome is what the guest reported for one plan.
+type vmRoundOutcome struct {
+	Results []protocol.Result
+	// Artifacts are relative to Dir, the VM's directory.
+	Artifacts map[string][]string
+	Dir       string
 }
 
 // vmOutcome is what happened to one VM. FailKind is "" only when the
@@ -70,6 +96,16 @@ type vmOutcome struct {
 	// Artifacts maps a result's check name to the files saved for it,
 	// relative to the VM directory.
 	Artifacts map[string][]string
+	// Prepared is what the agent did with the host's clock, entropy and
+	// files before its checks.
+	Prepared *protocol.Prepared
+	// RestoreErr: QEMU could not load the snapshot's state, and nothing
+	// of the guest ran (FailKind is KindQEMU); the VM is to boot instead.
+	RestoreErr error
+	// Saved: the VM was saved as a snapshot when its agent was ready,
+	// standing still for SaveTime.
+	Saved    bool
+	SaveTime time.Duration
 }
 
 // guestMsg is one message read from the control port, with its size, or the
@@ -95,13 +131,17 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		return out
 	}
 
-	p, err := startQEMU(vmCtx, qemuLaunch{
-		Config: qemuConfig{
-			Arch: s.Target.Arch, Kernel: s.Kernel, Initramfs: s.Initramfs,
-			MemoryMiB: s.MemoryMiB, CPUs: s.CPUs, Accel: s.Accel, Profile: s.Profile, Append: s.Append,
-		},
-		Dir: s.Dir,
-	})
+	cfg := qemuConfig{
+		Arch: s.Target.Arch, Kernel: s.Kernel, Initramfs: s.Initramfs,
+		MemoryMiB: s.MemoryMiB, CPUs: s.CPUs, Accel: s.Accel, Profile: s.Profile, Append: s.Append,
+	}
+	var restore *snapshot.Snapshot
+	if s.Snapshot != nil && s.Snapshot.Restore != nil {
+		restore = s.Snapshot.Restore
+		cfg.Incoming = restore.State
+		defer restore.Release()
+	}
+	p, err := startQEMU(vmCtx, qemuLaunch{Config: cfg, Dir: s.Dir})
 	if err != nil {
 		facts.StartErr = err
 		return finish()
@@ -139,6 +179,16 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		close(stopCon)
 		wg.Wait()
 	}()
+	if restore != nil {
+		// Until QEMU has read the state, the snapshot is held: nothing
+		// deletes it under QEMU.
+		err := p.WaitIncoming(vmCtx)
+		restore.Release()
+		if err != nil {
+			out.RestoreErr, facts.StartErr = err, err
+			return finish()
+		}
+	}
 	if err := p.Resume(); err != nil {
 		facts.StartErr = err
 		return finish()
@@ -146,15 +196,71 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 
 	sess := newSession(s.Plan, s.Dir, defaultSessionLimits)
 	sess.outs.live = s.Output
-	defer sess.close()
+	defer func() { sess.close() }()
 	var (
-		enc        *protocol.Encoder
+		enc       *protocol.Encoder
+		filesDone chan error // the plan's files are sent, or could not be
+		committed chan error // the snapshot saved at ready is on disk, or is not
+	)
+	// sendPlan sends the plan with the host's clock and entropy on the
+	// channel the guest speaks on, then its files, those in their own
+	// goroutine: they may take seconds, and the loop below watches the VM
+	// meanwhile.
+	sendPlan := func() error {
+		if enc == nil {
+			if sess.Channel == protocol.ChannelConsole {
+				enc = protocol.NewEncoder(protocol.FrameWriter{W: conConn})
+			} else {
+				select {
+				case conn := <-ctl:
+					enc = protocol.NewEncoder(conn)
+				case <-p.Exited():
+					return errors.New("QEMU exited before its control port connected")
+				case <-vmCtx.Done():
+					return vmCtx.Err()
+				}
+			}
+		}
+		plan := s.Plan
+		plan.Host = hostState(restore)
+		for _, f := range s.Files {
+			plan.Files = append(plan.Files, f.Spec)
+		}
+		if err := enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &plan}); err != nil {
+			return fmt.Errorf("send plan: %w", err)
+		}
+		sess.sent(plan)
+		log.Debug("plan sent", "checks", len(plan.Checks), "files", len(plan.Files), "boot", plan.Host.Boot)
+		if len(s.Files) > 0 {
+			filesDone = make(chan error, 1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				filesDone <- sendPlanFiles(enc, s.Files)
+			}()
+		}
+		return nil
+	}
+	if restore != nil {
+		// The agent said ready before the VM was saved; it waits for a plan
+		// on the channel it spoke on.
+		sess.restored(restore.Ready, restore.Channel)
+		out.Boot = time.Since(p.Started())
+		log.Debug("restored", "snapshot", restore.ID[:12], "saved", restore.Saved, "restore", out.Boot)
+		if err := sendPlan(); err != nil {
+			facts.ProtocolErr = err
+			return finish()
+		}
+	}
+	var (
 		bootTimer  = time.NewTimer(s.BootTimeout)
 		checkTimer <-chan time.Time // the running check overran its timeout + checkGrace
 		byeTimer   <-chan time.Time // done arrived; the guest must power off
 		drain      <-chan time.Time // QEMU exited; the channel may still deliver
 		exited     = p.Exited()
 		events     = p.Events()
+		rounds     <-chan vmRound // the guest is done with a plan and waits for the next
+		heard      bool           // the guest sent a message
 	)
 	defer bootTimer.Stop()
 	// diagnose asks a guest that stopped making progress for task dumps and
@@ -173,6 +279,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 			facts.ProtocolErr = fmt.Errorf("guest channel (%s): %w", channel, gm.err)
 			return false
 		}
+		heard = true
 		step, err := sess.acceptOn(channel, gm.m, gm.size)
 		if err != nil {
 			if !errors.Is(err, errProtocol) {
@@ -184,16 +291,24 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		switch {
 		case step.SendPlan:
 			out.Boot = time.Since(p.Started())
-			log.Debug("agent ready", "release", sess.Ready.KernelRelease, "boot", out.Boot)
-			if channel == protocol.ChannelConsole {
-				enc = protocol.NewEncoder(protocol.FrameWriter{W: conConn})
-			} else {
-				enc = protocol.NewEncoder(<-ctl)
+			log.Debug("agent ready", "release", sess.Ready.KernelRelease, "boot", out.Boot, "channel", channel)
+			for _, n := range sess.Ready.Notes {
+				log.Debug("guest log", "level", n.Level, "text", n.Text)
 			}
-			if err := enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &s.Plan}); err != nil {
-				facts.ProtocolErr = fmt.Errorf("send plan: %w", err)
+			if s.Snapshot != nil {
+				var err error
+				if committed, err = saveAtReady(vmCtx, log, p, s.Snapshot, *sess.Ready, channel, out.Boot, &out, &wg); err != nil {
+					facts.StartErr = err
+					return false
+				}
+			}
+			if err := sendPlan(); err != nil {
+				facts.ProtocolErr = err
 				return false
 			}
+		case step.Prepared != nil:
+			log.Debug("guest prepared", "boot", step.Prepared.Boot, "clock_step_ms", step.Prepared.ClockStepMS,
+				"entropy", step.Prepared.EntropyBytes, "files", step.Prepared.Files, "file_bytes", step.Prepared.FileBytes)
 		case step.StartCheck != "":
 			log.Debug("check started", "check", step.StartCheck)
 			checkTimer = nil
@@ -205,7 +320,14 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 				s.OnCheck(step.StartCheck)
 			}
 		case step.CheckReported:
+			log.Debug("check reported", "check", gm.m.Result.Check)
 			checkTimer = nil
+		case step.SendBye && s.Rounds != nil:
+			checkTimer = nil
+			if s.Round != nil {
+				s.Round(vmRoundOutcome{Results: sess.Results, Artifacts: sess.Artifacts(), Dir: s.Dir})
+			}
+			rounds = s.Rounds
 		case step.SendBye:
 			checkTimer = nil
 			_ = enc.Send(protocol.Message{Type: protocol.TypeBye})
@@ -238,7 +360,9 @@ loop:
 			}
 			break loop
 		case <-bootTimer.C:
-			if sess.Ready == nil {
+			// No sign of the agent: no ready from a booted VM, nothing
+			// from a restored one.
+			if !heard {
 				facts.Watchdog = watchBoot
 				diagnose()
 				break loop
@@ -287,6 +411,35 @@ loop:
 			drain = time.After(drainGrace)
 		case <-drain:
 			break loop
+		case r, ok := <-rounds:
+			rounds = nil
+			if !ok {
+				_ = enc.Send(protocol.Message{Type: protocol.TypeBye})
+				byeTimer = time.After(byeGrace)
+				continue
+			}
+			// The same agent, a new conversation about the next plan.
+			ready, channel := *sess.Ready, sess.Channel
+			sess.close()
+			sess = newSession(r.Plan, s.Dir, defaultSessionLimits)
+			sess.outs.live = s.Output
+			sess.restored(ready, channel)
+			s.Plan, s.Files = r.Plan, r.Files
+			if err := sendPlan(); err != nil {
+				facts.ProtocolErr = err
+				break loop
+			}
+		case err := <-filesDone:
+			filesDone = nil
+			select {
+			case <-p.Exited():
+				// QEMU's end is the story; the loop hears it next.
+			default:
+				if err != nil {
+					facts.SendErr = fmt.Errorf("send the plan's files: %w", err)
+					break loop
+				}
+			}
 		}
 	}
 
@@ -300,7 +453,15 @@ loop:
 		}
 	}
 	sess.close()
+	if committed != nil {
+		if err := <-committed; err != nil {
+			log.Warn("snapshot not saved", "err", err)
+		} else {
+			out.Saved = true
+		}
+	}
 	out.Ready, out.Results, out.Done, out.Artifacts = sess.Ready, sess.Results, sess.Done, sess.Artifacts()
+	out.Prepared = sess.Prepared
 	out.Splats, out.Shutdown, out.Channel = con.Splats(), facts.Shutdown, sess.Channel
 	facts.Ready, facts.Done, facts.Running = sess.Ready != nil, sess.Done, sess.Running()
 	facts.Exit, facts.Stderr, facts.Console = p.Exit(), p.Stderr(), con.snapshot()

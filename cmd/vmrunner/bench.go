@@ -13,13 +13,16 @@ func newBenchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [matrix.yaml]",
-		Short: "Measure boot time (fast vs common QEMU setup), whole-matrix wall time and peak RSS",
+		Short: "Measure boot and restore time, whole-matrix wall time and peak RSS",
 		Long: `Measure, in one run and with a warm cache:
-  - per kernel × arch, the median time from QEMU start to the guest agent's first
-    message, booted the vmrunner way (microvm + PVH vmlinux on x86_64, neoverse-n1 +
-    raw Image on arm64) and the common way (-M pc / -M virt, compressed image, -cpu max);
-  - the wall time of the whole matrix;
-  - the peak RSS of the vmrunner process.
+  - the wall time of the whole matrix, every VM booted, and the peak RSS of the
+    vmrunner process;
+  - per kernel × arch, the median time from QEMU start to the guest agent's ready,
+    booted the vmrunner way (microvm + PVH vmlinux on x86_64, neoverse-n1 + raw
+    Image on arm64) and the common way (-M pc / -M virt, compressed image, -cpu max),
+    and restored from the VM's snapshot, with how long saving it kept the VM still
+    and its size;
+  - the wall time of the whole matrix again, every VM restored.
 It prints figures and asserts nothing.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -233,7 +233,8 @@ checks:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := t.TempDir()
-			l := startCLI(t, tt.env, "run", m, "--out", out, "--retries", "0")
+			// Booted, not restored: "during boot" waits for the kernel's banner.
+			l := startCLI(t, tt.env, "run", m, "--out", out, "--retries", "0", "--no-snapshot")
 			l.out = out
 			var qemu int
 			if tt.kill != nil {
@@ -444,7 +445,7 @@ func TestBootTimeoutRetried(t *testing.T) {
 	integration(t)
 	out := t.TempDir()
 	res := vmrunnerCLI(t, "run", "../../matrix.yaml", "--kernel", "6.1", "--arch", "arm64", "--check", "btf",
-		"--boot-timeout", "300ms", "--retries", "2", "--out", out)
+		"--boot-timeout", "300ms", "--retries", "2", "--out", out, "--no-snapshot")
 	if res.code != 3 {
 		t.Errorf("exit code %d, want 3", res.code)
 	}

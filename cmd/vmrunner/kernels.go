@@ -312,11 +312,12 @@ func newKernelsPruneCmd() *cobra.Command {
 		Short: "Remove cached kernels and downloads the matrix (and its lock) does not use, and leftovers of killed runs",
 		Long: `Remove from the cache every kernel and download that no kernel × arch of the
 matrix resolves to (resolved from the cache only, with the lock when there is one),
-and print the space freed. --all removes every cached kernel, download, build
-directory and initramfs archive instead.
+and every VM snapshot of another kernel or of another QEMU than the installed
+one, and print the space freed. --all removes every cached kernel, download,
+build directory, initramfs archive and snapshot instead.
 
 Either way it removes what a vmrunner killed with SIGKILL left: half-written
-downloads, kernels and initramfs archives whose lock no live process holds, and
+downloads, kernels, initramfs archives and snapshots whose lock no live process holds, and
 QEMU socket directories (<tmp>/vmr<digits>) older than 10 minutes whose sockets
 no process has bound.`,
 		Args: cobra.MaximumNArgs(1),
@@ -348,7 +349,7 @@ no process has bound.`,
 		},
 	}
 	f.add(cmd, "warn")
-	cmd.Flags().BoolVar(&all, "all", false, "remove every cached kernel and download")
+	cmd.Flags().BoolVar(&all, "all", false, "remove every cached kernel, download, initramfs archive and snapshot")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only say what would be removed")
 	return cmd
 }
@@ -366,6 +367,11 @@ func prune(ctx context.Context, w io.Writer, c *kernels.Cache, keep map[string]b
 		var more []kernels.Removal
 		more, err = vmrunner.PruneSocketDirs(dryRun)
 		res.Removed = append(res.Removed, more...)
+	}
+	if err == nil {
+		more, kept, keptBytes, serr := vmrunner.PruneSnapshots(c.Dir, keep, dryRun)
+		res.Removed = append(res.Removed, more...)
+		res.Kept, res.KeptBytes, err = res.Kept+kept, res.KeptBytes+keptBytes, serr
 	}
 	verb, total := "removed", "freed"
 	if dryRun {

@@ -15,28 +15,33 @@ import (
 
 type reproFlags struct {
 	matrix, kernel, arch, object, program string
-	shell                                 bool
+	shell, watch                          bool
 	out, accel, agentDir, cacheDir        string
 	logLevel                              string
+	noSnap                                bool
 }
 
 func newReproCmd() *cobra.Command {
 	var f reproFlags
 	cmd := &cobra.Command{
-		Use:   "repro --kernel NAME --arch ARCH --object FILE [--program NAME] [--shell]",
+		Use:   "repro --kernel NAME --arch ARCH --object FILE [--program NAME] [--shell | --watch]",
 		Short: "Boot one kernel, load one BPF program with the full verifier log, print it",
 		Long: `Boot only the VM of one kernel of the matrix on one arch, load the program
 (or every program of the object) with the most detailed verifier log
 (instruction, branch and statistics levels), print the log on stdout as the
 kernel wrote it and save it under <out>/<run-id>/<kernel>-<arch>/verifier/.
 
+With --watch, keep the VM up: each time the object changes (or Enter is
+pressed) load it again and print the new logs and verdicts; Ctrl-C ends the
+watch, powers the VM off and saves the run with the last load's results.
+
 With --shell, boot the same VM with u-root's shell (gosh) and ls, cat, dmesg,
 mount and ip under /bin, the object under /vmrunner/objects/, and the console
 on this terminal; leaving the shell (exit, Ctrl-D) powers the VM off.
 
 Exit codes:
-  0  every program loaded (or the shell ended)
-  1  a program was rejected by the verifier
+  0  every program loaded (or the shell ended); with --watch, at the last load
+  1  a program was rejected by the verifier (with --watch, at the last load)
   2  bad input: unknown kernel or arch, an object that is not a BPF ELF file,
      no such program
   3  infrastructure: QEMU, boot, timeout, panic`,
@@ -52,11 +57,13 @@ Exit codes:
 	fl.StringVar(&f.object, "object", "", "BPF ELF object to load (required)")
 	fl.StringVar(&f.program, "program", "", "only this program of the object")
 	fl.BoolVar(&f.shell, "shell", false, "open an interactive shell in the VM instead of loading")
+	fl.BoolVar(&f.watch, "watch", false, "keep the VM up and load the object again whenever it changes or Enter is pressed")
 	fl.StringVar(&f.out, "out", "results", "results base directory")
 	fl.StringVar(&f.accel, "accel", "auto", "auto, kvm or tcg")
 	fl.StringVar(&f.agentDir, "agent-dir", "", "directory with vmrunner-agent-<arch> (default: beside this binary, or $VMRUNNER_AGENT_DIR)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fl.BoolVar(&f.noSnap, "no-snapshot", false, "boot the VM: do not restore it from a snapshot, nor save one")
 	return cmd
 }
 
@@ -70,6 +77,9 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 	}
 	if f.object == "" && !f.shell {
 		return usagef("--object is required: the BPF object to load")
+	}
+	if f.shell && f.watch {
+		return usagef("--shell and --watch do not go together")
 	}
 	if f.object != "" {
 		if fi, err := os.Stat(f.object); err != nil || !fi.Mode().IsRegular() {
@@ -92,7 +102,7 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 	if err != nil {
 		return err
 	}
-	opts := vmrunner.Options{Matrix: m, OutDir: f.out, Parallel: 1, Accel: accel, AgentDir: f.agentDir, CacheDir: f.cacheDir, Log: log}
+	opts := vmrunner.Options{Matrix: m, OutDir: f.out, Parallel: 1, Accel: accel, AgentDir: f.agentDir, CacheDir: f.cacheDir, Log: log, NoSnapshot: f.noSnap}
 
 	if f.shell {
 		err := vmrunner.Shell(cmd.Context(), vmrunner.ShellOptions{Options: opts, Object: f.object})
@@ -103,11 +113,26 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 	}
 
 	start := time.Now()
-	res, err := vmrunner.Repro(cmd.Context(), vmrunner.ReproOptions{Options: opts, Object: f.object, Program: f.program})
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	ro := vmrunner.ReproOptions{Options: opts, Object: f.object, Program: f.program}
+	if f.watch {
+		res, err := vmrunner.ReproWatch(cmd.Context(), vmrunner.WatchOptions{ReproOptions: ro, Keys: cmd.InOrStdin(), Logs: out, Verdicts: errOut})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(errOut, "watch ended; results: %s (%s)\n", filepath.Join(res.Dir, "results.json"), time.Since(start).Round(100*time.Millisecond))
+		if res.Err != nil {
+			fmt.Fprintf(errOut, "%v\n", res.Err)
+		}
+		if res.ExitCode != 0 {
+			return &exitError{code: res.ExitCode}
+		}
+		return nil
+	}
+	res, err := vmrunner.Repro(cmd.Context(), ro)
 	if err != nil {
 		return err
 	}
-	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	for i, r := range res.Records {
 		if res.Logs[i] != "" {
 			b, err := os.ReadFile(res.Logs[i])

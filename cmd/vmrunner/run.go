@@ -33,6 +33,7 @@ type runFlags struct {
 	shard    string
 	planHash string
 	plan     planFlags
+	noSnap   bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -73,6 +74,7 @@ run the checks inside each VM, print a summary table and write
 	fl.StringVar(&f.html, "html", "", "also write the HTML report to FILE (report.html is always written in the run directory)")
 	fl.StringVar(&f.shard, "shard", "", "run only shard I/N of the matrix's plan (see vmrunner plan; give the same --timings and --runner)")
 	fl.StringVar(&f.planHash, "plan-hash", "", "with --shard: refuse unless the plan's hash is this one (the github format's \"plan\")")
+	fl.BoolVar(&f.noSnap, "no-snapshot", false, "boot every VM: restore none from a snapshot and save none (as the matrix's defaults.snapshot: false)")
 	f.plan.register(fl)
 	return cmd
 }
@@ -119,7 +121,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	res, err := vmrunner.Run(cmd.Context(), vmrunner.Options{
 		Matrix: m, OutDir: f.out, Parallel: f.parallel, Accel: accel, AgentDir: f.agentDir,
 		CacheDir: f.cacheDir, Refresh: f.refresh, Append: f.appendKC, Retries: f.retries, BootTimeout: f.bootTO, Log: log,
-		Progress: prog.update, Shard: shard,
+		Progress: prog.update, Shard: shard, NoSnapshot: f.noSnap,
 	})
 	prog.wait()
 	if err != nil {

@@ -204,6 +204,9 @@ func main() {
 		if len(c.plan.Checks) == 0 {
 			return errors.New("hostile agent: the plan has no check")
 		}
+		if err := c.prepared(); err != nil {
+			return err
+		}
 		return misbehave(c)
 	})
 }
@@ -224,6 +227,32 @@ type conv struct {
 }
 
 func (c *conv) send(m protocol.Message) error { return c.enc.Send(m) }
+
+// prepared plays the plan's preliminaries straight (the misbehaviour is
+// for later): it reads the plan's files, without keeping them, and says
+// prepared when the plan has host state.
+func (c *conv) prepared() error {
+	var bytes int64
+	for _, f := range c.plan.Files {
+		for got := int64(0); got < f.Size; {
+			m, err := c.dec.Next()
+			if err != nil || m.Type != protocol.TypeFile {
+				return fmt.Errorf("hostile agent: want the data of %s: %v", f.Path, err)
+			}
+			got += int64(len(m.File.Data))
+		}
+		bytes += f.Size
+	}
+	h := c.plan.Host
+	if h == nil {
+		return nil
+	}
+	p := protocol.Prepared{Boot: h.Boot, EntropyBytes: len(h.Entropy), Files: len(c.plan.Files), FileBytes: bytes}
+	if h.Boot == protocol.BootSnapshot {
+		p.SnapshotAgeMS = (h.TimeUnixNS - h.SnapshotSavedUnixNS) / int64(time.Millisecond)
+	}
+	return c.send(protocol.Message{Type: protocol.TypePrepared, Prepared: &p})
+}
 
 func (c *conv) start(check string) error {
 	return c.send(protocol.Message{Type: protocol.TypeCheckStart, CheckStart: &protocol.CheckStart{Check: check}})
