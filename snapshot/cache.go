@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,6 +128,9 @@ func (c *Cache) Find(id string) (*Snapshot, error) {
 	}
 	meta, err := c.check(id)
 	if err == nil {
+		// The record's time is when the snapshot was last used (Trim).
+		now := time.Now()
+		_ = os.Chtimes(c.path(id, metaExt), now, now)
 		return &Snapshot{Meta: *meta, State: c.path(id, stateExt), lock: lock}, nil
 	}
 	_ = lock.Unlock()
@@ -387,6 +391,52 @@ func (c *Cache) Prune(keep func(Meta) bool, dryRun bool) (removed []kernels.Remo
 		removed = append(removed, kernels.Removal{Path: filepath.Join("snapshots", id), Size: size})
 	}
 	return removed, kept, keptBytes, nil
+}
+
+// Trim removes the snapshots used least recently (by their record's time,
+// which Find and Commit set) until the cache holds at most max bytes. A
+// snapshot in use is skipped. It returns what it removed.
+func (c *Cache) Trim(max int64) ([]kernels.Removal, error) {
+	files, err := filepath.Glob(filepath.Join(c.Dir, "*"+metaExt))
+	if err != nil {
+		return nil, fmt.Errorf("trim snapshots: %w", err)
+	}
+	type entry struct {
+		id   string
+		used time.Time
+		size int64
+	}
+	var (
+		entries []entry
+		total   int64
+	)
+	for _, f := range files {
+		id := strings.TrimSuffix(filepath.Base(f), metaExt)
+		fi, err := os.Stat(f)
+		if !validID(id) || err != nil {
+			continue
+		}
+		e := entry{id, fi.ModTime(), c.size(id)}
+		entries = append(entries, e)
+		total += e.size
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return a.used.Compare(b.used) })
+	var removed []kernels.Removal
+	for _, e := range entries {
+		if total <= max {
+			break
+		}
+		err := c.withLock(e.id, func() error { return c.removeLocked(e.id) })
+		if errors.Is(err, errBusy) {
+			continue
+		}
+		if err != nil {
+			return removed, fmt.Errorf("trim snapshots: %w", err)
+		}
+		total -= e.size
+		removed = append(removed, kernels.Removal{Path: filepath.Join("snapshots", e.id), Size: e.size})
+	}
+	return removed, nil
 }
 
 // size is the disk space id's files take.

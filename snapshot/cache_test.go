@@ -289,3 +289,40 @@ func assertNoTemps(t *testing.T, c *Cache) {
 		t.Errorf("temporary files left: %v", m)
 	}
 }
+
+// Trim keeps the cache within a size, removing the snapshots used least
+// recently first, never one in use.
+func TestTrim(t *testing.T) {
+	c, _ := Open(t.TempDir())
+	var keys []Key
+	for i := range 4 {
+		k := testKey()
+		k.CPUs = i + 1
+		keys = append(keys, k)
+		save(t, c, k, bytes.Repeat([]byte{byte(i)}, 1000))
+		// Recorded as used a minute apart, oldest first.
+		used := time.Now().Add(time.Duration(i-10) * time.Minute)
+		os.Chtimes(c.path(k.ID(), metaExt), used, used)
+	}
+	// Using the oldest makes it the newest; holding the second keeps it.
+	s, _ := c.Find(keys[0].ID())
+	s.Release()
+	held, _ := c.Find(keys[1].ID())
+	defer held.Release()
+	removed, err := c.Trim(c.size(keys[0].ID()) + c.size(keys[1].ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	for _, r := range removed {
+		gone = append(gone, filepath.Base(r.Path))
+	}
+	if len(gone) != 2 || gone[0] != keys[2].ID() || gone[1] != keys[3].ID() {
+		t.Errorf("trimmed %v, want the snapshots of keys 2 and 3", gone)
+	}
+	for _, k := range keys[:2] {
+		if _, err := os.Stat(c.path(k.ID(), stateExt)); err != nil {
+			t.Errorf("snapshot of %d CPUs removed: %v", k.CPUs, err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -214,9 +215,33 @@ func saveAtReady(ctx context.Context, log *slog.Logger, p *qemuProcess, snap *vm
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		committed <- saving.Commit(meta)
+		err := saving.Commit(meta)
+		if err == nil {
+			removed, terr := snap.Cache.Trim(snapshotCacheMax())
+			for _, r := range removed {
+				log.Debug("snapshot removed, least recently used", "snapshot", filepath.Base(r.Path))
+			}
+			if terr != nil {
+				log.Warn("trim the snapshot cache", "err", terr)
+			}
+		}
+		committed <- err
 	}()
 	return committed, nil
+}
+
+// defaultSnapshotCacheMax bounds the snapshot cache: the snapshots used
+// least recently go once it holds more (60–75 MB each: the default
+// matrix's six take 400 MB).
+const defaultSnapshotCacheMax = 2 << 30
+
+// snapshotCacheMax is the snapshot cache's bound: $VMRUNNER_SNAPSHOT_MAX_MB
+// MiB when set, else defaultSnapshotCacheMax.
+func snapshotCacheMax() int64 {
+	if v, err := strconv.ParseInt(os.Getenv("VMRUNNER_SNAPSHOT_MAX_MB"), 10, 64); err == nil && v >= 0 {
+		return v << 20
+	}
+	return defaultSnapshotCacheMax
 }
 
 // findSnapshot looks up the snapshot of the VM s describes. It returns nil
