@@ -25,6 +25,8 @@
 //   - a snapshot being restored is not deleted under QEMU: restores hold a
 //     shared lock until QEMU has read the state, and removals take the
 //     exclusive lock without waiting, leaving a snapshot in use for later;
-//   - Prune removes what its caller no longer wants and what a killed
-//     vmrunner left (temporaries, state files without metadata).
+//   - the cache is bounded: Trim removes the snapshots used least recently
+//     (Find marks a use) past a size, and Prune what its caller no longer
+//     wants and what a killed vmrunner left (temporaries, state files
+//     without metadata).
 package snapshot
