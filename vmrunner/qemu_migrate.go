@@ -43,7 +43,44 @@ func (p *qemuProcess) SaveState(ctx context.Context, path string) error {
 	if err := p.waitMigration(ctx); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
+	// query-migrate says "completed" before QEMU's migration cleanup has
+	// moved the run state on from finish-migrate; a cont in between fails
+	// with "Migration is not finalized yet" (seen here under load on QEMU
+	// 7.2, arm64). Wait for the run state to move on.
+	if err := p.waitLeft(ctx, "finish-migrate"); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
 	return nil
+}
+
+// waitLeft polls query-status until the VM's run state is not state.
+func (p *qemuProcess) waitLeft(ctx context.Context, state string) error {
+	ctx, cancel := context.WithTimeout(ctx, migrateTimeout)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		raw, err := p.mon.call("query-status", nil, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		var st struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return fmt.Errorf("query-status: %w", err)
+		}
+		if st.Status != state {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("run state still %s: %w", state, ctx.Err())
+		case <-p.exited:
+			return fmt.Errorf("QEMU exited in run state %s", state)
+		case <-tick.C:
+		}
+	}
 }
 
 // WaitIncoming waits until QEMU has loaded the state it was started with
