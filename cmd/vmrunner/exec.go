@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
@@ -102,13 +101,9 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
-	var arches []kernels.Arch
-	for _, a := range f.arches {
-		pa, err := kernels.ParseArch(a)
-		if err != nil {
-			return usagef("--arch: %v", err)
-		}
-		arches = append(arches, pa)
+	arches, err := parseArches(f.arches)
+	if err != nil {
+		return err
 	}
 	maxDir, err := parseSize(f.maxDir)
 	if err != nil {

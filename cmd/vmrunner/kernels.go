@@ -56,13 +56,9 @@ func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*vmrunner.Matrix, 
 	if err != nil {
 		return nil, nil, err
 	}
-	var arches []kernels.Arch
-	for _, a := range f.arches {
-		pa, err := kernels.ParseArch(a)
-		if err != nil {
-			return nil, nil, usagef("--arch: %v", err)
-		}
-		arches = append(arches, pa)
+	arches, err := parseArches(f.arches)
+	if err != nil {
+		return nil, nil, err
 	}
 	m, err := vmrunner.LoadMatrix(path)
 	if err != nil {

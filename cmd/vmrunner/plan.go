@@ -183,15 +183,24 @@ Exit codes: 0 planned, 2 bad input.`,
 	return cmd
 }
 
-// loadSelected loads a matrix and applies run's --kernel, --arch and --check.
-func loadSelected(path string, kernelSel, archSel, checks []string) (*vmrunner.Matrix, error) {
+// parseArches parses repeated --arch values.
+func parseArches(names []string) ([]kernels.Arch, error) {
 	var arches []kernels.Arch
-	for _, a := range archSel {
+	for _, a := range names {
 		pa, err := kernels.ParseArch(a)
 		if err != nil {
 			return nil, usagef("--arch: %v", err)
 		}
 		arches = append(arches, pa)
+	}
+	return arches, nil
+}
+
+// loadSelected loads a matrix and applies run's --kernel, --arch and --check.
+func loadSelected(path string, kernelSel, archSel, checks []string) (*vmrunner.Matrix, error) {
+	arches, err := parseArches(archSel)
+	if err != nil {
+		return nil, err
 	}
 	m, err := vmrunner.LoadMatrix(path)
 	if err != nil {

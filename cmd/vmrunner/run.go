@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
@@ -87,13 +86,9 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
-	var arches []kernels.Arch
-	for _, a := range f.arches {
-		pa, err := kernels.ParseArch(a)
-		if err != nil {
-			return usagef("--arch: %v", err)
-		}
-		arches = append(arches, pa)
+	arches, err := parseArches(f.arches)
+	if err != nil {
+		return err
 	}
 	m, err := vmrunner.LoadMatrix(path)
 	if err != nil {
