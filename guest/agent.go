@@ -172,8 +172,8 @@ func (a *Agent) runPlan(ctx context.Context, enc *protocol.Encoder, from <-chan 
 		if err := enc.Send(protocol.Message{Type: protocol.TypePrepared, Prepared: prep}); err != nil {
 			return fmt.Errorf("send prepared: %w", err)
 		}
-	} else if len(plan.Files) > 0 {
-		if _, err := a.receiveFiles(ctx, from, plan.Files); err != nil {
+	} else if len(plan.Files)+len(plan.Dirs) > 0 {
+		if _, err := a.receiveFiles(ctx, from, plan); err != nil {
 			return err
 		}
 	}

@@ -48,7 +48,7 @@ func (a *Agent) prepare(ctx context.Context, from <-chan incoming, plan *protoco
 	if h.Boot == protocol.BootSnapshot {
 		p.SnapshotAgeMS = (h.TimeUnixNS - h.SnapshotSavedUnixNS) / int64(time.Millisecond)
 	}
-	n, err := a.receiveFiles(ctx, from, plan.Files)
+	n, err := a.receiveFiles(ctx, from, plan)
 	if err != nil {
 		return nil, err
 	}
@@ -56,17 +56,23 @@ func (a *Agent) prepare(ctx context.Context, from <-chan incoming, plan *protoco
 	return p, nil
 }
 
-// receiveFiles reads the plan's files from their file messages, in order,
-// each into a temporary file beside its path, and moves each into place
-// once its size and SHA-256 are those the plan gave. It returns the bytes
-// received.
-func (a *Agent) receiveFiles(ctx context.Context, from <-chan incoming, files []protocol.FileSpec) (int64, error) {
+// receiveFiles makes the plan's directories, then reads its files from
+// their file messages, in order, each into a temporary file beside its
+// path, and moves each into place once its size and SHA-256 are those the
+// plan gave. It returns the bytes received.
+func (a *Agent) receiveFiles(ctx context.Context, from <-chan incoming, plan *protocol.Plan) (int64, error) {
 	root := a.FilesRoot
 	if root == "" {
 		root = "/"
 	}
+	for _, d := range plan.Dirs {
+		// The protocol checked the path, as for files.
+		if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(d)), 0o755); err != nil {
+			return 0, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
 	var total int64
-	for _, f := range files {
+	for _, f := range plan.Files {
 		if err := receiveFile(ctx, from, root, f); err != nil {
 			return total, fmt.Errorf("receive %s: %w", f.Path, err)
 		}

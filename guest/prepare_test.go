@@ -75,6 +75,7 @@ func TestAgentPrepare(t *testing.T) {
 		Host: &protocol.HostState{TimeUnixNS: hostTime.UnixNano(), Entropy: entropy,
 			Boot: protocol.BootSnapshot, SnapshotSavedUnixNS: saved.UnixNano()},
 		Files: files,
+		Dirs:  []string{"/vmrunner/share/1/empty", "/vmrunner/objects"},
 	}})
 	h.sendFile(files[0].Path, object, protocol.FileChunkSize)
 	h.sendFile(files[1].Path, tool, protocol.FileChunkSize)
@@ -116,6 +117,9 @@ func TestAgentPrepare(t *testing.T) {
 		if fi.Mode().Perm() != os.FileMode(f.Mode) || fi.Size() != f.Size {
 			t.Errorf("%s: mode %v, %d bytes", f.Path, fi.Mode(), fi.Size())
 		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, "vmrunner/share/1/empty")); err != nil || !fi.IsDir() {
+		t.Errorf("the plan's empty directory was not made: %v", err)
 	}
 	assertNoTemporaries(t, root)
 }

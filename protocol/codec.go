@@ -189,7 +189,7 @@ func (m Message) validate() error {
 				return err
 			}
 		}
-		if err := validateFiles(m.Plan.Files); err != nil {
+		if err := validateFiles(m.Plan.Files, m.Plan.Dirs); err != nil {
 			return err
 		}
 		ok = true

@@ -102,13 +102,20 @@ func validHex256(s string) bool {
 	return true
 }
 
-// validateFiles checks a plan's file list: paths valid and distinct, none
-// inside another, sizes and count within the bounds.
-func validateFiles(files []FileSpec) error {
-	if len(files) > MaxFiles {
-		return fmt.Errorf("%d files, more than %d", len(files), MaxFiles)
+// validateFiles checks a plan's file and directory lists: paths valid and
+// distinct, no file inside another, sizes and count within the bounds.
+func validateFiles(files []FileSpec, dirs []string) error {
+	if len(files)+len(dirs) > MaxFiles {
+		return fmt.Errorf("%d files and directories, more than %d", len(files)+len(dirs), MaxFiles)
 	}
 	seen := make(map[string]bool, len(files))
+	isDir := make(map[string]bool, len(dirs))
+	for _, d := range dirs {
+		if !ValidGuestFilePath(d) {
+			return fmt.Errorf("invalid directory path %q", text.Truncate(d, 64))
+		}
+		isDir[d] = true
+	}
 	var total int64
 	for _, f := range files {
 		switch {
@@ -116,6 +123,8 @@ func validateFiles(files []FileSpec) error {
 			return fmt.Errorf("invalid file path %q", text.Truncate(f.Path, 64))
 		case seen[f.Path]:
 			return fmt.Errorf("file %s listed twice", f.Path)
+		case isDir[f.Path]:
+			return fmt.Errorf("file %s is also listed as a directory", f.Path)
 		case f.Size < 0 || f.Size > MaxFileSize:
 			return fmt.Errorf("file %s: size %d out of 0..%d", f.Path, f.Size, MaxFileSize)
 		case !validHex256(f.SHA256):
@@ -128,16 +137,28 @@ func validateFiles(files []FileSpec) error {
 			return fmt.Errorf("files add up to more than %d bytes", MaxFilesSize)
 		}
 	}
-	// A file may not be a directory of another: /vmrunner/a and /vmrunner/a/b.
-	for p := range seen {
+	// A file may not be a directory of another file or of a directory:
+	// /vmrunner/a and /vmrunner/a/b.
+	inside := func(p string) error {
 		for dir := p; ; {
 			i := strings.LastIndexByte(dir, '/')
 			if i < len(GuestFilesRoot) {
 				break
 			}
 			if dir = dir[:i]; seen[dir] {
-				return fmt.Errorf("file %s is inside file %s", p, dir)
+				return fmt.Errorf("%s is inside file %s", p, dir)
 			}
+		}
+		return nil
+	}
+	for p := range seen {
+		if err := inside(p); err != nil {
+			return err
+		}
+	}
+	for p := range isDir {
+		if err := inside(p); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -102,6 +102,15 @@ func TestPlanFilesRejects(t *testing.T) {
 		{"file in file", plan(func(p *Plan) {
 			p.Files = []FileSpec{file("/vmrunner/a/b/c", 1, FileMode), file("/vmrunner/a/b", 1, FileMode)}
 		})},
+		{"dir outside", plan(func(p *Plan) { p.Dirs = []string{"/etc/cron.d"} })},
+		{"dir escaping", plan(func(p *Plan) { p.Dirs = []string{"/vmrunner/share/../../etc"} })},
+		{"dir is a file", plan(func(p *Plan) {
+			p.Files, p.Dirs = []FileSpec{file("/vmrunner/a", 1, FileMode)}, []string{"/vmrunner/a"}
+		})},
+		{"dir in file", plan(func(p *Plan) {
+			p.Files, p.Dirs = []FileSpec{file("/vmrunner/a", 1, FileMode)}, []string{"/vmrunner/a/b"}
+		})},
+		{"too many with dirs", plan(func(p *Plan) { p.Files, p.Dirs = tooMany[1:], []string{"/vmrunner/d"} })},
 		{"too large", plan(func(p *Plan) { p.Files = []FileSpec{file("/vmrunner/a", MaxFileSize+1, FileMode)} })},
 		{"negative", plan(func(p *Plan) { p.Files = []FileSpec{file("/vmrunner/a", -1, FileMode)} })},
 		{"too large together", plan(func(p *Plan) {

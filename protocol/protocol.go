@@ -103,6 +103,10 @@ type Plan struct {
 	Host *HostState `json:"host,omitempty"`
 	// Files are sent after the plan, in file messages (see files.go).
 	Files []FileSpec `json:"files,omitempty"`
+	// Dirs are directories the agent makes under GuestFilesRoot before the
+	// files arrive: a shared directory's empty ones (a file's own
+	// directories are made for it).
+	Dirs []string `json:"dirs,omitempty"`
 	// More says that the host may send another plan after done instead of
 	// bye (repro --watch): the agent waits for either, without a time
 	// limit, and powers off when the host goes away.

@@ -29,8 +29,11 @@ type Prepared struct {
 	Initramfs string
 	MemoryMiB int
 	CPUs      int
-	// Files are the checks' data files, sent with the plan.
+	// Files are the checks' data files, sent with the plan, and a
+	// program's shares when they travel over the channel.
 	Files []planFile
+	// Dirs are the shares' directories, made before the files arrive.
+	Dirs []string
 	// PerRun: Initramfs holds files of this run only (a program's shares),
 	// so that a snapshot of it would serve no other run.
 	PerRun bool
@@ -52,8 +55,13 @@ type Preparer struct {
 	// the target's guest agent.
 	Extra func(agent string, a kernels.Arch) ([]GuestFile, error)
 	// RunDir is where per-run archives are written (see Shares); it must
-	// be set when a check of Matrix has shares.
+	// be set when a check of Matrix has shares that do not travel over the
+	// channel.
 	RunDir string
+	// SharesOverChannel sends a program's shares with the plan rather than
+	// in a per-run archive, so that the VM's initramfs, and its snapshot,
+	// are those of every other run (see shareFiles).
+	SharesOverChannel bool
 }
 
 // NewPreparer opens the cache of opts (default kernels.DefaultCacheDir)
@@ -173,20 +181,32 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 		}
 		files = append(files, pf)
 	}
+	var dirs []string
 	perRun := false
 	if run := p.Matrix.shares(t.Arch); len(run) > 0 {
-		perRun = true
-		if p.RunDir == "" {
-			return fail(results.KindInitramfs, errors.New("build initramfs: no directory for the per-run archive"))
+		sent := false
+		if p.SharesOverChannel {
+			sf, sd, err := shareFiles(p.Matrix, t.Arch, run, files)
+			if err == nil {
+				files, dirs, sent = append(files, sf...), sd, true
+			} else {
+				p.Log.Info("a program's files go into a per-run archive: the VM boots", "vm", t.Label(), "why", err)
+			}
 		}
-		dst := filepath.Join(p.RunDir, t.Dirname()+".cpio")
-		if err := initramfs.WriteRun(ctx, dst, initrd, run); err != nil {
-			return fail(results.KindInitramfs, err)
+		if !sent {
+			perRun = true
+			if p.RunDir == "" {
+				return fail(results.KindInitramfs, errors.New("build initramfs: no directory for the per-run archive"))
+			}
+			dst := filepath.Join(p.RunDir, t.Dirname()+".cpio")
+			if err := initramfs.WriteRun(ctx, dst, initrd, run); err != nil {
+				return fail(results.KindInitramfs, err)
+			}
+			initrd = dst
 		}
-		initrd = dst
 	}
 	pt := &Prepared{
-		Target: t, Kernel: k, Agent: agent, Initramfs: initrd, Files: files, PerRun: perRun,
+		Target: t, Kernel: k, Agent: agent, Initramfs: initrd, Files: files, Dirs: dirs, PerRun: perRun,
 		MemoryMiB: cmp.Or(t.Kernel.MemoryMiB, p.Matrix.Defaults.MemoryMiB),
 		CPUs:      cmp.Or(t.Kernel.CPUs, p.Matrix.Defaults.CPUs),
 	}

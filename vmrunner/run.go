@@ -57,6 +57,12 @@ type Options struct {
 	Extra func(agent string, a kernels.Arch) ([]GuestFile, error)
 }
 
+// snapshots reports whether the run's VMs are restored from snapshots
+// (and saved when they have none).
+func (o Options) snapshots() bool {
+	return !o.NoSnapshot && !o.Matrix.Defaults.NoSnapshot && o.Profile == ProfileFast
+}
+
 // Result is the outcome of a run.
 type Result struct {
 	Dir      string
@@ -98,6 +104,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	prep.Extra = opts.Extra
+	// With snapshots, a program's files (vmrunner exec, the test check)
+	// travel over the channel, so that its VM is restored like any other;
+	// without, they are packed into a per-run archive, which Linux unpacks
+	// faster than any channel carries them.
+	prep.SharesOverChannel = opts.snapshots()
 	if opts.Matrix.hasShares() {
 		// Per-run archives live as long as the run.
 		if prep.RunDir, err = os.MkdirTemp("", "vmrunner-run-"); err != nil {
@@ -234,8 +245,8 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 		spec.OnCheck = func(check string) { opts.Progress(t, "check "+check, nil) }
 		spec.OnProgress = func(line string) { opts.Progress(t, line, nil) }
 	}
-	spec.Files = pt.Files
-	if !opts.NoSnapshot && !opts.Matrix.Defaults.NoSnapshot && !pt.PerRun && opts.Profile == ProfileFast {
+	spec.Files, spec.Dirs = pt.Files, pt.Dirs
+	if opts.snapshots() && !pt.PerRun {
 		spec.Snapshot = findSnapshot(prep.Cache.Dir, spec, log)
 	}
 	var out vmOutcome

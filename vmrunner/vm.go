@@ -50,8 +50,9 @@ type vmSpec struct {
 	OnProgress func(text string)
 	// Output, when set, is told each piece of a test program's output.
 	Output func(protocol.Output)
-	// Files go to the guest after the plan.
+	// Files go to the guest after the plan; Dirs are made before them.
 	Files []planFile
+	Dirs  []string
 	// Snapshot, when set, restores the VM from a snapshot or saves it at
 	// ready (vmSnapshot).
 	Snapshot *vmSnapshot
@@ -226,6 +227,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		for _, f := range s.Files {
 			plan.Files = append(plan.Files, f.Spec)
 		}
+		plan.Dirs = s.Dirs
 		if err := enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &plan}); err != nil {
 			return fmt.Errorf("send plan: %w", err)
 		}

@@ -35,6 +35,7 @@ type execFlags struct {
 	retries  int
 	bootTO   time.Duration
 	logLevel string
+	noSnap   bool
 }
 
 func newExecCmd() *cobra.Command {
@@ -89,6 +90,7 @@ when a VM failed.
 	fl.IntVar(&f.retries, "retries", 1, "boot a VM again this many times after an infrastructure failure")
 	fl.DurationVar(&f.bootTO, "boot-timeout", 0, "how long the guest agent has to start (default 2m under TCG, 30s under KVM)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fl.BoolVar(&f.noSnap, "no-snapshot", false, "boot every VM instead of restoring it from a snapshot (the program's files then go into a per-run archive)")
 	return cmd
 }
 
@@ -135,7 +137,7 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 	opts := vmrunner.ExecOptions{
 		Options: vmrunner.Options{
 			Matrix: m, OutDir: out, Accel: accel, AgentDir: f.agentDir, CacheDir: f.cacheDir,
-			Retries: f.retries, BootTimeout: f.bootTO, Log: log,
+			Retries: f.retries, BootTimeout: f.bootTO, Log: log, NoSnapshot: f.noSnap,
 		},
 		Kernels: f.kernels, Arches: arches, Program: argv[0], Args: argv[1:], Env: f.env, Dir: dir,
 		Files: f.files, Sysroot: f.sysroot, Timeout: f.timeout, MaxDirBytes: maxDir,
