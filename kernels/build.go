@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
+
 	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/kernels/kconfig"
 )
@@ -107,6 +109,14 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 		frags = append(append(frags, data...), '\n')
 	}
 
+	var pahole paholeTool
+	if spec.Pahole {
+		// Before the build, not after an hour of it.
+		if pahole, err = findPahole(ctx); err != nil {
+			return nil, err
+		}
+	}
+
 	karch, image, cross := kernelArch(arch)
 	env := []string{"ARCH=" + karch}
 	if arch != Host() {
@@ -148,6 +158,11 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 	if err := checkStuck(tree, frags, final); err != nil {
 		return nil, err
 	}
+	if spec.Pahole {
+		if err := checkDWARF(final); err != nil {
+			return nil, err
+		}
+	}
 	release, err := b.output(ctx, "-s", "kernelrelease")
 	if err != nil {
 		return nil, err
@@ -157,12 +172,22 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 	h := sha256.New()
 	fmt.Fprintf(h, "build\n%s\n%s\n%s\n", tree, release, arch)
 	h.Write(final)
+	if spec.Pahole {
+		fmt.Fprintf(h, "pahole %s\n", pahole.version)
+	}
 	key := hex.EncodeToString(h.Sum(nil))
 	origin := Origin{Type: "build", Version: release, Files: []File{{Path: tree, SHA256: key}}}
+	vmlinux := filepath.Join(out, "vmlinux")
+	found := func(k *Kernel) *Kernel {
+		k.Origin = origin
+		if spec.Pahole && k.BTF != "" {
+			k.BTFFrom = fmt.Sprintf("%s, made by pahole %s --btf_encode_detached from %s", filepath.Base(k.BTF), pahole.version, vmlinux)
+		}
+		return k
+	}
 	if !opts.Refresh {
 		if k, err := opts.Cache.loadKernel(key); err == nil {
-			k.Origin = origin
-			return k, nil
+			return found(k), nil
 		}
 	}
 	jobs := strconv.Itoa(runtime.NumCPU())
@@ -177,7 +202,7 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 	if err := os.RemoveAll(opts.Cache.kernelDir(key)); err != nil {
 		return nil, fmt.Errorf("build kernel: %w", err)
 	}
-	return opts.Cache.prepareKernel(ctx, key, "build of "+tree, arch, origin, opts.Logger, func(tmp string) (debContents, error) {
+	k, err := opts.Cache.prepareKernel(ctx, key, "build of "+tree, arch, origin, opts.Logger, func(tmp string) (debContents, error) {
 		c := debContents{Vmlinuz: "boot/vmlinuz", Config: "boot/config", Release: release}
 		if err := copyInput(ctx, filepath.Join(out, image), filepath.Join(tmp, c.Vmlinuz), maxKernelFile); err != nil {
 			return c, err
@@ -195,8 +220,87 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 				os.Remove(filepath.Join(tmp, mods, l)) // links back into the tree
 			}
 		}
+		if spec.Pahole {
+			c.BTF = "boot/btf-" + release
+			start := time.Now()
+			if err := pahole.encode(ctx, vmlinux, filepath.Join(tmp, c.BTF)); err != nil {
+				return c, err
+			}
+			opts.Logger.Info("kernel BTF generated", "pahole", pahole.version, "duration", time.Since(start).Round(time.Millisecond))
+		}
 		return c, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return found(k), nil
+}
+
+// checkDWARF checks that a final .config gives vmlinux the DWARF pahole
+// reads, and no BTF of its own.
+func checkDWARF(final []byte) error {
+	cfg, err := kconfig.Parse(bytes.NewReader(final))
+	if err != nil {
+		return fmt.Errorf("build kernel: %w", err)
+	}
+	switch {
+	case cfg.Get("DEBUG_INFO_BTF") == "y":
+		return fmt.Errorf("%w: build.pahole: the kernel has BTF of its own (CONFIG_DEBUG_INFO_BTF=y): drop pahole, or use the nobtf fragment", ErrBadInput)
+	case cfg.Get("DEBUG_INFO") != "y":
+		return fmt.Errorf("%w: build.pahole: vmlinux would have no DWARF for pahole (CONFIG_DEBUG_INFO is not set): add the dwarf fragment", ErrBadInput)
+	case cfg.Get("DEBUG_INFO_REDUCED") == "y", cfg.Get("DEBUG_INFO_SPLIT") == "y":
+		return fmt.Errorf("%w: build.pahole: vmlinux's DWARF would be reduced or split (CONFIG_DEBUG_INFO_REDUCED, CONFIG_DEBUG_INFO_SPLIT), pahole needs it whole: use the dwarf fragment", ErrBadInput)
+	}
+	return nil
+}
+
+// paholeTool is the pahole of the host (Debian's dwarves).
+type paholeTool struct {
+	path, version string
+}
+
+// findPahole finds pahole and checks that it can write detached BTF
+// (--btf_encode_detached, the form btfhub and little-vm-helper ship).
+func findPahole(ctx context.Context) (paholeTool, error) {
+	path, err := exec.LookPath("pahole")
+	if err != nil {
+		return paholeTool{}, fmt.Errorf("build.pahole: pahole not found: apt-get install dwarves")
+	}
+	ver, err := exec.CommandContext(ctx, path, "--version").Output()
+	if err != nil {
+		return paholeTool{}, fmt.Errorf("build.pahole: %s --version: %w", path, err)
+	}
+	help, _ := exec.CommandContext(ctx, path, "--help").Output()
+	p := paholeTool{path: path, version: strings.TrimSpace(string(ver))}
+	if !bytes.Contains(help, []byte("--btf_encode_detached")) {
+		return paholeTool{}, fmt.Errorf("build.pahole: pahole %s cannot write detached BTF (no --btf_encode_detached): install dwarves 1.22 or later", p.version)
+	}
+	return p, nil
+}
+
+// encode writes the BTF of the ELF file elfPath's DWARF to out, as btfhub
+// does (pahole --btf_encode_detached out vmlinux), and checks that it
+// parses as BTF.
+func (p paholeTool) encode(ctx context.Context, elfPath, out string) error {
+	cmd := exec.CommandContext(ctx, p.path, "--btf_encode_detached", out, elfPath)
+	cmd.WaitDelay = 10 * time.Second
+	msg, err := cmd.CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("pahole: %w", ctx.Err())
+		}
+		lines := strings.Split(strings.TrimSpace(string(msg)), "\n")
+		return fmt.Errorf("pahole --btf_encode_detached %s: %w\n%s", elfPath, err, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		return fmt.Errorf("pahole --btf_encode_detached %s: %w", elfPath, err)
+	}
+	defer f.Close()
+	if _, err := btf.LoadSpecFromReader(f); err != nil {
+		return fmt.Errorf("pahole --btf_encode_detached %s: the output is not BTF: %w", elfPath, err)
+	}
+	return nil
 }
 
 // checkStuck reports the options of the fragments that the final .config

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -191,6 +192,12 @@ type BuildSpec struct {
 	Config []string `yaml:"config" json:"config,omitempty"`
 	// Arch is the target; default the arch being resolved.
 	Arch string `yaml:"arch" json:"arch,omitempty"`
+	// Pahole generates the kernel's BTF from vmlinux's DWARF after the
+	// build (pahole --btf_encode_detached, as btfhub does) and keeps it as
+	// the kernel's external BTF, used when the kernel has none of its own:
+	// for a kernel built without CONFIG_DEBUG_INFO_BTF (fragments nobtf and
+	// dwarf).
+	Pahole bool `yaml:"pahole" json:"pahole,omitempty"`
 }
 
 // Validate checks what a matrix parser can check in a source without
@@ -222,6 +229,12 @@ func (s Spec) Validate() error {
 			if _, err := ParseArch(s.Build.Arch); err != nil {
 				return fmt.Errorf("build.arch: %v", err)
 			}
+		}
+		if s.Build.Pahole && (len(s.Build.Config) == 0 || slices.Contains(s.Build.Config, "btf")) {
+			return errors.New("build.pahole: the fragments include btf (the default ones do): the kernel would have BTF of its own; list config: with nobtf and dwarf instead, e.g. [bpf, nobtf, dwarf, kprobes, virtio, 9p, pvpanic]")
+		}
+		if s.Build.Pahole && s.BTF != nil {
+			return errors.New("build.pahole and btf: both give the kernel's BTF; keep one")
 		}
 	}
 	return nil
