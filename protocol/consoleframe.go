@@ -50,7 +50,7 @@ func parseFrame(body []byte) ([]byte, error) {
 	body = bytes.TrimRight(body, "\r")
 	fields := bytes.Fields(body)
 	if len(fields) != 3 {
-		return nil, fmt.Errorf("console frame: %w: %d fields, want 3", ErrMalformed, len(fields))
+		return nil, fmt.Errorf("console frame: %w: %d fields, want 3 (cut or mixed with other text)", ErrMalformed, len(fields))
 	}
 	n, err := strconv.Atoi(string(fields[0]))
 	if err != nil || n < 0 || n > MaxMessageSize {
@@ -75,6 +75,9 @@ func parseFrame(body []byte) ([]byte, error) {
 // FrameChunk is what a FrameScanner found next: text that is no frame, or
 // a frame's message (Frame, its JSON) and the frame's size on the wire.
 // Err is set for a frame that could not be decoded; the scanner goes on.
+// A frame line that could not be decoded is also Text, prefix and all:
+// what cut it (a kernel message printed in the middle of the frame, often
+// the first line of a panic) is console text that must not be lost.
 type FrameChunk struct {
 	Text  []byte
 	Frame []byte
@@ -111,7 +114,12 @@ func (s *FrameScanner) Next() (FrameChunk, error) {
 		if s.err != nil {
 			if s.inFrame {
 				s.inFrame = false
-				return FrameChunk{Size: len(FramePrefix) + len(s.frame), Err: fmt.Errorf("console frame: %w: cut by the end of the stream", ErrMalformed)}, nil
+				c := FrameChunk{Size: len(FramePrefix) + len(s.frame), Err: fmt.Errorf("console frame: %w: cut by the end of the stream", ErrMalformed)}
+				if !s.discard {
+					c.Text = append([]byte(FramePrefix), s.frame...)
+				}
+				s.frame, s.discard = nil, false
+				return c, nil
 			}
 			if len(s.buf) > 0 {
 				t := s.buf
@@ -156,7 +164,10 @@ func (s *FrameScanner) step() (FrameChunk, bool) {
 				c.Err = fmt.Errorf("console frame: %w (more than %d bytes)", ErrTooLarge, MaxMessageSize)
 				return c, true
 			}
-			c.Frame, c.Err = parseFrame(body)
+			if c.Frame, c.Err = parseFrame(body); c.Err != nil {
+				c.Frame = nil
+				c.Text = append(append([]byte(FramePrefix), body...), '\n')
+			}
 			return c, true
 		}
 		i := bytes.Index(s.buf, []byte(FramePrefix))

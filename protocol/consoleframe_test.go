@@ -40,6 +40,10 @@ func TestFrameScanner(t *testing.T) {
 	frame := string(AppendFrame(nil, msg))
 	bad := strings.Replace(frame, "eyJ", "eyK", 1) // one character changed: the checksum fails
 	cut := frame[:len(frame)/2] + "\n"
+	// A kernel message printed while the frame was going out: the frame's
+	// first half, the message, then the rest of the frame as a line of its own.
+	panicLine := "[    5.1] Kernel panic - not syncing: Attempted to kill init!\n"
+	mixed := frame[:len(frame)/2] + panicLine + frame[len(frame)/2:]
 	for _, tc := range []struct {
 		name, stream, text string
 		frames             []string
@@ -49,9 +53,12 @@ func TestFrameScanner(t *testing.T) {
 		{"a frame between lines", "boot\n" + frame + "after\n", "boot\nafter\n", []string{string(msg)}, 0},
 		{"a frame after text without newline", "[ 1.2] partial" + frame + frame, "[ 1.2] partial", []string{string(msg), string(msg)}, 0},
 		{"a prefix-like text", "=vmrunner1 is not it\n=vmrun", "=vmrunner1 is not it\n=vmrun", nil, 0},
-		{"a damaged frame", bad + frame, "", []string{string(msg)}, 1},
-		{"a frame cut by kernel text", cut + frame, "", []string{string(msg)}, 1},
-		{"a frame cut by the end", frame[:20], "", nil, 1},
+		// A frame that cannot be decoded is kept as text: what cut it is
+		// the kernel's.
+		{"a damaged frame", bad + frame, bad, []string{string(msg)}, 1},
+		{"a frame cut by kernel text", cut + frame, cut, []string{string(msg)}, 1},
+		{"kernel text in a frame", mixed + frame, mixed, []string{string(msg)}, 1},
+		{"a frame cut by the end", frame[:20], frame[:20], nil, 1},
 		{"CRLF", strings.TrimSuffix(frame, "\n") + "\r\nx", "x", []string{string(msg)}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,6 +44,9 @@ type vmFacts struct {
 	Stderr       string // what QEMU printed
 	Console      consoleText
 	TaskDump     bool // a SysRq task dump is in console.log
+	// LoglevelRaised: the console channel's quiet console was made to
+	// print the dumps (SysRq 7).
+	LoglevelRaised bool
 }
 
 // cleanShutdown is the SHUTDOWN reason of a guest that powered off by itself.

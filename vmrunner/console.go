@@ -43,7 +43,16 @@ type console struct {
 	tail   []string
 	splats []results.Splat
 	cut    bool
+	// sysrq holds the SysRq header lines seen ("sysrq: Show State"),
+	// which a long dump would push out of the tail, and last when the
+	// last line came: the host waits for one dump to end before asking
+	// for the next.
+	sysrq []string
+	last  time.Time
 }
+
+// maxSysrqLines bounds console.sysrq.
+const maxSysrqLines = 32
 
 // capture reads r until EOF. It always drains r, even after the file limit is
 // hit, so a chatty guest never blocks on a full pipe.
@@ -85,6 +94,10 @@ func (c *console) scan(line []byte) {
 	ln := text.Sanitize(strings.TrimRight(string(line), "\r\n"))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.last = time.Now()
+	if strings.Contains(ln, "sysrq: ") && len(c.sysrq) < maxSysrqLines {
+		c.sysrq = append(c.sysrq, ln)
+	}
 	c.tail = append(c.tail, ln)
 	if len(c.tail) > consoleTail {
 		c.tail = c.tail[len(c.tail)-consoleTail:]
@@ -126,16 +139,35 @@ func (c *console) contains(s string) bool { return c.snapshot().line(s) != "" }
 // Excerpt returns the last n console lines.
 func (c *console) Excerpt(n int) string { return c.snapshot().excerpt(n) }
 
-// waitFor waits until a line containing s is seen, for at most d.
-func (c *console) waitFor(s string, d time.Duration) bool {
+// sawSysrq reports whether a SysRq header line containing s was seen.
+func (c *console) sawSysrq(s string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.sysrq {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitSysrqOutput waits for at most d until the SysRq header containing
+// header was seen and the console then stayed quiet for idle: the
+// kernel's answer printed whole. It reports whether the header came.
+func (c *console) waitSysrqOutput(header string, idle, d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	for !c.contains(s) {
-		if time.Now().After(deadline) {
-			return false
+	for time.Now().Before(deadline) {
+		if c.sawSysrq(header) {
+			c.mu.Lock()
+			quiet := time.Since(c.last) >= idle
+			c.mu.Unlock()
+			if quiet {
+				return true
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return true
+	return c.sawSysrq(header)
 }
 
 func (t consoleText) hasKind(kind string) bool {
@@ -227,20 +259,56 @@ func (t *telnetFilter) Read(p []byte) (int, error) {
 	}
 }
 
-// sysrq asks the guest kernel for diagnostics through a serial break and
-// magic SysRq keys: t (all tasks), l (backtrace of active CPUs), w (blocked tasks).
-func sysrq(w io.Writer, keys string) error {
-	for _, k := range []byte(keys) {
-		if _, err := w.Write([]byte{telnetIAC, telnetBreak}); err != nil {
-			return fmt.Errorf("send break: %w", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-		if _, err := w.Write([]byte{k}); err != nil {
-			return fmt.Errorf("send sysrq %c: %w", k, err)
-		}
-		time.Sleep(300 * time.Millisecond)
+// sysrqKeys are the magic SysRq keys the host sends a stuck guest, in
+// order, each with the header line the kernel prints when it acts on it.
+// 7 raises the console's log level (on the console channel the agent set
+// it to 1, and the dumps print at 6); w and l are short, t (every task)
+// is long and comes last.
+var sysrqKeys = []struct {
+	key    byte
+	header string
+}{
+	{'7', "sysrq: Loglevel set to 7"},
+	{'w', "sysrq: Show Blocked State"},
+	{'l', "sysrq: Show backtrace of all active CPUs"},
+	{'t', "sysrq: Show State"},
+}
+
+// sysrq sends one magic SysRq key through a serial break.
+func sysrq(w io.Writer, key byte) error {
+	if _, err := w.Write([]byte{telnetIAC, telnetBreak}); err != nil {
+		return fmt.Errorf("send break: %w", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, err := w.Write([]byte{key}); err != nil {
+		return fmt.Errorf("send sysrq %c: %w", key, err)
 	}
 	return nil
+}
+
+// askDumps asks the guest kernel for diagnostics through serial breaks and
+// magic SysRq keys (sysrqKeys), one at a time, each once the kernel's
+// answer to the one before has been printed: a break sent while the kernel
+// prints a long dump can be lost. raise says whether to send 7 first. It
+// returns whether the log level was raised and whether the task dump (t)
+// was printed.
+func askDumps(w io.Writer, con *console, raise bool) (raised, dumped bool, err error) {
+	for _, k := range sysrqKeys {
+		if k.key == '7' && !raise {
+			continue
+		}
+		if err := sysrq(w, k.key); err != nil {
+			return raised, dumped, err
+		}
+		seen := con.waitSysrqOutput(k.header, 300*time.Millisecond, 5*time.Second)
+		switch k.key {
+		case '7':
+			raised = seen
+		case 't':
+			dumped = seen
+		}
+	}
+	return raised, dumped, nil
 }
 
 // consoleFrames reads the console's text for capture and hands the guest's

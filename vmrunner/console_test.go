@@ -62,14 +62,18 @@ func TestConsoleLongLinesAndLimit(t *testing.T) {
 }
 
 // The console's frames go to the session's channel and out of console.log;
-// the text around them stays; a damaged
-// frame arrives as an error, never as a message.
+// the text around them stays; a damaged frame arrives as an error, never
+// as a message, and stays in console.log as text (what cut it is the
+// kernel's: a panic line there is seen).
 func TestConsoleFrames(t *testing.T) {
 	ready := []byte(`{"v":1,"type":"ready","ready":{"agent":"dev"}}`)
 	done := []byte(`{"v":1,"type":"done","done":{"results":0}}`)
 	damaged := protocol.FramePrefix + "5 00000000 eHg=\n" // 2 bytes, not 5: cut short
+	// A frame with the kernel's panic line printed into its middle.
+	frame := string(protocol.AppendFrame(nil, done))
+	panicked := frame[:30] + "[ 2.5] Kernel panic - not syncing: Attempted to kill init!\n" + frame[30:]
 	stream := "[    1.0] Run /init as init process\n" + string(protocol.AppendFrame(nil, ready)) +
-		"vmrunner-agent: console channel open\n[ 2.0] partial" + string(protocol.AppendFrame(nil, done)) + damaged + "[ 3.0] reboot: Power down\n"
+		"vmrunner-agent: console channel open\n[ 2.0] partial" + string(protocol.AppendFrame(nil, done)) + damaged + panicked + "[ 3.0] reboot: Power down\n"
 	msgs := make(chan guestMsg, 10)
 	stop := make(chan struct{})
 	c := &console{}
@@ -86,14 +90,60 @@ func TestConsoleFrames(t *testing.T) {
 		}
 		got = append(got, string(gm.m.Type))
 	}
-	if want := "ready done error"; strings.Join(got, " ") != want {
+	if want := "ready done error error"; strings.Join(got, " ") != want {
 		t.Errorf("messages %q, want %q", got, want)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "[    1.0] Run /init as init process\nvmrunner-agent: console channel open\n[ 2.0] partial[ 3.0] reboot: Power down\n"; string(b) != want {
+	if want := "[    1.0] Run /init as init process\nvmrunner-agent: console channel open\n[ 2.0] partial" + damaged + panicked + "[ 3.0] reboot: Power down\n"; string(b) != want {
 		t.Errorf("console.log %q, want %q", b, want)
+	}
+	if !c.hasKind("panic") || !c.contains("Attempted to kill init") {
+		t.Errorf("the panic printed into a frame was not seen: %v", c.Splats())
+	}
+}
+
+// sysrqGuest plays a guest kernel's serial line: each SysRq key after a
+// break is answered with its header line on the console, and the keys
+// are kept in the order they came.
+type sysrqGuest struct {
+	con     *console
+	headers map[byte]string
+	keys    []byte
+}
+
+func (g *sysrqGuest) Write(p []byte) (int, error) {
+	if len(p) == 1 {
+		g.keys = append(g.keys, p[0])
+		if h, ok := g.headers[p[0]]; ok {
+			g.con.scan([]byte("[ 20.1] " + h + "\n"))
+		}
+	}
+	return len(p), nil
+}
+
+// TestAskDumps: the keys go one at a time, 7 first only when asked (the
+// console channel's quiet console), t last; what the kernel printed says
+// whether the log level was raised and the task dump printed.
+func TestAskDumps(t *testing.T) {
+	headers := map[byte]string{}
+	for _, k := range sysrqKeys {
+		headers[k.key] = k.header
+	}
+	for _, raise := range []bool{false, true} {
+		g := &sysrqGuest{con: &console{}, headers: headers}
+		raised, dumped, err := askDumps(g, g.con, raise)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "wlt"
+		if raise {
+			want = "7wlt"
+		}
+		if string(g.keys) != want || raised != raise || !dumped {
+			t.Errorf("raise %v: keys %q raised %v dumped %v, want %q %v true", raise, g.keys, raised, dumped, want, raise)
+		}
 	}
 }

@@ -26,6 +26,9 @@ const (
 	// drainGrace is how long the channel may still deliver what the guest
 	// wrote once QEMU has exited.
 	drainGrace = time.Second
+	// frameErrGrace is how long a guest whose console frame broke may go
+	// on printing (a panic under way) before it is judged.
+	frameErrGrace = 3 * time.Second
 )
 
 // vmSpec is one VM to boot.
@@ -266,19 +269,39 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 	)
 	defer bootTimer.Stop()
 	// diagnose asks a guest that stopped making progress for task dumps and
-	// waits for its console to print them.
+	// waits for its console to print them. On the console channel the
+	// kernel prints emergencies only (the agent set kernel.printk to 1):
+	// SysRq 7 raises the console's log level first, so that the dumps are
+	// printed there too; frames no longer matter, the VM is judged.
 	diagnose := func() {
-		if err := sysrq(conConn, "tlw"); err != nil {
+		// Frames arriving meanwhile are dropped: unread, they would hold
+		// up the console text the dumps are in.
+		stopDrain := dropFrames(conMsgs)
+		defer stopDrain()
+		quiet := sess.Channel == protocol.ChannelConsole
+		raised, dumped, err := askDumps(conConn, con, quiet)
+		if err != nil {
 			log.Debug("sysrq", "err", err)
-			return
 		}
-		con.waitFor("sysrq: Show Blocked State", 5*time.Second)
+		facts.LoglevelRaised = raised
+		facts.TaskDump = dumped && (!quiet || raised)
 	}
 
 	// handle takes one message from a channel; false ends the loop.
 	handle := func(gm guestMsg, channel string) bool {
+		if facts.ProtocolErr != nil {
+			return true // after a broken frame: the VM is judged, see below
+		}
 		if gm.err != nil {
 			facts.ProtocolErr = fmt.Errorf("guest channel (%s): %w", channel, gm.err)
+			if channel == protocol.ChannelConsole && sess.Channel == protocol.ChannelConsole {
+				// A frame broken on the console was most often cut by the
+				// kernel's own emergency text: a panic or an oops whose
+				// end is still coming. The guest gets frameErrGrace to
+				// finish it (or to stop) before the VM is judged.
+				drain = time.After(frameErrGrace)
+				return true
+			}
 			return false
 		}
 		heard = true
@@ -467,10 +490,31 @@ loop:
 	out.Splats, out.Shutdown, out.Channel = con.Splats(), facts.Shutdown, sess.Channel
 	facts.Ready, facts.Done, facts.Running = sess.Ready != nil, sess.Done, sess.Running()
 	facts.Exit, facts.Stderr, facts.Console = p.Exit(), p.Stderr(), con.snapshot()
-	// On the console channel the kernel's console is quiet: SysRq prints
-	// its header line there, not the dump.
-	facts.TaskDump = facts.Console.line("sysrq: Show State") != "" && sess.Channel != protocol.ChannelConsole
 	return finish()
+}
+
+// dropFrames reads and drops ch's messages until the returned function is
+// called.
+func dropFrames(ch <-chan guestMsg) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					<-stop
+					return
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
 }
 
 // observe records a QMP event.

@@ -25,31 +25,7 @@ func TestConsoleChannel(t *testing.T) {
 	matrix.WriteString("kernels:\n")
 	lines := map[kernels.Arch]string{}
 	for _, arch := range []kernels.Arch{kernels.X86_64, kernels.ARM64} {
-		k, err := kernels.Resolve(context.Background(), "fixture", kernels.Spec{Debian: &kernels.DebianSpec{Suite: "bookworm"}}, arch, kernels.Options{})
-		if err != nil {
-			t.Fatalf("resolve Debian bookworm for %s: %v", arch, err)
-		}
-		mods := filepath.Join(dir, string(arch))
-		kept, dropped := 0, 0
-		for _, f := range kerneltest.Files(t, k, kerneltest.ModulesOnly) {
-			if strings.Contains(filepath.Base(f.Name), "virtio_console") {
-				dropped++
-				continue
-			}
-			p := filepath.Join(mods, filepath.FromSlash(f.Name))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, f.Data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			kept++
-		}
-		if dropped != 1 {
-			t.Fatalf("%s: %d virtio_console files dropped, want 1: the kernel must have it as a module for this test", arch, dropped)
-		}
-		t.Logf("%s %s: %d module files kept, virtio_console.ko removed", arch, k.Release, kept)
-		lines[arch] = `  - {name: no-vcon-` + string(arch) + `, arch: ` + string(arch) + `, source: {file: {kernel: "` + k.Image + `", modules: "` + filepath.Join(mods, "lib", "modules", k.Release) + `", config: "` + k.Config + `"}}}` + "\n"
+		lines[arch] = noVirtioConsoleKernel(t, dir, arch)
 		matrix.WriteString(lines[arch])
 	}
 	matrix.WriteString("checks: [btf]\n")
@@ -118,5 +94,163 @@ func TestConsoleChannel(t *testing.T) {
 	}
 	if con, err := os.ReadFile(filepath.Join(runDir, p.Results[0].Console)); err != nil || !strings.Contains(string(con), "Kernel panic") {
 		t.Errorf("panic: console.log lacks the panic (%v)", err)
+	}
+}
+
+// noVirtioConsoleKernel returns a matrix kernel entry (one line, indented
+// for a kernels: list) named no-vcon-<arch>: Debian 12's 6.1 kernel for
+// arch from a file: source whose module tree, written under dir, lacks
+// virtio_console.ko, as a kernel without a virtio console.
+func noVirtioConsoleKernel(t *testing.T, dir string, arch kernels.Arch) string {
+	t.Helper()
+	k, err := kernels.Resolve(context.Background(), "fixture", kernels.Spec{Debian: &kernels.DebianSpec{Suite: "bookworm"}}, arch, kernels.Options{})
+	if err != nil {
+		t.Fatalf("resolve Debian bookworm for %s: %v", arch, err)
+	}
+	mods := filepath.Join(dir, string(arch))
+	kept, dropped := 0, 0
+	for _, f := range kerneltest.Files(t, k, kerneltest.ModulesOnly) {
+		if strings.Contains(filepath.Base(f.Name), "virtio_console") {
+			dropped++
+			continue
+		}
+		p := filepath.Join(mods, filepath.FromSlash(f.Name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		kept++
+	}
+	if dropped != 1 {
+		t.Fatalf("%s: %d virtio_console files dropped, want 1: the kernel must have it as a module for this test", arch, dropped)
+	}
+	t.Logf("%s %s: %d module files kept, virtio_console.ko removed", arch, k.Release, kept)
+	return `  - {name: no-vcon-` + string(arch) + `, arch: ` + string(arch) + `, source: {file: {kernel: "` + k.Image + `", modules: "` + filepath.Join(mods, "lib", "modules", k.Release) + `", config: "` + k.Config + `"}}}` + "\n"
+}
+
+// TestConsoleChannelHostile runs, over the console channel (the kernel of
+// noVirtioConsoleKernel: the agent's frames share the serial line with the
+// kernel's text), what TestGuestFailures and TestHostileGuest run over
+// virtio-serial: a hung check that the host's watchdog ends (SysRq raises
+// the quiet console's log level so that the task dump is printed), and a
+// representative set of hostile agents: one that lies about its results,
+// one that exits after reporting, one that floods a frame, one that puts
+// escapes in its text, and one whose frame is cut by the kernel's own
+// text. x86_64 only: what is tested is the host's reading of one serial
+// line, the same on both arches (TestConsoleChannel covers arm64), and the
+// hostile agent is built for x86_64.
+func TestConsoleChannelHostile(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	kernel := noVirtioConsoleKernel(t, dir, kernels.X86_64)
+	type record struct {
+		Check, Status, Message, Channel, Console string
+		ErrorKind                                string `json:"error_kind"`
+	}
+	run := func(t *testing.T, timeout, checks string, args ...string) (int, cliResult, map[string]record, string) {
+		t.Helper()
+		m := filepath.Join(t.TempDir(), "matrix.yaml")
+		if err := os.WriteFile(m, []byte("defaults: {timeout: "+timeout+"}\nkernels:\n"+kernel+checks), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		res := vmrunnerCLI(t, append([]string{"run", m, "--out", out, "--retries", "0", "--no-snapshot"}, args...)...)
+		var r struct{ Results []record }
+		runDir := readLatest(t, out, &r)
+		recs := map[string]record{}
+		for _, rec := range r.Results {
+			recs[rec.Check] = rec
+			if rec.Channel != "console" {
+				t.Errorf("%s: channel %q, want console", rec.Check, rec.Channel)
+			}
+		}
+		var console string
+		if len(r.Results) > 0 {
+			b, err := os.ReadFile(filepath.Join(runDir, r.Results[0].Console))
+			if err != nil {
+				t.Fatal(err)
+			}
+			console = string(b)
+		}
+		return res.code, res, recs, console
+	}
+
+	t.Run("hung check, host watchdog", func(t *testing.T) {
+		code, _, recs, console := run(t, "20s", "checks:\n  - selftest: {action: hang, timeout: 10m}\n  - btf\n")
+		if code != 3 {
+			t.Errorf("exit %d, want 3", code)
+		}
+		for _, check := range []string{"selftest", "btf", "vm"} {
+			rec := recs[check]
+			if rec.Status != "error" || rec.ErrorKind != "timeout" || !strings.Contains(rec.Message, "did not finish within 20s") {
+				t.Errorf("%s: %s/%s %q, want error/timeout", check, rec.Status, rec.ErrorKind, rec.Message)
+			}
+		}
+		if !strings.Contains(recs["vm"].Message, "task dump (SysRq t, l, w) in console.log") {
+			t.Errorf("vm record %q does not point at the task dump", recs["vm"].Message)
+		}
+		// The dump is printed although the agent set kernel.printk to 1.
+		for _, want := range []string{"sysrq: Loglevel set to 7", "sysrq: Show State", "task:init", "Call Trace:", "sysrq: Show Blocked State"} {
+			if !strings.Contains(console, want) {
+				t.Errorf("console.log lacks %q", want)
+			}
+		}
+	})
+
+	const checks = "checks:\n  - btf\n  - selftest: {action: pass}\n"
+	for _, tt := range []struct {
+		mode    string
+		exit    int
+		vmKind  string // the VM's own record; "" for none
+		vmMsg   string
+		checks  string // btf's and selftest's status; "pass *": selftest may be either
+		console string // in console.log
+	}{
+		// The VM's record is what tells these from a pass.
+		{"wrong-done-count", 3, "protocol", "done counts 4 results, 2 arrived", "pass pass", ""},
+		// selftest's frame may be lost to the panic printed while it went out.
+		{"exit-after-results", 3, "agent", "guest agent (PID 1) exited", "pass *", "Attempted to kill init"},
+		{"flood-frame", 3, "protocol", "exceeds size limit", "error error", ""},
+		{"frame-cut", 3, "protocol", "cut or mixed with other text", "pass error", "kernel text in the middle of a frame"},
+		{"escapes-in-text", 0, "", "", "pass pass", ""},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			code, res, recs, console := run(t, "60s", checks, "--agent-dir", filepath.Join(binDir, "hostile"), "--append", "vmrunner.hostile="+tt.mode)
+			if code != tt.exit {
+				t.Errorf("exit %d, want %d", code, tt.exit)
+			}
+			got := recs["btf"].Status + " " + recs["selftest"].Status
+			if want := strings.Replace(tt.checks, "*", recs["selftest"].Status, 1); got != want {
+				t.Errorf("btf, selftest = %s, want %s (%+v)", got, tt.checks, recs)
+			}
+			vm, hasVM := recs["vm"]
+			switch {
+			case tt.vmKind == "" && hasVM:
+				t.Errorf("a VM that ended well has a record: %+v", vm)
+			case tt.vmKind != "" && !hasVM:
+				t.Errorf("no record for the VM itself: %+v", recs)
+			case tt.vmKind != "":
+				if vm.Status != "error" || vm.ErrorKind != tt.vmKind || !strings.Contains(vm.Message, tt.vmMsg) {
+					t.Errorf("VM record %s/%s %q, want error/%s containing %q", vm.Status, vm.ErrorKind, vm.Message, tt.vmKind, tt.vmMsg)
+				}
+			}
+			if tt.console != "" && !strings.Contains(console, tt.console) {
+				t.Errorf("console.log lacks %q", tt.console)
+			}
+			for what, s := range map[string]string{"stdout": res.stdout, "stderr": res.stderr} {
+				if strings.ContainsAny(s, "\x1b\x07\b\r\u009b\u202e") {
+					t.Errorf("%s carries a control character from the guest: %q", what, s)
+				}
+			}
+			if tt.mode == "escapes-in-text" {
+				for _, rec := range recs {
+					if strings.ContainsAny(rec.Message, "\x1b\x07\b\r\u009b\u202e") || !strings.Contains(rec.Message, `\x1b[31m`) {
+						t.Errorf("%s message not sanitised: %q", rec.Check, rec.Message)
+					}
+				}
+			}
+		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vmrunner/vmrunner/kernels"
 )
 
 // TestRepro loads single programs of the shipped probes on one VM and checks
@@ -77,12 +79,29 @@ func TestRepro(t *testing.T) {
 
 // TestReproShell drives `vmrunner repro --shell` in a tmux pane: a command
 // typed into the guest's shell prints its output, and leaving the shell
-// ends the VM and vmrunner.
+// ends the VM and vmrunner. It does so on a kernel with a virtio console
+// and on one without (noVirtioConsoleKernel): in a shell the agent runs
+// no plan and opens no channel, so the serial console is the shell's
+// alone there too — no frame ever reaches the terminal.
 func TestReproShell(t *testing.T) {
 	integration(t)
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Fatal("tmux not installed: run `make install-deps`")
 	}
+	dir := t.TempDir()
+	noVcon := filepath.Join(dir, "matrix.yaml")
+	if err := os.WriteFile(noVcon, []byte("kernels:\n"+noVirtioConsoleKernel(t, dir, kernels.X86_64)+"checks: [btf]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, matrix, kernel string }{
+		{"virtio-serial", "../../matrix.yaml", "6.1"},
+		{"console", noVcon, "no-vcon-x86_64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { reproShell(t, tc.matrix, tc.kernel, "vmrunner-shell-test-"+tc.name) })
+	}
+}
+
+func reproShell(t *testing.T, matrix, kernel, session string) {
 	toolsDir := filepath.Join(binDir, "vmrunner-tools-x86_64")
 	for _, tool := range []string{"gosh", "ls", "cat", "dmesg", "mount", "ip"} {
 		if _, err := os.Stat(filepath.Join(toolsDir, tool)); err == nil {
@@ -95,7 +114,6 @@ func TestReproShell(t *testing.T) {
 		}
 	}
 
-	session := "vmrunner-shell-test"
 	done := filepath.Join(t.TempDir(), "exit-code")
 	tmux := func(args ...string) string {
 		t.Helper()
@@ -106,7 +124,7 @@ func TestReproShell(t *testing.T) {
 		return string(out)
 	}
 	_ = exec.Command("tmux", "kill-session", "-t", session).Run()
-	shell := strings.Join([]string{filepath.Join(binDir, "vmrunner"), "repro", "--matrix", "../../matrix.yaml", "--kernel", "6.1",
+	shell := strings.Join([]string{filepath.Join(binDir, "vmrunner"), "repro", "--matrix", matrix, "--kernel", kernel,
 		"--arch", "x86_64", "--object", "../../testdata/bpf/probes.o", "--shell", "--out", t.TempDir()}, " ")
 	tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", shell+"; echo $? > "+done+"; sleep 600")
 	t.Cleanup(func() { _ = exec.Command("tmux", "kill-session", "-t", session).Run() })
@@ -136,9 +154,19 @@ func TestReproShell(t *testing.T) {
 		_, after, _ := strings.Cut(pane, "leave it (exit or Ctrl-D)")
 		return strings.Contains(after, "C-d erase/stop")
 	})
-	tmux("send-keys", "-t", session, "echo hello-$((6*7)); cat /proc/version; ls /vmrunner/objects", "Enter")
-	for _, want := range []string{"hello-42", "Linux version 6.1.", "probes.o"} {
+	tmux("send-keys", "-t", session, "echo hello-$((6*7)); cat /proc/version; ls /vmrunner/objects; ls /sys/class/virtio-ports; echo listed-$((2*3))", "Enter")
+	for _, want := range []string{"hello-42", "Linux version 6.1.", "probes.o", "listed-6"} {
 		waitPane(want)
+	}
+	pane := waitPane("listed-6")
+	if strings.Contains(pane, "=vmrunner1=") {
+		t.Errorf("a protocol frame reached the shell's terminal:\n%s", pane)
+	}
+	// The kernel is the one asked for: with no virtio console driver, no
+	// virtio-ports class; with one, the agent's port is there.
+	_, listing, _ := strings.Cut(pane, "probes.o")
+	if noPorts := strings.Contains(listing, "no such file or directory"); noPorts != strings.HasPrefix(kernel, "no-vcon") {
+		t.Errorf("kernel %s: /sys/class/virtio-ports missing = %v:\n%s", kernel, noPorts, pane)
 	}
 	tmux("send-keys", "-t", session, "exit", "Enter")
 	deadline := time.Now().Add(time.Minute)

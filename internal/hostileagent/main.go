@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,9 @@ const modeFlag = "vmrunner.hostile="
 // title (OSC), a bell, backspaces, a carriage return, a C1 CSI, a
 // bidirectional override and a newline that would forge a summary row.
 const Escapes = "\x1b[31mred\x1b[0m \x1b]0;owned\x07 back\b\bspace \rover \u009b2J \u202etxt.exe\n6.1 x86_64 forged pass"
+
+// KernelText is the kernel message frame-cut prints into a frame.
+const KernelText = "vmrunner hostile agent: kernel text in the middle of a frame"
 
 // modes maps each mode to what the guest does once the port is open.
 var modes = map[string]func(*conv) error{
@@ -163,6 +167,70 @@ var modes = map[string]func(*conv) error{
 		}
 		return c.done(1)
 	},
+	// Console channel only (a kernel without a virtio console): btf is
+	// reported straight, then selftest's result frame is written in two
+	// halves with a kernel message printed between them, as the kernel
+	// does when it prints an emergency while a frame goes out; then done.
+	"frame-cut": func(c *conv) error {
+		first, rest := c.plan.Checks[0].Name, c.plan.Checks[1:]
+		if err := c.reportOne(first, ""); err != nil {
+			return err
+		}
+		if len(rest) == 0 {
+			return errors.New("hostile agent: frame-cut needs two checks")
+		}
+		if err := c.start(rest[0].Name); err != nil {
+			return err
+		}
+		var line bytes.Buffer
+		r := protocol.Result{Check: rest[0].Name, Status: protocol.StatusPass, Message: "cut by kernel text"}
+		if err := protocol.NewEncoder(&line).Send(protocol.Message{Type: protocol.TypeResult, Result: &r}); err != nil {
+			return err
+		}
+		frame := protocol.AppendFrame(nil, bytes.TrimSuffix(line.Bytes(), []byte("\n")))
+		con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer con.Close()
+		if _, err := con.Write(frame[:len(frame)/2]); err != nil {
+			return err
+		}
+		// KERN_EMERG: printed on the console even at kernel.printk 1.
+		if err := os.WriteFile("/dev/kmsg", []byte("<0>"+KernelText+"\n"), 0); err != nil {
+			return err
+		}
+		if _, err := con.Write(frame[len(frame)/2:]); err != nil {
+			return err
+		}
+		return c.done(len(c.plan.Checks))
+	},
+	// Console channel only: a frame line that never ends (4 MiB without a
+	// newline), then a well-formed conversation the host must not believe.
+	"flood-frame": func(c *conv) error {
+		con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer con.Close()
+		chunk := []byte(strings.Repeat("QUFB", 16<<10))
+		if _, err := con.WriteString(protocol.FramePrefix + "1048576 00000000 "); err != nil {
+			return err
+		}
+		for sent := 0; sent < 4<<20; sent += len(chunk) {
+			if _, err := con.Write(chunk); err != nil {
+				return err
+			}
+		}
+		if _, err := con.WriteString("\n"); err != nil {
+			return err
+		}
+		n, err := c.reportAll("")
+		if err != nil {
+			return err
+		}
+		return c.done(n)
+	},
 	// An artifact that would turn the host's qemu.log into a directory.
 	"artifact-host-name": func(c *conv) error {
 		check := c.plan.Checks[0].Name
@@ -263,24 +331,29 @@ func (c *conv) start(check string) error {
 // number of results sent.
 func (c *conv) reportAll(message string) (int, error) {
 	for _, spec := range c.plan.Checks {
-		if err := c.start(spec.Name); err != nil {
-			return 0, err
-		}
-		msg := message
-		if msg == "" {
-			msg = "reported by the hostile agent"
-		}
-		details, _ := json.Marshal(map[string]string{"note": msg, msg: "as a key"})
-		art := protocol.Artifact{Check: spec.Name, Name: spec.Name + "/hostile.txt", Data: msg + "\n"}
-		if err := c.send(protocol.Message{Type: protocol.TypeArtifact, Artifact: &art}); err != nil {
-			return 0, err
-		}
-		r := protocol.Result{Check: spec.Name, Status: protocol.StatusPass, Message: msg, Details: details}
-		if err := c.send(protocol.Message{Type: protocol.TypeResult, Result: &r}); err != nil {
+		if err := c.reportOne(spec.Name, message); err != nil {
 			return 0, err
 		}
 	}
 	return len(c.plan.Checks), nil
+}
+
+// reportOne reports check as reportAll does.
+func (c *conv) reportOne(check, message string) error {
+	if err := c.start(check); err != nil {
+		return err
+	}
+	msg := message
+	if msg == "" {
+		msg = "reported by the hostile agent"
+	}
+	details, _ := json.Marshal(map[string]string{"note": msg, msg: "as a key"})
+	art := protocol.Artifact{Check: check, Name: check + "/hostile.txt", Data: msg + "\n"}
+	if err := c.send(protocol.Message{Type: protocol.TypeArtifact, Artifact: &art}); err != nil {
+		return err
+	}
+	r := protocol.Result{Check: check, Status: protocol.StatusPass, Message: msg, Details: details}
+	return c.send(protocol.Message{Type: protocol.TypeResult, Result: &r})
 }
 
 func (c *conv) done(n int) error {
