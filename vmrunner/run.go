@@ -200,14 +200,11 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	if opts.watch != nil {
 		plan.More = true
 	}
+	// failAll: the VM never booted (its kernel, initramfs or input could
+	// not be prepared). Like a VM that died, it gets an error for each
+	// planned check and one for itself (vmRecords).
 	failAll := func(kind results.ErrorKind, err error) ([]results.Record, error) {
-		recs := make([]results.Record, 0, len(plan.Checks))
-		for _, c := range plan.Checks {
-			r := base
-			r.Check, r.Status, r.ErrorKind, r.Message = c.Name, protocol.StatusError, kind, err.Error()
-			r.DurationMS = time.Since(started).Milliseconds()
-			recs = append(recs, r)
-		}
+		recs := vmRecords(t, plan, base, vmOutcome{FailKind: kind, Err: err}, time.Since(started))
 		return append(recs, skipRecords(base, skipped)...), err
 	}
 	var phase func(string)

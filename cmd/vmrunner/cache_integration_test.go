@@ -246,14 +246,15 @@ func TestFileKernelSignal(t *testing.T) {
 			r, _ := readResults(t, out)
 			switch code {
 			case 2:
-				if len(r.Results) != 1 || r.Results[0].ErrorKind != "bad-input" || !strings.Contains(r.Results[0].Message, "not a regular file") {
+				if len(r.Results) != 2 || r.Results[1].Check != "vm" || r.Results[1].ErrorKind != "bad-input" ||
+					r.Results[0].ErrorKind != "bad-input" || !strings.Contains(r.Results[0].Message, "not a regular file") {
 					t.Errorf("exit 2 with records %+v", r.Results)
 				}
 			case 130:
 				// The signal may land after the kernel was refused: the
 				// record then keeps its bad-input verdict, and the run
 				// still exits 130 (130 outranks 2).
-				if len(r.Results) != 1 || (r.Results[0].ErrorKind != "interrupted" && r.Results[0].ErrorKind != "bad-input") {
+				if len(r.Results) != 2 || r.Results[1].Check != "vm" || (r.Results[0].ErrorKind != "interrupted" && r.Results[0].ErrorKind != "bad-input") {
 					t.Errorf("exit 130 with records %+v", r.Results)
 				}
 			default:

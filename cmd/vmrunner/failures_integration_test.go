@@ -309,9 +309,41 @@ checks: [btf]
 	if len(r.Results) != 2 {
 		t.Fatalf("results: %+v", r.Results)
 	}
+	if r.Results[1].Check != "vm" {
+		t.Errorf("second record %q, want the VM's own", r.Results[1].Check)
+	}
 	for _, rec := range r.Results {
 		if rec.ErrorKind != "qemu" || !strings.Contains(rec.Message, "cannot set up guest memory") || strings.Contains(rec.Message, "connection reset") {
 			t.Errorf("%s: %s %q, want QEMU's own error", rec.Check, rec.ErrorKind, rec.Message)
+		}
+	}
+}
+
+// TestKernelPanicBeforeAgent: a kernel that panics before the agent runs
+// (here: told to run an init that is not in the initramfs, it looks for a
+// root file system and finds none) is a VM that never booted; it gets a
+// record of its own, kind panic, with the panic line, and no check passes.
+func TestKernelPanicBeforeAgent(t *testing.T) {
+	integration(t)
+	m := writeFile(t, "matrix.yaml", `
+kernels:
+  - name: "6.1"
+    arch: x86_64
+    source: {debian: {suite: bookworm}}
+checks: [btf]
+`)
+	out := t.TempDir()
+	res := vmrunnerCLI(t, "run", m, "--out", out, "--retries", "0", "--no-snapshot", "--append", "rdinit=/vmrunner-no-such-init")
+	if res.code != 3 {
+		t.Errorf("exit code %d, want 3", res.code)
+	}
+	r, _ := readResults(t, out)
+	if len(r.Results) != 2 || r.Results[1].Check != "vm" {
+		t.Fatalf("records %+v, want btf and vm", r.Results)
+	}
+	for _, rec := range r.Results {
+		if rec.Status != "error" || rec.ErrorKind != "panic" || !strings.Contains(rec.Message, "Kernel panic - not syncing: VFS") {
+			t.Errorf("%s: %s/%s %q, want error/panic with the kernel's panic line", rec.Check, rec.Status, rec.ErrorKind, rec.Message)
 		}
 	}
 }

@@ -381,12 +381,24 @@ kernels:
     source: {debian: {suite: vmrunner-test-unreachable, mirror: "http://127.0.0.1:1/debian"}}
 checks: [btf]
 `)
-		res := vmrunnerCLI(t, "run", m, "--out", t.TempDir())
+		out := t.TempDir()
+		res := vmrunnerCLI(t, "run", m, "--out", out)
 		if res.code != 3 {
 			t.Fatalf("exit code %d, want 3", res.code)
 		}
 		if !strings.Contains(res.stderr, "127.0.0.1:1") || !strings.Contains(res.stderr, "mirror") {
 			t.Errorf("stderr does not name the mirror")
+		}
+		// A VM whose kernel could not be had never booted: it has a
+		// record of its own beside its check's.
+		r, _ := readResults(t, out)
+		if len(r.Results) != 2 || r.Results[1].Check != "vm" {
+			t.Fatalf("records %+v, want btf and vm", r.Results)
+		}
+		for _, rec := range r.Results {
+			if rec.Status != "error" || rec.ErrorKind != "kernel" || !strings.Contains(rec.Message, "127.0.0.1:1") {
+				t.Errorf("%s: %s/%s %q, want error/kernel naming the mirror", rec.Check, rec.Status, rec.ErrorKind, rec.Message)
+			}
 		}
 	})
 }
