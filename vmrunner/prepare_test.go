@@ -236,16 +236,17 @@ func TestGuestFilesConfined(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "matrix.yaml")
 			os.WriteFile(path, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks:\n  - verifier: {objects: "+tc.objects+"}\n"), 0o644)
+			// Refused when the matrix is read (a file the host reads to
+			// check it: an object's size) or when it is prepared.
 			m, err := LoadMatrix(path)
-			if err != nil {
-				t.Fatal(err)
+			if err == nil {
+				_, err = NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()})
 			}
-			_, err = NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()})
 			switch {
 			case tc.msg == "" && err != nil:
-				t.Fatalf("NewPreparer: %v", err)
+				t.Fatalf("LoadMatrix, NewPreparer: %v", err)
 			case tc.msg != "" && (!errors.Is(err, ErrBadMatrix) || !strings.Contains(err.Error(), tc.msg)):
-				t.Fatalf("NewPreparer: %v, want bad input containing %q", err, tc.msg)
+				t.Fatalf("LoadMatrix, NewPreparer: %v, want bad input containing %q", err, tc.msg)
 			}
 		})
 	}

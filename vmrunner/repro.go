@@ -11,9 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cilium/ebpf"
-
-	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
@@ -61,10 +58,10 @@ func reproMatrix(opts ReproOptions) (*Matrix, error) {
 	if n := len(opts.Matrix.Targets()); n != 1 {
 		return nil, fmt.Errorf("%w: repro boots one VM, the selection has %d", ErrBadMatrix, n)
 	}
-	if _, err := inputfile.Check(opts.Object, initramfs.MaxFileSize); err != nil {
+	if _, err := inputfile.Check(opts.Object, maxObjectFile); err != nil {
 		return nil, badInputf("--object: %v", err)
 	}
-	spec, err := ebpf.LoadCollectionSpec(opts.Object)
+	spec, err := loadObjectSpec(opts.Object)
 	if err != nil {
 		return nil, badInputf("read object: %v (want an ELF object built with clang -target bpf)", err)
 	}

@@ -2,7 +2,6 @@ package vmrunner
 
 import (
 	"cmp"
-	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/vmrunner/vmrunner/bpfobject"
 	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/internal/yamlstrict"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
@@ -279,10 +279,25 @@ func (r *objectResolver) files(o *verifierObject, where string) []objectFile {
 			r.env.errorf(at, "%s: bad glob %q: %v", where, o.Path, err)
 			return nil
 		}
+		// A glob may match directories: they are not objects. Anything
+		// else it matches must be a regular file of a bounded size (a FIFO
+		// would block the read, /dev/zero never end it): refused, named.
 		matches = slices.DeleteFunc(matches, func(m string) bool {
 			fi, err := os.Stat(m)
-			return err != nil || !fi.Mode().IsRegular()
+			return err == nil && fi.IsDir()
 		})
+		refused := false
+		matches = slices.DeleteFunc(matches, func(m string) bool {
+			_, err := inputfile.Check(m, maxObjectFile)
+			if err != nil {
+				r.env.errorf(at, "%s: %v", where, err)
+				refused = true
+			}
+			return err != nil
+		})
+		if len(matches) == 0 && refused {
+			continue
+		}
 		if len(matches) == 0 {
 			what := fmt.Sprintf("%q matches no file", o.Path)
 			if arch != "" {
@@ -304,7 +319,7 @@ func (r *objectResolver) files(o *verifierObject, where string) []objectFile {
 			case name.Arch != "":
 				f.arch = kernels.Arch(name.Arch)
 			}
-			f.spec, _ = ebpf.LoadCollectionSpec(m) // nil: the guest says why, in the object's record
+			f.spec, _ = loadObjectSpec(m) // nil: the guest says why, in the object's record
 			out = append(out, f)
 		}
 	}
@@ -345,15 +360,14 @@ func (r *objectResolver) uprobeBinary(o *verifierObject, where string) string {
 
 // checkSymbols says whether file is an ELF executable with symbols.
 func checkSymbols(file string) error {
-	fi, err := os.Stat(file)
-	if err != nil || !fi.Mode().IsRegular() {
+	if _, err := os.Stat(file); err != nil {
 		return fmt.Errorf("%s: no such file", file)
 	}
-	f, err := elf.Open(file)
+	f, closeFile, err := openELF(file)
 	if err != nil {
-		return fmt.Errorf("%s: not an ELF executable: %v", file, err)
+		return err
 	}
-	defer f.Close()
+	defer closeFile()
 	syms, _ := f.Symbols()
 	dyn, _ := f.DynamicSymbols()
 	if len(syms)+len(dyn) == 0 {
@@ -449,7 +463,7 @@ func (r *objectResolver) settings(o *verifierObject, where string, f objectFile)
 		if !filepath.IsAbs(host) {
 			host = filepath.Join(r.env.dir, host)
 		}
-		spec, err := ebpf.LoadCollectionSpec(host)
+		spec, err := loadObjectSpec(host)
 		if err != nil {
 			r.env.errorf(at, "%s.attach_to.%s: object %s: %v", where, pn, t.Object, err)
 			continue

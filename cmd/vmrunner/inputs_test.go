@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // runCLIErr runs the CLI in process and returns its exit code, what it
@@ -48,6 +49,91 @@ func TestRunRefusesOutsideObjects(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "results")); !os.IsNotExist(err) {
 		t.Errorf("a run directory was made: %v", err)
+	}
+}
+
+// TestRunRefusesSpecialObjects: the files the host reads while it parses a
+// matrix (verifier objects, an attach_to object, a uprobe binary) or a
+// repro --object are read only if they are regular files of at most 512
+// MiB: a FIFO (whose open or read would block forever), a huge sparse file
+// and a symlink to /dev/zero (read forever) each exit 2 at once, naming the
+// file and what it is or the limit, before anything is resolved or booted.
+func TestRunRefusesSpecialObjects(t *testing.T) {
+	dir := t.TempDir()
+	probes, err := os.ReadFile("../../testdata/bpf/probes.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "probes.o"), probes, 0o644)
+	fifo := filepath.Join(dir, "fifo.o")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge.o")
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(3 << 30); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	f.Close()
+	zero := filepath.Join(dir, "zero.o")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	special := []struct{ file, what string }{
+		{fifo, fifo + " is a FIFO, not a regular file"},
+		{huge, huge + " is 3.0 GiB, too large: the limit is 512 MiB"},
+		{zero, zero + " is a character device, not a regular file"},
+	}
+	for _, sp := range special {
+		for _, tc := range []struct{ name, check string }{
+			{"object", `{objects: ["` + filepath.Base(sp.file) + `"]}`},
+			{"glob", `{objects: ["*.o"]}`},
+			{"attach_to object", `{objects: [{path: probes.o, attach_to: {rejected_stack_oob: {object: ` + filepath.Base(sp.file) + `, program: x}}}]}`},
+			{"uprobe binary", `{objects: [{path: probes.o, uprobe_binary: ` + filepath.Base(sp.file) + `}]}`},
+		} {
+			t.Run(filepath.Base(sp.file)+"/"+tc.name, func(t *testing.T) {
+				matrix := filepath.Join(dir, "matrix.yaml")
+				os.WriteFile(matrix, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks:\n  - verifier: "+tc.check+"\n"), 0o644)
+				code, msg := runBounded(t, "run", matrix, "--cache-dir", filepath.Join(dir, "cache"), "--out", filepath.Join(dir, "results"))
+				if code != 2 || !strings.Contains(msg, sp.what) || !strings.Contains(msg, "matrix.yaml:") {
+					t.Errorf("exit %d, %q; want 2 at matrix.yaml:LINE:COL with %q", code, msg, sp.what)
+				}
+			})
+		}
+		t.Run(filepath.Base(sp.file)+"/repro --object", func(t *testing.T) {
+			code, msg := runBounded(t, "repro", "--matrix", "../../matrix.yaml", "--kernel", "6.1", "--object", sp.file, "--cache-dir", filepath.Join(dir, "cache"), "--out", filepath.Join(dir, "results"))
+			if code != 2 || !strings.Contains(msg, sp.what) {
+				t.Errorf("exit %d, %q; want 2 with %q", code, msg, sp.what)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results")); !os.IsNotExist(err) {
+		t.Errorf("a run directory was made: %v", err)
+	}
+}
+
+// runBounded is runCLIErr for a run that must end at once: one blocked on
+// a FIFO fails the test instead of hanging it.
+func runBounded(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	type result struct {
+		code int
+		msg  string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, msg := runCLIErr(t, args...)
+		done <- result{code, msg}
+	}()
+	select {
+	case r := <-done:
+		return r.code, r.msg
+	case <-time.After(time.Minute):
+		t.Fatalf("vmrunner %v still running after a minute: blocked on a special file", args)
+		return 0, ""
 	}
 }
 

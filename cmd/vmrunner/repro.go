@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmrunner/vmrunner/initramfs"
+	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
@@ -82,8 +84,10 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 		return usagef("--shell and --watch do not go together")
 	}
 	if f.object != "" {
-		if fi, err := os.Stat(f.object); err != nil || !fi.Mode().IsRegular() {
-			return usagef("--object %s: not a readable file", f.object)
+		// A regular file of a bounded size only: a FIFO or a device is
+		// refused without being opened for a blocking read.
+		if _, err := inputfile.Check(f.object, initramfs.MaxFileSize); err != nil {
+			return usagef("--object: %v", err)
 		}
 	}
 	arch, err := kernels.ParseArch(f.arch)
