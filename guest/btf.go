@@ -26,6 +26,8 @@ type btfEnv struct {
 	// External is where the host packs external BTF (its Vmlinux is
 	// Dir/vmlinux).
 	External kernelbtf.Env
+	// Load parses the chosen BTF; nil reads its file (btf.LoadSpec).
+	Load func(kernelbtf.Choice) (*btf.Spec, error)
 }
 
 func defaultBTFEnv() btfEnv {
@@ -34,6 +36,10 @@ func defaultBTFEnv() btfEnv {
 		Dir:      "/sys/kernel/btf",
 		Configs:  []string{"/boot/config-" + release, "/proc/config.gz"},
 		External: kernelbtf.Default,
+		// The agent's one parse of it, which the verifier's CO-RE
+		// relocations and the features probes use too: after this check
+		// every type is decoded there.
+		Load: kernelbtf.Load,
 	}
 }
 
@@ -100,7 +106,11 @@ func (env btfEnv) check(ctx context.Context, params json.RawMessage) (Outcome, e
 		return o, nil
 	}
 
-	spec, err := btf.LoadSpec(choice.Path)
+	load := env.Load
+	if load == nil {
+		load = func(c kernelbtf.Choice) (*btf.Spec, error) { return btf.LoadSpec(c.Path) }
+	}
+	spec, err := load(choice)
 	if err != nil {
 		o.Status, o.Message = protocol.StatusFail, fmt.Sprintf("%sparse %s: %v", prefix, choice.Describe(), err)
 		d.Missing = require

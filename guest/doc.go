@@ -25,6 +25,12 @@
 // validated, returns an Outcome for pass, fail and skip, and an error when
 // something unexpected broke, which is reported as status error.
 //
+// The kernel's BTF is parsed once per agent (kernelbtf.Load, kernelbtf.Cache)
+// and shared by the btf check, the features probes that name a kernel
+// function and the verifier's loaders, plan after plan: it is the largest
+// cost of those checks under emulation, and the kernel does not change
+// while the agent runs.
+//
 // The test check (test.go, program_linux.go) runs a program of the user's
 // instead: binds the files the host packed for it (protocol.Bind), starts it
 // with its argv as given, as root with every capability, no memlock limit

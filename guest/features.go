@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/guest/kernelbtf"
 	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/kernels/kconfig"
 	"github.com/vmrunner/vmrunner/protocol"
@@ -29,10 +30,48 @@ type prober interface {
 
 type kernelProber struct{}
 
-func (kernelProber) programType(t ebpf.ProgramType) error { return features.HaveProgramType(t) }
-func (kernelProber) mapType(t ebpf.MapType) error         { return features.HaveMapType(t) }
+func (kernelProber) programType(t ebpf.ProgramType) error {
+	if spec, ok := attachingProbes[t]; ok {
+		return probeAttaching(spec())
+	}
+	return features.HaveProgramType(t)
+}
+
+func (kernelProber) mapType(t ebpf.MapType) error { return features.HaveMapType(t) }
 func (kernelProber) helper(t ebpf.ProgramType, h asm.BuiltinFunc) error {
 	return features.HaveProgramHelper(t, h)
+}
+
+// attachingProbes are the program types whose cilium/ebpf probe names a
+// kernel function to attach to, made as cilium/ebpf's features makes them.
+// Its probe reads the kernel's BTF anew each time to find the function
+// (300 ms under TCG, for each of the two); probeAttaching loads the same
+// program with the agent's one parse of it (kernelbtf.Cache).
+var attachingProbes = map[ebpf.ProgramType]func() *ebpf.ProgramSpec{
+	ebpf.Tracing: func() *ebpf.ProgramSpec {
+		return &ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "bpf_init"}
+	},
+	ebpf.LSM: func() *ebpf.ProgramSpec {
+		return &ebpf.ProgramSpec{Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "file_mprotect", License: "GPL"}
+	},
+}
+
+// probeAttaching loads spec, a program that returns 0, and reads the
+// outcome as cilium/ebpf's probes do: EINVAL or E2BIG is a kernel that
+// does not know the type (ebpf.ErrNotSupported), and so is a kernel
+// without BTF (cilium/ebpf says ErrNotSupported itself).
+func probeAttaching(spec *ebpf.ProgramSpec) error {
+	spec.Instructions = asm.Instructions{asm.LoadImm(asm.R0, 0, asm.DWord), asm.Return()}
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"probe": spec}},
+		ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogDisabled: true}, Cache: kernelbtf.Cache()})
+	if err == nil {
+		coll.Close()
+		return nil
+	}
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.E2BIG) {
+		return fmt.Errorf("%s: %w", spec.Type, ebpf.ErrNotSupported)
+	}
+	return fmt.Errorf("detect support for %s: %w", spec.Type, err)
 }
 
 // featuresEnv is what the features check runs against.

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 
 	"github.com/vmrunner/vmrunner/bpfobject"
 	"github.com/vmrunner/vmrunner/bpfprobe"
+	"github.com/vmrunner/vmrunner/guest/kernelbtf"
 	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -90,8 +90,7 @@ type verifierRun struct {
 	kv      bpfprobe.Version
 	kvErr   error
 	out     Outcome
-	found   map[string]bool // programs named in p.Programs that some object has
-	cache   *btf.Cache
+	found   map[string]bool          // programs named in p.Programs that some object has
 	targets map[string]*objectLoader // attach targets' objects, by guest path
 	emitted int
 }
@@ -106,7 +105,6 @@ func verifyObjects(ctx context.Context, env verifierEnv, params json.RawMessage)
 		env:     env,
 		p:       p,
 		found:   map[string]bool{},
-		cache:   btf.NewCache(),
 		targets: map[string]*objectLoader{},
 	}
 	r.kv, r.kvErr = bpfprobe.ParseRelease(env.release)
@@ -184,7 +182,9 @@ func (r *verifierRun) object(obj protocol.VerifierObject) error {
 	od.Programs, od.Maps, od.Variables = len(spec.Programs), len(spec.Maps), len(spec.Variables)
 	od.Constants, od.Resized = slices.Sorted(maps.Keys(obj.Constants)), slices.Sorted(maps.Keys(obj.Maps))
 
-	loader := newObjectLoader(spec, r.env.bpffs, r.cache)
+	// The agent's kernel BTF, asked for after the object's modules are
+	// loaded: kept from plan to plan, renewed when modules came.
+	loader := newObjectLoader(spec, r.env.bpffs, kernelbtf.Cache())
 	var names, skipped []string
 	for pn, ps := range spec.Programs {
 		if len(r.p.Programs) == 0 || slices.Contains(r.p.Programs, pn) {
@@ -336,7 +336,7 @@ func (r *verifierRun) target(t protocol.VerifierTarget) (*ebpf.Program, error) {
 		if err != nil {
 			return nil, err
 		}
-		l = newObjectLoader(spec, r.env.bpffs, r.cache)
+		l = newObjectLoader(spec, r.env.bpffs, kernelbtf.Cache())
 		r.targets[t.Object] = l
 	}
 	if p := l.progs[t.Program]; p != nil {

@@ -3,6 +3,7 @@ package guest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/protocol"
@@ -18,7 +20,7 @@ import (
 // hostLoader returns an environment for loading objects into the kernel
 // running the test, with a bpffs of its own, or skips the test where that
 // cannot be done (not root, BPF disabled, no bpffs).
-func hostLoader(t *testing.T) verifierEnv {
+func hostLoader(t testing.TB) verifierEnv {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("loading BPF programs needs root")
@@ -236,4 +238,17 @@ func TestLoaderOnHostKernel(t *testing.T) {
 			t.Errorf("log: %s", log)
 		}
 	})
+}
+
+// TestAttachingProbesAgree: the program types probed with the agent's
+// kernel BTF give what cilium/ebpf's own probes give on this kernel.
+func TestAttachingProbesAgree(t *testing.T) {
+	hostLoader(t)
+	for pt := range attachingProbes {
+		ours := kernelProber{}.programType(pt)
+		theirs := features.HaveProgramType(pt)
+		if (ours == nil) != (theirs == nil) || errors.Is(ours, ebpf.ErrNotSupported) != errors.Is(theirs, ebpf.ErrNotSupported) {
+			t.Errorf("%s: probed with the shared BTF: %v; cilium/ebpf's probe: %v", pt, ours, theirs)
+		}
+	}
 }

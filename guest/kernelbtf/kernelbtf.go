@@ -3,7 +3,8 @@
 // host packed (protocol.ExternalBTFPath) when the kernel has none or the
 // matrix asks for it in place of the kernel's. The btf check reports which;
 // the verifier and workload checks load CO-RE programs against it
-// (ebpf.ProgramOptions.KernelTypes).
+// (ebpf.ProgramOptions.KernelTypes). Either is parsed once per agent, not
+// once per plan: the kernel does not change while the agent runs.
 package kernelbtf
 
 import (
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf/btf"
@@ -87,26 +89,100 @@ func (e Env) Choose() (Choice, error) {
 	return c, nil
 }
 
-var (
-	once   sync.Once
-	spec   *btf.Spec
-	choice Choice
-	errs   error
-)
+// external is the external BTF, read once per process.
+var external struct {
+	once      sync.Once
+	spec      *btf.Spec
+	choice    Choice
+	chooseErr error
+	loadErr   error
+}
+
+func loadExternal() {
+	external.once.Do(func() {
+		external.choice, external.chooseErr = Default.Choose()
+		if external.chooseErr != nil || external.choice.External == "" {
+			return
+		}
+		external.spec, external.loadErr = btf.LoadSpec(external.choice.Path)
+	})
+}
 
 // KernelTypes returns the external BTF's types when the checks must use
 // them, else nil: cilium/ebpf then reads the kernel's own. The file is read
 // once per process.
 func KernelTypes() (*btf.Spec, Choice, error) {
-	once.Do(func() {
-		choice, errs = Default.Choose()
-		if errs != nil || choice.External == "" {
-			return
+	loadExternal()
+	switch {
+	case external.chooseErr != nil:
+		return nil, external.choice, external.chooseErr
+	case external.loadErr != nil:
+		return nil, external.choice, fmt.Errorf("load %s: %w", external.choice.Describe(), external.loadErr)
+	}
+	return external.spec, external.choice, nil
+}
+
+// Load returns the types of the BTF c chose: when c is a choice of Default,
+// the ones this process parsed already (the external BTF of KernelTypes,
+// the kernel's own of Cache), parsed on first use; else c.Path read anew.
+func Load(c Choice) (*btf.Spec, error) {
+	switch {
+	case c.Path == "":
+		return nil, errors.New("no BTF to load")
+	case c.External == "" && c.Path == Default.Vmlinux:
+		return Cache().Kernel()
+	case c.External != "" && c.Path == Default.External:
+		loadExternal()
+		if external.chooseErr == nil && external.choice.Path == c.Path {
+			return external.spec, external.loadErr
 		}
-		spec, errs = btf.LoadSpec(choice.Path)
-		if errs != nil {
-			errs = fmt.Errorf("load %s: %w", choice.Describe(), errs)
-		}
-	})
-	return spec, choice, errs
+	}
+	return btf.LoadSpec(c.Path)
+}
+
+// Cache returns the btf.Cache the checks share for the kernel's own BTF and
+// that of its modules (cilium/ebpf's CO-RE relocations, kfuncs, attach
+// targets): the kernel's types are read and indexed by name once per agent
+// (170 ms for Debian's 6.1 under TCG), and the types a relocation looked at
+// stay decoded, instead of all of it again for each plan of repro --watch.
+// A btf.Cache lists the modules with BTF only once, so when the modules in
+// /sys/kernel/btf are not those it was made for (a check loaded one since),
+// Cache returns a new one.
+func Cache() *btf.Cache {
+	return defaultCache.get()
+}
+
+var defaultCache = &sharedCache{dir: "/sys/kernel/btf"}
+
+// sharedCache is a btf.Cache kept while the entries of dir (vmlinux and
+// the modules with BTF) stay the same.
+type sharedCache struct {
+	dir     string
+	mu      sync.Mutex
+	cache   *btf.Cache
+	entries []string
+}
+
+func (s *sharedCache) get() *btf.Cache {
+	entries := s.list()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil || !slices.Equal(entries, s.entries) {
+		s.cache, s.entries = btf.NewCache(), entries
+	}
+	return s.cache
+}
+
+// list lists dir's entries, sorted (os.ReadDir sorts); nil when it cannot
+// be read, as on a kernel without BTF.
+func (s *sharedCache) list() []string {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
