@@ -119,6 +119,7 @@ func receiveFile(ctx context.Context, from <-chan incoming, root string, f proto
 		}
 		h.Write(c.Data)
 		off += int64(len(c.Data))
+		c.Release()
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
 		return fmt.Errorf("sha256 %s, want %s", got, f.SHA256)

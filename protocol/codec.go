@@ -106,8 +106,10 @@ func (d *Decoder) Next() (Message, error) {
 			return m, err
 		}
 		// Parse bounded the size.
-		m.File.Data = make([]byte, m.File.Size)
+		buf := chunkPool.Get().(*[]byte)
+		m.File.Data, m.File.pooled = (*buf)[:m.File.Size], buf
 		if _, err := io.ReadFull(d.r, m.File.Data); err != nil {
+			m.File.Release()
 			return Message{}, fmt.Errorf("read file data: %w: %v", ErrMalformed, err)
 		}
 		return m, nil

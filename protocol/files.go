@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -57,6 +58,27 @@ type FileChunk struct {
 	Offset int64  `json:"offset"`
 	Size   int    `json:"size"`
 	Data   []byte `json:"-"`
+
+	// pooled is Data's buffer when the Decoder took it from chunkPool.
+	pooled *[]byte
+}
+
+// chunkPool holds the buffers the Decoder reads file data into: a guest
+// under emulation spends as long zeroing a fresh buffer as filling it, and
+// a file of tens of MB would be as many of them to collect.
+var chunkPool = sync.Pool{New: func() any {
+	b := make([]byte, FileChunkSize)
+	return &b
+}}
+
+// Release gives the chunk's data buffer back to the Decoder's pool; Data
+// must not be used after. It is optional: a chunk not released is
+// garbage like any other.
+func (c *FileChunk) Release() {
+	if c.pooled != nil {
+		chunkPool.Put(c.pooled)
+	}
+	c.pooled, c.Data = nil, nil
 }
 
 // Bounds of a plan file's path. The host names these paths (a share's
