@@ -189,3 +189,30 @@ func jsonLine(m Message) ([]byte, error) {
 	// either; these messages are meant to be invalid.
 	return json.Marshal(m)
 }
+
+// A released chunk's buffer serves the next chunk, which reads its own
+// bytes and no more.
+func TestFileChunkRelease(t *testing.T) {
+	var buf bytes.Buffer
+	enc := NewEncoder(&buf)
+	first, second := bytes.Repeat([]byte{'a'}, FileChunkSize), []byte("short")
+	for _, d := range [][]byte{first, second} {
+		if err := enc.Send(Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/a", Data: d}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := NewDecoder(&buf)
+	for _, want := range [][]byte{first, second} {
+		m, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(m.File.Data, want) {
+			t.Fatalf("chunk of %d bytes, want %d", len(m.File.Data), len(want))
+		}
+		m.File.Release()
+		if m.File.Data != nil {
+			t.Error("a released chunk keeps its data")
+		}
+	}
+}
