@@ -32,15 +32,19 @@ const (
 // input (exit code 2).
 var ErrTooLarge = errors.New("too large to pack into the guest")
 
-// Shares are the host files a program needs in the guest: packed into a
-// per-run archive (never cached: a test binary changes with every build)
-// under protocol.ShareRoot, and bound by the guest at the paths the program
-// knows them by. Sharing by initramfs works on every kernel: Debian's
-// cloud-arm64 kernels have no 9p, virtiofs needs a host daemon and shared
-// guest memory, and a block device needs an image built and a file system
-// module loaded, while Linux unpacks a second cpio archive appended to the
-// first by itself, before the agent starts. A few MB cost tens of
-// milliseconds to write (initramfs.BenchmarkWriteRun).
+// Shares are the host files a program needs in the guest (vmrunner exec,
+// the test check), staged under protocol.ShareRoot, one directory or file
+// per share, and bound by the guest at the paths the program knows them
+// by. With snapshots they travel with the plan, over the channel
+// (shareFiles), so that the VM is restored from the snapshot every run of
+// its kernel and arch shares; without (--no-snapshot), or when they do not
+// fit a plan, they are packed into a per-run archive appended to the
+// initramfs (never cached: a test binary changes with every build), which
+// Linux unpacks by itself before the agent starts. Either works on every
+// kernel: Debian's cloud-arm64 kernels have no 9p, virtiofs needs a host
+// daemon and shared guest memory, and a block device needs an image built
+// and a file system module loaded. A few MB cost tens of milliseconds to
+// pack (initramfs.BenchmarkWriteRun).
 type Shares struct {
 	Files []initramfs.File
 	Binds []protocol.Bind

@@ -157,6 +157,11 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 	if err != nil {
 		p.Close()
 		facts.StartErr = err
+		if restore != nil {
+			// QEMU that refuses a state at once ("Not a migration
+			// stream") can exit before its console is connected.
+			out.RestoreErr = err
+		}
 		return finish()
 	}
 	// The console also carries the guest's messages when its kernel has no
