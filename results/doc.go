@@ -8,7 +8,8 @@
 // It is what the host controller (package vmrunner) writes and what the
 // renderers (package report) read; it imports neither, nor anything that
 // boots, downloads or parses a matrix, so that reading a results.json costs
-// only the standard library and package protocol.
+// only the standard library, package protocol and
+// internal/atomicfile (the one atomic file writer, also the snapshot cache's).
 //
 // Promises:
 //   - results.json is rewritten atomically (WriteFileAtomic: a temporary file

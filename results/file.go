@@ -1,32 +1,15 @@
 package results
 
-import (
-	"fmt"
-	"os"
-	"path/filepath"
-)
+import "github.com/vmrunner/vmrunner/internal/atomicfile"
+
+// fileOptions: results and reports are for everyone who may read the run
+// directory (0644), written under a hidden temporary name, and not synced:
+// results.json is rewritten after every VM, and a crash loses at most the
+// VMs in flight (doc.go).
+var fileOptions = atomicfile.Options{Mode: 0o644}
 
 // WriteFileAtomic writes through a temporary file in the same directory, so
-// that a reader never sees half a file.
+// that a reader never sees half a file (atomicfile.WriteFile).
 func WriteFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if err := f.Close(); werr == nil {
-		werr = err
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, fileOptions)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/vmrunner/vmrunner/internal/atomicfile"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -298,7 +299,7 @@ func (s *Saving) Commit(meta Meta) (err error) {
 	if err := os.Rename(s.Temp, s.c.path(s.id, stateExt)); err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
-	if err := writeFileAtomic(s.c.path(s.id, metaExt), b); err != nil {
+	if err := atomicfile.WriteFile(s.c.path(s.id, metaExt), b, metaOptions); err != nil {
 		_ = os.Remove(s.c.path(s.id, stateExt))
 		return fmt.Errorf("save snapshot: %w", err)
 	}
@@ -316,29 +317,10 @@ func (s *Saving) Abort() {
 	s.lock = nil
 }
 
-// writeFileAtomic writes b to path through a temporary file in its
-// directory, synced, mode 0600.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*"+tmpExt)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // a no-op once renamed
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(fileMode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
+// metaOptions write a snapshot's record: private, durable, and under a
+// temporary name "<id>.json.<random>.tmp" that Prune, matching
+// "<id>.*.tmp", removes when a killed writer left it.
+var metaOptions = atomicfile.Options{Mode: fileMode, Sync: true, TempSuffix: tmpExt}
 
 // Prune removes the snapshots keep does not want (every one when keep is
 // nil), and what a killed vmrunner left: temporaries and state files

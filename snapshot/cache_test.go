@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmrunner/vmrunner/internal/atomicfile"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -248,25 +249,37 @@ func TestPrune(t *testing.T) {
 	orphan.CPUs = 4
 	os.WriteFile(c.path(orphan.ID(), stateExt), []byte("orphan"), 0o600)
 	os.WriteFile(c.path(a.ID(), stateExt+".123"+tmpExt), []byte("half"), 0o600)
+	// Records whose writer was killed before its rename, named by the
+	// writer itself: one beside a's kept snapshot, one alone.
+	lone := testKey()
+	lone.CPUs = 8
+	for _, id := range []string{a.ID(), lone.ID()} {
+		killed, err := atomicfile.Create(c.path(id, metaExt), metaOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		killed.WriteString(`{"format":`)
+		killed.Close()
+	}
 
 	keep := func(m Meta) bool { return m.Key.Kernel == "k" }
-	// b, the orphan, and a's temporary.
+	// b, the orphan, the lone record's temporary, and a's temporaries.
 	removed, kept, keptBytes, err := c.Prune(keep, true)
-	if err != nil || len(removed) != 3 || kept != 1 || keptBytes < 4 {
+	if err != nil || len(removed) != 4 || kept != 1 || keptBytes < 4 {
 		t.Fatalf("dry run: %v, %d, %v", removed, kept, err)
 	}
 	if _, err := os.Stat(c.path(b.ID(), stateExt)); err != nil {
 		t.Fatal("the dry run removed something")
 	}
 	removed, kept, keptBytes, err = c.Prune(keep, false)
-	if err != nil || len(removed) != 3 || kept != 1 || keptBytes < 4 {
+	if err != nil || len(removed) != 4 || kept != 1 || keptBytes < 4 {
 		t.Fatalf("prune: %v, %d, %d, %v", removed, kept, keptBytes, err)
 	}
 	var freed int64
 	for _, r := range removed {
 		freed += r.Size
 	}
-	if freed < 1000+6 {
+	if freed < 1000+6+4+2*10 {
 		t.Errorf("freed %d bytes", freed)
 	}
 	if s, _ := c.Find(b.ID()); s != nil {
