@@ -91,7 +91,7 @@ func (c *console) capture(r io.Reader, path string) error {
 func (c *console) scan(line []byte) {
 	// Console text is the guest's: it reaches records and terminals only
 	// sanitised.
-	ln := text.Sanitize(strings.TrimRight(string(line), "\r\n"))
+	ln := text.Sanitize(brokenFrameText(strings.TrimRight(string(line), "\r\n")))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.last = time.Now()
@@ -111,6 +111,23 @@ func (c *console) scan(line []byte) {
 			return
 		}
 	}
+}
+
+// brokenFrameText returns the kernel's text of a console line that holds a
+// frame cut by it (protocol.FrameScanner keeps such a line as text): the
+// frame's part, up to the first "[" (a printk timestamp; base64 has no
+// "["), is left out, so that excerpts and messages quote the kernel, not
+// the frame. A line without that shape is returned as it is.
+func brokenFrameText(ln string) string {
+	before, frame, ok := strings.Cut(ln, protocol.FramePrefix)
+	if !ok {
+		return ln
+	}
+	i := strings.IndexByte(frame, '[')
+	if i < 0 {
+		return ln
+	}
+	return before + frame[i:]
 }
 
 // consoleText is what a console showed: its last lines, sanitised, and the

@@ -103,6 +103,10 @@ func TestConsoleFrames(t *testing.T) {
 	if !c.hasKind("panic") || !c.contains("Attempted to kill init") {
 		t.Errorf("the panic printed into a frame was not seen: %v", c.Splats())
 	}
+	// Excerpts and splats quote the kernel's line, not the frame it cut.
+	if s := c.Splats(); len(s) != 1 || s[0].Line != "[ 2.5] Kernel panic - not syncing: Attempted to kill init!" {
+		t.Errorf("splats %+v, want the panic line alone", s)
+	}
 }
 
 // sysrqGuest plays a guest kernel's serial line: each SysRq key after a
