@@ -62,11 +62,12 @@ test: install-deps build
 test-unit:
 	VMRUNNER_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
 
-## bench: boot-time, whole-matrix and memory figures, and go test -exec beside
-## a btf run (prints, never asserts)
+## bench: boot-time, whole-matrix and memory figures, go test -exec beside a
+## btf run, exec restored beside booted, and files into a guest in MB/s per
+## arch (prints, never asserts)
 bench: install-deps build
 	$(BIN)/vmrunner bench $(MATRIX)
-	$(GO) test ./cmd/vmrunner -run '^$$' -bench ExecVsBTF -benchtime 3x -timeout 30m
+	$(GO) test ./cmd/vmrunner -run '^$$' -bench 'ExecVsBTF|ExecRestoredVsBooted|Channel' -benchtime 3x -timeout 30m
 
 ## generate: rebuild the verifier probes in testdata/bpf, the loader test
 ## objects in testdata/bpf/loader, the workload instrumentation's objects

@@ -276,12 +276,14 @@ func paramNode(at *yaml.Node, prob protocol.ParamProblem) *yaml.Node {
 }
 
 // The checks' files reach the guest two ways. The files a check reads (BPF
-// objects) travel with the plan, over the channel (planFile): they change
-// with every edit, and a VM restored from a snapshot gets them as well as
-// a booted one. The programs a check runs (a Beyla binary, tens of MB) are
-// packed into the initramfs, and so into the snapshot's key: the channel
-// carries 7 MB/s into a TCG guest here, so that sending such a program
-// would cost more than the boot a snapshot saves.
+// objects) and the programs of vmrunner exec and the test check travel
+// with the plan, over the channel (planFile, shareFiles): they change with
+// every edit or build, and a VM restored from a snapshot gets them as well
+// as a booted one. The programs the workload and beyla checks run (the
+// workload runner, a Beyla binary: tens of MB, changing rarely) are packed
+// into the initramfs, and so into the snapshot's key: the channel carries
+// 16–25 MB/s into a TCG guest here, so that sending them every run would
+// cost about what the snapshot saves, while a new key costs one boot.
 
 // extraFiles lists the programs the checks of m run in the guest: they go
 // into the initramfs.

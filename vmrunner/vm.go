@@ -461,6 +461,12 @@ loop:
 			}
 		case err := <-filesDone:
 			filesDone = nil
+			if err == nil {
+				// The guest read them (the socket holds little): a
+				// restored guest, whose first word is prepared, after
+				// its files, is alive however long they took.
+				heard = true
+			}
 			select {
 			case <-p.Exited():
 				// QEMU's end is the story; the loop hears it next.

@@ -55,7 +55,9 @@ Kernel names are those of --matrix FILE, else $VMRUNNER_MATRIX, else the
 built-in default matrix (Debian 5.10, 6.1, 6.12); without --kernel, every
 kernel of it runs. The working directory (--dir, default the current one)
 and each --file are copied into the guest at the same paths; the program's
-writes there stay in the guest.
+writes there stay in the guest. Each VM is restored from the snapshot of its
+kernel and arch when there is one, the files sent after it over the control
+channel; --no-snapshot boots it, the files in a per-run archive.
 
 With one VM the output is the program's, as it writes it, and the exit code
 is its exit status (128+N when signal N killed it). With several, each line
