@@ -20,7 +20,31 @@ import (
 type BenchOptions struct {
 	Options     // matrix, cache, agents, accel
 	Boots   int // boots per target and profile; default 5
-	Out     io.Writer
+	// MatrixRuns is how many times the whole matrix runs booted and
+	// restored, alternately; default 3.
+	MatrixRuns int
+	// WatchObject is the object repro --watch loads on every target, ""
+	// for none; Reloads how many times it is loaded again (default 5).
+	WatchObject string
+	Reloads     int
+	// Only, when set, names the parts to run: BenchMatrix, BenchBoot,
+	// BenchWatch.
+	Only []string
+	Out  io.Writer
+}
+
+// The parts of Bench.
+const (
+	BenchMatrix = "matrix"
+	BenchBoot   = "boot"
+	BenchWatch  = "watch"
+)
+
+// BenchParts are the parts of Bench, in the order it runs them.
+var BenchParts = []string{BenchMatrix, BenchBoot, BenchWatch}
+
+func (o BenchOptions) runs(part string) bool {
+	return len(o.Only) == 0 || slices.Contains(o.Only, part)
 }
 
 // BootFigure is the boot benchmark of one target.
@@ -34,15 +58,23 @@ type BootFigure struct {
 // Ratio is Fast/Common.
 func (b BootFigure) Ratio() float64 { return float64(b.Fast) / float64(b.Common) }
 
-// Bench measures, in one run: the wall time of the whole matrix with a warm
-// cache, every VM booted, and vmrunner's peak RSS; per target, the median
-// time from QEMU start to ready with the fast profile and the common one,
-// and restored from a snapshot (with what saving it cost); and the whole
-// matrix again with every VM restored. It prints figures and asserts
-// nothing: targets are for people to judge.
+// Bench measures, in one run with a warm cache: the wall time of the whole
+// matrix with every VM booted and with every VM restored from its
+// snapshot, alternately, with where the time goes and vmrunner's peak RSS;
+// per target, the median time from QEMU start to ready with the fast
+// profile and the common one, and restored from a snapshot (with what
+// saving it cost); and per target, repro --watch's time from a reload to
+// its verdict. It prints figures and asserts nothing: targets are for
+// people to judge.
 func Bench(ctx context.Context, o BenchOptions) error {
 	if o.Boots <= 0 {
 		o.Boots = 5
+	}
+	if o.MatrixRuns <= 0 {
+		o.MatrixRuns = 3
+	}
+	if o.Reloads <= 0 {
+		o.Reloads = 5
 	}
 	if o.Parallel <= 0 {
 		o.Parallel = runtime.NumCPU()
@@ -70,25 +102,26 @@ func Bench(ctx context.Context, o BenchOptions) error {
 		return err
 	}
 	defer os.RemoveAll(out)
-	// wholeMatrix times a run of the whole matrix.
-	wholeMatrix := func(noSnapshot bool) (time.Duration, int, error) {
-		opts := o.Options
-		opts.OutDir, opts.Progress, opts.NoSnapshot = out, nil, noSnapshot
-		start := time.Now()
-		res, err := Run(ctx, opts)
-		if err != nil {
-			return 0, 0, err
+	if o.runs(BenchMatrix) {
+		if err := benchMatrix(ctx, o, out); err != nil {
+			return err
 		}
-		return time.Since(start), res.ExitCode, nil
 	}
+	if o.runs(BenchBoot) {
+		if err := benchBoots(ctx, o, prepared); err != nil {
+			return err
+		}
+	}
+	if o.runs(BenchWatch) {
+		return benchWatch(ctx, o, out)
+	}
+	return nil
+}
 
-	fmt.Fprintf(o.Out, "== whole matrix, warm cache, every VM booted (%d VMs, parallel %d)\n", len(targets), o.Parallel)
-	cold, code, err := wholeMatrix(true)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(o.Out, "wall time: %s (exit code %d)\n", cold.Round(10*time.Millisecond), code)
-	fmt.Fprintf(o.Out, "vmrunner peak RSS: %.1f MB\n\n", float64(peakRSS())/1e6)
+// benchBoots times, per target, QEMU's start to ready, booted the fast and
+// the common way and restored.
+func benchBoots(ctx context.Context, o BenchOptions, prepared map[string]*Prepared) error {
+	targets := o.Matrix.Targets()
 
 	fmt.Fprintf(o.Out, "== to ready: QEMU start → the agent's first message (booted) or → its snapshot loaded and running (restored), median of %d\n", o.Boots)
 	fmt.Fprintf(o.Out, "%-16s %-6s %10s %10s %7s %10s %7s %8s %8s\n", "TARGET", "ACCEL", "FAST", "COMMON", "RATIO", "RESTORED", "R/FAST", "SAVE", "STATE")
@@ -144,13 +177,7 @@ func Bench(ctx context.Context, o BenchOptions) error {
 			fig.Restored.Round(time.Millisecond), float64(fig.Restored)/float64(fig.Fast), save, float64(state)/1e6)
 	}
 
-	fmt.Fprintf(o.Out, "\n== whole matrix, warm cache and snapshots (%d VMs, parallel %d)\n", len(targets), o.Parallel)
-	warm, code, err := wholeMatrix(false)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(o.Out, "wall time: %s (exit code %d), %.2fx the booted run's %s\n", warm.Round(10*time.Millisecond), code,
-		float64(warm)/float64(cold), cold.Round(10*time.Millisecond))
+	fmt.Fprintln(o.Out)
 	return nil
 }
 
@@ -198,9 +225,13 @@ func bootOnce(ctx context.Context, o Options, pt *Prepared, accel Accel, prof Pr
 	return b, nil
 }
 
+// median is the middle of d, or the mean of its two middles.
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
 	return s[len(s)/2]
 }
 

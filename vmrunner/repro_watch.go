@@ -36,6 +36,9 @@ type WatchOptions struct {
 	// 200 ms); a change is loaded once it holds for one more look, so that
 	// a half-written file is not.
 	Poll time.Duration
+	// verdict, when set, is told each load's outcome and the time from
+	// the reload (or the start) to its verdict (vmrunner bench).
+	verdict func(what string, took time.Duration, r vmRoundOutcome)
 }
 
 // watchHooks connect a run's one VM to ReproWatch.
@@ -149,6 +152,9 @@ func (w *watcher) report(r vmRoundOutcome) {
 	}
 	fmt.Fprintf(w.o.Verdicts, "%s → verdict: %s; watching %s (save it, or press Enter, to load it again; Ctrl-C to stop)\n",
 		what, took.Round(10*time.Millisecond), w.o.Object)
+	if w.o.verdict != nil {
+		w.o.verdict(what, took, r)
+	}
 }
 
 // watch sends a round whenever the object changes (for two looks in a row)

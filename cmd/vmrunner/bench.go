@@ -1,6 +1,9 @@
 package main
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/vmrunner/vmrunner/vmrunner"
@@ -8,22 +11,29 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		f     runFlags
-		boots int
+		f           runFlags
+		boots       int
+		matrixRuns  int
+		watchObject string
+		reloads     int
+		only        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [matrix.yaml]",
 		Short: "Measure boot and restore time, whole-matrix wall time and peak RSS",
 		Long: `Measure, in one run and with a warm cache:
-  - the wall time of the whole matrix, every VM booted, and the peak RSS of the
-    vmrunner process;
-  - per kernel × arch, the median time from QEMU start to the guest agent's ready,
-    booted the vmrunner way (microvm + PVH vmlinux on x86_64, neoverse-n1 + raw
-    Image on arm64) and the common way (-M pc / -M virt, compressed image, -cpu max),
-    and restored from the VM's snapshot, with how long saving it kept the VM still
-    and its size;
-  - the wall time of the whole matrix again, every VM restored.
-It prints figures and asserts nothing.`,
+  - matrix: the wall time of the whole matrix with every VM booted and with every
+    VM restored from its snapshot, alternately (--matrix-runs rounds), their
+    medians and ratio, where the time goes (phases summed over the VMs), and the
+    peak RSS of the vmrunner process;
+  - boot: per kernel × arch, the median time from QEMU start to the guest agent's
+    ready, booted the vmrunner way (microvm + PVH vmlinux on x86_64, neoverse-n1 +
+    raw Image on arm64) and the common way (-M pc / -M virt, compressed image,
+    -cpu max), and restored from the VM's snapshot, with how long saving it kept
+    the VM still and its size;
+  - watch: per kernel × arch, repro --watch of --watch-object: the time from
+    each reload (as Enter) to its verdict, and the guest's share of it.
+It prints figures and the load average, and asserts nothing.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "matrix.yaml"
@@ -33,6 +43,11 @@ It prints figures and asserts nothing.`,
 			log, err := newLogger(f.logLevel, nil)
 			if err != nil {
 				return err
+			}
+			for _, part := range only {
+				if !slices.Contains(vmrunner.BenchParts, part) {
+					return usagef("--only %q: want one of %s", part, strings.Join(vmrunner.BenchParts, ", "))
+				}
 			}
 			accel, err := vmrunner.ParseAccel(f.accel)
 			if err != nil {
@@ -45,12 +60,17 @@ It prints figures and asserts nothing.`,
 			return vmrunner.Bench(cmd.Context(), vmrunner.BenchOptions{
 				Options: vmrunner.Options{Matrix: m, Parallel: f.parallel, Accel: accel,
 					AgentDir: f.agentDir, CacheDir: f.cacheDir, Append: f.appendKC, Log: log},
-				Boots: boots, Out: cmd.OutOrStdout(),
+				Boots: boots, MatrixRuns: matrixRuns, WatchObject: watchObject, Reloads: reloads, Only: only,
+				Out: cmd.OutOrStdout(),
 			})
 		},
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&boots, "boots", 5, "boots per kernel × arch and profile")
+	fl.IntVar(&matrixRuns, "matrix-runs", 3, "rounds of the whole matrix, booted then restored")
+	fl.StringVar(&watchObject, "watch-object", "testdata/bpf/probes.o", "BPF object for the repro --watch figures (\"\" for none)")
+	fl.IntVar(&reloads, "reloads", 5, "repro --watch reloads per kernel × arch")
+	fl.StringSliceVar(&only, "only", nil, "run only these parts: matrix, boot, watch (comma-separated)")
 	fl.IntVar(&f.parallel, "parallel", 0, "VMs at once for the whole-matrix run (default: number of cores)")
 	fl.StringVar(&f.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
 	fl.StringVar(&f.agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch>")
