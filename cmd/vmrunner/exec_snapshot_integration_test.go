@@ -75,3 +75,49 @@ func TestExecSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestTestCheckRestored: a matrix's test check runs in a VM restored from
+// the snapshot a btf run of the same kernel and arch saved: its program and
+// directory do not enter the snapshot's key.
+func TestTestCheckRestored(t *testing.T) {
+	integration(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "goequiv.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, ".")
+	build.Dir = goequivDir
+	build.Env = append(os.Environ(), "GOARCH=amd64", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c: %v\n%s", err, out)
+	}
+	kernel := `kernels:
+  - name: "6.1"
+    arch: x86_64
+    source: {debian: {suite: bookworm}}
+`
+	btf, test := filepath.Join(dir, "btf.yaml"), filepath.Join(dir, "test.yaml")
+	write(t, btf, kernel+"checks:\n  - btf: {}\n")
+	write(t, test, kernel+"checks:\n  - test: {binary: ./goequiv.test, format: go, dir: "+goequivDir+`, args: ["-test.run", "TestPass|TestTestdata"]}`+"\n")
+	// The first btf run may boot and save; the second is restored, so
+	// the snapshot is there.
+	for range 2 {
+		if res := vmrunnerCLI(t, "run", btf, "--out", t.TempDir()); res.code != 0 {
+			t.Fatalf("btf run: exit %d", res.code)
+		}
+	}
+	out := t.TempDir()
+	if res := vmrunnerCLI(t, "run", test, "--out", out); res.code != 0 {
+		t.Fatalf("test check: exit %d, want 0", res.code)
+	}
+	passed := 0
+	for _, r := range snapshotRecords(t, out) {
+		if r.Boot != "snapshot" {
+			t.Errorf("%s: boot %q, want snapshot (the btf run's)", r.Check, r.Boot)
+		}
+		if strings.HasPrefix(r.Check, "test/goequiv.test/") && r.Status == "pass" {
+			passed++
+		}
+	}
+	if passed != 2 {
+		t.Errorf("%d tests passed, want TestPass and TestTestdata", passed)
+	}
+}
