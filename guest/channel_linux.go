@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -45,15 +46,35 @@ func openChannel(ctx context.Context, sysfs string, logger *log.Logger) (io.Read
 // (protocol.FrameWriter, protocol.FrameReader) among whatever else the
 // console shows.
 type consoleChannel struct {
-	f *os.File
-	r *protocol.FrameReader
+	// mu: one frame at a time, and none while the kernel prints loud.
+	mu     sync.Mutex
+	f      *os.File
+	r      *protocol.FrameReader
+	printk string
 }
 
 func (c *consoleChannel) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (c *consoleChannel) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return protocol.FrameWriter{W: c.f}.Write(p)
 }
 func (c *consoleChannel) Close() error { return c.f.Close() }
+
+// loud runs f with the kernel's console log level at 7, so that what f
+// makes the kernel print at the normal levels (a SysRq task dump) reaches
+// the console, and with no frame in flight: the frames written are drained
+// from the tty first (tcdrain), and no frame is written until f has
+// returned and the level is back at 1. The kernel's text then cuts no
+// frame.
+func (c *consoleChannel) loud(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = unix.IoctlSetInt(int(c.f.Fd()), unix.TCSBRK, 1) // tcdrain
+	_ = os.WriteFile(c.printk, []byte("7"), 0)
+	defer func() { _ = os.WriteFile(c.printk, []byte("1"), 0) }()
+	f()
+}
 
 // openConsoleChannel makes the console tty a channel. The kernel's console
 // log level goes to 1 (emergencies only; an oops or a panic raises it
@@ -86,7 +107,7 @@ func openConsoleChannel(dev, printk string) (*consoleChannel, error) {
 		f.Close()
 		return nil, fmt.Errorf("make the console raw: %w", err)
 	}
-	return &consoleChannel{f: f, r: protocol.NewFrameReader(f)}, nil
+	return &consoleChannel{f: f, r: protocol.NewFrameReader(f), printk: printk}, nil
 }
 
 // consoleName is the tty behind /dev/console, for the log.

@@ -58,6 +58,9 @@ func run(logger *log.Logger, converse Converse) error {
 		return err
 	}
 	defer port.Close()
+	if c, ok := port.(*consoleChannel); ok {
+		loudConsole = c.loud
+	}
 	if channel == protocol.ChannelConsole {
 		// Said on the channel too: the host logs it.
 		notes = append(notes, protocol.Log{Level: "info", Text: "no virtio console port: messages go over the serial console " + consoleName("/sys")})

@@ -215,6 +215,12 @@ func touch(p string) error {
 	return f.Close()
 }
 
+// loudConsole runs f so that what it makes the kernel print at the normal
+// log levels reaches the console. On the console channel, whose console
+// prints emergencies only, it is consoleChannel.loud (run sets it); on
+// virtio-serial the console already prints them.
+var loudConsole = func(f func()) { f() }
+
 // dumpTasks asks the kernel to print every task's stack on the console
 // (SysRq t), so that a program that hangs can be seen where it hangs.
 func dumpTasks() bool {
@@ -222,10 +228,14 @@ func dumpTasks() bool {
 		return false // never the host's kernel, from a unit test
 	}
 	_ = os.WriteFile("/proc/sys/kernel/sysrq", []byte("1\n"), 0o644)
-	if err := os.WriteFile("/proc/sysrq-trigger", []byte("t"), 0o200); err != nil {
-		return false
-	}
-	// The console prints the dump after the write returns.
-	time.Sleep(2 * time.Second)
-	return true
+	dumped := false
+	loudConsole(func() {
+		if err := os.WriteFile("/proc/sysrq-trigger", []byte("t"), 0o200); err != nil {
+			return
+		}
+		// The console prints the dump after the write returns.
+		time.Sleep(2 * time.Second)
+		dumped = true
+	})
+	return dumped
 }

@@ -85,6 +85,17 @@ func loadModuleIndex(dir string) (*moduleIndex, error) {
 	return idx, nil
 }
 
+// HasModule reports whether the kernel whose lib/modules/<release>
+// directory is modulesDir has module name, as a file or built in.
+func HasModule(modulesDir, name string) (bool, error) {
+	idx, err := loadModuleIndex(modulesDir)
+	if err != nil {
+		return false, err
+	}
+	name = moduleName(name)
+	return idx.files[name] != "" || idx.builtin[name], nil
+}
+
 // Closure resolves wanted module names to files in dependency order
 // (dependencies first), adding every module they depend on, and the soft
 // dependencies they want loaded first (softdep=pre:) that the kernel has. modulesDir is a

@@ -16,6 +16,7 @@ import (
 	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/kernels"
+	"github.com/vmrunner/vmrunner/kernels/kconfig"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 )
@@ -185,7 +186,13 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	perRun := false
 	if run := p.Matrix.shares(t.Arch); len(run) > 0 {
 		sent := false
-		if p.SharesOverChannel {
+		switch {
+		case p.SharesOverChannel && noVirtioConsole(k):
+			// The serial console carries the host's bytes into a TCG
+			// guest at some 20 KB/s: a program and its libraries would
+			// take minutes.
+			p.Log.Info("a program's files go into a per-run archive: the VM boots", "vm", t.Label(), "why", "the kernel has no virtio console: the serial console would carry them")
+		case p.SharesOverChannel:
 			sf, sd, err := shareFiles(p.Matrix, t.Arch, run, files)
 			if err == nil {
 				files, dirs, sent = append(files, sf...), sd, true
@@ -339,4 +346,31 @@ func filesRoot(matrixPath string) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// noVirtioConsole reports whether k is known to have no virtio console, so
+// that its agent will speak over the serial console (guest/channel_linux.go):
+// its config says CONFIG_VIRTIO_CONSOLE is not set, or says =m (or is not
+// there) and its module tree has no virtio_console. A kernel of which
+// neither is known (no config, no module tree) is taken to have one.
+func noVirtioConsole(k *kernels.Kernel) bool {
+	if k.Config != "" {
+		if cfg, err := kconfig.ReadFile(k.Config); err == nil {
+			// Get says "n" for an option the config lacks: only a config
+			// that says so is believed.
+			if _, listed := cfg["VIRTIO_CONSOLE"]; listed {
+				switch cfg.Get("VIRTIO_CONSOLE") {
+				case "y":
+					return false
+				case "n":
+					return true
+				}
+			}
+		}
+	}
+	if k.Modules == "" {
+		return false
+	}
+	has, err := initramfs.HasModule(k.Modules, "virtio_console")
+	return err == nil && !has
 }

@@ -348,3 +348,44 @@ func TestPrepareMemory(t *testing.T) {
 		t.Fatalf("512M VM: %v", err)
 	}
 }
+
+// TestNoVirtioConsole: which kernels are known to speak over the serial
+// console (whose programs' files then go into a per-run archive rather
+// than over that slow line).
+func TestNoVirtioConsole(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	with := filepath.Join(dir, "with", "lib", "modules", "6.1")
+	write("with/lib/modules/6.1/kernel/drivers/char/virtio_console.ko", "x")
+	without := filepath.Join(dir, "without", "lib", "modules", "6.1")
+	write("without/lib/modules/6.1/kernel/drivers/virtio/virtio_mmio.ko", "x")
+	builtin := filepath.Join(dir, "builtin", "lib", "modules", "6.1")
+	write("builtin/lib/modules/6.1/modules.builtin", "kernel/drivers/char/virtio_console.ko\n")
+	cfgY := write("config-y", "CONFIG_VIRTIO_CONSOLE=y\n")
+	cfgM := write("config-m", "CONFIG_VIRTIO_CONSOLE=m\n")
+	cfgN := write("config-n", "# CONFIG_VIRTIO_CONSOLE is not set\n")
+	for _, tc := range []struct {
+		name            string
+		config, modules string
+		want            bool
+	}{
+		{"built in by config", cfgY, without, false},
+		{"not set in config", cfgN, with, true},
+		{"module there", cfgM, with, false},
+		{"module removed", cfgM, without, true},
+		{"module removed, no config", "", without, true},
+		{"built in by modules.builtin", "", builtin, false},
+		{"nothing known", "", "", false},
+	} {
+		if got := noVirtioConsole(&kernels.Kernel{Config: tc.config, Modules: tc.modules}); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

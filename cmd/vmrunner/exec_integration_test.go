@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vmrunner/vmrunner/internal/gotest"
+	"github.com/vmrunner/vmrunner/kernels"
 )
 
 // goequivDir is a Go test package that needs no particular kernel, with
@@ -255,34 +256,65 @@ func buildProbe(t *testing.T) (string, string) {
 }
 
 // TestExecHang: a program that outlives --timeout is stopped after a task
-// dump: exit 3 with the check's error record, the dump in console.log.
+// dump: exit 3 with the check's error record, the dump in console.log. On
+// a kernel without a virtio console too (noVirtioConsoleKernel): there the
+// agent raises the quiet console's log level for the dump, with no frame
+// in flight, so that the dump is printed and cuts no frame.
 func TestExecHang(t *testing.T) {
 	integration(t)
 	probe, dir := buildProbe(t)
-	out := t.TempDir()
-	res := vmrunnerCLI(t, "exec", "--kernel", "6.1", "--timeout", "20s", "--dir", dir, "--out", out, "--", probe, "--hang")
-	if res.code != 3 {
-		t.Errorf("exit %d, want 3", res.code)
+	tmp := t.TempDir()
+	noVcon := filepath.Join(tmp, "matrix.yaml")
+	if err := os.WriteFile(noVcon, []byte("kernels:\n"+noVirtioConsoleKernel(t, tmp, kernels.X86_64)+"checks: [btf]\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(res.stdout, `"args":["--hang"]`) {
-		t.Errorf("the program's output before it hung is missing")
-	}
-	if !strings.Contains(res.stderr, "did not exit in time") || !strings.Contains(res.stderr, "task dump") {
-		t.Errorf("stderr does not say the program was stopped after a task dump")
-	}
-	r, _ := readResults(t, out)
-	var rec string
-	for _, x := range r.Results {
-		if x.Check == "test/execprobe" {
-			rec = x.Status + "/" + x.ErrorKind
-		}
-	}
-	if rec != "error/check" || r.Run.ExitCode != 3 {
-		t.Fatalf("test/execprobe is %q, exit code %d; want error/check and 3: %+v", rec, r.Run.ExitCode, r)
-	}
-	console, err := os.ReadFile(filepath.Join(out, r.Run.ID, "6.1-x86_64", "console.log"))
-	if err != nil || !strings.Contains(string(console), "execprobe") || !strings.Contains(string(console), "sysrq: Show State") {
-		t.Errorf("console.log has no task dump showing execprobe (%v)", err)
+	for _, tc := range []struct{ name, kernel, matrix, channel string }{
+		{"virtio-serial", "6.1", "", "virtio-serial"},
+		{"console", "no-vcon-x86_64", noVcon, "console"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			args := []string{"exec", "--kernel", tc.kernel, "--timeout", "20s", "--dir", dir, "--out", out}
+			if tc.matrix != "" {
+				args = append(args, "--matrix", tc.matrix)
+			}
+			res := vmrunnerCLI(t, append(args, "--", probe, "--hang")...)
+			if res.code != 3 {
+				t.Errorf("exit %d, want 3", res.code)
+			}
+			if !strings.Contains(res.stdout, `"args":["--hang"]`) {
+				t.Errorf("the program's output before it hung is missing")
+			}
+			if !strings.Contains(res.stderr, "did not exit in time") || !strings.Contains(res.stderr, "task dump") {
+				t.Errorf("stderr does not say the program was stopped after a task dump")
+			}
+			var r struct {
+				Run struct {
+					ExitCode int `json:"exit_code"`
+				}
+				Results []struct {
+					Check, Status, Channel, Console string
+					ErrorKind                       string `json:"error_kind"`
+				}
+			}
+			runDir := readLatest(t, out, &r)
+			var rec, console string
+			for _, x := range r.Results {
+				if x.Channel != tc.channel {
+					t.Errorf("%s: channel %q, want %s", x.Check, x.Channel, tc.channel)
+				}
+				if x.Check == "test/execprobe" {
+					rec, console = x.Status+"/"+x.ErrorKind, x.Console
+				}
+			}
+			if rec != "error/check" || r.Run.ExitCode != 3 {
+				t.Fatalf("test/execprobe is %q, exit code %d; want error/check and 3: %+v", rec, r.Run.ExitCode, r)
+			}
+			b, err := os.ReadFile(filepath.Join(runDir, console))
+			if err != nil || !strings.Contains(string(b), "execprobe") || !strings.Contains(string(b), "sysrq: Show State") {
+				t.Errorf("console.log has no task dump showing execprobe (%v)", err)
+			}
+		})
 	}
 }
 
