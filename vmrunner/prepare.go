@@ -161,6 +161,16 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 		}
 		extra = append(extra, files...)
 	}
+	// A kernel with no virtio console speaks over the serial console, which
+	// carries the host's bytes at some 19 KB/s under TCG: the checks' data
+	// files go into its initramfs rather than with the plan (its snapshot
+	// is then its matrix's own).
+	console := noVirtioConsole(k)
+	if console {
+		for _, f := range dataFiles(p.Matrix) {
+			extra = append(extra, f.initramfs())
+		}
+	}
 	if p.Extra != nil {
 		more, err := p.Extra(agent, t.Arch)
 		if err != nil {
@@ -176,6 +186,9 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	}
 	var files []planFile
 	for _, f := range dataFiles(p.Matrix) {
+		if console {
+			break
+		}
 		pf, err := openPlanFile(f.Host, f.Guest, false)
 		if err != nil {
 			return fail(results.KindBadInput, fmt.Errorf("file for the guest: %w", err))
@@ -187,10 +200,9 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	if run := p.Matrix.shares(t.Arch); len(run) > 0 {
 		sent := false
 		switch {
-		case p.SharesOverChannel && noVirtioConsole(k):
-			// The serial console carries the host's bytes into a TCG
-			// guest at some 20 KB/s: a program and its libraries would
-			// take minutes.
+		case p.SharesOverChannel && console:
+			// A program and its libraries would take minutes over the
+			// serial console.
 			p.Log.Info("a program's files go into a per-run archive: the VM boots", "vm", t.Label(), "why", "the kernel has no virtio console: the serial console would carry them")
 		case p.SharesOverChannel:
 			sf, sd, err := shareFiles(p.Matrix, t.Arch, run, files)

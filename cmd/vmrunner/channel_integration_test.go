@@ -66,6 +66,22 @@ func TestConsoleChannel(t *testing.T) {
 	}
 	t.Logf("records: %+v", r.Results)
 
+	// A check's data file (repro's object) reaches a console-channel guest
+	// in its initramfs, not over the slow line, and the verifier's log
+	// comes back over the console.
+	res = vmrunnerCLI(t, "repro", "--matrix", mf, "--kernel", "no-vcon-x86_64", "--arch", "x86_64",
+		"--object", "../../testdata/bpf/probes.o", "--program", "rejected_stack_oob", "--out", out)
+	if res.code != 1 || !strings.Contains(res.stdout, "invalid read from stack") {
+		t.Errorf("repro: exit %d, want 1 with the verifier's log", res.code)
+	}
+	var rr struct{ Results []struct{ Check, Status, Channel string } }
+	readLatest(t, out, &rr)
+	for _, rec := range rr.Results {
+		if rec.Channel != "console" {
+			t.Errorf("repro: %s channel %q, want console", rec.Check, rec.Channel)
+		}
+	}
+
 	panicMatrix := filepath.Join(dir, "panic.yaml")
 	if err := os.WriteFile(panicMatrix, []byte("kernels:\n"+lines[kernels.ARM64]+"checks:\n  - selftest: {action: panic}\n  - btf\n"), 0o644); err != nil {
 		t.Fatal(err)
