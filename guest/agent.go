@@ -167,8 +167,11 @@ func (a *Agent) runPlan(ctx context.Context, enc *protocol.Encoder, from <-chan 
 			_ = enc.Send(protocol.Message{Type: protocol.TypeLog, Log: &protocol.Log{Level: "error", Text: err.Error()}})
 			return err
 		}
-		logger.Printf("prepared: %s boot, clock moved %d ms, %d bytes of entropy, %d files (%d bytes)",
-			prep.Boot, prep.ClockStepMS, prep.EntropyBytes, prep.Files, prep.FileBytes)
+		// The time since the plan was read is the guest's part of the
+		// host's plan → prepared (after a restore, TCG translates every
+		// code path anew).
+		logger.Printf("prepared: %s boot, clock moved %d ms, %d bytes of entropy, %d files (%d bytes), %d ms after the plan",
+			prep.Boot, prep.ClockStepMS, prep.EntropyBytes, prep.Files, prep.FileBytes, time.Since(received).Milliseconds())
 		if err := enc.Send(protocol.Message{Type: protocol.TypePrepared, Prepared: prep}); err != nil {
 			return fmt.Errorf("send prepared: %w", err)
 		}
