@@ -440,21 +440,24 @@ func TestReproWatch(t *testing.T) {
 	object := filepath.Join(dir, "watched.o")
 	copyFile(t, "../../testdata/bpf/probes.o", object)
 	logs, done := filepath.Join(dir, "stdout"), filepath.Join(dir, "exit-code")
-	session := "vmrunner-watch-test"
+	// A tmux server of its own: another run of this test (another
+	// worktree, the same machine) must not kill its session, nor take the
+	// default server down with the last session it kills.
+	server := filepath.Join(dir, "tmux")
+	session := "watch"
 	tmux := func(args ...string) {
 		t.Helper()
-		if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+		if out, err := exec.Command("tmux", append([]string{"-S", server}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("tmux %v: %v\n%s", args, err, out)
 		}
 	}
-	_ = exec.Command("tmux", "kill-session", "-t", session).Run()
 	cmd := strings.Join([]string{filepath.Join(binDir, "vmrunner"), "repro", "--matrix", "../../matrix.yaml", "--kernel", "6.1",
 		"--arch", "arm64", "--object", object, "--watch", "--out", t.TempDir()}, " ")
 	// The verdicts and notes go to the pane (stderr), the logs to a file.
 	tmux("new-session", "-d", "-s", session, "-x", "250", "-y", "80", cmd+" >"+logs+"; echo $? > "+done+"; sleep 600")
-	t.Cleanup(func() { _ = exec.Command("tmux", "kill-session", "-t", session).Run() })
+	t.Cleanup(func() { _ = exec.Command("tmux", "-S", server, "kill-server").Run() })
 	pane := func() string {
-		out, _ := exec.Command("tmux", "capture-pane", "-p", "-J", "-S", "-500", "-t", session).CombinedOutput()
+		out, _ := exec.Command("tmux", "-S", server, "capture-pane", "-p", "-J", "-S", "-500", "-t", session).CombinedOutput()
 		return string(out)
 	}
 	waitCount := func(s string, n int) string {
