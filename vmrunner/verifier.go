@@ -367,7 +367,7 @@ func checkSymbols(file string) error {
 	if err != nil {
 		return err
 	}
-	defer closeFile()
+	defer func() { _ = closeFile() }()
 	syms, _ := f.Symbols()
 	dyn, _ := f.DynamicSymbols()
 	if len(syms)+len(dyn) == 0 {

@@ -74,7 +74,9 @@ func TestConsoleChannel(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stdout, "invalid read from stack") {
 		t.Errorf("repro: exit %d, want 1 with the verifier's log", res.code)
 	}
-	var rr struct{ Results []struct{ Check, Status, Channel string } }
+	var rr struct {
+		Results []struct{ Check, Status, Channel string }
+	}
 	readLatest(t, out, &rr)
 	for _, rec := range rr.Results {
 		if rec.Channel != "console" {
