@@ -115,19 +115,21 @@ func reproShell(t *testing.T, matrix, kernel, session string) {
 	}
 
 	done := filepath.Join(t.TempDir(), "exit-code")
+	// A tmux server of this test's own: a concurrent run of the test
+	// elsewhere neither sees nor kills its session.
+	sock := filepath.Join(t.TempDir(), "tmux")
 	tmux := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command("tmux", args...).CombinedOutput()
+		out, err := exec.Command("tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("tmux %v: %v\n%s", args, err, out)
 		}
 		return string(out)
 	}
-	_ = exec.Command("tmux", "kill-session", "-t", session).Run()
 	shell := strings.Join([]string{filepath.Join(binDir, "vmrunner"), "repro", "--matrix", matrix, "--kernel", kernel,
 		"--arch", "x86_64", "--object", "../../testdata/bpf/probes.o", "--shell", "--out", t.TempDir()}, " ")
 	tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", shell+"; echo $? > "+done+"; sleep 600")
-	t.Cleanup(func() { _ = exec.Command("tmux", "kill-session", "-t", session).Run() })
+	t.Cleanup(func() { _ = exec.Command("tmux", "-S", sock, "kill-server").Run() })
 
 	waitPaneFor := func(want string, seen func(pane string) bool) string {
 		t.Helper()
