@@ -45,6 +45,9 @@ type Agent struct {
 	AddEntropy func([]byte) error
 	// FilesRoot is where a plan's files are written: "" is "/".
 	FilesRoot string
+
+	// sink takes the data of the file being received (Run sets it).
+	sink *fileSink
 }
 
 // Converse is what the agent does once its port is open: Agent.Run, for
@@ -82,8 +85,10 @@ func (a *Agent) Run(ctx context.Context, conn io.ReadWriter) error {
 	// Read only once ready is out: a virtio port reads EOF until the host
 	// is connected, and the first write waits for that.
 	from := make(chan incoming, 1)
+	a.sink = &fileSink{}
+	dec := protocol.NewDecoder(conn)
+	dec.FileData = a.sink.place
 	go func() {
-		dec := protocol.NewDecoder(conn)
 		for {
 			m, err := dec.Next()
 			select {

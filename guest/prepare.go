@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -73,7 +76,7 @@ func (a *Agent) receiveFiles(ctx context.Context, from <-chan incoming, plan *pr
 	}
 	var total int64
 	for _, f := range plan.Files {
-		if err := receiveFile(ctx, from, root, f); err != nil {
+		if err := receiveFile(ctx, from, root, f, a.sink); err != nil {
 			return total, fmt.Errorf("receive %s: %w", f.Path, err)
 		}
 		total += f.Size
@@ -81,7 +84,13 @@ func (a *Agent) receiveFiles(ctx context.Context, from <-chan incoming, plan *pr
 	return total, nil
 }
 
-func receiveFile(ctx context.Context, from <-chan incoming, root string, f protocol.FileSpec) (err error) {
+// receiveFile receives f into a temporary file. The file is mapped into
+// memory and handed to sink, when there is one, so that the reader puts
+// the data there as it reads it from the channel: one copy of each byte
+// instead of two (reading it, then writing the file), which is a tenth
+// to a fifth of the guest's time per byte under emulation. Chunks read
+// before the file was mapped, or that sink refused, are copied in.
+func receiveFile(ctx context.Context, from <-chan incoming, root string, f protocol.FileSpec, sink *fileSink) (err error) {
 	// The protocol checked the path: absolute, under GuestFilesRoot, no "..".
 	dst := filepath.Join(root, filepath.FromSlash(f.Path))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -91,12 +100,37 @@ func receiveFile(ctx context.Context, from <-chan incoming, root string, f proto
 	if err != nil {
 		return err
 	}
+	var (
+		mem    []byte
+		placed int // chunks that arrived in mem
+	)
 	defer func() {
+		if mem != nil {
+			// Unmapped only when every chunk the reader was given a
+			// place for has arrived: nothing writes into it any more.
+			// Otherwise it stays mapped (the agent stops).
+			if gave := sink.set("", nil); gave == placed {
+				_ = unix.Munmap(mem)
+			} else if err == nil {
+				err = fmt.Errorf("got %d more chunks of it", gave-placed)
+			}
+		}
 		tmp.Close()
 		if err != nil {
 			os.Remove(tmp.Name())
 		}
 	}()
+	if sink != nil && f.Size > 0 {
+		if err := tmp.Truncate(f.Size); err != nil {
+			return err
+		}
+		mem, err = unix.Mmap(int(tmp.Fd()), 0, int(f.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+		if err != nil {
+			mem = nil // written as it comes, then
+		} else {
+			sink.set(f.Path, mem)
+		}
+	}
 	h := sha256.New()
 	for off := int64(0); off < f.Size; {
 		in, err := receive(ctx, from, PlanTimeout)
@@ -114,11 +148,19 @@ func receiveFile(ctx context.Context, from <-chan incoming, root string, f proto
 		case int64(len(c.Data)) > f.Size-off:
 			return fmt.Errorf("got %d bytes past its size of %d", off+int64(len(c.Data))-f.Size, f.Size)
 		}
-		if _, err := tmp.Write(c.Data); err != nil {
+		data := c.Data
+		if mem != nil {
+			data = mem[off : off+int64(len(c.Data))]
+			if &data[0] == &c.Data[0] {
+				placed++
+			} else {
+				copy(data, c.Data)
+			}
+		} else if _, err := tmp.Write(data); err != nil {
 			return err
 		}
-		h.Write(c.Data)
-		off += int64(len(c.Data))
+		h.Write(data)
+		off += int64(len(data))
 		c.Release()
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
@@ -131,4 +173,39 @@ func receiveFile(ctx context.Context, from <-chan incoming, root string, f proto
 		return err
 	}
 	return os.Rename(tmp.Name(), dst)
+}
+
+// fileSink is where the channel's reader puts the data of the file being
+// received (protocol.Decoder.FileData): the file's memory, each byte at
+// most once, in order, never past its end.
+type fileSink struct {
+	mu   sync.Mutex
+	path string
+	mem  []byte
+	next int64 // the first byte not given out yet
+	gave int   // places given out in mem
+}
+
+// set makes mem the memory of the file at path (nil: none) and returns
+// how many places the reader was given in the memory before.
+func (s *fileSink) set(path string, mem []byte) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gave := s.gave
+	s.path, s.mem, s.next, s.gave = path, mem, 0, 0
+	return gave
+}
+
+// place implements protocol.Decoder.FileData: the place of c's data in
+// the file's memory, or nil when it has none there.
+func (s *fileSink) place(c *protocol.FileChunk) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	end := c.Offset + int64(c.Size)
+	if s.mem == nil || c.Path != s.path || c.Offset < s.next || end > int64(len(s.mem)) {
+		return nil
+	}
+	s.next = end
+	s.gave++
+	return s.mem[c.Offset:end]
 }

@@ -250,3 +250,42 @@ func assertNoTemporaries(t *testing.T, root string) {
 		return nil
 	})
 }
+
+// The reader is given each byte of the file being received at most once,
+// in order, never past its end, and only for that file.
+func TestFileSink(t *testing.T) {
+	var s fileSink
+	chunk := func(p string, off int64, size int) *protocol.FileChunk {
+		return &protocol.FileChunk{Path: p, Offset: off, Size: size}
+	}
+	if s.place(chunk("/vmrunner/a", 0, 4)) != nil {
+		t.Error("a place before any file is mapped")
+	}
+	mem := make([]byte, 10)
+	s.set("/vmrunner/a", mem)
+	for _, tt := range []struct {
+		c    *protocol.FileChunk
+		want int // offset in mem, -1 for none
+	}{
+		{chunk("/vmrunner/b", 0, 4), -1}, // another file
+		{chunk("/vmrunner/a", 4, 4), 4},  // the reader was ahead: 0..4 came before the mapping
+		{chunk("/vmrunner/a", 0, 4), -1}, // given out already
+		{chunk("/vmrunner/a", 6, 2), -1}, // overlaps what was given
+		{chunk("/vmrunner/a", 8, 4), -1}, // past the end
+		{chunk("/vmrunner/a", 8, 2), 8},
+	} {
+		got := s.place(tt.c)
+		switch {
+		case tt.want < 0 && got != nil:
+			t.Errorf("%+v: given a place", *tt.c)
+		case tt.want >= 0 && (len(got) != tt.c.Size || &got[0] != &mem[tt.want]):
+			t.Errorf("%+v: place of %d bytes, want mem[%d:]", *tt.c, len(got), tt.want)
+		}
+	}
+	if gave := s.set("", nil); gave != 2 {
+		t.Errorf("set says %d places were given, want 2", gave)
+	}
+	if s.place(chunk("/vmrunner/a", 0, 1)) != nil {
+		t.Error("a place after the file was done")
+	}
+}

@@ -80,6 +80,10 @@ func FramedSize(m Message) (int, error) {
 // Decoder reads framed messages, bounding and validating each one.
 type Decoder struct {
 	r *bufio.Reader
+	// FileData, when set, is asked where a file message's data goes: a
+	// buffer of exactly c.Size bytes (the file's own memory, so that the
+	// data is copied once), or nil for one of the Decoder's.
+	FileData func(c *FileChunk) []byte
 }
 
 // NewDecoder returns a Decoder reading from r.
@@ -106,8 +110,15 @@ func (d *Decoder) Next() (Message, error) {
 			return m, err
 		}
 		// Parse bounded the size.
-		buf := chunkPool.Get().(*[]byte)
-		m.File.Data, m.File.pooled = (*buf)[:m.File.Size], buf
+		if d.FileData != nil {
+			if dst := d.FileData(m.File); len(dst) == m.File.Size {
+				m.File.Data = dst
+			}
+		}
+		if m.File.Data == nil {
+			buf := chunkPool.Get().(*[]byte)
+			m.File.Data, m.File.pooled = (*buf)[:m.File.Size], buf
+		}
 		if _, err := io.ReadFull(d.r, m.File.Data); err != nil {
 			m.File.Release()
 			return Message{}, fmt.Errorf("read file data: %w: %v", ErrMalformed, err)

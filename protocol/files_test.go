@@ -216,3 +216,33 @@ func TestFileChunkRelease(t *testing.T) {
 		}
 	}
 }
+
+// A file message's data goes where FileData says, when it says a place of
+// the right size, and into a buffer of the Decoder's otherwise.
+func TestDecoderFileData(t *testing.T) {
+	var buf bytes.Buffer
+	enc := NewEncoder(&buf)
+	for _, d := range []string{"into the file", "elsewhere"} {
+		if err := enc.Send(Message{Type: TypeFile, File: &FileChunk{Path: "/vmrunner/a", Data: []byte(d)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := make([]byte, len("into the file"))
+	dec := NewDecoder(&buf)
+	dec.FileData = func(c *FileChunk) []byte {
+		if c.Size == len(file) {
+			return file
+		}
+		return file[:1] // the wrong size: not used
+	}
+	m, err := dec.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(file) != "into the file" || &m.File.Data[0] != &file[0] {
+		t.Errorf("data %q read into %q", m.File.Data, file)
+	}
+	if m, err = dec.Next(); err != nil || string(m.File.Data) != "elsewhere" || &m.File.Data[0] == &file[0] {
+		t.Errorf("second chunk %q, %v", m.File.Data, err)
+	}
+}
