@@ -282,7 +282,7 @@ func paramNode(at *yaml.Node, prob protocol.ParamProblem) *yaml.Node {
 // as a booted one. The programs the workload and beyla checks run (the
 // workload runner, a Beyla binary: tens of MB, changing rarely) are packed
 // into the initramfs, and so into the snapshot's key: the channel carries
-// 16–25 MB/s into a TCG guest here, so that sending them every run would
+// 20–25 MB/s into a TCG guest here, so that sending them every run would
 // cost about what the snapshot saves, while a new key costs one boot.
 
 // extraFiles lists the programs the checks of m run in the guest: they go
