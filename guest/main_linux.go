@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/vmrunner/vmrunner/guest/kernelbtf"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -66,6 +67,15 @@ func run(logger *log.Logger, converse Converse) error {
 		notes = append(notes, protocol.Log{Level: "info", Text: "no virtio console port: messages go over the serial console " + consoleName("/sys")})
 	}
 	logger.Printf("%s channel open after %s", channel, time.Since(start).Round(time.Millisecond))
+
+	// Before ready, so that a snapshot taken at ready holds the decoded
+	// types and restored VMs do not parse them again.
+	warmStart := time.Now()
+	if n, err := kernelbtf.Warm(); err != nil {
+		logger.Printf("read BTF ahead of the checks: %v", err)
+	} else if n > 0 {
+		logger.Printf("BTF read ahead of the checks: %d types in %s", n, time.Since(warmStart).Round(time.Millisecond))
+	}
 
 	release, machine := uname()
 	up, err := uptimeMS("/proc/uptime")

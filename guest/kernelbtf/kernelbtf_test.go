@@ -87,3 +87,36 @@ func TestLoad(t *testing.T) {
 		t.Error("the btf check and the loaders do not share the kernel's BTF")
 	}
 }
+
+// TestWarm: what Warm decodes ahead is the spec the btf check and the
+// loaders are then given, with every type of the kernel's BTF in it.
+func TestWarm(t *testing.T) {
+	if _, err := os.Stat(Default.Vmlinux); err != nil {
+		t.Skipf("no kernel BTF here: %v", err)
+	}
+	n, err := Warm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := btf.LoadSpec(Default.Vmlinux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, err := range fresh.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		want++
+	}
+	if n != want || n == 0 {
+		t.Errorf("Warm decoded %d types, the kernel's BTF has %d", n, want)
+	}
+	warmed, err := Load(Choice{VmlinuxPresent: true, Path: Default.Vmlinux})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromCache, _ := Cache().Kernel(); fromCache != warmed {
+		t.Error("Warm decoded a spec the checks are not given")
+	}
+}
