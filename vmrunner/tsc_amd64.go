@@ -46,7 +46,7 @@ func tscPair() (time.Time, uint64) {
 	var (
 		bestT    time.Time
 		bestC    uint64
-		bestSpan uint64 = ^uint64(0)
+		bestSpan = ^uint64(0)
 	)
 	for range 16 {
 		a := rdtsc()
