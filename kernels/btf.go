@@ -18,6 +18,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/vmrunner/vmrunner/internal/inputfile"
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // External BTF: a kernel built without CONFIG_DEBUG_INFO_BTF (vanilla 4.18,
@@ -51,7 +52,7 @@ func (s BTFSpec) Validate() error {
 		return errors.New("btf: give file (a .btf or .btf.tar.xz relative to the matrix) or url and sha256")
 	case s.URL != "" && !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://"):
 		return fmt.Errorf("btf: url %q: expected http:// or https://", s.URL)
-	case s.URL != "" && !validSHA256(strings.ToLower(s.SHA256)):
+	case s.URL != "" && !text.IsSHA256Hex(strings.ToLower(s.SHA256)):
 		return fmt.Errorf("btf: sha256 of %s: expected 64 hex digits, got %q", s.URL, s.SHA256)
 	}
 	return nil

@@ -14,16 +14,12 @@ import (
 	"time"
 
 	"github.com/vmrunner/vmrunner/internal/inputfile"
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // This file holds the `deb:` source (kernel .debs by URL or local file) and
 // what every non-Debian source shares: verified blob downloads and the
 // preparation of kernels/<key>/.
-
-// validSHA256 reports whether s is 64 lower-case hex digits.
-func validSHA256(s string) bool {
-	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
-}
 
 // combinedKey identifies a kernel made of several inputs.
 func combinedKey(kind string, shas ...string) string {
@@ -272,7 +268,7 @@ func (s DebSpec) items() ([]debItem, error) {
 	var items []debItem
 	for i, u := range urls {
 		sha := strings.ToLower(shas[i])
-		if !validSHA256(sha) {
+		if !text.IsSHA256Hex(sha) {
 			return nil, fmt.Errorf("%w: deb: sha256 of %s: expected 64 hex digits, got %q", ErrBadInput, u, shas[i])
 		}
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // resolutionTTL is how long a suite's newest kernel is trusted without
@@ -277,7 +279,7 @@ func (c *Cache) prepareDebian(ctx context.Context, f *fetcher, res *debianResolu
 		pkgs = []debPackage{res.Package}
 	}
 	for _, p := range pkgs {
-		if !validSHA256(p.SHA256) {
+		if !text.IsSHA256Hex(p.SHA256) {
 			return nil, fmt.Errorf("prepare %s: bad sha256 %q", p.Package, p.SHA256)
 		}
 	}

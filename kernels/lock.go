@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // The lock file, matrix.lock, is all here: its format, reading and
@@ -198,7 +200,7 @@ func resolvePinned(ctx context.Context, spec Spec, pin Origin, arch Arch, opts O
 				local = true
 				break
 			}
-			if !validSHA256(f.SHA256) {
+			if !text.IsSHA256Hex(f.SHA256) {
 				return nil, fmt.Errorf("%w: lock: bad sha256 %q for %s", ErrBadInput, f.SHA256, f.URL)
 			}
 			items = append(items, debItem{url: f.URL, sha: f.SHA256})

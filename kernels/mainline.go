@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // The `ubuntu-mainline:` source: the builds of upstream kernels Ubuntu
@@ -164,7 +165,7 @@ func parseChecksums(data []byte) map[string]string {
 			continue
 		}
 		fields := strings.Fields(line)
-		if in256 && len(fields) == 2 && validSHA256(strings.ToLower(fields[0])) {
+		if in256 && len(fields) == 2 && text.IsSHA256Hex(strings.ToLower(fields[0])) {
 			sums[strings.TrimPrefix(fields[1], "*")] = strings.ToLower(fields[0])
 		}
 	}

@@ -111,19 +111,6 @@ func ValidGuestFilePath(p string) bool {
 	return true
 }
 
-// validHex256 reports whether s is a SHA-256 in lowercase hex.
-func validHex256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // validateFiles checks a plan's file and directory lists: paths valid and
 // distinct, no file inside another, sizes and count within the bounds.
 func validateFiles(files []FileSpec, dirs []string) error {
@@ -149,7 +136,7 @@ func validateFiles(files []FileSpec, dirs []string) error {
 			return fmt.Errorf("file %s is also listed as a directory", f.Path)
 		case f.Size < 0 || f.Size > MaxFileSize:
 			return fmt.Errorf("file %s: size %d out of 0..%d", f.Path, f.Size, MaxFileSize)
-		case !validHex256(f.SHA256):
+		case !text.IsSHA256Hex(f.SHA256):
 			return fmt.Errorf("file %s: sha256 is not 64 lowercase hex digits", f.Path)
 		case f.Mode != FileMode && f.Mode != FileModeExec:
 			return fmt.Errorf("file %s: mode %#o, want %#o or %#o", f.Path, f.Mode, FileMode, FileModeExec)

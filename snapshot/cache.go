@@ -14,6 +14,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"github.com/vmrunner/vmrunner/internal/atomicfile"
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -78,18 +79,9 @@ func Open(cacheDir string) (*Cache, error) {
 
 func (c *Cache) path(id, ext string) string { return filepath.Join(c.Dir, id+ext) }
 
-// validID accepts what Key.ID makes, so that an ID is a file name.
-func validID(id string) bool {
-	if len(id) != 64 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+// validID accepts what Key.ID makes (a SHA-256 in hex), so that an ID is
+// a file name.
+func validID(id string) bool { return text.IsSHA256Hex(id) }
 
 // Snapshot is a state file found in the cache, held (shared lock) until
 // Release so that nothing deletes it while QEMU reads it.

@@ -121,3 +121,10 @@ func escape(r rune) string {
 	}
 	return fmt.Sprintf(`\u%04x`, r)
 }
+
+// IsSHA256Hex reports whether s is a SHA-256 as vmrunner writes it: 64
+// lower-case hex digits. Digests and the names made of them (cache keys,
+// snapshot IDs) are checked with it before they are used as file names.
+func IsSHA256Hex(s string) bool {
+	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
+}

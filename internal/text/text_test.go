@@ -93,3 +93,23 @@ func FuzzSanitize(f *testing.F) {
 		}
 	})
 }
+
+func TestIsSHA256Hex(t *testing.T) {
+	ok := strings.Repeat("0123456789abcdef", 4)
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{ok, true},
+		{strings.ToUpper(ok), false},
+		{ok[:63], false},
+		{ok + "0", false},
+		{ok[:63] + "g", false},
+		{"../" + ok[3:], false},
+		{"", false},
+	} {
+		if got := IsSHA256Hex(tc.s); got != tc.want {
+			t.Errorf("IsSHA256Hex(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}
