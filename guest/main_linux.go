@@ -70,11 +70,13 @@ func run(logger *log.Logger, converse Converse) error {
 
 	// Before ready, so that a snapshot taken at ready holds the decoded
 	// types and restored VMs do not parse them again.
-	warmStart := time.Now()
-	if n, err := kernelbtf.Warm(); err != nil {
-		logger.Printf("read BTF ahead of the checks: %v", err)
-	} else if n > 0 {
-		logger.Printf("BTF read ahead of the checks: %d types in %s", n, time.Since(warmStart).Round(time.Millisecond))
+	if cmdlineHas("/proc/cmdline", protocol.WarmBTFCmdlineFlag) {
+		warmStart := time.Now()
+		if n, err := kernelbtf.Warm(); err != nil {
+			logger.Printf("read BTF ahead of the checks: %v", err)
+		} else if n > 0 {
+			logger.Printf("BTF read ahead of the checks: %d types in %s", n, time.Since(warmStart).Round(time.Millisecond))
+		}
 	}
 
 	release, machine := uname()

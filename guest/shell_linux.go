@@ -6,6 +6,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -14,17 +15,16 @@ import (
 
 // shellRequested reports whether the kernel command line asks for a shell
 // (vmrunner repro --shell) instead of the plan.
-func shellRequested(cmdline string) bool {
+func shellRequested(cmdline string) bool { return cmdlineHas(cmdline, protocol.ShellCmdlineFlag) }
+
+// cmdlineHas reports whether the kernel command line read from the file
+// cmdline holds the word flag.
+func cmdlineHas(cmdline, flag string) bool {
 	b, err := os.ReadFile(cmdline)
 	if err != nil {
 		return false
 	}
-	for _, w := range strings.Fields(string(b)) {
-		if w == protocol.ShellCmdlineFlag {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(strings.Fields(string(b)), flag)
 }
 
 // runShell runs /bin/gosh on the console as a session leader with the

@@ -20,6 +20,12 @@ const (
 	// ShellCmdlineFlag on the kernel command line makes the agent run a
 	// shell on the console instead of the plan (vmrunner repro --shell).
 	ShellCmdlineFlag = "vmrunner.shell"
+	// WarmBTFCmdlineFlag on the kernel command line makes the agent parse
+	// the kernel's BTF before it says ready: the host sets it for a VM
+	// whose state is saved at ready or restored, so that the snapshot
+	// holds the parsed types. A VM that is only booted parses them when a
+	// check first needs them, if one does.
+	WarmBTFCmdlineFlag = "vmrunner.warm_btf"
 )
 
 // External BTF: the kernel's BTF as a separate file, packed by the host

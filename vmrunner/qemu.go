@@ -43,6 +43,9 @@ type qemuConfig struct {
 	// Incoming, when set, is a snapshot's state file: QEMU loads it
 	// (-incoming) instead of booting, and stays paused.
 	Incoming string
+	// WarmBTF tells the agent to parse the kernel's BTF before ready
+	// (protocol.WarmBTFCmdlineFlag): set for VMs that use snapshots.
+	WarmBTF bool
 }
 
 // QEMUBinary returns the qemu-system binary name for arch.
@@ -111,6 +114,9 @@ func (c qemuConfig) args() []string {
 	}
 	if c.Shell {
 		cmdline = append(cmdline, protocol.ShellCmdlineFlag)
+	}
+	if c.WarmBTF {
+		cmdline = append(cmdline, protocol.WarmBTFCmdlineFlag)
 	}
 	cmdline = append(cmdline, c.Append...)
 	a = append(a, "-append", strings.Join(cmdline, " "))

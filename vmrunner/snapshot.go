@@ -250,10 +250,7 @@ func snapshotCacheMax() int64 {
 // holding the snapshot to restore. A damaged snapshot is deleted, with a
 // warning, and the VM boots.
 func findSnapshot(cacheDir string, s vmSpec, log *slog.Logger) *vmSnapshot {
-	key, err := snapshotKey(qemuConfig{
-		Arch: s.Target.Arch, Kernel: s.Kernel, Initramfs: s.Initramfs, MemoryMiB: s.MemoryMiB,
-		CPUs: s.CPUs, Accel: s.Accel, Profile: s.Profile, Append: s.Append,
-	})
+	key, err := snapshotKey(s.qemuConfig(true))
 	if err != nil {
 		log.Debug("no snapshot", "err", err)
 		return nil

@@ -120,6 +120,17 @@ type guestMsg struct {
 	err  error
 }
 
+// qemuConfig is the QEMU command line of the VM s describes; snapshots
+// says whether its state is saved or restored (the snapshot's key is made
+// from the same).
+func (s vmSpec) qemuConfig(snapshots bool) qemuConfig {
+	return qemuConfig{
+		Arch: s.Target.Arch, Kernel: s.Kernel, Initramfs: s.Initramfs,
+		MemoryMiB: s.MemoryMiB, CPUs: s.CPUs, Accel: s.Accel, Profile: s.Profile, Append: s.Append,
+		WarmBTF: snapshots,
+	}
+}
+
 // runVM boots one VM, runs its plan and always leaves no QEMU behind. The
 // QEMU process is qemuProcess's, the conversation session's; runVM watches
 // both with its timers, then gathers vmFacts for classify.
@@ -135,10 +146,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		return out
 	}
 
-	cfg := qemuConfig{
-		Arch: s.Target.Arch, Kernel: s.Kernel, Initramfs: s.Initramfs,
-		MemoryMiB: s.MemoryMiB, CPUs: s.CPUs, Accel: s.Accel, Profile: s.Profile, Append: s.Append,
-	}
+	cfg := s.qemuConfig(s.Snapshot != nil)
 	var restore *snapshot.Snapshot
 	if s.Snapshot != nil && s.Snapshot.Restore != nil {
 		restore = s.Snapshot.Restore
