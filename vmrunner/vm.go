@@ -153,10 +153,21 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		cfg.Incoming = restore.State
 		defer restore.Release()
 	}
+	// startFailed ends a VM whose QEMU did not get going. When it was
+	// loading a snapshot, the state is the suspect however far QEMU got
+	// (one that refuses a state, "Not a migration stream", can exit
+	// before it answers QMP, before its console is connected, or while
+	// loading): the snapshot is deleted and the VM boots (run.go).
+	startFailed := func(err error) vmOutcome {
+		facts.StartErr = err
+		if restore != nil {
+			out.RestoreErr = err
+		}
+		return finish()
+	}
 	p, err := startQEMU(vmCtx, qemuLaunch{Config: cfg, Dir: s.Dir})
 	if err != nil {
-		facts.StartErr = err
-		return finish()
+		return startFailed(err)
 	}
 	// Connect the console before the guest runs so that nothing it prints
 	// is lost.
@@ -164,13 +175,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 	conConn, err := p.DialConsole(vmCtx)
 	if err != nil {
 		p.Close()
-		facts.StartErr = err
-		if restore != nil {
-			// QEMU that refuses a state at once ("Not a migration
-			// stream") can exit before its console is connected.
-			out.RestoreErr = err
-		}
-		return finish()
+		return startFailed(err)
 	}
 	// The console also carries the guest's messages when its kernel has no
 	// virtio console (protocol.FramePrefix): they are taken out of
@@ -202,8 +207,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		err := p.WaitIncoming(vmCtx)
 		restore.Release()
 		if err != nil {
-			out.RestoreErr, facts.StartErr = err, err
-			return finish()
+			return startFailed(err)
 		}
 	}
 	if err := p.Resume(); err != nil {
