@@ -2,7 +2,7 @@ package results
 
 import "github.com/vmrunner/vmrunner/protocol"
 
-// Exit codes of `vmrunner run`, documented in the README and --help.
+// Exit codes of `vmrunner run`, documented in docs/results.md and --help.
 const (
 	ExitOK          = 0   // every check passed (or was skipped)
 	ExitFail        = 1   // at least one check failed
