@@ -24,7 +24,13 @@ type Run struct {
 
 // Load reads a run from a results.json file or from a run directory holding
 // one.
-func Load(path string) (Run, error) {
+func Load(path string) (Run, error) { return load(path, results.ReadReport) }
+
+// LoadShard is Load for a shard run to merge: its results.json is bounded
+// (results.ReadShard).
+func LoadShard(path string) (Run, error) { return load(path, results.ReadShard) }
+
+func load(path string, read func(string) (results.Report, error)) (Run, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return Run{}, fmt.Errorf("load run: %w", err)
@@ -33,7 +39,7 @@ func Load(path string) (Run, error) {
 	if fi.IsDir() {
 		file, dir = filepath.Join(path, "results.json"), path
 	}
-	rep, err := results.ReadReport(file)
+	rep, err := read(file)
 	if err != nil {
 		return Run{}, fmt.Errorf("load run: %w", err)
 	}

@@ -31,8 +31,12 @@
 //   - Merge accepts only shards of one plan (same matrix, lock and plan hash,
 //     each shard once, each target's records in one shard) and never drops a
 //     target silently: a missing one is an error, or with AllowPartial an
-//     error record of kind KindMissing. WriteMerge copies directories and
-//     regular files only: a symlink in a shard's directory is refused.
+//     error record of kind KindMissing. Each shard must be whole: one record
+//     per check of a VM, records that make its run's exit code, a
+//     results.json within MaxShardBytes (ReadShard). WriteMerge copies
+//     directories and regular files only: a symlink in a shard's directory
+//     is refused (*BadShardError); it writes beside OUT and renames at the
+//     end, so that a refusal leaves no OUT.
 //   - Kernel, arch, accelerator and source are plain data here: the host's
 //     types (kernels.Arch, vmrunner.Accel) are converted when records are made.
 package results

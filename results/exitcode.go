@@ -15,7 +15,6 @@ const (
 // infrastructure, which outranks check failures.
 func ExitCode(recs []Record) int {
 	code := ExitOK
-	rank := map[int]int{ExitOK: 0, ExitFail: 1, ExitInfra: 2, ExitBadInput: 3, ExitInterrupted: 4}
 	for _, r := range recs {
 		c := ExitOK
 		switch {
@@ -30,9 +29,32 @@ func ExitCode(recs []Record) int {
 		case r.Status == protocol.StatusFail:
 			c = ExitFail
 		}
-		if rank[c] > rank[code] {
-			code = c
-		}
+		code = WorseExit(code, c)
 	}
 	return code
+}
+
+// WorseExit returns the exit code of a and b that outranks the other, as
+// ExitCode folds them.
+func WorseExit(a, b int) int {
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+func rank(code int) int {
+	switch code {
+	case ExitOK:
+		return 0
+	case ExitFail:
+		return 1
+	case ExitInfra:
+		return 2
+	case ExitBadInput:
+		return 3
+	case ExitInterrupted:
+		return 4
+	}
+	return 2 // an exit code vmrunner does not write: as infrastructure
 }

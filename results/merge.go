@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
@@ -32,12 +33,56 @@ type MergeOptions struct {
 	AllowPartial bool
 }
 
+// MaxShardBytes bounds the results.json of a shard that report merge reads:
+// a larger one is refused before it is read, so that a merge's memory does
+// not grow with what a shard's file claims. A shard of the default matrix
+// writes tens of kilobytes; a VM's results are bounded at 16 MiB of messages
+// and details by the host, so this is several VMs at their bound.
+const MaxShardBytes = 64 << 20
+
+// BadShardError is a refusal caused by what a shard holds (a record, a
+// file of its directory), not by the merging host: bad input.
+type BadShardError struct{ Err error }
+
+func (e *BadShardError) Error() string { return e.Err.Error() }
+func (e *BadShardError) Unwrap() error { return e.Err }
+
+func badShard(format string, args ...any) error {
+	return &BadShardError{fmt.Errorf(format, args...)}
+}
+
+// ReadShard reads the results.json of a shard run, refusing a file that is
+// not regular or is larger than MaxShardBytes without reading it.
+func ReadShard(path string) (Report, error) {
+	var r Report
+	f, err := os.Open(path)
+	if err != nil {
+		return r, fmt.Errorf("read results: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return r, fmt.Errorf("read results: %w", err)
+	case !fi.Mode().IsRegular():
+		return r, fmt.Errorf("read results: %s is not a regular file", path)
+	case fi.Size() > MaxShardBytes:
+		return r, fmt.Errorf("read results: %s is %d MiB, more than the %d MiB a shard's results.json may have: it is not a shard vmrunner wrote", path, fi.Size()>>20, MaxShardBytes>>20)
+	}
+	// Bounded again while reading: the file may grow after the Stat.
+	if err := json.NewDecoder(io.LimitReader(f, MaxShardBytes)).Decode(&r); err != nil {
+		return r, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return r, nil
+}
+
 // Merge checks that parts are shards of one plan (same matrix, lock and
 // plan hash, each shard once, every target with records unless
-// AllowPartial) and returns them as one report: the records in shard order,
-// the run's start the earliest, its end the latest, its exit code folded
-// from all records. Every refusal is a one-line error naming the run and
-// the shard.
+// AllowPartial) and that each shard is whole: one record per check of a VM,
+// and records that make the exit code its run recorded. It returns them as
+// one report: the records in shard order, the run's start the earliest, its
+// end the latest, its exit code folded from all records and the shards' own.
+// Every refusal is a one-line error naming the run and the shard.
 func Merge(parts []Part, opts MergeOptions) (Report, error) {
 	if len(parts) == 0 {
 		return Report{}, errors.New("merge: no runs given")
@@ -85,6 +130,9 @@ func Merge(parts []Part, opts MergeOptions) (Report, error) {
 				missing = append(missing, missingTarget{t, i, "its run is missing from the merge"})
 			}
 			continue
+		}
+		if err := checkShardRecords(p); err != nil {
+			return Report{}, err
 		}
 		has := map[Target]bool{}
 		for _, r := range p.Results {
@@ -157,8 +205,52 @@ func Merge(parts []Part, opts MergeOptions) (Report, error) {
 	run.DurationMS = max(end.Sub(run.Started).Milliseconds(), 0)
 	run.Shard = &merged
 	run.ExitCode = ExitCode(out.Results)
+	for _, p := range parts {
+		// A shard's exit code may outrank its records (interrupted, or
+		// its report could not be written): the merge keeps it.
+		if p.Run.Finished {
+			run.ExitCode = WorseExit(run.ExitCode, p.Run.ExitCode)
+		}
+	}
 	out.Run = run
 	return out, nil
+}
+
+// checkShardRecords refuses a shard with two records for one check of a
+// VM, or whose records do not make the exit code its run recorded: a record
+// changed or dropped after the run (a fail made a pass) must not pass
+// through a merge unseen. An unfinished run recorded no exit code.
+func checkShardRecords(p Part) error {
+	type key struct {
+		t     Target
+		check string
+	}
+	seen := make(map[key]int, len(p.Results))
+	for i, r := range p.Results {
+		k := key{TargetOf(r), r.Check}
+		if j, ok := seen[k]; ok {
+			return badShard("merge: %s has two records for %s %s (records %d and %d): a shard has one record per check of each VM", p.Dir, k.t, k.check, j+1, i+1)
+		}
+		seen[k] = i
+	}
+	if !p.Run.Finished {
+		return nil
+	}
+	code, fold := p.Run.ExitCode, ExitCode(p.Results)
+	switch {
+	case code == fold, code == ExitInterrupted:
+		return nil
+	case code == ExitInfra && fold == ExitOK:
+		return nil // its report could not be written: run says so
+	}
+	if rank(fold) > rank(code) {
+		for i, r := range p.Results {
+			if ExitCode([]Record{r}) == fold {
+				return badShard("merge: %s: record %d (%s %s, %s) makes exit code %d, but its run.exit_code is %d: the shard's results.json was changed; run the shard again", p.Dir, i+1, TargetOf(r), r.Check, r.Status, fold, code)
+			}
+		}
+	}
+	return badShard("merge: %s: its run.exit_code is %d, but its records make exit code %d: the shard's results.json was changed; run the shard again", p.Dir, code, fold)
 }
 
 type missingTarget struct {
@@ -169,13 +261,34 @@ type missingTarget struct {
 
 // WriteMerge writes rep, a merge of parts, as the new run directory dir:
 // each part's VM directories (console logs, artifacts) are copied under the
-// same names, so that the records' relative paths hold, and results.json is
-// written last. dir must not exist or be empty (CheckNewDir).
-func WriteMerge(dir string, rep Report, parts []Part) error {
+// same names, so that the records' relative paths hold, then results.json,
+// then whatever finish writes into the directory it is given (the report
+// page). All of it goes to a temporary directory beside dir, renamed to dir
+// at the end: a refusal or a failure leaves no dir behind. dir must not
+// exist or be empty (CheckNewDir). A shard's file that is not a directory
+// or a regular file, or a VM directory two shards have, is a
+// *BadShardError.
+func WriteMerge(dir string, rep Report, parts []Part, finish func(tmp string) error) (err error) {
 	if err := CheckNewDir(dir); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	parent, base := filepath.Split(filepath.Clean(dir))
+	if parent == "" {
+		parent = "."
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create run directory: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".merge-")
+	if err != nil {
+		return fmt.Errorf("create run directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("create run directory: %w", err)
 	}
 	from := map[string]string{}
@@ -191,10 +304,10 @@ func WriteMerge(dir string, rep Report, parts []Part) error {
 				continue
 			}
 			if prev, ok := from[e.Name()]; ok {
-				return fmt.Errorf("merge: %s and %s both have a directory %s", prev, p.Dir, e.Name())
+				return badShard("merge: %s and %s both have a directory %s", prev, p.Dir, e.Name())
 			}
 			from[e.Name()] = p.Dir
-			if err := copyTree(filepath.Join(dir, e.Name()), filepath.Join(p.Dir, e.Name())); err != nil {
+			if err := copyTree(filepath.Join(tmp, e.Name()), filepath.Join(p.Dir, e.Name())); err != nil {
 				return err
 			}
 		}
@@ -203,7 +316,20 @@ func WriteMerge(dir string, rep Report, parts []Part) error {
 	if err != nil {
 		return fmt.Errorf("encode results: %w", err)
 	}
-	return WriteFileAtomic(filepath.Join(dir, "results.json"), append(b, '\n'))
+	if err := WriteFileAtomic(filepath.Join(tmp, "results.json"), append(b, '\n')); err != nil {
+		return err
+	}
+	if finish != nil {
+		if err := finish(tmp); err != nil {
+			return err
+		}
+	}
+	// rename(2) replaces an empty directory: dir may exist, empty (os.Rename
+	// refuses any existing directory).
+	if err := syscall.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("create run directory: rename %s: %w", dir, err)
+	}
+	return nil
 }
 
 // copyTree copies the directories and regular files under src to the new
@@ -228,7 +354,7 @@ func copyTree(dst, src string) error {
 			}
 			return nil
 		case !d.Type().IsRegular():
-			return fmt.Errorf("copy %s: %s is not a regular file", src, rel)
+			return badShard("copy %s: %s is not a regular file (a shard's run directory holds directories and files only)", src, rel)
 		}
 		in, err := root.Open(filepath.FromSlash(rel))
 		if err != nil {

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ var planTargets = [][]Target{{{"6.12", "x86_64"}, {"5.10", "arm64"}}, {{"6.1", "
 
 // shardRun writes a shard run directory with a console log per target and
 // returns it as a Part; status gives each target's btf status.
-func shardRun(t *testing.T, index int, status map[string]protocol.Status) Part {
+func shardRun(t testing.TB, index int, status map[string]protocol.Status) Part {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "shard")
 	started := time.Date(2026, 11, 30, 3, 17, 0, 0, time.UTC).Add(time.Duration(index) * time.Second)
@@ -42,6 +43,7 @@ func shardRun(t *testing.T, index int, status map[string]protocol.Status) Part {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	p.Run.ExitCode = ExitCode(p.Results)
 	return p
 }
 
@@ -88,7 +90,7 @@ func TestMerge(t *testing.T) {
 	}
 
 	out := filepath.Join(t.TempDir(), "merged")
-	if err := WriteMerge(out, rep, parts); err != nil {
+	if err := WriteMerge(out, rep, parts, nil); err != nil {
 		t.Fatal(err)
 	}
 	back, err := ReadReport(filepath.Join(out, "results.json"))
@@ -106,7 +108,7 @@ func TestMerge(t *testing.T) {
 			}
 		}
 	}
-	if err := WriteMerge(out, rep, parts); err == nil || !strings.Contains(err.Error(), "is not empty: give a new directory") {
+	if err := WriteMerge(out, rep, parts, nil); err == nil || !strings.Contains(err.Error(), "is not empty: give a new directory") {
 		t.Errorf("merge into a full directory: %v", err)
 	}
 }
@@ -116,6 +118,7 @@ func TestMerge(t *testing.T) {
 func TestMergeExitCode(t *testing.T) {
 	parts := []Part{shardRun(t, 1, map[string]protocol.Status{"5.10/arm64": protocol.StatusFail}), shardRun(t, 2, nil), shardRun(t, 3, nil)}
 	parts[2].Results[0].Status, parts[2].Results[0].ErrorKind = protocol.StatusError, KindPanic
+	parts[2].Run.ExitCode = ExitInfra
 	rep, err := Merge(parts, MergeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -240,14 +243,145 @@ func TestWriteMergeRefusesSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	err = WriteMerge(out, rep, parts)
-	if err == nil || !strings.Contains(err.Error(), "6.1-arm64") {
-		t.Fatalf("symlink in a VM directory: %v", err)
+	err = WriteMerge(out, rep, parts, nil)
+	var bad *BadShardError
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "6.1-arm64") {
+		t.Fatalf("symlink in a VM directory: %v, want a *BadShardError", err)
+	}
+	// Nothing is left behind: no OUT, no temporary directory beside it.
+	if left, _ := os.ReadDir(filepath.Dir(out)); len(left) != 0 {
+		t.Errorf("left behind after a refusal: %v", left)
+	}
+	// A symlinked VM directory alone is skipped, not followed.
+	if err := os.Remove(filepath.Join(parts[1].Dir, "6.1-arm64", "console.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteMerge(out, rep, parts, nil); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(out, "4.19-x86_64")); err == nil {
 		t.Error("a symlinked directory was copied")
 	}
-	if _, err := os.Stat(filepath.Join(out, "results.json")); err == nil {
-		t.Error("results.json written after a failed copy")
+}
+
+// A failure of the caller's last step (the report page) leaves no OUT
+// either, and an existing empty OUT is filled.
+func TestWriteMergeAtomic(t *testing.T) {
+	parts := []Part{shardRun(t, 1, nil), shardRun(t, 2, nil), shardRun(t, 3, nil)}
+	rep, err := Merge(parts, MergeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	boom := errors.New("boom")
+	if err := WriteMerge(out, rep, parts, func(string) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("got %v, want boom", err)
+	}
+	if left, _ := os.ReadDir(filepath.Dir(out)); len(left) != 0 {
+		t.Errorf("left behind after a failure: %v", left)
+	}
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteMerge(out, rep, parts, func(tmp string) error {
+		return os.WriteFile(filepath.Join(tmp, "report.html"), []byte("page"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"results.json", "report.html", "6.1-arm64/console.log"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if left, _ := os.ReadDir(filepath.Dir(out)); len(left) != 1 {
+		t.Errorf("beside OUT: %v, want OUT alone", left)
+	}
+}
+
+// Each shard must be whole: a record doubled, or changed so that its run's
+// exit code no longer follows from its records, is refused naming it.
+func TestMergeRefusesChangedShard(t *testing.T) {
+	failing := func(t *testing.T) []Part {
+		ps := []Part{shardRun(t, 1, map[string]protocol.Status{"5.10/arm64": protocol.StatusFail}), shardRun(t, 2, nil), shardRun(t, 3, nil)}
+		ps[0].Run.ExitCode = ExitFail
+		return ps
+	}
+	tests := []struct {
+		name   string
+		change func(ps []Part)
+		want   string // "" for accepted
+	}{
+		{"whole", func([]Part) {}, ""},
+		{"doubled record", func(ps []Part) { ps[1].Results = append(ps[1].Results, ps[1].Results[1]) },
+			"has two records for 6.1/x86_64 features (records 2 and 5): a shard has one record per check of each VM"},
+		{"a million copies", func(ps []Part) {
+			for range 1000 {
+				ps[2].Results = append(ps[2].Results, ps[2].Results[0])
+			}
+		}, "has two records for 5.10/x86_64 btf (records 1 and 5)"},
+		{"fail made pass", func(ps []Part) { ps[0].Results[2].Status = protocol.StatusPass },
+			"its run.exit_code is 1, but its records make exit code 0: the shard's results.json was changed; run the shard again"},
+		{"pass made fail", func(ps []Part) { ps[1].Results[0].Status = protocol.StatusFail },
+			"record 1 (6.1/x86_64 btf, fail) makes exit code 1, but its run.exit_code is 0"},
+		{"error dropped", func(ps []Part) { ps[2].Run.ExitCode = ExitInfra; ps[2].Results[0].Status = protocol.StatusPass }, ""},
+		{"interrupted", func(ps []Part) { ps[1].Run.ExitCode = ExitInterrupted }, ""},
+		{"unfinished", func(ps []Part) { ps[1].Run.Finished = false; ps[1].Results[0].Status = protocol.StatusFail }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := failing(t)
+			tt.change(ps)
+			rep, err := Merge(ps, MergeOptions{})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The merge keeps a shard's exit code that outranks its records.
+				for _, p := range ps {
+					if p.Run.Finished && WorseExit(rep.Run.ExitCode, p.Run.ExitCode) != rep.Run.ExitCode {
+						t.Errorf("merged exit %d below shard %d's %d", rep.Run.ExitCode, p.Run.Shard.Index, p.Run.ExitCode)
+					}
+				}
+				return
+			}
+			var bad *BadShardError
+			if !errors.As(err, &bad) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a *BadShardError with %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+// A shard's results.json larger than MaxShardBytes is refused before it is
+// read; one a byte under is read.
+func TestReadShardBound(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "results.json")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"run":{},"results":[]}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxShardBytes); err != nil { // zeros after the JSON: a sparse file
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := ReadShard(big); err != nil {
+		t.Errorf("at the bound: %v", err)
+	}
+	if err := os.Truncate(big, MaxShardBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadShard(big)
+	if err == nil || err.Error() != "read results: "+big+" is 64 MiB, more than the 64 MiB a shard's results.json may have: it is not a shard vmrunner wrote" {
+		t.Errorf("over the bound: %v", err)
+	}
+	if _, err := ReadShard(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a directory: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -27,7 +28,11 @@ like a run made on one machine.
 
 The runs must be shards of one plan: the same matrix file, lock file and plan
 hash, each shard once, and every shard present with a record for each of its
-targets. A missing shard (or a target an unfinished shard has no records for) is
+targets. Each shard must be whole: one record per check of each VM, records
+that make the exit code its run recorded, a results.json of at most 64 MiB
+(read no further), a run directory of directories and regular files only.
+Nothing is left at OUT unless the merge completes: it is written beside OUT
+and renamed at the end. A missing shard (or a target an unfinished shard has no records for) is
 an error naming it; with --allow-partial its checks get error records
 (error_kind "missing") instead, and the merge exits 3.
 
@@ -35,7 +40,9 @@ Exit codes, as vmrunner run's, from the merged records:
   0    every check passed
   1    a check failed
   2    bad input: runs that are not shards of one plan, a missing or doubled
-       shard, a results.json that cannot be read, OUT not empty
+       shard, a results.json that cannot be read or is too large, a shard
+       whose records are doubled or disagree with its exit code, a symlink
+       or device in a shard's directory, OUT not empty
   3    infrastructure, in a shard or a missing one (--allow-partial)
   130  a shard was interrupted`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
@@ -49,7 +56,7 @@ Exit codes, as vmrunner run's, from the merged records:
 			}
 			var parts []results.Part
 			for _, path := range args[1:] {
-				run, err := report.Load(path)
+				run, err := report.LoadShard(path)
 				if err != nil {
 					return usagef("report merge: %v", err)
 				}
@@ -60,7 +67,14 @@ Exit codes, as vmrunner run's, from the merged records:
 			if err != nil {
 				return usageError{err}
 			}
-			if err := results.WriteMerge(out, rep, parts); err != nil {
+			err = results.WriteMerge(out, rep, parts, func(tmp string) error {
+				return report.WriteHTMLFile(filepath.Join(tmp, report.HTMLName), report.Run{Report: rep, Dir: tmp})
+			})
+			var bad *results.BadShardError
+			if errors.As(err, &bad) {
+				return usagef("report merge: %v", err)
+			}
+			if err != nil {
 				return &exitError{code: results.ExitInfra, err: fmt.Errorf("report merge: %w", err)}
 			}
 			run := report.Run{Report: rep, Dir: out}
@@ -70,11 +84,7 @@ Exit codes, as vmrunner run's, from the merged records:
 			}
 			s := rep.Run.Shard
 			fmt.Fprintf(w, "merged %d of %d shards of plan %.12s into %s\n", len(parts), s.Count, s.Plan, filepath.Join(out, "results.json"))
-			err = report.WriteHTMLFile(filepath.Join(out, report.HTMLName), run)
-			if err == nil {
-				err = writeReports(run, junit, html, w)
-			}
-			if err != nil {
+			if err := writeReports(run, junit, html, w); err != nil {
 				if rep.Run.ExitCode == results.ExitOK {
 					return &exitError{code: results.ExitInfra, err: err}
 				}

@@ -184,6 +184,7 @@ func shardRuns(t *testing.T, path string, n int, fail string) []string {
 				rep.Results = append(rep.Results, results.Record{Kernel: k, Arch: a, Check: c, Status: st, Console: vm + "/console.log", DurationMS: 10})
 			}
 		}
+		rep.Run.ExitCode = results.ExitCode(rep.Results)
 		b, _ := json.Marshal(rep)
 		os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644)
 		dirs = append(dirs, dir)
@@ -266,6 +267,33 @@ func TestReportMerge(t *testing.T) {
 	full := t.TempDir()
 	os.WriteFile(filepath.Join(full, "x"), nil, 0o644)
 	unsharded := writeRun(t, "plain", nil)
+	// A shard changed after its run, four ways.
+	changed := func(change func(dir string, rep *results.Report)) string {
+		dir := shardRuns(t, path, 3, "")[1]
+		rep, err := results.ReadReport(filepath.Join(dir, "results.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(dir, &rep)
+		b, _ := json.Marshal(rep)
+		if err := os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	doubled := changed(func(_ string, rep *results.Report) { rep.Results = append(rep.Results, rep.Results[0]) })
+	flipped := changed(func(_ string, rep *results.Report) { rep.Run.ExitCode = results.ExitFail })
+	linked := changed(func(dir string, rep *results.Report) {
+		console := filepath.Join(dir, rep.Results[0].Console)
+		os.Remove(console)
+		if err := os.Symlink("/etc/hostname", console); err != nil {
+			t.Fatal(err)
+		}
+	})
+	huge := changed(func(string, *results.Report) {})
+	if err := os.Truncate(filepath.Join(huge, "results.json"), results.MaxShardBytes+1); err != nil {
+		t.Fatal(err)
+	}
 	for _, bad := range []struct {
 		name string
 		args []string
@@ -276,6 +304,10 @@ func TestReportMerge(t *testing.T) {
 		{"corrupt", []string{shards[0], corrupt}, "parse " + filepath.Join(corrupt, "results.json")},
 		{"not a shard", []string{shards[0], unsharded}, unsharded + " is not a shard run"},
 		{"out not empty", []string{"OUT=" + full, shards[0]}, full + " is not empty"},
+		{"doubled record", []string{shards[0], doubled, shards[2]}, doubled + " has two records for "},
+		{"exit code changed", []string{shards[0], flipped, shards[2]}, flipped + ": its run.exit_code is 1, but its records make exit code 0"},
+		{"symlinked console.log", []string{shards[0], linked, shards[2]}, "console.log is not a regular file"},
+		{"too large", []string{shards[0], huge, shards[2]}, "is 64 MiB, more than the 64 MiB a shard's results.json may have"},
 	} {
 		t.Run(bad.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "out")
@@ -286,6 +318,11 @@ func TestReportMerge(t *testing.T) {
 			code, _, msg := cli(t, append([]string{"report", "merge", dest}, args...)...)
 			if code != results.ExitBadInput || !strings.Contains(msg, bad.want) || strings.Contains(msg, "\n") {
 				t.Errorf("exit %d, %q; want 2 and %q on one line", code, msg, bad.want)
+			}
+			if dest != full {
+				if left, _ := os.ReadDir(filepath.Dir(dest)); len(left) != 0 {
+					t.Errorf("left behind: %v", left)
+				}
 			}
 		})
 	}
