@@ -3,8 +3,8 @@ package vmrunner
 import (
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/text"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/vmrunner/vmrunner/results"
@@ -102,18 +102,18 @@ func classify(f vmFacts) (results.ErrorKind, error) {
 		if f.Exit.Code > 0 {
 			// QEMU's own error leads: it is the reason.
 			return results.KindQEMU, fmt.Errorf("QEMU exited (%s) before the guest agent started: %s; console: %s",
-				f.Exit.Status, orNone(lastLines(f.Stderr, 3)), orNone(lastLines(f.Console.excerpt(5), 5)))
+				f.Exit.Status, text.OrNone(text.LastLines(f.Stderr, 3)), text.OrNone(text.LastLines(f.Console.excerpt(5), 5)))
 		}
 		return kind, fmt.Errorf("VM stopped before the guest agent started (shutdown: %s, qemu: %s); console: %s",
-			orNone(f.Shutdown), orNone(lastLines(f.Stderr, 3)), orNone(lastLines(f.Console.excerpt(5), 5)))
+			text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Stderr, 3)), text.OrNone(text.LastLines(f.Console.excerpt(5), 5)))
 	case f.Done && f.Exit.Code > 0:
-		return results.KindQEMU, fmt.Errorf("QEMU exited (%s) after the guest reported done: %s", f.Exit.Status, orNone(lastLines(f.Stderr, 3)))
+		return results.KindQEMU, fmt.Errorf("QEMU exited (%s) after the guest reported done: %s", f.Exit.Status, text.OrNone(text.LastLines(f.Stderr, 3)))
 	case f.Done:
 		return results.KindAgent, fmt.Errorf("the guest did not power off cleanly after reporting done (shutdown: %s); console: %s",
-			orNone(f.Shutdown), orNone(lastLines(f.Console.excerpt(5), 5)))
+			text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Console.excerpt(5), 5)))
 	default:
 		return results.KindAgent, fmt.Errorf("guest agent stopped before reporting done%s (shutdown: %s); console: %s",
-			runningNote(f.Running), orNone(f.Shutdown), orNone(lastLines(f.Console.excerpt(5), 5)))
+			runningNote(f.Running), text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Console.excerpt(5), 5)))
 	}
 }
 
@@ -160,19 +160,4 @@ func runningNote(check string) string {
 		return ""
 	}
 	return " while running check " + check
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
-
-func orNone(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "none"
-	}
-	return s
 }

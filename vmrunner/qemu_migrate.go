@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/text"
 	"time"
 )
 
@@ -90,7 +91,7 @@ func (p *qemuProcess) WaitIncoming(ctx context.Context) error {
 	if err := p.waitMigration(ctx); err != nil {
 		select {
 		case <-p.exited:
-			return fmt.Errorf("load state: QEMU exited (%s): %s", exitStatus(p.waitErr), lastLines(p.Stderr(), 3))
+			return fmt.Errorf("load state: QEMU exited (%s): %s", exitStatus(p.waitErr), text.LastLines(p.Stderr(), 3))
 		case <-time.After(time.Second):
 		}
 		return fmt.Errorf("load state: %w", err)
@@ -117,11 +118,11 @@ func (p *qemuProcess) waitMigration(ctx context.Context) error {
 		case "completed":
 			return nil
 		case "failed", "cancelled":
-			return fmt.Errorf("migration %s: %s", st.Status, orNone(st.ErrorDesc))
+			return fmt.Errorf("migration %s: %s", st.Status, text.OrNone(st.ErrorDesc))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("migration not done (%s): %w", orNone(st.Status), ctx.Err())
+			return fmt.Errorf("migration not done (%s): %w", text.OrNone(st.Status), ctx.Err())
 		case <-p.exited:
 			return fmt.Errorf("QEMU exited during the migration")
 		case <-tick.C:

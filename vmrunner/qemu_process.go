@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/text"
 	"io"
 	"net"
 	"os"
@@ -140,7 +141,7 @@ func startQEMU(ctx context.Context, l qemuLaunch) (_ *qemuProcess, err error) {
 		}
 		select {
 		case <-p.exited:
-			return nil, &QEMUStartError{Status: exitStatus(p.waitErr), Stderr: lastLines(p.Stderr(), 5)}
+			return nil, &QEMUStartError{Status: exitStatus(p.waitErr), Stderr: text.LastLines(p.Stderr(), 5)}
 		default:
 			return nil, err
 		}

@@ -128,3 +128,21 @@ func escape(r rune) string {
 func IsSHA256Hex(s string) bool {
 	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
 }
+
+// LastLines is the last n lines of s joined with " | ", for one-line
+// error messages quoting a process's stderr.
+func LastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// OrNone is s, or "none" when s is blank.
+func OrNone(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "none"
+	}
+	return s
+}
