@@ -38,5 +38,5 @@
 //     is refused (*BadShardError); it writes beside OUT and renames at the
 //     end, so that a refusal leaves no OUT.
 //   - Kernel, arch, accelerator and source are plain data here: the host's
-//     types (kernels.Arch, vmrunner.Accel) are converted when records are made.
+//     types (kernels.Arch, qemu.Accel) are converted when records are made.
 package results

@@ -2,6 +2,7 @@ package vmrunner
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,7 @@ import (
 
 // hostFiles are the names vmrunner itself writes in a VM directory: no guest
 // artifact may be, or be under, a file or directory of these names.
-var hostFiles = []string{fileConsole, fileQEMULog, fileCmdline}
+var hostFiles = []string{qemu.FileConsole, qemu.FileQEMULog, qemu.FileCmdline}
 
 // reservedName reports whether an artifact's first path segment is one of
 // the host's own files (console.attemptN.log included).

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"os"
 	"runtime"
@@ -127,13 +128,13 @@ func benchBoots(ctx context.Context, o BenchOptions, prepared map[string]*Prepar
 	fmt.Fprintf(o.Out, "%-16s %-6s %10s %10s %7s %10s %7s %8s %8s\n", "TARGET", "ACCEL", "FAST", "COMMON", "RATIO", "RESTORED", "R/FAST", "SAVE", "STATE")
 	for _, t := range targets {
 		pt := prepared[t.Label()]
-		accel, err := resolveAccel(o.Accel, t.Arch)
+		accel, err := qemu.ResolveAccel(o.Accel, t.Arch)
 		if err != nil {
 			return err
 		}
 		var fig BootFigure
 		fig.Target = t
-		for _, prof := range []Profile{ProfileFast, ProfileCommon} {
+		for _, prof := range []qemu.Profile{qemu.ProfileFast, qemu.ProfileCommon} {
 			var samples []time.Duration
 			for i := 0; i < o.Boots; i++ {
 				b, err := bootOnce(ctx, o.Options, pt, accel, prof, false)
@@ -142,7 +143,7 @@ func benchBoots(ctx context.Context, o BenchOptions, prepared map[string]*Prepar
 				}
 				samples = append(samples, b.ready)
 			}
-			if prof == ProfileFast {
+			if prof == qemu.ProfileFast {
 				fig.Fast = median(samples)
 			} else {
 				fig.Common = median(samples)
@@ -150,14 +151,14 @@ func benchBoots(ctx context.Context, o BenchOptions, prepared map[string]*Prepar
 		}
 		// One boot saves the snapshot (unless the cache has it), then the
 		// restores are timed.
-		first, err := bootOnce(ctx, o.Options, pt, accel, ProfileFast, true)
+		first, err := bootOnce(ctx, o.Options, pt, accel, qemu.ProfileFast, true)
 		if err != nil {
 			return fmt.Errorf("%s save: %w", t.Label(), err)
 		}
 		var samples []time.Duration
 		state := int64(0)
 		for i := 0; i < o.Boots; i++ {
-			b, err := bootOnce(ctx, o.Options, pt, accel, ProfileFast, true)
+			b, err := bootOnce(ctx, o.Options, pt, accel, qemu.ProfileFast, true)
 			if err != nil {
 				return fmt.Errorf("%s restore: %w", t.Label(), err)
 			}
@@ -193,7 +194,7 @@ type benchBoot struct {
 // bootOnce boots a prepared target with an empty plan and returns the time
 // to ready. With snapshot, it restores the target's snapshot, or boots
 // and saves one.
-func bootOnce(ctx context.Context, o Options, pt *Prepared, accel Accel, prof Profile, snapshot bool) (benchBoot, error) {
+func bootOnce(ctx context.Context, o Options, pt *Prepared, accel qemu.Accel, prof qemu.Profile, snapshot bool) (benchBoot, error) {
 	dir, err := os.MkdirTemp("", "vmrunner-boot-")
 	if err != nil {
 		return benchBoot{}, err

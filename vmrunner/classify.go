@@ -3,6 +3,7 @@ package vmrunner
 import (
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"github.com/vmrunner/vmrunner/internal/text"
 	"io"
 	"time"
@@ -40,9 +41,9 @@ type vmFacts struct {
 	Done         bool  // the agent said done
 	Panicked     bool  // QMP: GUEST_PANICKED, or SHUTDOWN guest-panic
 	Shutdown     string
-	Exit         qemuExit
+	Exit         qemu.Exit
 	Stderr       string // what QEMU printed
-	Console      consoleText
+	Console      qemu.ConsoleText
 	TaskDump     bool // a SysRq task dump is in console.log
 	// LoglevelRaised: the console channel's quiet console was made to
 	// print the dumps (SysRq 7).
@@ -70,23 +71,23 @@ func classify(f vmFacts) (results.ErrorKind, error) {
 		return results.KindInterrupted, errors.New("interrupted")
 	case f.StartErr != nil:
 		return results.KindQEMU, f.StartErr
-	case f.Console.line("Initramfs unpacking failed") != "" || f.Console.line("No working init found") != "":
+	case f.Console.Line("Initramfs unpacking failed") != "" || f.Console.Line("No working init found") != "":
 		// The kernel could not unpack or run the agent: a broken archive,
 		// or a kernel without initramfs support for its compression.
-		line := f.Console.line("Initramfs unpacking failed")
+		line := f.Console.Line("Initramfs unpacking failed")
 		if line == "" {
-			line = f.Console.line("No working init found")
+			line = f.Console.Line("No working init found")
 		}
 		return results.KindInitramfs, fmt.Errorf("the guest could not start the agent from its initramfs: %s", line)
-	case f.Console.line("Attempted to kill init") != "":
+	case f.Console.Line("Attempted to kill init") != "":
 		// PID 1 exiting panics the kernel: that is the agent's failure.
-		return results.KindAgent, fmt.Errorf("the guest agent (PID 1) exited%s%s: %s", runningNote(f.Running), after, f.Console.line("Attempted to kill init"))
-	case f.Panicked || f.Console.hasKind("panic"):
-		line := f.Console.splat("panic")
+		return results.KindAgent, fmt.Errorf("the guest agent (PID 1) exited%s%s: %s", runningNote(f.Running), after, f.Console.Line("Attempted to kill init"))
+	case f.Panicked || f.Console.HasKind("panic"):
+		line := f.Console.Splat("panic")
 		if line == "" {
 			line = "guest reported a panic"
 		}
-		return results.KindPanic, &PanicError{Line: line, Excerpt: f.Console.excerpt(60), After: after}
+		return results.KindPanic, &PanicError{Line: line, Excerpt: f.Console.Excerpt(60), After: after}
 	case f.Exit.Signal != "" && !f.Exit.KilledByUs:
 		return results.KindQEMU, fmt.Errorf("QEMU was killed from outside (%s)%s%s", f.Exit.Signal, runningNote(f.Running), after)
 	case f.ProtocolErr != nil:
@@ -102,18 +103,18 @@ func classify(f vmFacts) (results.ErrorKind, error) {
 		if f.Exit.Code > 0 {
 			// QEMU's own error leads: it is the reason.
 			return results.KindQEMU, fmt.Errorf("QEMU exited (%s) before the guest agent started: %s; console: %s",
-				f.Exit.Status, text.OrNone(text.LastLines(f.Stderr, 3)), text.OrNone(text.LastLines(f.Console.excerpt(5), 5)))
+				f.Exit.Status, text.OrNone(text.LastLines(f.Stderr, 3)), text.OrNone(text.LastLines(f.Console.Excerpt(5), 5)))
 		}
 		return kind, fmt.Errorf("VM stopped before the guest agent started (shutdown: %s, qemu: %s); console: %s",
-			text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Stderr, 3)), text.OrNone(text.LastLines(f.Console.excerpt(5), 5)))
+			text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Stderr, 3)), text.OrNone(text.LastLines(f.Console.Excerpt(5), 5)))
 	case f.Done && f.Exit.Code > 0:
 		return results.KindQEMU, fmt.Errorf("QEMU exited (%s) after the guest reported done: %s", f.Exit.Status, text.OrNone(text.LastLines(f.Stderr, 3)))
 	case f.Done:
 		return results.KindAgent, fmt.Errorf("the guest did not power off cleanly after reporting done (shutdown: %s); console: %s",
-			text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Console.excerpt(5), 5)))
+			text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Console.Excerpt(5), 5)))
 	default:
 		return results.KindAgent, fmt.Errorf("guest agent stopped before reporting done%s (shutdown: %s); console: %s",
-			runningNote(f.Running), text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Console.excerpt(5), 5)))
+			runningNote(f.Running), text.OrNone(f.Shutdown), text.OrNone(text.LastLines(f.Console.Excerpt(5), 5)))
 	}
 }
 

@@ -3,6 +3,7 @@ package vmrunner
 import (
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ func TestClassify(t *testing.T) {
 	panicTail := []string{"[ 2.0] sysrq: Trigger a crash", "[ 2.1] Kernel panic - not syncing: sysrq triggered crash"}
 	panicSplat := []results.Splat{{Kind: "panic", Line: "[ 2.1] Kernel panic - not syncing: sysrq triggered crash"}}
 	killInit := "[ 3.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000300"
-	cleanExit := qemuExit{Status: "exit status 0"}
+	cleanExit := qemu.Exit{Status: "exit status 0"}
 	done := vmFacts{Ready: true, Done: true, Shutdown: "guest-shutdown", Exit: cleanExit, ByeGrace: byeGrace}
 	with := func(f vmFacts, edit func(*vmFacts)) vmFacts { edit(&f); return f }
 	base := vmFacts{Timeout: 10 * time.Minute, BootTimeout: 2 * time.Minute, ByeGrace: byeGrace}
@@ -33,51 +34,51 @@ func TestClassify(t *testing.T) {
 		{"panic via QMP (pvpanic)", with(base, func(f *vmFacts) {
 			running(f)
 			f.Panicked, f.Shutdown, f.Exit = true, "guest-panic", cleanExit
-			f.Console = consoleText{Tail: panicTail, Splats: panicSplat}
+			f.Console = qemu.ConsoleText{Tail: panicTail, Splats: panicSplat}
 		}), results.KindPanic, "kernel panic: [ 2.1] Kernel panic - not syncing: sysrq triggered crash"},
 		{"panic via QMP, console silent", with(base, func(f *vmFacts) { running(f); f.Panicked = true }),
 			results.KindPanic, "guest reported a panic"},
 		{"panic on the console only (arm64: SHUTDOWN guest-reset)", with(base, func(f *vmFacts) {
 			running(f)
 			f.Shutdown, f.Exit = "guest-reset", cleanExit
-			f.Console = consoleText{Tail: panicTail, Splats: panicSplat}
+			f.Console = qemu.ConsoleText{Tail: panicTail, Splats: panicSplat}
 		}), results.KindPanic, "sysrq triggered crash"},
 		{"panic after done", with(done, func(f *vmFacts) {
 			f.Panicked, f.Shutdown = true, "guest-panic"
-			f.Console = consoleText{Tail: panicTail, Splats: panicSplat}
+			f.Console = qemu.ConsoleText{Tail: panicTail, Splats: panicSplat}
 		}), results.KindPanic, "kernel panic after reporting done"},
 		{"agent exit", with(base, func(f *vmFacts) {
 			running(f)
-			f.Console = consoleText{Tail: []string{killInit}, Splats: []results.Splat{{Kind: "panic", Line: killInit}}}
+			f.Console = qemu.ConsoleText{Tail: []string{killInit}, Splats: []results.Splat{{Kind: "panic", Line: killInit}}}
 		}), results.KindAgent, "the guest agent (PID 1) exited while running check selftest: " + killInit},
 		{"agent exit after reporting everything, before done", with(base, func(f *vmFacts) {
 			f.Ready = true
-			f.Console = consoleText{Tail: []string{killInit}, Splats: []results.Splat{{Kind: "panic", Line: killInit}}}
+			f.Console = qemu.ConsoleText{Tail: []string{killInit}, Splats: []results.Splat{{Kind: "panic", Line: killInit}}}
 		}), results.KindAgent, "(PID 1) exited"},
 		{"power-off without done", with(base, func(f *vmFacts) {
 			f.Ready, f.Shutdown, f.Exit = true, "guest-shutdown", cleanExit
-			f.Console = consoleText{Tail: []string{"reboot: Power down"}}
+			f.Console = qemu.ConsoleText{Tail: []string{"reboot: Power down"}}
 		}), results.KindAgent, "guest agent stopped before reporting done (shutdown: guest-shutdown); console: reboot: Power down"},
 		{"QEMU killed from outside during a check", with(base, func(f *vmFacts) {
 			running(f)
-			f.Exit = qemuExit{Status: "signal: killed", Code: -1, Signal: "killed"}
+			f.Exit = qemu.Exit{Status: "signal: killed", Code: -1, Signal: "killed"}
 		}), results.KindQEMU, "QEMU was killed from outside (killed) while running check selftest"},
 		{"QEMU killed from outside during boot", with(base, func(f *vmFacts) {
-			f.Exit = qemuExit{Status: "signal: terminated", Code: -1, Signal: "terminated"}
+			f.Exit = qemu.Exit{Status: "signal: terminated", Code: -1, Signal: "terminated"}
 		}), results.KindQEMU, "killed from outside (terminated)"},
 		{"QEMU killed before QMP answered", with(base, func(f *vmFacts) {
-			f.StartErr = &QEMUStartError{Status: "signal: killed"}
+			f.StartErr = &qemu.StartError{Status: "signal: killed"}
 		}), results.KindQEMU, "QEMU exited before it answered QMP (signal: killed)"},
 		{"QEMU failed before QMP answered: its stderr is the message", with(base, func(f *vmFacts) {
-			f.StartErr = &QEMUStartError{Status: "exit status 1", Stderr: "qemu-system-x86_64: cannot set up guest memory 'microvm.ram': Cannot allocate memory"}
+			f.StartErr = &qemu.StartError{Status: "exit status 1", Stderr: "qemu-system-x86_64: cannot set up guest memory 'microvm.ram': Cannot allocate memory"}
 		}), results.KindQEMU, "cannot set up guest memory"},
 		{"QEMU exited with an error before the agent", with(base, func(f *vmFacts) {
-			f.Exit, f.Stderr = qemuExit{Status: "exit status 1", Code: 1}, "qemu: could not load kernel"
+			f.Exit, f.Stderr = qemu.Exit{Status: "exit status 1", Code: 1}, "qemu: could not load kernel"
 		}), results.KindQEMU, "QEMU exited (exit status 1) before the guest agent started: qemu: could not load kernel"},
 		{"our own kill is not from outside", with(base, func(f *vmFacts) {
 			running(f)
 			f.Watchdog, f.CheckTimeout = watchCheck, 40*time.Second
-			f.Exit = qemuExit{Status: "signal: killed", Code: -1, Signal: "killed", KilledByUs: true}
+			f.Exit = qemu.Exit{Status: "signal: killed", Code: -1, Signal: "killed", KilledByUs: true}
 		}), results.KindTimeout, "check selftest did not report within 40s"},
 		{"boot timeout", with(base, func(f *vmFacts) { f.Watchdog, f.TaskDump = watchBoot, true }),
 			results.KindBootTimeout, "no message from the guest agent within 2m0s of QEMU start; task dump (SysRq t, l, w) in console.log"},
@@ -85,7 +86,7 @@ func TestClassify(t *testing.T) {
 			results.KindTimeout, "VM did not finish within 10m0s while running check selftest"},
 		{"hang after done: no power-off", with(done, func(f *vmFacts) {
 			f.Watchdog, f.Shutdown = watchPowerOff, ""
-			f.Exit = qemuExit{Status: "exit status 0", KilledByUs: true}
+			f.Exit = qemu.Exit{Status: "exit status 0", KilledByUs: true}
 		}), results.KindTimeout, "reported done but did not power off within 10s"},
 		{"protocol error", with(base, func(f *vmFacts) {
 			f.Ready, f.ProtocolErr = true, violation("the guest sent a result message after done")
@@ -98,14 +99,14 @@ func TestClassify(t *testing.T) {
 			results.KindInterrupted, "interrupted"},
 		{"interrupted after a clean end is no interruption", with(done, func(f *vmFacts) { f.Interrupted = true }), "", ""},
 		{"initramfs broken", with(base, func(f *vmFacts) {
-			f.Console = consoleText{Tail: []string{"Initramfs unpacking failed: junk in compressed archive"}}
+			f.Console = qemu.ConsoleText{Tail: []string{"Initramfs unpacking failed: junk in compressed archive"}}
 		}), results.KindInitramfs, "junk in compressed archive"},
 		{"no init", with(base, func(f *vmFacts) {
-			f.Console = consoleText{Tail: []string{"Kernel panic - not syncing: No working init found."}, Splats: []results.Splat{{Kind: "panic"}}}
+			f.Console = qemu.ConsoleText{Tail: []string{"Kernel panic - not syncing: No working init found."}, Splats: []results.Splat{{Kind: "panic"}}}
 		}), results.KindInitramfs, "No working init found"},
 		{"stopped before the agent, QEMU fine", with(base, func(f *vmFacts) { f.Exit, f.Shutdown = cleanExit, "guest-reset" }),
 			results.KindBootTimeout, "VM stopped before the guest agent started (shutdown: guest-reset"},
-		{"done, then QEMU failed", with(done, func(f *vmFacts) { f.Exit, f.Stderr = qemuExit{Status: "exit status 1", Code: 1}, "qemu: oops" }),
+		{"done, then QEMU failed", with(done, func(f *vmFacts) { f.Exit, f.Stderr = qemu.Exit{Status: "exit status 1", Code: 1}, "qemu: oops" }),
 			results.KindQEMU, "QEMU exited (exit status 1) after the guest reported done: qemu: oops"},
 		{"done, then an unclean shutdown", with(done, func(f *vmFacts) { f.Shutdown = "guest-reset" }),
 			results.KindAgent, "did not power off cleanly after reporting done (shutdown: guest-reset)"},

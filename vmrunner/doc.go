@@ -7,15 +7,13 @@
 // arch, and stores the results (package results) with their report.html
 // (package report).
 //
-// One VM, in files named for their part: the QEMU command line and the
-// per-arch table of QEMU settings (qemu.go, qemu_arch.go); the one launcher
-// of QEMU processes, used by run and repro --shell (qemu_process.go); QMP
-// (qmp.go) and the serial console (console.go); the guest protocol's state
+// One VM: its QEMU process, QMP monitor and serial console are package
+// internal/qemu; the guest protocol's state
 // machine (session.go, package protocol); runVM, which watches them with its
 // timers (vm.go); classify, a pure function that says how the VM ended
 // (classify.go); and the records made of it (records.go). Restoring a VM
 // from its snapshot instead of booting it, saving it at ready, and the
-// plan's host state and files are in snapshot.go and qemu_migrate.go (the
+// plan's host state and files are in snapshot.go (the
 // cache itself is package snapshot); repro --watch, a VM kept up for plan
 // after plan, in repro_watch.go.
 //

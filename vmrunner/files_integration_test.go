@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +48,7 @@ func TestAgentRefusesChangedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accel, err := resolveAccel(AccelAuto, kernels.X86_64)
+	accel, err := qemu.ResolveAccel(qemu.AccelAuto, kernels.X86_64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestAgentRefusesChangedFile(t *testing.T) {
 		return runVM(ctx, vmSpec{
 			Target: Target{Kernel: KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}, Kernel: k, Initramfs: initrd,
 			Plan:  protocol.Plan{Checks: []protocol.CheckSpec{{Name: "btf", Params: []byte(`{}`), Timeout: protocol.Duration(time.Minute)}}},
-			Accel: accel, Profile: ProfileFast, MemoryMiB: 512, CPUs: 1, Dir: t.TempDir(),
+			Accel: accel, Profile: qemu.ProfileFast, MemoryMiB: 512, CPUs: 1, Dir: t.TempDir(),
 			BootTimeout: BootTimeout(accel), Timeout: 3 * time.Minute, Log: discardLogger(), Files: []planFile{file},
 		})
 	}

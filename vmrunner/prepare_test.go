@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +81,7 @@ func fakeQEMU(t *testing.T) string {
 	bin := t.TempDir()
 	log := filepath.Join(bin, "qemu.args")
 	script := "#!/bin/sh\necho \"$@\" >> " + log + "\necho 'fake qemu: not booting' >&2\nexit 1\n"
-	if err := os.WriteFile(filepath.Join(bin, QEMUBinary(kernels.X86_64)), []byte(script), 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(bin, qemu.Binary(kernels.X86_64)), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
@@ -129,7 +130,7 @@ func bootedKernels(t *testing.T, log string) []string {
 func TestShellAndBenchHonourLock(t *testing.T) {
 	m, cacheDir, dirA, dirB := pinnedMatrix(t)
 	qemuArgs := fakeQEMU(t)
-	opts := Options{Matrix: m, CacheDir: cacheDir, AgentDir: fakeAgents(t), Accel: AccelTCG, Refresh: true, Log: discardLogger()}
+	opts := Options{Matrix: m, CacheDir: cacheDir, AgentDir: fakeAgents(t), Accel: qemu.AccelTCG, Refresh: true, Log: discardLogger()}
 	ctx := context.Background()
 	under := func(ks []string, dir string) bool {
 		for _, k := range ks {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"os"
 	"path"
@@ -36,7 +37,7 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 	if opts.Log == nil {
 		opts.Log = discardLogger()
 	}
-	accel, err := resolveAccel(cmp.Or(opts.Accel, AccelAuto), t.Arch)
+	accel, err := qemu.ResolveAccel(cmp.Or(opts.Accel, qemu.AccelAuto), t.Arch)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadMatrix, err)
 	}
@@ -58,9 +59,9 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 	if err != nil {
 		return err
 	}
-	p, err := startQEMU(ctx, qemuLaunch{
-		Config: qemuConfig{
-			Arch: t.Arch, Kernel: pt.Kernel, Initramfs: pt.Initramfs, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs, Accel: accel, Profile: ProfileFast,
+	p, err := qemu.Start(ctx, qemu.Launch{
+		Config: qemu.Config{
+			Arch: t.Arch, Kernel: pt.Kernel, Initramfs: pt.Initramfs, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs, Accel: accel, Profile: qemu.ProfileFast,
 			Append: opts.Append, Shell: true,
 		},
 		Stdin: orStdin(opts.Stdin), Stdout: orWriter(opts.Stdout, os.Stdout), Stderr: orWriter(opts.Stderr, os.Stderr),

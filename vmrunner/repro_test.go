@@ -2,6 +2,7 @@ package vmrunner
 
 import (
 	"encoding/json"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"strings"
 	"testing"
 
@@ -13,11 +14,11 @@ import (
 func TestShellQEMUArgs(t *testing.T) {
 	for _, arch := range []kernels.Arch{kernels.X86_64, kernels.ARM64} {
 		k := &kernels.Kernel{Image: "/c/Image", Uncompressed: "/c/vmlinux"}
-		cfg := qemuConfig{Arch: arch, Kernel: k, Accel: AccelTCG, Profile: ProfileFast, MemoryMiB: 512, CPUs: 1,
+		cfg := qemu.Config{Arch: arch, Kernel: k, Accel: qemu.AccelTCG, Profile: qemu.ProfileFast, MemoryMiB: 512, CPUs: 1,
 			QMP: "/s/qmp", Control: "/s/ctl", Console: "/s/con"}
-		normal := strings.Join(cfg.args(), " ")
+		normal := strings.Join(cfg.Args(), " ")
 		cfg.Shell = true
-		shell := strings.Join(cfg.args(), " ")
+		shell := strings.Join(cfg.Args(), " ")
 		for _, want := range []string{"-chardev stdio,id=console,signal=off", "-serial chardev:console", "-chardev null,id=control", " " + protocol.ShellCmdlineFlag, "-qmp unix:/s/qmp"} {
 			if !strings.Contains(shell, want) {
 				t.Errorf("%s shell args lack %q: %s", arch, want, shell)

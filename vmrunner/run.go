@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,11 +30,11 @@ type Options struct {
 	Matrix   *Matrix
 	OutDir   string // results base directory; default "results"
 	Parallel int    // VMs at once; default the number of cores
-	Accel    Accel
+	Accel    qemu.Accel
 	AgentDir string // where the guest agents are; see FindAgent
 	CacheDir string // kernel and initramfs cache; default kernels.DefaultCacheDir
 	Refresh  bool   // re-read mirror indexes instead of using cached resolutions
-	Profile  Profile
+	Profile  qemu.Profile
 	Append   []string // extra kernel command line words
 	// Retries is how many times a VM is booted again after an
 	// infrastructure failure (QEMU failing to start, boot timeout).
@@ -60,7 +61,7 @@ type Options struct {
 // snapshots reports whether the run's VMs are restored from snapshots
 // (and saved when they have none).
 func (o Options) snapshots() bool {
-	return !o.NoSnapshot && !o.Matrix.Defaults.NoSnapshot && o.Profile == ProfileFast
+	return !o.NoSnapshot && !o.Matrix.Defaults.NoSnapshot && o.Profile == qemu.ProfileFast
 }
 
 // Result is the outcome of a run.
@@ -73,8 +74,8 @@ type Result struct {
 }
 
 // BootTimeout is how long the guest agent has to say ready after QEMU starts.
-func BootTimeout(a Accel) time.Duration {
-	if a == AccelKVM {
+func BootTimeout(a qemu.Accel) time.Duration {
+	if a == qemu.AccelKVM {
 		return 30 * time.Second
 	}
 	// TCG boots take 2–6 s on an idle machine; leave room for a loaded CI
@@ -94,10 +95,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.Parallel = runtime.NumCPU()
 	}
 	if opts.Accel == "" {
-		opts.Accel = AccelAuto
+		opts.Accel = qemu.AccelAuto
 	}
 	if opts.Profile == "" {
-		opts.Profile = ProfileFast
+		opts.Profile = qemu.ProfileFast
 	}
 	prep, err := NewPreparer(opts)
 	if err != nil {
@@ -118,12 +119,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	targets := opts.Matrix.Targets()
 	// An impossible --accel is a usage error: refuse before booting anything.
-	accels := map[kernels.Arch]Accel{}
+	accels := map[kernels.Arch]qemu.Accel{}
 	for _, t := range targets {
 		if _, ok := accels[t.Arch]; ok {
 			continue
 		}
-		a, err := resolveAccel(opts.Accel, t.Arch)
+		a, err := qemu.ResolveAccel(opts.Accel, t.Arch)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadMatrix, err)
 		}
@@ -192,7 +193,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 // runTarget prepares one target and boots its VM. It returns a record per
 // planned check whatever happens.
-func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results.Store, t Target, accel Accel) ([]results.Record, error) {
+func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results.Store, t Target, accel qemu.Accel) ([]results.Record, error) {
 	log := opts.Log.With("vm", t.Label())
 	started := time.Now()
 	base := results.Record{Kernel: t.Kernel.Name, Arch: string(t.Arch), Accel: string(accel)}

@@ -3,6 +3,7 @@ package vmrunner
 import (
 	"encoding/json"
 	"errors"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,7 @@ func TestSessionRefuses(t *testing.T) {
 // files either.
 func TestArtifactSaverReservesHostNames(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, fileQEMULog), []byte("qemu\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, qemu.FileQEMULog), []byte("qemu\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	a := &artifactSaver{dir: dir, maxCount: 10, maxBytes: 1 << 20}
@@ -151,7 +152,7 @@ func TestArtifactSaverReservesHostNames(t *testing.T) {
 			t.Errorf("save %s: %v, want a protocol error", name, err)
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(dir, fileQEMULog)); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := os.Stat(filepath.Join(dir, qemu.FileQEMULog)); err != nil || !fi.Mode().IsRegular() {
 		t.Errorf("qemu.log is no longer a regular file: %v", err)
 	}
 }

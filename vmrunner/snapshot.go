@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"log/slog"
 	"os"
@@ -37,46 +38,9 @@ type vmSnapshot struct {
 	Restore *snapshot.Snapshot
 }
 
-// snapshotPlaceholders stand for what differs between two runs of one key
-// in QEMU's arguments: the socket paths, and the kernel and initramfs
-// paths, whose contents the key names on their own.
-const (
-	placeholderQMP       = "@qmp"
-	placeholderControl   = "@control"
-	placeholderConsole   = "@console"
-	placeholderKernel    = "@kernel"
-	placeholderInitramfs = "@initramfs"
-)
-
-// snapshotArgs are c's QEMU arguments as a snapshot key holds them. The
-// kernel command line loses tsc_early_khz=: the host's TSC rate is measured
-// anew by every vmrunner and differs in its last digits, and a restored
-// guest calibrated its clock when it booted.
-func (c qemuConfig) snapshotArgs() []string {
-	c.QMP, c.Control, c.Console, c.Incoming = placeholderQMP, placeholderControl, placeholderConsole, ""
-	args := c.args()
-	for i := 1; i < len(args); i++ {
-		switch args[i-1] {
-		case "-kernel":
-			args[i] = placeholderKernel
-		case "-initrd":
-			args[i] = placeholderInitramfs
-		case "-append":
-			var words []string
-			for _, w := range strings.Fields(args[i]) {
-				if !strings.HasPrefix(w, "tsc_early_khz=") {
-					words = append(words, w)
-				}
-			}
-			args[i] = strings.Join(words, " ")
-		}
-	}
-	return args
-}
-
 // snapshotKey is the key of the VM c starts.
-func snapshotKey(c qemuConfig) (snapshot.Key, error) {
-	bin, err := lookQEMU(c.Arch)
+func snapshotKey(c qemu.Config) (snapshot.Key, error) {
+	bin, err := qemu.LookPath(c.Arch)
 	if err != nil {
 		return snapshot.Key{}, err
 	}
@@ -89,10 +53,10 @@ func snapshotKey(c qemuConfig) (snapshot.Key, error) {
 		return snapshot.Key{}, fmt.Errorf("snapshot key: %w", err)
 	}
 	return snapshot.Key{
-		Arch: string(c.Arch), QEMU: sum, QEMUVersion: version, Args: c.snapshotArgs(),
+		Arch: string(c.Arch), QEMU: sum, QEMUVersion: version, Args: c.SnapshotArgs(),
 		// The kernel cache keeps each kernel's files sealed under the
 		// identity of what it was made from.
-		Kernel:    c.Kernel.SHA256 + "/" + filepath.Base(c.image()),
+		Kernel:    c.Kernel.SHA256 + "/" + filepath.Base(c.Image()),
 		Initramfs: initrd, MemoryMiB: c.MemoryMiB, CPUs: c.CPUs, Accel: string(c.Accel),
 	}, nil
 }
@@ -190,7 +154,7 @@ func sendPlanFile(enc *protocol.Encoder, f planFile, buf []byte) error {
 // file is then synced, hashed and put in place in a goroutine (wg), whose
 // result committed delivers. Failing to save is a warning, never the
 // VM's failure; failing to let the VM go on is (the error).
-func saveAtReady(ctx context.Context, log *slog.Logger, p *qemuProcess, snap *vmSnapshot, ready protocol.Ready, channel string, boot time.Duration, out *vmOutcome, wg *sync.WaitGroup) (committed chan error, err error) {
+func saveAtReady(ctx context.Context, log *slog.Logger, p *qemu.Process, snap *vmSnapshot, ready protocol.Ready, channel string, boot time.Duration, out *vmOutcome, wg *sync.WaitGroup) (committed chan error, err error) {
 	saving, err := snap.Cache.Begin(snap.Key.ID())
 	if err != nil || saving == nil {
 		if err != nil {
@@ -284,7 +248,7 @@ func PruneSnapshots(cacheDir string, keep map[string]bool, dryRun bool) (removed
 			if !keep[kernel] {
 				return false
 			}
-			bin, err := lookQEMU(kernels.Arch(m.Key.Arch))
+			bin, err := qemu.LookPath(kernels.Arch(m.Key.Arch))
 			if err != nil {
 				return false
 			}

@@ -3,10 +3,10 @@ package vmrunner
 import (
 	"bytes"
 	"context"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,73 +17,18 @@ import (
 	"github.com/vmrunner/vmrunner/snapshot"
 )
 
-// What differs between two runs of one VM (socket paths, where the kernel
-// and initramfs are, the measured TSC rate) is not in a snapshot's
-// arguments; what makes another VM is.
-func TestSnapshotArgs(t *testing.T) {
-	k := &kernels.Kernel{Arch: kernels.X86_64, Image: "/c/bzImage", Uncompressed: "/c/vmlinux"}
-	base := func() qemuConfig {
-		return qemuConfig{Arch: kernels.X86_64, Kernel: k, Initramfs: "/i/a.cpio", MemoryMiB: 512, CPUs: 1,
-			Accel: AccelTCG, Profile: ProfileFast, QMP: "/tmp/vmr1/qmp", Control: "/tmp/vmr1/ctl", Console: "/tmp/vmr1/con"}
-	}
-	args := base().snapshotArgs()
-	joined := strings.Join(args, " ")
-	for _, want := range []string{placeholderQMP, placeholderControl, placeholderConsole, "-kernel " + placeholderKernel, "-initrd " + placeholderInitramfs, "-device pvpanic", "-M microvm"} {
-		if !strings.Contains(joined, want) {
-			t.Errorf("missing %q in %s", want, joined)
-		}
-	}
-	if strings.Contains(joined, "tsc_early_khz") || strings.Contains(joined, "/tmp/vmr1") || strings.Contains(joined, "-incoming") {
-		t.Errorf("per-run arguments in %s", joined)
-	}
-	same := map[string]func(*qemuConfig){
-		"sockets":   func(c *qemuConfig) { c.QMP, c.Control, c.Console = "/tmp/vmr2/qmp", "/tmp/vmr2/ctl", "/tmp/vmr2/con" },
-		"initramfs": func(c *qemuConfig) { c.Initramfs = "/other/b.cpio" },
-		"incoming":  func(c *qemuConfig) { c.Incoming = "/s/x.state" },
-	}
-	for name, change := range same {
-		c := base()
-		change(&c)
-		if got := c.snapshotArgs(); !slices.Equal(got, args) {
-			t.Errorf("%s changed the arguments:\n%s\n%s", name, strings.Join(got, " "), joined)
-		}
-	}
-	differ := map[string]func(*qemuConfig){
-		"memory":  func(c *qemuConfig) { c.MemoryMiB = 1024 },
-		"cpus":    func(c *qemuConfig) { c.CPUs = 2 },
-		"append":  func(c *qemuConfig) { c.Append = []string{"nokaslr"} },
-		"accel":   func(c *qemuConfig) { c.Accel = AccelKVM },
-		"profile": func(c *qemuConfig) { c.Profile = ProfileCommon },
-		"arch": func(c *qemuConfig) {
-			c.Arch, c.Kernel = kernels.ARM64, &kernels.Kernel{Arch: kernels.ARM64, Image: "/c/Image"}
-		},
-	}
-	for name, change := range differ {
-		c := base()
-		change(&c)
-		if got := c.snapshotArgs(); slices.Equal(got, args) {
-			t.Errorf("%s did not change the arguments", name)
-		}
-	}
-	c := base()
-	c.Incoming = "/cache/it's.state"
-	if got := strings.Join(c.args(), " "); !strings.Contains(got, `-incoming exec:cat '/cache/it'\''s.state'`) {
-		t.Errorf("incoming not quoted for the shell: %s", got)
-	}
-}
-
 // A snapshot's key follows the contents of the kernel and initramfs, the
 // memory, and nothing per run.
 func TestSnapshotKey(t *testing.T) {
-	if _, err := lookQEMU(kernels.X86_64); err != nil {
+	if _, err := qemu.LookPath(kernels.X86_64); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
 	initrd := filepath.Join(dir, "a.cpio")
 	os.WriteFile(initrd, []byte("archive one"), 0o600)
 	k := &kernels.Kernel{Arch: kernels.X86_64, Image: "/c/bzImage", Uncompressed: "/c/vmlinux", SHA256: "deb1"}
-	c := qemuConfig{Arch: kernels.X86_64, Kernel: k, Initramfs: initrd, MemoryMiB: 512, CPUs: 1, Accel: AccelTCG, Profile: ProfileFast}
-	key := func(c qemuConfig) string {
+	c := qemu.Config{Arch: kernels.X86_64, Kernel: k, Initramfs: initrd, MemoryMiB: 512, CPUs: 1, Accel: qemu.AccelTCG, Profile: qemu.ProfileFast}
+	key := func(c qemu.Config) string {
 		t.Helper()
 		k, err := snapshotKey(c)
 		if err != nil {

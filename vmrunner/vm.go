@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"log/slog"
 	"net"
@@ -37,8 +38,8 @@ type vmSpec struct {
 	Kernel      *kernels.Kernel
 	Initramfs   string
 	Plan        protocol.Plan
-	Accel       Accel
-	Profile     Profile
+	Accel       qemu.Accel
+	Profile     qemu.Profile
 	MemoryMiB   int
 	CPUs        int
 	Dir         string // console.log and qemu.log go here
@@ -123,8 +124,8 @@ type guestMsg struct {
 // qemuConfig is the QEMU command line of the VM s describes; snapshots
 // says whether its state is saved or restored (the snapshot's key is made
 // from the same).
-func (s vmSpec) qemuConfig(snapshots bool) qemuConfig {
-	return qemuConfig{
+func (s vmSpec) qemuConfig(snapshots bool) qemu.Config {
+	return qemu.Config{
 		Arch: s.Target.Arch, Kernel: s.Kernel, Initramfs: s.Initramfs,
 		MemoryMiB: s.MemoryMiB, CPUs: s.CPUs, Accel: s.Accel, Profile: s.Profile, Append: s.Append,
 		WarmBTF: snapshots,
@@ -132,7 +133,7 @@ func (s vmSpec) qemuConfig(snapshots bool) qemuConfig {
 }
 
 // runVM boots one VM, runs its plan and always leaves no QEMU behind. The
-// QEMU process is qemuProcess's, the conversation session's; runVM watches
+// QEMU process is qemu.Process's, the conversation session's; runVM watches
 // both with its timers, then gathers vmFacts for classify.
 func runVM(ctx context.Context, s vmSpec) vmOutcome {
 	log := s.Log
@@ -165,13 +166,13 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		}
 		return finish()
 	}
-	p, err := startQEMU(vmCtx, qemuLaunch{Config: cfg, Dir: s.Dir})
+	p, err := qemu.Start(vmCtx, qemu.Launch{Config: cfg, Dir: s.Dir})
 	if err != nil {
 		return startFailed(err)
 	}
 	// Connect the console before the guest runs so that nothing it prints
 	// is lost.
-	con := &console{}
+	con := &qemu.Console{}
 	conConn, err := p.DialConsole(vmCtx)
 	if err != nil {
 		p.Close()
@@ -188,8 +189,8 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 	go func() {
 		defer wg.Done()
 		defer close(frameMsgs)
-		frames := &consoleFrames{s: protocol.NewFrameScanner(&telnetFilter{r: conConn}), stop: stopCon, msgs: frameMsgs}
-		if err := con.capture(frames, filepath.Join(s.Dir, fileConsole)); err != nil && !errors.Is(err, net.ErrClosed) {
+		frames := &consoleFrames{s: protocol.NewFrameScanner(qemu.NewTelnetFilter(conConn)), stop: stopCon, msgs: frameMsgs}
+		if err := con.Capture(frames, filepath.Join(s.Dir, qemu.FileConsole)); err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Warn("console capture", "err", err)
 		}
 	}()
@@ -296,7 +297,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		stopDrain := dropFrames(conMsgs)
 		defer stopDrain()
 		quiet := sess.Channel == protocol.ChannelConsole
-		raised, dumped, err := askDumps(conConn, con, quiet)
+		raised, dumped, err := qemu.AskDumps(conConn, con, quiet)
 		if err != nil {
 			log.Debug("sysrq", "err", err)
 		}
@@ -512,7 +513,7 @@ loop:
 	out.Prepared = sess.Prepared
 	out.Splats, out.Shutdown, out.Channel = con.Splats(), facts.Shutdown, sess.Channel
 	facts.Ready, facts.Done, facts.Running = sess.Ready != nil, sess.Done, sess.Running()
-	facts.Exit, facts.Stderr, facts.Console = p.Exit(), p.Stderr(), con.snapshot()
+	facts.Exit, facts.Stderr, facts.Console = p.Exit(), p.Stderr(), con.Snapshot()
 	return finish()
 }
 
@@ -541,7 +542,7 @@ func dropFrames(ch <-chan guestMsg) func() {
 }
 
 // observe records a QMP event.
-func (f *vmFacts) observe(ev qmpEvent) {
+func (f *vmFacts) observe(ev qemu.Event) {
 	switch ev.Name {
 	case "GUEST_PANICKED":
 		f.Panicked = true
@@ -556,7 +557,7 @@ func (f *vmFacts) observe(ev qmpEvent) {
 // readGuest reads the guest's messages from the control port once it
 // connects. The channel closes at the end of the stream; a decoding error is
 // delivered before it closes. ctl delivers the connection, for replies.
-func readGuest(p *qemuProcess) (<-chan guestMsg, <-chan net.Conn, func()) {
+func readGuest(p *qemu.Process) (<-chan guestMsg, <-chan net.Conn, func()) {
 	msgs := make(chan guestMsg)
 	ctl := make(chan net.Conn, 1)
 	stop := make(chan struct{})
@@ -589,7 +590,7 @@ func readGuest(p *qemuProcess) (<-chan guestMsg, <-chan net.Conn, func()) {
 	}()
 	var once sync.Once
 	// Once QEMU has exited, the connection and listener are closed
-	// (qemuProcess), so the reader ends.
+	// (qemu.Process), so the reader ends.
 	return msgs, ctl, func() {
 		once.Do(func() { close(stop) })
 		<-done

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"slices"
 	"strings"
 
@@ -49,7 +50,7 @@ It prints figures and the load average, and asserts nothing.`,
 					return usagef("--only %q: want one of %s", part, strings.Join(vmrunner.BenchParts, ", "))
 				}
 			}
-			accel, err := vmrunner.ParseAccel(f.accel)
+			accel, err := qemu.ParseAccel(f.accel)
 			if err != nil {
 				return usageError{err}
 			}

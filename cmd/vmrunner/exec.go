@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"os"
 	"strconv"
@@ -101,7 +102,7 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 	if err != nil {
 		return err
 	}
-	accel, err := vmrunner.ParseAccel(f.accel)
+	accel, err := qemu.ParseAccel(f.accel)
 	if err != nil {
 		return usageError{err}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"io/fs"
 	"os"
@@ -361,7 +362,7 @@ func prune(ctx context.Context, w io.Writer, c *kernels.Cache, keep map[string]b
 	}
 	if err == nil {
 		var more []kernels.Removal
-		more, err = vmrunner.PruneSocketDirs(dryRun)
+		more, err = qemu.PruneSocketDirs(dryRun)
 		res.Removed = append(res.Removed, more...)
 	}
 	if err == nil {

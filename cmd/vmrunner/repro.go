@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"path/filepath"
 	"time"
@@ -94,7 +95,7 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 	if err != nil {
 		return usagef("--arch: %v", err)
 	}
-	accel, err := vmrunner.ParseAccel(f.accel)
+	accel, err := qemu.ParseAccel(f.accel)
 	if err != nil {
 		return usageError{err}
 	}

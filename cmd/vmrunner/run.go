@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"path/filepath"
 	"time"
@@ -82,7 +83,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	if _, err := newLogger(f.logLevel, nil); err != nil {
 		return err
 	}
-	accel, err := vmrunner.ParseAccel(f.accel)
+	accel, err := qemu.ParseAccel(f.accel)
 	if err != nil {
 		return usageError{err}
 	}

@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"sync"

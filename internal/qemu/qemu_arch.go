@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"strconv"
@@ -17,7 +17,7 @@ type qemuArch struct {
 	// Devices are added to every VM.
 	Devices []string
 	// Cmdline returns kernel command line words that depend on the VM.
-	Cmdline func(qemuConfig) []string
+	Cmdline func(Config) []string
 }
 
 // qemuMachine is one machine setup of an arch.
@@ -45,7 +45,7 @@ var qemuArches = map[kernels.Arch]qemuArch{
 		},
 		// pvpanic turns a guest panic into a GUEST_PANICKED QMP event.
 		Devices: []string{"pvpanic"},
-		Cmdline: func(c qemuConfig) []string {
+		Cmdline: func(c Config) []string {
 			// Under TCG the guest's TSC is the host's: skip its calibration
 			// against the emulated PIT, which fails on a busy host (hostTSCkHz).
 			if c.Accel == AccelTCG {

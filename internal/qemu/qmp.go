@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 )
 
-// qmpEvent is the part of a QMP event vmrunner acts on.
-type qmpEvent struct {
+// Event is the part of a QMP event vmrunner acts on.
+type Event struct {
 	Name   string
 	Reason string // SHUTDOWN reason, GUEST_PANICKED action
 }
@@ -20,7 +20,7 @@ type qmpEvent struct {
 // unbuffered channel, and an undrained channel would block command replies.
 type monitor struct {
 	mon    *qmp.SocketMonitor
-	events chan qmpEvent
+	events chan Event
 	done   chan struct{}
 }
 
@@ -40,12 +40,12 @@ func dialMonitor(ctx context.Context, path string, exited <-chan struct{}) (*mon
 		_ = mon.Disconnect()
 		return nil, fmt.Errorf("subscribe QMP events: %w", err)
 	}
-	m := &monitor{mon: mon, events: make(chan qmpEvent, 64), done: make(chan struct{})}
+	m := &monitor{mon: mon, events: make(chan Event, 64), done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		defer close(m.events)
 		for e := range raw {
-			ev := qmpEvent{Name: e.Event}
+			ev := Event{Name: e.Event}
 			if r, ok := e.Data["reason"].(string); ok {
 				ev.Reason = r
 			}

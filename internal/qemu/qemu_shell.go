@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"slices"
@@ -9,7 +9,7 @@ import (
 // --shell: the console on QEMU's stdio, in raw mode, with signal=off so that
 // Ctrl-C reaches the guest's shell rather than QEMU; the control port
 // unconnected, since no agent speaks on it.
-func shellChardevs(args []string, c qemuConfig) []string {
+func shellChardevs(args []string, c Config) []string {
 	out := slices.Clone(args)
 	for i := 0; i+1 < len(out); i++ {
 		if out[i] != "-chardev" {

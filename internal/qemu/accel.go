@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"fmt"
@@ -98,9 +98,9 @@ func cpuHasVirt(cpuinfo string) bool {
 	return false
 }
 
-// resolveAccel turns auto into kvm or tcg for a guest arch, and refuses kvm
+// ResolveAccel turns auto into kvm or tcg for a guest arch, and refuses kvm
 // where it cannot work.
-func resolveAccel(want Accel, guest kernels.Arch) (Accel, error) {
+func ResolveAccel(want Accel, guest kernels.Arch) (Accel, error) {
 	canKVM := guest == kernels.Host() && kvmUsable()
 	switch want {
 	case AccelKVM:

@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"bytes"
@@ -20,14 +20,14 @@ import (
 // Files vmrunner writes in a VM directory. Guest artifacts may not use these
 // names, or directories named like them (artifactSaver).
 const (
-	fileConsole = "console.log"
-	fileQEMULog = "qemu.log"
-	fileCmdline = "qemu.cmdline"
+	FileConsole = "console.log"
+	FileQEMULog = "qemu.log"
+	FileCmdline = "qemu.cmdline"
 )
 
-// qemuLaunch says how to start one QEMU.
-type qemuLaunch struct {
-	Config qemuConfig // its socket paths are filled in by startQEMU
+// Launch says how to start one QEMU.
+type Launch struct {
+	Config Config // its socket paths are filled in by Start
 	// Dir, when set, receives qemu.cmdline before QEMU starts and qemu.log
 	// (what QEMU printed) when it is closed.
 	Dir string
@@ -42,13 +42,13 @@ type qemuLaunch struct {
 	Foreground bool
 }
 
-// qemuProcess is one QEMU started by startQEMU: paused (-S) with its QMP
+// Process is one QEMU started by Start: paused (-S) with its QMP
 // monitor connected until Resume. Close ends it on every path; if vmrunner
 // itself dies, the kernel kills it (PR_SET_PDEATHSIG).
-type qemuProcess struct {
+type Process struct {
 	cmd     *exec.Cmd
 	mon     *monitor
-	cfg     qemuConfig
+	cfg     Config
 	dir     string
 	sockDir string
 	control net.Listener // the guest's control port connects here (nil for a shell)
@@ -63,26 +63,26 @@ type qemuProcess struct {
 	closeOnce  sync.Once
 }
 
-// QEMUStartError is QEMU ending before it answered QMP: Stderr is what it
+// StartError is QEMU ending before it answered QMP: Stderr is what it
 // said, which is the real reason (a kernel it cannot load, memory it cannot
 // get) where the socket error would only say "connection reset".
-type QEMUStartError struct {
+type StartError struct {
 	Status string // "exit status 1", "signal: killed"
 	Stderr string
 }
 
-func (e *QEMUStartError) Error() string {
+func (e *StartError) Error() string {
 	if e.Stderr == "" {
 		return fmt.Sprintf("QEMU exited before it answered QMP (%s) and printed nothing", e.Status)
 	}
 	return fmt.Sprintf("QEMU exited before it answered QMP (%s): %s", e.Status, e.Stderr)
 }
 
-// startQEMU creates the VM's sockets, starts QEMU and connects its QMP
+// Start creates the VM's sockets, starts QEMU and connects its QMP
 // monitor. The VM stays paused until Resume, so that the caller can connect
 // the console first and lose nothing the guest prints.
-func startQEMU(ctx context.Context, l qemuLaunch) (_ *qemuProcess, err error) {
-	bin, err := lookQEMU(l.Config.Arch)
+func Start(ctx context.Context, l Launch) (_ *Process, err error) {
+	bin, err := LookPath(l.Config.Arch)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func startQEMU(ctx context.Context, l qemuLaunch) (_ *qemuProcess, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
 	}
-	p := &qemuProcess{cfg: l.Config, dir: l.Dir, sockDir: sockDir, exited: make(chan struct{}), stderr: &boundedBuffer{n: 64 << 10}}
+	p := &Process{cfg: l.Config, dir: l.Dir, sockDir: sockDir, exited: make(chan struct{}), stderr: &boundedBuffer{n: 64 << 10}}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -105,9 +105,9 @@ func startQEMU(ctx context.Context, l qemuLaunch) (_ *qemuProcess, err error) {
 			return nil, fmt.Errorf("listen for control port: %w", err)
 		}
 	}
-	args := p.cfg.args()
+	args := p.cfg.Args()
 	if l.Dir != "" {
-		_ = os.WriteFile(filepath.Join(l.Dir, fileCmdline), []byte(shellQuote(append([]string{bin}, args...))+"\n"), 0o644)
+		_ = os.WriteFile(filepath.Join(l.Dir, FileCmdline), []byte(shellQuote(append([]string{bin}, args...))+"\n"), 0o644)
 	}
 	// Not exec.CommandContext: how QEMU ended is part of the outcome, so
 	// vmrunner kills it itself and remembers that it did.
@@ -141,7 +141,7 @@ func startQEMU(ctx context.Context, l qemuLaunch) (_ *qemuProcess, err error) {
 		}
 		select {
 		case <-p.exited:
-			return nil, &QEMUStartError{Status: exitStatus(p.waitErr), Stderr: text.LastLines(p.Stderr(), 5)}
+			return nil, &StartError{Status: exitStatus(p.waitErr), Stderr: text.LastLines(p.Stderr(), 5)}
 		default:
 			return nil, err
 		}
@@ -150,20 +150,20 @@ func startQEMU(ctx context.Context, l qemuLaunch) (_ *qemuProcess, err error) {
 }
 
 // Resume lets the paused VM run.
-func (p *qemuProcess) Resume() error { return p.mon.run("cont", 5*time.Second) }
+func (p *Process) Resume() error { return p.mon.run("cont", 5*time.Second) }
 
 // Events are QEMU's QMP events, until QEMU's end of the socket closes.
-func (p *qemuProcess) Events() <-chan qmpEvent { return p.mon.events }
+func (p *Process) Events() <-chan Event { return p.mon.events }
 
 // Exited is closed when QEMU has exited.
-func (p *qemuProcess) Exited() <-chan struct{} { return p.exited }
+func (p *Process) Exited() <-chan struct{} { return p.exited }
 
 // Started is when QEMU was started.
-func (p *qemuProcess) Started() time.Time { return p.started }
+func (p *Process) Started() time.Time { return p.started }
 
 // Stderr is what QEMU printed (its first 64 KiB), less its note that it
 // waits for the QMP connection.
-func (p *qemuProcess) Stderr() string {
+func (p *Process) Stderr() string {
 	lines := strings.Split(p.stderr.String(), "\n")
 	kept := lines[:0]
 	for _, l := range lines {
@@ -175,7 +175,7 @@ func (p *qemuProcess) Stderr() string {
 }
 
 // DialConsole connects to the serial console socket (telnet mode).
-func (p *qemuProcess) DialConsole(ctx context.Context) (net.Conn, error) {
+func (p *Process) DialConsole(ctx context.Context) (net.Conn, error) {
 	c, err := dialRetry(ctx, p.exited, func() (net.Conn, error) { return net.DialTimeout("unix", p.cfg.Console, time.Second) })
 	if err != nil {
 		return nil, fmt.Errorf("connect console: %w", err)
@@ -186,7 +186,7 @@ func (p *qemuProcess) DialConsole(ctx context.Context) (net.Conn, error) {
 
 // AcceptControl waits for the guest's control port to connect. It fails
 // once QEMU has exited.
-func (p *qemuProcess) AcceptControl() (net.Conn, error) {
+func (p *Process) AcceptControl() (net.Conn, error) {
 	c, err := p.control.Accept()
 	if err != nil {
 		return nil, err
@@ -196,7 +196,7 @@ func (p *qemuProcess) AcceptControl() (net.Conn, error) {
 }
 
 // Stop asks QEMU to quit and kills it if it has not within a few seconds.
-func (p *qemuProcess) Stop() {
+func (p *Process) Stop() {
 	select {
 	case <-p.exited:
 		return
@@ -213,23 +213,23 @@ func (p *qemuProcess) Stop() {
 	}
 }
 
-func (p *qemuProcess) markKilled() {
+func (p *Process) markKilled() {
 	p.mu.Lock()
 	p.killedByUs = true
 	p.mu.Unlock()
 }
 
-func (p *qemuProcess) kill() {
+func (p *Process) kill() {
 	p.markKilled()
 	_ = p.cmd.Process.Kill()
 	<-p.exited
 }
 
 // Exit says how QEMU ended; call it after Exited is closed.
-func (p *qemuProcess) Exit() qemuExit {
+func (p *Process) Exit() Exit {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := qemuExit{Status: exitStatus(p.waitErr), KilledByUs: p.killedByUs}
+	e := Exit{Status: exitStatus(p.waitErr), KilledByUs: p.killedByUs}
 	var ee *exec.ExitError
 	if errors.As(p.waitErr, &ee) {
 		e.Code = ee.ExitCode()
@@ -242,7 +242,7 @@ func (p *qemuProcess) Exit() qemuExit {
 
 // Close kills QEMU if it still runs, waits for it, writes qemu.log and
 // removes the sockets.
-func (p *qemuProcess) Close() {
+func (p *Process) Close() {
 	p.closeOnce.Do(func() {
 		if p.cmd != nil && p.cmd.Process != nil {
 			select {
@@ -258,14 +258,14 @@ func (p *qemuProcess) Close() {
 			_ = p.control.Close()
 		}
 		if p.dir != "" {
-			_ = os.WriteFile(filepath.Join(p.dir, fileQEMULog), []byte(p.stderr.String()+"\n"), 0o644)
+			_ = os.WriteFile(filepath.Join(p.dir, FileQEMULog), []byte(p.stderr.String()+"\n"), 0o644)
 		}
 		_ = os.RemoveAll(p.sockDir)
 	})
 }
 
-// qemuExit is how a QEMU process ended.
-type qemuExit struct {
+// Exit is how a QEMU process ended.
+type Exit struct {
 	Status     string // as os/exec says it: "exit status 1", "signal: killed", "" for 0
 	Code       int    // exit code, -1 when a signal ended it
 	Signal     string // the signal that ended it, if one did

@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"fmt"
@@ -23,8 +23,8 @@ const (
 	ProfileCommon Profile = "common"
 )
 
-// qemuConfig is everything needed to build one QEMU command line.
-type qemuConfig struct {
+// Config is everything needed to build one QEMU command line.
+type Config struct {
 	Arch      kernels.Arch
 	Kernel    *kernels.Kernel
 	Initramfs string
@@ -48,11 +48,11 @@ type qemuConfig struct {
 	WarmBTF bool
 }
 
-// QEMUBinary returns the qemu-system binary name for arch.
-func QEMUBinary(a kernels.Arch) string { return qemuArches[a].Binary }
+// Binary returns the qemu-system binary name for arch.
+func Binary(a kernels.Arch) string { return qemuArches[a].Binary }
 
-// lookQEMU finds the QEMU binary for arch and says how to install it if missing.
-func lookQEMU(a kernels.Arch) (string, error) {
+// LookPath finds the QEMU binary for arch and says how to install it if missing.
+func LookPath(a kernels.Arch) (string, error) {
 	qa, ok := qemuArches[a]
 	if !ok {
 		return "", fmt.Errorf("no QEMU settings for arch %q", a)
@@ -64,16 +64,16 @@ func lookQEMU(a kernels.Arch) (string, error) {
 	return p, nil
 }
 
-// image is the kernel file c boots.
-func (c qemuConfig) image() string {
+// Image is the kernel file c boots.
+func (c Config) Image() string {
 	if qemuArches[c.Arch].machine(c.Profile).Uncompressed && c.Kernel.Uncompressed != "" {
 		return c.Kernel.Uncompressed
 	}
 	return c.Kernel.Image
 }
 
-// args builds the QEMU arguments (without the binary).
-func (c qemuConfig) args() []string {
+// Args builds the QEMU arguments (without the binary).
+func (c Config) Args() []string {
 	qa := qemuArches[c.Arch]
 	m := qa.machine(c.Profile)
 	a := []string{
@@ -85,7 +85,7 @@ func (c qemuConfig) args() []string {
 		"-qmp", "unix:" + c.QMP + ",server=on,wait=on",
 		"-m", strconv.Itoa(c.MemoryMiB),
 		"-smp", strconv.Itoa(c.CPUs),
-		"-kernel", c.image(),
+		"-kernel", c.Image(),
 		"-initrd", c.Initramfs,
 		// Telnet mode lets the host send a serial break, hence a SysRq.
 		"-chardev", "socket,id=console,path=" + c.Console + ",server=on,wait=off,telnet=on",
@@ -141,4 +141,41 @@ func shellQuote(argv []string) string {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(q, " ")
+}
+
+// snapshotPlaceholders stand for what differs between two runs of one key
+// in QEMU's arguments: the socket paths, and the kernel and initramfs
+// paths, whose contents the key names on their own.
+const (
+	placeholderQMP       = "@qmp"
+	placeholderControl   = "@control"
+	placeholderConsole   = "@console"
+	placeholderKernel    = "@kernel"
+	placeholderInitramfs = "@initramfs"
+)
+
+// SnapshotArgs are c's QEMU arguments as a snapshot key holds them. The
+// kernel command line loses tsc_early_khz=: the host's TSC rate is measured
+// anew by every vmrunner and differs in its last digits, and a restored
+// guest calibrated its clock when it booted.
+func (c Config) SnapshotArgs() []string {
+	c.QMP, c.Control, c.Console, c.Incoming = placeholderQMP, placeholderControl, placeholderConsole, ""
+	args := c.Args()
+	for i := 1; i < len(args); i++ {
+		switch args[i-1] {
+		case "-kernel":
+			args[i] = placeholderKernel
+		case "-initrd":
+			args[i] = placeholderInitramfs
+		case "-append":
+			var words []string
+			for _, w := range strings.Fields(args[i]) {
+				if !strings.HasPrefix(w, "tsc_early_khz=") {
+					words = append(words, w)
+				}
+			}
+			args[i] = strings.Join(words, " ")
+		}
+	}
+	return args
 }

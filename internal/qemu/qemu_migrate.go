@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"context"
@@ -31,7 +31,7 @@ type migrationStatus struct {
 // SaveState stops the VM and writes its state to path (which exists: QEMU's
 // shell truncates it, keeping its mode). The VM stays stopped: Resume lets
 // it go on.
-func (p *qemuProcess) SaveState(ctx context.Context, path string) error {
+func (p *Process) SaveState(ctx context.Context, path string) error {
 	if err := p.mon.run("stop", 5*time.Second); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
@@ -55,7 +55,7 @@ func (p *qemuProcess) SaveState(ctx context.Context, path string) error {
 }
 
 // waitLeft polls query-status until the VM's run state is not state.
-func (p *qemuProcess) waitLeft(ctx context.Context, state string) error {
+func (p *Process) waitLeft(ctx context.Context, state string) error {
 	ctx, cancel := context.WithTimeout(ctx, migrateTimeout)
 	defer cancel()
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -85,9 +85,9 @@ func (p *qemuProcess) waitLeft(ctx context.Context, state string) error {
 }
 
 // WaitIncoming waits until QEMU has loaded the state it was started with
-// (qemuConfig.Incoming). A state QEMU cannot load ends QEMU: the error then
+// (Config.Incoming). A state QEMU cannot load ends QEMU: the error then
 // has what it said.
-func (p *qemuProcess) WaitIncoming(ctx context.Context) error {
+func (p *Process) WaitIncoming(ctx context.Context) error {
 	if err := p.waitMigration(ctx); err != nil {
 		select {
 		case <-p.exited:
@@ -100,7 +100,7 @@ func (p *qemuProcess) WaitIncoming(ctx context.Context) error {
 }
 
 // waitMigration polls query-migrate until the migration completed or failed.
-func (p *qemuProcess) waitMigration(ctx context.Context) error {
+func (p *Process) waitMigration(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, migrateTimeout)
 	defer cancel()
 	tick := time.NewTicker(10 * time.Millisecond)

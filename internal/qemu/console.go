@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"bufio"
@@ -36,9 +36,9 @@ var splatPatterns = []struct{ substr, kind string }{
 	{"blocked for more than", "hung-task"},
 }
 
-// console copies the guest's serial console to a file, scans it for splats and
+// Console copies the guest's serial Console to a file, scans it for splats and
 // keeps the last lines for error excerpts.
-type console struct {
+type Console struct {
 	mu     sync.Mutex
 	tail   []string
 	splats []results.Splat
@@ -54,9 +54,9 @@ type console struct {
 // maxSysrqLines bounds console.sysrq.
 const maxSysrqLines = 32
 
-// capture reads r until EOF. It always drains r, even after the file limit is
+// Capture reads r until EOF. It always drains r, even after the file limit is
 // hit, so a chatty guest never blocks on a full pipe.
-func (c *console) capture(r io.Reader, path string) error {
+func (c *Console) Capture(r io.Reader, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		_, _ = io.Copy(io.Discard, r)
@@ -88,7 +88,7 @@ func (c *console) capture(r io.Reader, path string) error {
 	}
 }
 
-func (c *console) scan(line []byte) {
+func (c *Console) scan(line []byte) {
 	// Console text is the guest's: it reaches records and terminals only
 	// sanitised.
 	ln := text.Sanitize(brokenFrameText(strings.TrimRight(string(line), "\r\n")))
@@ -130,34 +130,34 @@ func brokenFrameText(ln string) string {
 	return before + frame[i:]
 }
 
-// consoleText is what a console showed: its last lines, sanitised, and the
+// ConsoleText is what a console showed: its last lines, sanitised, and the
 // splats seen on all of it.
-type consoleText struct {
+type ConsoleText struct {
 	Tail   []string
 	Splats []results.Splat
 }
 
-// snapshot returns what the console showed so far.
-func (c *console) snapshot() consoleText {
+// Snapshot returns what the console showed so far.
+func (c *Console) Snapshot() ConsoleText {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return consoleText{Tail: append([]string(nil), c.tail...), Splats: append([]results.Splat(nil), c.splats...)}
+	return ConsoleText{Tail: append([]string(nil), c.tail...), Splats: append([]results.Splat(nil), c.splats...)}
 }
 
 // Splats returns the splats seen so far.
-func (c *console) Splats() []results.Splat { return c.snapshot().Splats }
+func (c *Console) Splats() []results.Splat { return c.Snapshot().Splats }
 
-// hasKind reports whether a splat of kind was seen.
-func (c *console) hasKind(kind string) bool { return c.snapshot().hasKind(kind) }
+// HasKind reports whether a splat of kind was seen.
+func (c *Console) HasKind(kind string) bool { return c.Snapshot().HasKind(kind) }
 
-// contains reports whether a line kept in the tail contains s.
-func (c *console) contains(s string) bool { return c.snapshot().line(s) != "" }
+// Contains reports whether a line kept in the tail Contains s.
+func (c *Console) Contains(s string) bool { return c.Snapshot().Line(s) != "" }
 
 // Excerpt returns the last n console lines.
-func (c *console) Excerpt(n int) string { return c.snapshot().excerpt(n) }
+func (c *Console) Excerpt(n int) string { return c.Snapshot().Excerpt(n) }
 
 // sawSysrq reports whether a SysRq header line containing s was seen.
-func (c *console) sawSysrq(s string) bool {
+func (c *Console) sawSysrq(s string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, l := range c.sysrq {
@@ -171,7 +171,7 @@ func (c *console) sawSysrq(s string) bool {
 // waitSysrqOutput waits for at most d until the SysRq header containing
 // header was seen and the console then stayed quiet for idle: the
 // kernel's answer printed whole. It reports whether the header came.
-func (c *console) waitSysrqOutput(header string, idle, d time.Duration) bool {
+func (c *Console) waitSysrqOutput(header string, idle, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if c.sawSysrq(header) {
@@ -187,7 +187,7 @@ func (c *console) waitSysrqOutput(header string, idle, d time.Duration) bool {
 	return c.sawSysrq(header)
 }
 
-func (t consoleText) hasKind(kind string) bool {
+func (t ConsoleText) HasKind(kind string) bool {
 	for _, s := range t.Splats {
 		if s.Kind == kind {
 			return true
@@ -196,8 +196,8 @@ func (t consoleText) hasKind(kind string) bool {
 	return false
 }
 
-// splat returns the line of the first splat of kind, or "".
-func (t consoleText) splat(kind string) string {
+// Splat returns the line of the first Splat of kind, or "".
+func (t ConsoleText) Splat(kind string) string {
 	for _, s := range t.Splats {
 		if s.Kind == kind {
 			return s.Line
@@ -206,8 +206,8 @@ func (t consoleText) splat(kind string) string {
 	return ""
 }
 
-// line returns the last line kept in the tail that contains s, or "".
-func (t consoleText) line(s string) string {
+// Line returns the last Line kept in the tail that contains s, or "".
+func (t ConsoleText) Line(s string) string {
 	for i := len(t.Tail) - 1; i >= 0; i-- {
 		if strings.Contains(t.Tail[i], s) {
 			return strings.TrimSpace(t.Tail[i])
@@ -216,8 +216,8 @@ func (t consoleText) line(s string) string {
 	return ""
 }
 
-// excerpt returns the last n lines.
-func (t consoleText) excerpt(n int) string {
+// Excerpt returns the last n lines.
+func (t ConsoleText) Excerpt(n int) string {
 	tail := t.Tail
 	if len(tail) > n {
 		tail = tail[len(tail)-n:]
@@ -235,14 +235,18 @@ const (
 	telnetDont  = 0xfe
 )
 
-// telnetFilter strips telnet negotiation from what QEMU sends, keeping the
+// TelnetFilter strips telnet negotiation from what QEMU sends, keeping the
 // guest's bytes. It keeps state across reads.
-type telnetFilter struct {
+type TelnetFilter struct {
 	r     io.Reader
 	state int // 0 data, 1 after IAC, 2 after IAC WILL/WONT/DO/DONT
 }
 
-func (t *telnetFilter) Read(p []byte) (int, error) {
+// NewTelnetFilter reads r, QEMU's telnet-mode console socket, without the
+// telnet negotiation bytes.
+func NewTelnetFilter(r io.Reader) *TelnetFilter { return &TelnetFilter{r: r} }
+
+func (t *TelnetFilter) Read(p []byte) (int, error) {
 	for {
 		n, err := t.r.Read(p)
 		out := 0
@@ -303,13 +307,13 @@ func sysrq(w io.Writer, key byte) error {
 	return nil
 }
 
-// askDumps asks the guest kernel for diagnostics through serial breaks and
+// AskDumps asks the guest kernel for diagnostics through serial breaks and
 // magic SysRq keys (sysrqKeys), one at a time, each once the kernel's
 // answer to the one before has been printed: a break sent while the kernel
 // prints a long dump can be lost. raise says whether to send 7 first. It
 // returns whether the log level was raised and whether the task dump (t)
 // was printed.
-func askDumps(w io.Writer, con *console, raise bool) (raised, dumped bool, err error) {
+func AskDumps(w io.Writer, con *Console, raise bool) (raised, dumped bool, err error) {
 	for _, k := range sysrqKeys {
 		if k.key == '7' && !raise {
 			continue

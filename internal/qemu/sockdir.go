@@ -1,4 +1,4 @@
-package vmrunner
+package qemu
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 // socketDirName is what os.MkdirTemp("", "vmr") names a socket directory.
 var socketDirName = regexp.MustCompile(`^vmr[0-9]+$`)
 
-// socketNames are the sockets a VM's directory holds (qemuConfig's QMP,
+// socketNames are the sockets a VM's directory holds (Config's QMP,
 // Control and Console).
 var socketNames = map[string]bool{"qmp": true, "ctl": true, "con": true}
 
