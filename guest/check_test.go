@@ -13,7 +13,7 @@ import (
 // TestAgentCheckTable checks that the agent has every check of protocol's
 // table: its own (protocol.RunnerAgent) implemented here, the others relayed
 // to the workload runner. The workload runner's side is
-// workloadcheck.TestWorkloadCheckTable; the host's, vmrunner.TestHostCheckTable.
+// workloadcheck.TestWorkloadCheckTable; the host's, matrix.TestHostCheckTable.
 func TestAgentCheckTable(t *testing.T) {
 	if got, want := agentChecks.Names(), protocol.CheckNames(); !slices.Equal(got, want) {
 		t.Errorf("agent checks %v, table %v", got, want)

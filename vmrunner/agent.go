@@ -2,6 +2,7 @@ package vmrunner
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"os"
 	"path/filepath"
 
@@ -40,7 +41,7 @@ func FindAgent(dir string, a kernels.Arch) (string, error) {
 // workloadRunner returns the guest's workload runner (cmd/vmrunner-workload,
 // built beside the agents) when a check of m runs in it
 // (protocol.RunnerWorkload), or nil: every other VM boots a small agent.
-func workloadRunner(m *Matrix, agent string, a kernels.Arch) (*initramfs.File, error) {
+func workloadRunner(m *matrix.Matrix, agent string, a kernels.Arch) (*initramfs.File, error) {
 	need := false
 	for _, c := range m.Checks {
 		def, ok := protocol.LookupCheck(c.Name)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"os"
@@ -50,7 +51,7 @@ func (o BenchOptions) runs(part string) bool {
 
 // BootFigure is the boot benchmark of one target.
 type BootFigure struct {
-	Target   Target
+	Target   matrix.Target
 	Fast     time.Duration // median, ProfileFast
 	Common   time.Duration // median, ProfileCommon
 	Restored time.Duration // median, ProfileFast restored from its snapshot

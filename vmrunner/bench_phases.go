@@ -2,6 +2,7 @@ package vmrunner
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"io"
 	"os"
 	"slices"
@@ -45,7 +46,7 @@ func newPhaseClock(now func() time.Time) *phaseClock {
 }
 
 // progress is an Options.Progress.
-func (c *phaseClock) progress(t Target, phase string, recs []results.Record) {
+func (c *phaseClock) progress(t matrix.Target, phase string, recs []results.Record) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()

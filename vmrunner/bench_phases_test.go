@@ -2,6 +2,7 @@ package vmrunner
 
 import (
 	"bytes"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 func TestPhaseClock(t *testing.T) {
 	at := time.Unix(1000, 0)
 	clock := newPhaseClock(func() time.Time { return at })
-	tg := Target{Kernel: KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}
+	tg := matrix.Target{Kernel: matrix.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}
 	step := func(d time.Duration, phase string, recs ...results.Record) {
 		at = at.Add(d)
 		clock.progress(tg, phase, recs)

@@ -3,6 +3,7 @@ package vmrunner
 import (
 	"context"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"io"
 	"os"
 	"slices"
@@ -55,7 +56,7 @@ func benchWatch(ctx context.Context, o BenchOptions, out string) error {
 
 // watchOnce runs one repro --watch on t and returns its first load and
 // its reloads.
-func watchOnce(ctx context.Context, o BenchOptions, out string, t Target) (watchSample, []watchSample, error) {
+func watchOnce(ctx context.Context, o BenchOptions, out string, t matrix.Target) (watchSample, []watchSample, error) {
 	m, err := o.Matrix.Select([]string{t.Kernel.Name}, []kernels.Arch{t.Arch}, nil)
 	if err != nil {
 		return watchSample{}, nil, err

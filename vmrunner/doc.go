@@ -1,6 +1,5 @@
-// Package vmrunner is the host controller: it reads a matrix (matrix.go,
-// matrix_parse.go, matrix_yaml.go; each check's parameters in checks.go and
-// the check's own file, btf.go, verifier.go, …), prepares each target
+// Package vmrunner is the host controller: it reads a matrix (package
+// internal/matrix), prepares each target
 // (prepare.go: its kernel resolved with the lock's pin by package kernels,
 // its initramfs built by package initramfs, its VM size; every command
 // prepares targets through the one Preparer), boots one QEMU per kernel ×

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,7 +52,7 @@ type ExecOptions struct {
 
 // ExecRun is what became of the program on one target.
 type ExecRun struct {
-	Target Target
+	Target matrix.Target
 	// Record is the program's result, test/<name>; an error record when the
 	// VM failed before the program ended.
 	Record results.Record
@@ -70,7 +71,7 @@ type ExecResult struct {
 // returns the matrix it runs: the program's arch (from its ELF header),
 // the kernels asked for, one test check. Bad input is an error matching
 // ErrBadMatrix (exit code 2), naming the problem and the fix.
-func PlanExec(opts ExecOptions) (*Matrix, error) {
+func PlanExec(opts ExecOptions) (*matrix.Matrix, error) {
 	bad := func(err error) error { return &badInputError{err.Error()} }
 	if opts.Matrix == nil {
 		return nil, errors.New("exec: no matrix")
@@ -93,7 +94,7 @@ func PlanExec(opts ExecOptions) (*Matrix, error) {
 	if err != nil {
 		return nil, err
 	}
-	sh := &Shares{}
+	sh := &matrix.Shares{}
 	if err := sh.AddProgram(p); err != nil {
 		return nil, bad(err)
 	}
@@ -102,10 +103,10 @@ func PlanExec(opts ExecOptions) (*Matrix, error) {
 		if dir, err = filepath.Abs(opts.Dir); err != nil {
 			return nil, bad(fmt.Errorf("dir %s: %w", opts.Dir, err))
 		}
-		if err := protocol.CheckGuestPath(guestDir(dir)); err != nil {
+		if err := protocol.CheckGuestPath(matrix.GuestDir(dir)); err != nil {
 			return nil, badInputf("working directory %s cannot be shared with the guest: %v; run from a directory of your own, or give --dir DIR (--dir= for none)", dir, err)
 		}
-		if err := sh.AddDir(dir, guestDir(dir), cmp.Or(opts.MaxDirBytes, DefaultMaxDirBytes)); err != nil {
+		if err := sh.AddDir(dir, matrix.GuestDir(dir), cmp.Or(opts.MaxDirBytes, matrix.DefaultMaxDirBytes)); err != nil {
 			return nil, bad(err)
 		}
 	}
@@ -116,7 +117,7 @@ func PlanExec(opts ExecOptions) (*Matrix, error) {
 			return nil, badInputf("--file %s: %v", f, err)
 		}
 		if guest == "" {
-			guest = guestDir(abs)
+			guest = matrix.GuestDir(abs)
 		}
 		if err := protocol.CheckGuestPath(guest); err != nil {
 			return nil, badInputf("--file %s: %v: pick a place of your own, like /tmp/%s or %s", f, err, filepath.Base(abs), abs)
@@ -126,7 +127,7 @@ func PlanExec(opts ExecOptions) (*Matrix, error) {
 		case err != nil:
 			return nil, badInputf("--file %s: %v", f, err)
 		case fi.IsDir():
-			err = sh.AddDir(abs, guest, cmp.Or(opts.MaxDirBytes, DefaultMaxDirBytes))
+			err = sh.AddDir(abs, guest, cmp.Or(opts.MaxDirBytes, matrix.DefaultMaxDirBytes))
 		default:
 			err = sh.AddFile(abs, guest, false)
 		}
@@ -140,7 +141,7 @@ func PlanExec(opts ExecOptions) (*Matrix, error) {
 		}
 	}
 	timeout := cmp.Or(opts.Timeout, DefaultExecTimeout)
-	params := protocol.TestParams{Name: TestName(filepath.Base(p.Path)), Binary: p.Path, Args: opts.Args, Env: opts.Env,
+	params := protocol.TestParams{Name: matrix.TestName(filepath.Base(p.Path)), Binary: p.Path, Args: opts.Args, Env: opts.Env,
 		Dir: guestDirOrEmpty(dir), Format: protocol.FormatExit, Binds: sh.Binds}
 	if probs := params.Validate(); len(probs) > 0 {
 		return nil, badInputf("%s", probs[0].Msg)
@@ -151,9 +152,9 @@ func PlanExec(opts ExecOptions) (*Matrix, error) {
 	}
 	// The guest stops the program a little before the check's deadline,
 	// after a task dump: the check's timeout leaves it that margin.
-	check := Check{Name: protocol.TestCheck.Name(), Params: js, Timeout: protocol.TestCheckTimeout(timeout),
-		ByArch: map[kernels.Arch]ArchCheck{p.Arch: {Params: js, Shares: sh}}}
-	m.Checks = []Check{check}
+	check := matrix.Check{Name: protocol.TestCheck.Name(), Params: js, Timeout: protocol.TestCheckTimeout(timeout),
+		ByArch: map[kernels.Arch]matrix.ArchCheck{p.Arch: {Params: js, Shares: sh}}}
+	m.Checks = []matrix.Check{check}
 	// The VM gets the boot, the program and the power-off.
 	m.Defaults.Timeout = max(m.Defaults.Timeout, check.Timeout+3*time.Minute)
 	return m, nil
@@ -163,7 +164,7 @@ func guestDirOrEmpty(dir string) string {
 	if dir == "" {
 		return ""
 	}
-	return guestDir(dir)
+	return matrix.GuestDir(dir)
 }
 
 // Exec runs a program on each target of PlanExec's matrix, as the test
@@ -179,7 +180,7 @@ func Exec(ctx context.Context, opts ExecOptions) (*ExecResult, error) {
 	ro.Matrix = m
 	if ro.Extra == nil {
 		// The shell tools on PATH, when they were built.
-		ro.Extra = func(agent string, a kernels.Arch) ([]GuestFile, error) {
+		ro.Extra = func(agent string, a kernels.Arch) ([]matrix.GuestFile, error) {
 			tools, err := findShellTools(agent, string(a))
 			if err != nil {
 				ro.Log.Debug("no shell tools in the guest", "err", err)

@@ -3,6 +3,8 @@ package vmrunner
 import (
 	"encoding/json"
 	"errors"
+	"github.com/vmrunner/vmrunner/internal/matrix"
+	"github.com/vmrunner/vmrunner/internal/testsupport/testfs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,11 +21,11 @@ func TestPlanExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"testdata/x": "x"})
+	testfs.WriteTree(t, dir, map[string]string{"testdata/x": "x"})
 	extra := filepath.Join(t.TempDir(), "extra.conf")
-	writeTree(t, filepath.Dir(extra), map[string]string{"extra.conf": "k=v"})
+	testfs.WriteTree(t, filepath.Dir(extra), map[string]string{"extra.conf": "k=v"})
 	m, err := PlanExec(ExecOptions{
-		Options: Options{Matrix: DefaultMatrix()}, Kernels: []string{"6.1"},
+		Options: Options{Matrix: matrix.DefaultMatrix()}, Kernels: []string{"6.1"},
 		Program: self, Args: []string{"-test.run", "", "a b"}, Env: []string{"K=V"}, Dir: dir,
 		Files: []string{extra + ":/etc/app/extra.conf"}, Timeout: time.Minute,
 	})
@@ -72,7 +74,7 @@ func TestPlanExecBadInput(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	text := filepath.Join(tmp, "notes.txt")
-	writeTree(t, tmp, map[string]string{"notes.txt": "hello", "big/blob": strings.Repeat("b", 2<<20)})
+	testfs.WriteTree(t, tmp, map[string]string{"notes.txt": "hello", "big/blob": strings.Repeat("b", 2<<20)})
 	other := kernels.ARM64
 	if kernels.Host() == kernels.ARM64 {
 		other = kernels.X86_64
@@ -93,9 +95,9 @@ func TestPlanExecBadInput(t *testing.T) {
 		{"root as directory", ExecOptions{Program: self, Dir: "/"}, []string{"cannot be shared", "--dir"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.opts.Matrix = DefaultMatrix()
+			tc.opts.Matrix = matrix.DefaultMatrix()
 			_, err := PlanExec(tc.opts)
-			if !errors.Is(err, ErrBadMatrix) {
+			if !errors.Is(err, matrix.ErrBadMatrix) {
 				t.Fatalf("err = %v, want bad input (ErrBadMatrix)", err)
 			}
 			for _, w := range tc.want {
@@ -118,7 +120,7 @@ func TestTestName(t *testing.T) {
 		"{arch}":                "program",
 		strings.Repeat("a", 90): strings.Repeat("a", 64),
 	} {
-		if got := TestName(in); got != want {
+		if got := matrix.TestName(in); got != want {
 			t.Errorf("TestName(%q) = %q, want %q", in, got, want)
 		}
 	}

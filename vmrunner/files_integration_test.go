@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"os/exec"
@@ -57,7 +58,7 @@ func TestAgentRefusesChangedFile(t *testing.T) {
 		file := planFile{Host: "test binary", Data: sent, Spec: protocol.FileSpec{
 			Path: protocol.ShareRoot + "/0", Size: int64(len(claimed)), SHA256: hex.EncodeToString(sum[:]), Mode: protocol.FileModeExec}}
 		return runVM(ctx, vmSpec{
-			Target: Target{Kernel: KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}, Kernel: k, Initramfs: initrd,
+			Target: matrix.Target{Kernel: matrix.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}, Kernel: k, Initramfs: initrd,
 			Plan:  protocol.Plan{Checks: []protocol.CheckSpec{{Name: "btf", Params: []byte(`{}`), Timeout: protocol.Duration(time.Minute)}}},
 			Accel: accel, Profile: qemu.ProfileFast, MemoryMiB: 512, CPUs: 1, Dir: t.TempDir(),
 			BootTimeout: BootTimeout(accel), Timeout: 3 * time.Minute, Log: discardLogger(), Files: []planFile{file},

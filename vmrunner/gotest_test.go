@@ -2,6 +2,7 @@ package vmrunner
 
 import (
 	"encoding/json"
+	"github.com/vmrunner/vmrunner/internal/testsupport/testfs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,7 @@ func TestExpandTests(t *testing.T) {
 		"\x16=== RUN   TestSkip\n    s_test.go:3: no bpf_loop\n\x16--- SKIP: TestSkip (0.00s)\n" +
 		"\x16=== RUN   TestSub\n\x16=== RUN   TestSub/bad case\n    s_test.go:9: want 1, got 2\n\x16--- FAIL: TestSub/bad case (0.02s)\n\x16--- FAIL: TestSub (0.03s)\n" +
 		"\x16=== RUN   TestHang\npanic: test timed out after 1s\n"
-	writeTree(t, dir, map[string]string{"test/p.test/output.log": out})
+	testfs.WriteTree(t, dir, map[string]string{"test/p.test/output.log": out})
 	params, _ := json.Marshal(protocol.TestParams{Name: "p.test", Binary: "/x/p.test", Format: protocol.FormatGo})
 	plan := protocol.Plan{Checks: []protocol.CheckSpec{{Name: "btf"}, {Name: "test", Params: params}}}
 	base := results.Record{Kernel: "6.1", Arch: "x86_64", KernelRelease: "6.1.0-50-amd64"}

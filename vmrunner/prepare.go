@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,7 +25,7 @@ import (
 // Prepared is a target ready to boot: its kernel, resolved to what the
 // matrix's lock pinned, its initramfs and the VM's size.
 type Prepared struct {
-	Target    Target
+	Target    matrix.Target
 	Kernel    *kernels.Kernel
 	Agent     string // the guest agent packed into Initramfs
 	Initramfs string
@@ -45,7 +46,7 @@ type Prepared struct {
 // it, so that they boot the same kernels: the lock file next to the matrix
 // is read once and every kernel resolves to its pin.
 type Preparer struct {
-	Matrix   *Matrix
+	Matrix   *matrix.Matrix
 	Cache    *kernels.Cache
 	Lock     *kernels.LockFile // nil without a lock file
 	AgentDir string            // see FindAgent
@@ -54,7 +55,7 @@ type Preparer struct {
 	// Extra, when set, lists files every target gets on top of those of
 	// the checks: repro --shell's tools and object. agent is the path of
 	// the target's guest agent.
-	Extra func(agent string, a kernels.Arch) ([]GuestFile, error)
+	Extra func(agent string, a kernels.Arch) ([]matrix.GuestFile, error)
 	// RunDir is where per-run archives are written (see Shares); it must
 	// be set when a check of Matrix has shares that do not travel over the
 	// channel.
@@ -76,21 +77,12 @@ func NewPreparer(opts Options) (*Preparer, error) {
 	}
 	lock, err := kernels.LoadLock(opts.Matrix.Path, opts.Matrix.LockKernels(), log)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadMatrix, err)
+		return nil, fmt.Errorf("%w: %v", matrix.ErrBadMatrix, err)
 	}
 	if err := checkGuestFiles(opts.Matrix); err != nil {
 		return nil, err
 	}
 	return &Preparer{Matrix: opts.Matrix, Cache: cache, Lock: lock, AgentDir: opts.AgentDir, Refresh: opts.Refresh, Log: log}, nil
-}
-
-// LockKernels lists the kernels of m as a lock file records them.
-func (m *Matrix) LockKernels() []kernels.MatrixKernel {
-	var ks []kernels.MatrixKernel
-	for _, k := range m.Kernels {
-		ks = append(ks, kernels.MatrixKernel{Name: k.Name, Arch: k.Arch, Source: k.Source})
-	}
-	return ks
 }
 
 // PrepareError is a target that could not be prepared; Kind is the error
@@ -105,12 +97,12 @@ func (e *PrepareError) Unwrap() error { return e.Err }
 
 // Is makes a bad-input preparation error an ErrBadMatrix (exit code 2).
 func (e *PrepareError) Is(target error) bool {
-	return target == ErrBadMatrix && e.Kind == results.KindBadInput
+	return target == matrix.ErrBadMatrix && e.Kind == results.KindBadInput
 }
 
 // Kernel resolves the kernel of t, to its pin when the lock has one.
 // Offline resolves from the cache alone (kernels.ErrNotCached otherwise).
-func (p *Preparer) Kernel(ctx context.Context, t Target, offline bool) (*kernels.Kernel, error) {
+func (p *Preparer) Kernel(ctx context.Context, t matrix.Target, offline bool) (*kernels.Kernel, error) {
 	return kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{
 		Cache: p.Cache, Refresh: p.Refresh, Offline: offline, Logger: p.Log.With("vm", t.Label()),
 		Pin: p.Lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source),
@@ -123,7 +115,7 @@ func (p *Preparer) Kernel(ctx context.Context, t Target, offline bool) (*kernels
 // and CPUs (the kernel's own, else the matrix defaults). phase, when set, is
 // told "kernel" and "initramfs" as each step starts. Errors are
 // *PrepareError.
-func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*Prepared, error) {
+func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(string)) (*Prepared, error) {
 	fail := func(kind results.ErrorKind, err error) (*Prepared, error) {
 		if ctx.Err() != nil {
 			kind = results.KindInterrupted
@@ -148,7 +140,7 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	if phase != nil {
 		phase("initramfs")
 	}
-	extra := extraFiles(p.Matrix)
+	extra := matrix.ExtraFiles(p.Matrix)
 	if runner, err := workloadRunner(p.Matrix, agent, t.Arch); err != nil {
 		return fail(results.KindInitramfs, err)
 	} else if runner != nil {
@@ -167,8 +159,8 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	// is then its matrix's own).
 	console := noVirtioConsole(k)
 	if console {
-		for _, f := range dataFiles(p.Matrix) {
-			extra = append(extra, f.initramfs())
+		for _, f := range matrix.DataFiles(p.Matrix) {
+			extra = append(extra, f.InitramfsFile())
 		}
 	}
 	if p.Extra != nil {
@@ -177,15 +169,15 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 			return fail(results.KindInitramfs, err)
 		}
 		for _, f := range more {
-			extra = append(extra, f.initramfs())
+			extra = append(extra, f.InitramfsFile())
 		}
 	}
-	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, OnDemand: onDemandModules(p.Matrix), CacheDir: p.Cache.Dir, Extra: extra})
+	initrd, err := initramfs.Build(ctx, initramfs.Options{Kernel: k, Agent: agent, Modules: initramfs.DefaultModules, OnDemand: matrix.OnDemandModules(p.Matrix), CacheDir: p.Cache.Dir, Extra: extra})
 	if err != nil {
 		return fail(results.KindInitramfs, fmt.Errorf("build initramfs: %w", err))
 	}
 	var files []planFile
-	for _, f := range dataFiles(p.Matrix) {
+	for _, f := range matrix.DataFiles(p.Matrix) {
 		if console {
 			break
 		}
@@ -197,7 +189,7 @@ func (p *Preparer) Prepare(ctx context.Context, t Target, phase func(string)) (*
 	}
 	var dirs []string
 	perRun := false
-	if run := p.Matrix.shares(t.Arch); len(run) > 0 {
+	if run := p.Matrix.SharedFiles(t.Arch); len(run) > 0 {
 		sent := false
 		switch {
 		case p.SharesOverChannel && console:
@@ -290,15 +282,15 @@ func (pt *Prepared) checkMemory() error {
 // matrix from elsewhere cannot pack /etc/shadow or ~/.ssh into an archive;
 // files named on the command line may be anywhere. Every file must be a
 // regular file within initramfs's bounds. Problems are bad input.
-func checkGuestFiles(m *Matrix) error {
+func checkGuestFiles(m *matrix.Matrix) error {
 	root, err := filesRoot(m.Path)
 	if err != nil {
-		return fmt.Errorf("%w: matrix directory: %v", ErrBadMatrix, err)
+		return fmt.Errorf("%w: matrix directory: %v", matrix.ErrBadMatrix, err)
 	}
 	var files []initramfs.File
 	for _, c := range m.Checks {
 		for _, f := range c.Files {
-			files = append(files, f.initramfs())
+			files = append(files, f.InitramfsFile())
 			if f.Named {
 				continue
 			}
@@ -307,7 +299,7 @@ func checkGuestFiles(m *Matrix) error {
 				real, err = filepath.Abs(real)
 			}
 			if err != nil {
-				return fmt.Errorf("%w: check %s: %v", ErrBadMatrix, c.Name, err)
+				return fmt.Errorf("%w: check %s: %v", matrix.ErrBadMatrix, c.Name, err)
 			}
 			if rel, err := filepath.Rel(root, real); err != nil || !filepath.IsLocal(rel) {
 				named := f.Host
@@ -315,12 +307,12 @@ func checkGuestFiles(m *Matrix) error {
 					named += " (" + real + ")"
 				}
 				return fmt.Errorf("%w: check %s: %s is outside the matrix's directory %s: a matrix may only put files from its own directory (or its project's) into a VM; copy it there, or name it on the command line (vmrunner repro --object)",
-					ErrBadMatrix, c.Name, named, root)
+					matrix.ErrBadMatrix, c.Name, named, root)
 			}
 		}
 	}
 	if _, err := initramfs.CheckFiles(files); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadMatrix, err)
+		return fmt.Errorf("%w: %v", matrix.ErrBadMatrix, err)
 	}
 	return nil
 }

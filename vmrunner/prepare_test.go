@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ import (
 // served on loopback, was locked to kernel A and has been republished since
 // as kernel B (the same real kernel with another config, so other bytes).
 // It returns the matrix and the cache directories of A and B.
-func pinnedMatrix(t *testing.T) (m *Matrix, cacheDir, dirA, dirB string) {
+func pinnedMatrix(t *testing.T) (m *matrix.Matrix, cacheDir, dirA, dirB string) {
 	t.Helper()
 	ctx := context.Background()
 	amd := kerneltest.Debian(t, kernels.X86_64)
@@ -32,7 +33,7 @@ func pinnedMatrix(t *testing.T) (m *Matrix, cacheDir, dirA, dirB string) {
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadMatrix(path)
+	m, err := matrix.LoadMatrix(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestPrepareErrors(t *testing.T) {
 	path := filepath.Join(dir, "matrix.yaml")
 	os.WriteFile(filepath.Join(dir, "bzImage"), []byte("not a kernel"), 0o644)
 	os.WriteFile(path, []byte("checks: [btf]\nkernels:\n  - {name: k, arch: x86_64, source: {file: {kernel: bzImage}}}\n"), 0o644)
-	m, err := LoadMatrix(path)
+	m, err := matrix.LoadMatrix(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,12 +190,12 @@ func TestPrepareErrors(t *testing.T) {
 	}
 	_, err = p.Prepare(context.Background(), m.Targets()[0], nil)
 	var pe *PrepareError
-	if !errors.As(err, &pe) || pe.Kind != results.KindBadInput || !errors.Is(err, ErrBadMatrix) || !errors.Is(err, kernels.ErrNotAKernel) {
+	if !errors.As(err, &pe) || pe.Kind != results.KindBadInput || !errors.Is(err, matrix.ErrBadMatrix) || !errors.Is(err, kernels.ErrNotAKernel) {
 		t.Fatalf("not a kernel: %v (%#v), want a bad-input PrepareError", err, pe)
 	}
 
 	os.WriteFile(kernels.LockPath(path), []byte("{"), 0o644)
-	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache")}); !errors.Is(err, ErrBadMatrix) || !strings.Contains(err.Error(), "run vmrunner lock again") {
+	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache")}); !errors.Is(err, matrix.ErrBadMatrix) || !strings.Contains(err.Error(), "run vmrunner lock again") {
 		t.Errorf("broken lock: %v, want bad input naming the fix", err)
 	}
 }
@@ -239,14 +240,14 @@ func TestGuestFilesConfined(t *testing.T) {
 			os.WriteFile(path, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks:\n  - verifier: {objects: "+tc.objects+"}\n"), 0o644)
 			// Refused when the matrix is read (a file the host reads to
 			// check it: an object's size) or when it is prepared.
-			m, err := LoadMatrix(path)
+			m, err := matrix.LoadMatrix(path)
 			if err == nil {
 				_, err = NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()})
 			}
 			switch {
 			case tc.msg == "" && err != nil:
 				t.Fatalf("LoadMatrix, NewPreparer: %v", err)
-			case tc.msg != "" && (!errors.Is(err, ErrBadMatrix) || !strings.Contains(err.Error(), tc.msg)):
+			case tc.msg != "" && (!errors.Is(err, matrix.ErrBadMatrix) || !strings.Contains(err.Error(), tc.msg)):
 				t.Fatalf("LoadMatrix, NewPreparer: %v, want bad input containing %q", err, tc.msg)
 			}
 		})
@@ -255,16 +256,16 @@ func TestGuestFilesConfined(t *testing.T) {
 	// repro --object names its object on the command line.
 	path := filepath.Join(dir, "matrix.yaml")
 	os.WriteFile(path, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks: [btf]\n"), 0o644)
-	m, err := LoadMatrix(path)
+	m, err := matrix.LoadMatrix(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Checks = []Check{{Name: "verifier", Files: []GuestFile{{Host: filepath.Join(other, "outside.o"), Guest: "/vmrunner/objects/outside.o", Named: true}}}}
+	m.Checks = []matrix.Check{{Name: "verifier", Files: []matrix.GuestFile{{Host: filepath.Join(other, "outside.o"), Guest: "/vmrunner/objects/outside.o", Named: true}}}}
 	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); err != nil {
 		t.Errorf("a file named on the command line: %v", err)
 	}
 	m.Checks[0].Files[0].Host = "/dev/zero"
-	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); !errors.Is(err, ErrBadMatrix) || !strings.Contains(err.Error(), "/dev/zero is a character device, not a regular file") {
+	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); !errors.Is(err, matrix.ErrBadMatrix) || !strings.Contains(err.Error(), "/dev/zero is a character device, not a regular file") {
 		t.Errorf("/dev/zero named on the command line: %v", err)
 	}
 }
@@ -311,7 +312,7 @@ func TestFilesRoot(t *testing.T) {
 	} {
 		path := filepath.Join(tc.dir, "matrix.yaml")
 		os.WriteFile(path, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks:\n  - verifier: {objects: ["+tc.object+"]}\n"), 0o644)
-		m, err := LoadMatrix(path)
+		m, err := matrix.LoadMatrix(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +332,7 @@ func TestPrepareMemory(t *testing.T) {
 	os.WriteFile(obj, bytes.Repeat([]byte{0x7f}, 40<<20), 0o644)
 	path := filepath.Join(dir, "matrix.yaml")
 	os.WriteFile(path, []byte("kernels:\n  - {name: k, arch: x86_64, memory: 128M, source: {file: {kernel: \""+amd.Image+"\", modules: \""+amd.Modules+"\"}}}\n  - {name: big, arch: x86_64, memory: 512M, source: {file: {kernel: \""+amd.Image+"\", modules: \""+amd.Modules+"\"}}}\nchecks:\n  - verifier: {objects: [big.o]}\n"), 0o644)
-	m, err := LoadMatrix(path)
+	m, err := matrix.LoadMatrix(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package vmrunner
 
 import (
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ const maxMessage = 4096
 // sent, an error for each planned check with none, and an error for the VM
 // itself when it did not end well, so that a guest that reported pass and
 // then died is never a pass. base holds what every record shares.
-func vmRecords(t Target, plan protocol.Plan, base results.Record, out vmOutcome, elapsed time.Duration) []results.Record {
+func vmRecords(t matrix.Target, plan protocol.Plan, base results.Record, out vmOutcome, elapsed time.Duration) []results.Record {
 	recs := make([]results.Record, 0, len(plan.Checks)+1)
 	for _, c := range plan.Checks {
 		// A check reports under its own name and/or sub-results named

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"os"
 	"path"
 	"path/filepath"
@@ -54,14 +55,14 @@ func Repro(ctx context.Context, opts ReproOptions) (*ReproResult, error) {
 
 // reproMatrix checks the object on the host and returns opts.Matrix with
 // its checks replaced by one verifier check of it.
-func reproMatrix(opts ReproOptions) (*Matrix, error) {
+func reproMatrix(opts ReproOptions) (*matrix.Matrix, error) {
 	if n := len(opts.Matrix.Targets()); n != 1 {
-		return nil, fmt.Errorf("%w: repro boots one VM, the selection has %d", ErrBadMatrix, n)
+		return nil, fmt.Errorf("%w: repro boots one VM, the selection has %d", matrix.ErrBadMatrix, n)
 	}
-	if _, err := inputfile.Check(opts.Object, maxObjectFile); err != nil {
+	if _, err := inputfile.Check(opts.Object, matrix.MaxObjectFile); err != nil {
 		return nil, badInputf("--object: %v", err)
 	}
-	spec, err := loadObjectSpec(opts.Object)
+	spec, err := matrix.LoadObjectSpec(opts.Object)
 	if err != nil {
 		return nil, badInputf("read object: %v (want an ELF object built with clang -target bpf)", err)
 	}
@@ -74,7 +75,7 @@ func reproMatrix(opts ReproOptions) (*Matrix, error) {
 		return nil, badInputf("%s has no programs", opts.Object)
 	}
 	params := protocol.VerifierParams{
-		Objects:   []protocol.VerifierObject{{Path: path.Join(GuestObjectDir, filepath.Base(opts.Object))}},
+		Objects:   []protocol.VerifierObject{{Path: path.Join(matrix.GuestObjectDir, filepath.Base(opts.Object))}},
 		LogAlways: true,
 	}
 	if opts.Program != "" {
@@ -88,9 +89,9 @@ func reproMatrix(opts ReproOptions) (*Matrix, error) {
 		return nil, err
 	}
 	m := *opts.Matrix
-	m.Checks = []Check{{
+	m.Checks = []matrix.Check{{
 		Name: "verifier", Params: js, Timeout: m.Defaults.CheckTimeout,
-		Files: []GuestFile{{Host: opts.Object, Guest: params.Objects[0].Path, Named: true}},
+		Files: []matrix.GuestFile{{Host: opts.Object, Guest: params.Objects[0].Path, Named: true}},
 	}}
 	return &m, nil
 }
@@ -156,15 +157,15 @@ func ShellToolsDir(agentDir string, a string) string {
 	return filepath.Join(agentDir, "vmrunner-tools-"+a)
 }
 
-func findShellTools(agent string, a string) ([]GuestFile, error) {
+func findShellTools(agent string, a string) ([]matrix.GuestFile, error) {
 	dir := ShellToolsDir(filepath.Dir(agent), a)
-	var files []GuestFile
+	var files []matrix.GuestFile
 	for _, t := range ShellTools {
 		p := filepath.Join(dir, t)
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("%w: %s: run `make build` (it builds them beside the agents)", ErrNoShellTools, p)
 		}
-		files = append(files, GuestFile{Host: p, Guest: "/bin/" + t, Exec: true})
+		files = append(files, matrix.GuestFile{Host: p, Guest: "/bin/" + t, Exec: true})
 	}
 	return files, nil
 }
@@ -174,7 +175,7 @@ func findShellTools(agent string, a string) ([]GuestFile, error) {
 type badInputError struct{ msg string }
 
 func (e *badInputError) Error() string        { return e.msg }
-func (e *badInputError) Is(target error) bool { return target == ErrBadMatrix }
+func (e *badInputError) Is(target error) bool { return target == matrix.ErrBadMatrix }
 
 func badInputf(format string, args ...any) error {
 	return &badInputError{fmt.Sprintf(format, args...)}

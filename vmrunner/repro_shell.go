@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"os"
@@ -31,7 +32,7 @@ type ShellOptions struct {
 func Shell(ctx context.Context, opts ShellOptions) error {
 	targets := opts.Matrix.Targets()
 	if len(targets) != 1 {
-		return fmt.Errorf("%w: a shell boots one VM, the selection has %d", ErrBadMatrix, len(targets))
+		return fmt.Errorf("%w: a shell boots one VM, the selection has %d", matrix.ErrBadMatrix, len(targets))
 	}
 	t := targets[0]
 	if opts.Log == nil {
@@ -39,19 +40,19 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 	}
 	accel, err := qemu.ResolveAccel(cmp.Or(opts.Accel, qemu.AccelAuto), t.Arch)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadMatrix, err)
+		return fmt.Errorf("%w: %v", matrix.ErrBadMatrix, err)
 	}
 	prep, err := NewPreparer(opts.Options)
 	if err != nil {
 		return err
 	}
-	prep.Extra = func(agent string, a kernels.Arch) ([]GuestFile, error) {
+	prep.Extra = func(agent string, a kernels.Arch) ([]matrix.GuestFile, error) {
 		files, err := findShellTools(agent, string(a))
 		if err != nil {
 			return nil, err
 		}
 		if opts.Object != "" {
-			files = append(files, GuestFile{Host: opts.Object, Guest: path.Join(GuestObjectDir, filepath.Base(opts.Object))})
+			files = append(files, matrix.GuestFile{Host: opts.Object, Guest: path.Join(matrix.GuestObjectDir, filepath.Base(opts.Object))})
 		}
 		return files, nil
 	}

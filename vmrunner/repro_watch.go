@@ -71,7 +71,7 @@ func ReproWatch(ctx context.Context, o WatchOptions) (*ReproResult, error) {
 		o.Poll = 200 * time.Millisecond
 	}
 	w := &watcher{o: o, guestPath: m.Checks[0].Files[0].Guest}
-	w.plan, _ = buildPlan(m, o.Matrix.Targets()[0].Arch)
+	w.plan, _ = m.Plan(o.Matrix.Targets()[0].Arch)
 	w.plan.More = true
 	// What the VM loads first is what Prepare reads now: a touch alone
 	// does not load it again.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"log/slog"
 	"os"
@@ -27,7 +28,7 @@ var Version = "dev"
 
 // Options configure a run.
 type Options struct {
-	Matrix   *Matrix
+	Matrix   *matrix.Matrix
 	OutDir   string // results base directory; default "results"
 	Parallel int    // VMs at once; default the number of cores
 	Accel    qemu.Accel
@@ -43,7 +44,7 @@ type Options struct {
 	BootTimeout time.Duration
 	Log         *slog.Logger
 	// Progress, when set, is told when each VM starts and ends.
-	Progress func(t Target, phase string, recs []results.Record)
+	Progress func(t matrix.Target, phase string, recs []results.Record)
 	// Shard, when the matrix is one shard of a plan, is recorded in results.json.
 	Shard *results.Shard
 	// NoSnapshot boots every VM (see snapshot.go); so does the matrix's
@@ -53,9 +54,9 @@ type Options struct {
 	watch *watchHooks
 	// Output, when set, is told what the programs of test checks write, as
 	// it arrives (vmrunner exec prints it).
-	Output func(t Target, o protocol.Output)
+	Output func(t matrix.Target, o protocol.Output)
 	// Extra, when set, lists more files for every target (Preparer.Extra).
-	Extra func(agent string, a kernels.Arch) ([]GuestFile, error)
+	Extra func(agent string, a kernels.Arch) ([]matrix.GuestFile, error)
 }
 
 // snapshots reports whether the run's VMs are restored from snapshots
@@ -110,7 +111,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	// without, they are packed into a per-run archive, which Linux unpacks
 	// faster than any channel carries them.
 	prep.SharesOverChannel = opts.snapshots()
-	if opts.Matrix.hasShares() {
+	if opts.Matrix.HasShares() {
 		// Per-run archives live as long as the run.
 		if prep.RunDir, err = os.MkdirTemp("", "vmrunner-run-"); err != nil {
 			return nil, fmt.Errorf("create run directory: %w", err)
@@ -126,7 +127,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 		a, err := qemu.ResolveAccel(opts.Accel, t.Arch)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadMatrix, err)
+			return nil, fmt.Errorf("%w: %v", matrix.ErrBadMatrix, err)
 		}
 		accels[t.Arch] = a
 	}
@@ -193,11 +194,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 // runTarget prepares one target and boots its VM. It returns a record per
 // planned check whatever happens.
-func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results.Store, t Target, accel qemu.Accel) ([]results.Record, error) {
+func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results.Store, t matrix.Target, accel qemu.Accel) ([]results.Record, error) {
 	log := opts.Log.With("vm", t.Label())
 	started := time.Now()
 	base := results.Record{Kernel: t.Kernel.Name, Arch: string(t.Arch), Accel: string(accel)}
-	plan, skipped := buildPlan(opts.Matrix, t.Arch)
+	plan, skipped := opts.Matrix.Plan(t.Arch)
 	if opts.watch != nil {
 		plan.More = true
 	}
@@ -317,32 +318,8 @@ func retryable(out vmOutcome) bool {
 	return false
 }
 
-// buildPlan turns the matrix checks into the plan sent to the guests of
-// arch a, and lists the checks that do not run there (Check.ByArch).
-func buildPlan(m *Matrix, a kernels.Arch) (protocol.Plan, []Check) {
-	p := protocol.Plan{Checks: make([]protocol.CheckSpec, 0, len(m.Checks))}
-	var skipped []Check
-	for _, c := range m.Checks {
-		to := c.Timeout
-		if to == 0 {
-			to = m.Defaults.CheckTimeout
-		}
-		params := c.Params
-		if c.ByArch != nil {
-			ac, ok := c.ByArch[a]
-			if !ok {
-				skipped = append(skipped, c)
-				continue
-			}
-			params = ac.Params
-		}
-		p.Checks = append(p.Checks, protocol.CheckSpec{Name: c.Name, Params: params, Timeout: protocol.Duration(to)})
-	}
-	return p, skipped
-}
-
 // skipRecords are the records of checks that do not run on a target's arch.
-func skipRecords(base results.Record, skipped []Check) []results.Record {
+func skipRecords(base results.Record, skipped []matrix.Check) []results.Record {
 	var recs []results.Record
 	for _, c := range skipped {
 		r := base
@@ -370,7 +347,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // plannedTargets lists the targets as results.json keeps them, so that a reader of
 // an unfinished run can name the VMs it lacks.
-func plannedTargets(ts []Target) []results.Target {
+func plannedTargets(ts []matrix.Target) []results.Target {
 	out := make([]results.Target, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, results.Target{Kernel: t.Kernel.Name, Arch: string(t.Arch)})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"log/slog"
@@ -34,7 +35,7 @@ const (
 
 // vmSpec is one VM to boot.
 type vmSpec struct {
-	Target      Target
+	Target      matrix.Target
 	Kernel      *kernels.Kernel
 	Initramfs   string
 	Plan        protocol.Plan

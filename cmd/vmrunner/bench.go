@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"slices"
 	"strings"
@@ -54,7 +55,7 @@ It prints figures and the load average, and asserts nothing.`,
 			if err != nil {
 				return usageError{err}
 			}
-			m, err := vmrunner.LoadMatrix(path)
+			m, err := matrix.LoadMatrix(path)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"os"
@@ -78,7 +79,7 @@ when a VM failed.
 	fl.SetInterspersed(false) // everything after PROGRAM is its own
 	fl.StringArrayVar(&f.kernels, "kernel", nil, "run on this kernel (a name of the matrix; repeatable; default all of them)")
 	fl.StringArrayVar(&f.arches, "arch", nil, "run on this arch: x86_64 or arm64 (default: the program's)")
-	fl.StringVar(&f.matrix, "matrix", "", "matrix whose kernels --kernel names (default $"+vmrunner.MatrixEnv+", else the built-in default matrix)")
+	fl.StringVar(&f.matrix, "matrix", "", "matrix whose kernels --kernel names (default $"+matrix.MatrixEnv+", else the built-in default matrix)")
 	fl.StringArrayVar(&f.files, "file", nil, "also copy HOST (a file or directory) into the guest, at GUEST or at the same path: HOST[:GUEST] (repeatable)")
 	fl.StringArrayVar(&f.env, "env", nil, "set KEY=VALUE in the program's environment (repeatable)")
 	fl.StringVar(&f.dir, "dir", "", "working directory of the program, copied into the guest at the same path (default: the current directory)")
@@ -117,7 +118,7 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 	if f.timeout <= 0 {
 		return usagef("--timeout %s: expected a positive duration like 10m", f.timeout)
 	}
-	m, err := vmrunner.KernelMatrix(f.matrix)
+	m, err := matrix.KernelMatrix(f.matrix)
 	if err != nil {
 		return err
 	}
@@ -253,7 +254,7 @@ func newExecOutput(stdout, stderr io.Writer, prefix bool) *execOutput {
 	return &execOutput{stdout: stdout, stderr: stderr, prefix: prefix, partial: map[string]*bytes.Buffer{}}
 }
 
-func (w *execOutput) write(t vmrunner.Target, o protocol.Output) {
+func (w *execOutput) write(t matrix.Target, o protocol.Output) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	dst := w.stdout

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"testing"
 
 	"github.com/vmrunner/vmrunner/kernels"
@@ -35,8 +36,8 @@ func TestExecExitCode(t *testing.T) {
 }
 
 func TestExecOutput(t *testing.T) {
-	a := vmrunner.Target{Kernel: vmrunner.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}
-	b := vmrunner.Target{Kernel: vmrunner.KernelEntry{Name: "5.10"}, Arch: kernels.X86_64}
+	a := matrix.Target{Kernel: matrix.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}
+	b := matrix.Target{Kernel: matrix.KernelEntry{Name: "5.10"}, Arch: kernels.X86_64}
 	out := func(s protocol.Stream, d string) protocol.Output { return protocol.Output{Stream: s, Data: []byte(d)} }
 
 	var stdout, stderr bytes.Buffer

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"io/fs"
@@ -52,7 +53,7 @@ func (f *kernelsFlags) add(cmd *cobra.Command, logLevel string) {
 
 // open loads the matrix (narrowed to --arch) and its preparer: the cache
 // and the lock.
-func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*vmrunner.Matrix, *vmrunner.Preparer, error) {
+func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*matrix.Matrix, *vmrunner.Preparer, error) {
 	log, err := newLogger(f.logLevel, cmd.ErrOrStderr())
 	if err != nil {
 		return nil, nil, err
@@ -61,7 +62,7 @@ func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*vmrunner.Matrix, 
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := vmrunner.LoadMatrix(path)
+	m, err := matrix.LoadMatrix(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,9 +175,9 @@ func newKernelsPullCmd() *cobra.Command {
 
 func newKernelsInspectCmd() *cobra.Command {
 	var (
-		f      kernelsFlags
-		matrix string
-		asJSON bool
+		f          kernelsFlags
+		matrixFile string
+		asJSON     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect NAME|PATH",
@@ -185,7 +186,7 @@ func newKernelsInspectCmd() *cobra.Command {
 missing), a kernel directory of the cache (kernels/<sha>), or a kernel image file.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := inspectTargets(cmd, &f, matrix, args[0])
+			ks, err := inspectTargets(cmd, &f, matrixFile, args[0])
 			if err != nil {
 				return kernelError(err)
 			}
@@ -212,14 +213,14 @@ missing), a kernel directory of the cache (kernels/<sha>), or a kernel image fil
 		},
 	}
 	f.add(cmd, "warn")
-	cmd.Flags().StringVar(&matrix, "matrix", "matrix.yaml", "matrix file naming the kernels")
+	cmd.Flags().StringVar(&matrixFile, "matrix", "matrix.yaml", "matrix file naming the kernels")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
 // inspectTargets finds what arg names: a file, a cache directory or a
 // kernel of the matrix.
-func inspectTargets(cmd *cobra.Command, f *kernelsFlags, matrix, arg string) ([]*kernels.Kernel, error) {
+func inspectTargets(cmd *cobra.Command, f *kernelsFlags, matrixFile, arg string) ([]*kernels.Kernel, error) {
 	if st, err := os.Stat(arg); err == nil {
 		if st.IsDir() {
 			k, err := kernels.LoadDir(arg)
@@ -241,7 +242,7 @@ func inspectTargets(cmd *cobra.Command, f *kernelsFlags, matrix, arg string) ([]
 		}
 		return []*kernels.Kernel{k}, nil
 	}
-	m, p, err := f.open(cmd, matrix)
+	m, p, err := f.open(cmd, matrixFile)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +262,7 @@ func inspectTargets(cmd *cobra.Command, f *kernelsFlags, matrix, arg string) ([]
 		for _, k := range m.Kernels {
 			names = append(names, k.Name)
 		}
-		return nil, fmt.Errorf("%w: %q is neither a file nor a kernel of %s (kernels: %s)", vmrunner.ErrBadMatrix, arg, matrix, strings.Join(names, ", "))
+		return nil, fmt.Errorf("%w: %q is neither a file nor a kernel of %s (kernels: %s)", matrix.ErrBadMatrix, arg, matrixFile, strings.Join(names, ", "))
 	}
 	return ks, nil
 }

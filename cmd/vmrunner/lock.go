@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vmrunner/vmrunner/kernels"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 func newLockCmd() *cobra.Command {
@@ -29,7 +29,7 @@ changed since the lock was written.`,
 				return err
 			}
 			path := matrixArg(args)
-			m, err := vmrunner.LoadMatrix(path)
+			m, err := matrix.LoadMatrix(path)
 			if err != nil {
 				return err
 			}

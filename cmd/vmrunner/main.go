@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"io"
 	"log/slog"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"syscall"
 
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 func main() {
@@ -51,7 +51,7 @@ func exitCode(err error) int {
 	}
 	fmt.Fprintln(os.Stderr, "vmrunner:", err)
 	var ue usageError
-	if errors.Is(err, vmrunner.ErrBadMatrix) || errors.As(err, &ue) {
+	if errors.Is(err, matrix.ErrBadMatrix) || errors.As(err, &ue) {
 		return results.ExitBadInput
 	}
 	return results.ExitInfra

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"os"
 	"strings"
 
@@ -15,7 +16,6 @@ import (
 	"github.com/vmrunner/vmrunner/plan"
 	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 // planFlags are what a plan depends on besides the matrix and its lock:
@@ -32,7 +32,7 @@ func (f *planFlags) register(fl *pflag.FlagSet) {
 }
 
 // makePlan splits the targets of m into n shards.
-func makePlan(m *vmrunner.Matrix, n int, f planFlags) (*plan.Plan, error) {
+func makePlan(m *matrix.Matrix, n int, f planFlags) (*plan.Plan, error) {
 	in := plan.Input{Shards: n, Runners: map[string]string{}}
 	for _, t := range m.Targets() {
 		in.Targets = append(in.Targets, plan.Target{Kernel: t.Kernel.Name, Arch: string(t.Arch)})
@@ -86,7 +86,7 @@ func hashFile(path string) (string, error) {
 
 // shardOf narrows m to shard I/N of its plan and returns what results.json
 // records of it. wantHash, when given, must be the plan's hash.
-func shardOf(m *vmrunner.Matrix, shard, wantHash string, f planFlags) (*vmrunner.Matrix, *results.Shard, error) {
+func shardOf(m *matrix.Matrix, shard, wantHash string, f planFlags) (*matrix.Matrix, *results.Shard, error) {
 	i, n, err := plan.ParseShard(shard)
 	if err != nil {
 		return nil, nil, usagef("--shard: %v", err)
@@ -197,12 +197,12 @@ func parseArches(names []string) ([]kernels.Arch, error) {
 }
 
 // loadSelected loads a matrix and applies run's --kernel, --arch and --check.
-func loadSelected(path string, kernelSel, archSel, checks []string) (*vmrunner.Matrix, error) {
+func loadSelected(path string, kernelSel, archSel, checks []string) (*matrix.Matrix, error) {
 	arches, err := parseArches(archSel)
 	if err != nil {
 		return nil, err
 	}
-	m, err := vmrunner.LoadMatrix(path)
+	m, err := matrix.LoadMatrix(path)
 	if err != nil {
 		return nil, err
 	}

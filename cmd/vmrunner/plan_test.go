@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"github.com/vmrunner/vmrunner/plan"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 const shardMatrix = `kernels:
@@ -159,7 +159,7 @@ func writeTimings(t *testing.T, ms map[string]int64) string {
 // shard and a console log per target. fail names a target whose btf fails.
 func shardRuns(t *testing.T, path string, n int, fail string) []string {
 	t.Helper()
-	m, err := vmrunner.LoadMatrix(path)
+	m, err := matrix.LoadMatrix(path)
 	if err != nil {
 		t.Fatal(err)
 	}

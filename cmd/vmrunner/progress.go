@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"io"
 	"os"
 	"sync"
@@ -12,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 // progress shows what each VM is doing. On a terminal it is one live line per
@@ -34,7 +34,7 @@ type vmPhase struct {
 	started, done time.Time
 }
 
-func newProgress(w io.Writer, targets []vmrunner.Target) *progress {
+func newProgress(w io.Writer, targets []matrix.Target) *progress {
 	pr := &progress{start: time.Now(), out: w}
 	f, ok := w.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) || os.Getenv("CI") != "" {
@@ -72,7 +72,7 @@ func (pr *progress) line(label string) string {
 }
 
 // update is vmrunner.Options.Progress.
-func (pr *progress) update(t vmrunner.Target, phase string, recs []results.Record) {
+func (pr *progress) update(t matrix.Target, phase string, recs []results.Record) {
 	text := phase
 	if phase == "done" {
 		text = "done: " + tally(recs)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"path/filepath"
@@ -99,7 +100,7 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
-	m, err := vmrunner.LoadMatrix(f.matrix)
+	m, err := matrix.LoadMatrix(f.matrix)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"os"
 	"path/filepath"
@@ -91,7 +92,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	if err != nil {
 		return err
 	}
-	m, err := vmrunner.LoadMatrix(path)
+	m, err := matrix.LoadMatrix(path)
 	if err != nil {
 		return err
 	}
