@@ -21,3 +21,10 @@ func removeMemlock() error {
 	}
 	return nil
 }
+
+// memlockLimited reports whether RLIMIT_MEMLOCK is finite: an EPERM from a
+// kernel that charges BPF memory to it (before 5.11) is then the limit's.
+func memlockLimited() bool {
+	var l unix.Rlimit
+	return unix.Getrlimit(unix.RLIMIT_MEMLOCK, &l) == nil && l.Cur != unix.RLIM_INFINITY
+}

@@ -56,6 +56,10 @@ func newObjectLoader(spec *ebpf.CollectionSpec, bpffs string, cache *btf.Cache) 
 type stepError struct {
 	step string // "create map flows", "populate map jump_table", ...
 	err  error
+	// mapName is the map a "create map" step failed on; kernelTypes marks
+	// the step that reads the kernel's types.
+	mapName     string
+	kernelTypes bool
 }
 
 func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
@@ -92,7 +96,7 @@ func (l *objectLoader) createMap(name string) (*ebpf.Map, error) {
 	}
 	m, err := l.newMap(name)
 	if err != nil {
-		err = &stepError{"create map " + name, err}
+		err = &stepError{step: "create map " + name, err: err, mapName: name}
 		l.mapErrs[name] = err
 		return nil, err
 	}
@@ -168,7 +172,7 @@ func (l *objectLoader) loadProgram(name string, o loadOptions) (*ebpf.Program, e
 		return nil, fmt.Errorf("no program %q in the object", name)
 	}
 	if l.kernelTypesErr != nil {
-		return nil, &stepError{step: "load kernel types", err: l.kernelTypesErr}
+		return nil, &stepError{step: "load kernel types", err: l.kernelTypesErr, kernelTypes: true}
 	}
 	ps = ps.Copy()
 	if o.target != nil {
@@ -237,11 +241,11 @@ func (l *objectLoader) finish(skip []string) []*stepError {
 		switch {
 		case ms.Type == ebpf.StructOpsMap:
 			if err := l.createStructOps(name); err != nil {
-				errs = append(errs, &stepError{"create struct_ops map " + name, err})
+				errs = append(errs, &stepError{step: "create struct_ops map " + name, err: err, mapName: name})
 			}
 		case deferredMap(ms) && l.maps[name] != nil:
 			if err := l.populate(name, ms, skip); err != nil {
-				errs = append(errs, &stepError{"populate map " + name, err})
+				errs = append(errs, &stepError{step: "populate map " + name, err: err})
 			}
 		}
 	}

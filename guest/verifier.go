@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/bpfobject"
 	"github.com/vmrunner/vmrunner/bpfprobe"
 	"github.com/vmrunner/vmrunner/guest/kernelbtf"
 	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/reason"
 )
 
 // Verifier log settings. Every program is loaded first with only the
@@ -177,7 +180,7 @@ func (r *verifierRun) object(obj protocol.VerifierObject) error {
 	}
 	spec, err := r.objectSpec(obj)
 	if err != nil {
-		return r.objectResult(od, start, append(failed, err.Error()), nil)
+		return r.objectResult(od, start, append(failed, err.Error()), nil, reason.Verdict{})
 	}
 	od.Programs, od.Maps, od.Variables = len(spec.Programs), len(spec.Maps), len(spec.Variables)
 	od.Constants, od.Resized = slices.Sorted(maps.Keys(obj.Constants)), slices.Sorted(maps.Keys(obj.Maps))
@@ -213,7 +216,11 @@ func (r *verifierRun) object(obj protocol.VerifierObject) error {
 			return err
 		}
 	}
+	var why reason.Verdict // of the first failed step
 	for _, se := range loader.finish(skipped) {
+		if len(failed) == 0 {
+			why = stepVerdict(spec, se)
+		}
 		failed = append(failed, se.Error())
 	}
 	var attachFailed []string
@@ -224,7 +231,7 @@ func (r *verifierRun) object(obj protocol.VerifierObject) error {
 	if err := loader.close(); err != nil {
 		failed = append(failed, err.Error())
 	}
-	return r.objectResult(od, start, failed, attachFailed)
+	return r.objectResult(od, start, failed, attachFailed, why)
 }
 
 // objectSpec reads an object and applies the matrix's constants and map
@@ -254,24 +261,33 @@ func (r *verifierRun) objectSpec(obj protocol.VerifierObject) (*ebpf.CollectionS
 }
 
 // objectResult reports the object's own record: its loader steps.
-func (r *verifierRun) objectResult(od protocol.VerifierObjectDetails, start time.Time, failed, attachFailed []string) error {
+// why is the first failed step's reason, if it is known; failed steps
+// without one are LOADER, attach failures ATTACH_FAILED.
+func (r *verifierRun) objectResult(od protocol.VerifierObjectDetails, start time.Time, failed, attachFailed []string, why reason.Verdict) error {
 	od.Failed = failed
 	res := protocol.Result{Check: "verifier/" + od.Object}
 	_, expected, rng, judgeErr := r.expected(od.Object)
 	switch {
 	case judgeErr != nil:
 		res.Status, res.Message = protocol.StatusError, judgeErr.Error()
+		res.Reason = protocol.ReasonBadInput
 	case len(failed) > 0 && expected:
 		res.Status, res.Message = protocol.StatusPass, fmt.Sprintf("failed as expected (%s): %s", rng, failed[0])
 	case len(failed) > 0:
 		res.Status, res.ErrorKind = protocol.StatusError, protocol.ErrorKindLoad
 		res.Message = strings.Join(failed, "; ")
+		if why.Reason == "" {
+			why = reason.Verdict{Reason: protocol.ReasonLoader, Detail: text.Truncate(failed[0], protocol.MaxReasonDetail)}
+		}
+		res.Reason, res.ReasonDetail = why.Reason, why.Detail
 	case len(attachFailed) > 0 && expected:
 		res.Status, res.Message = protocol.StatusPass, fmt.Sprintf("cannot attach, as expected (%s): %s", rng, attachFailed[0])
 	case len(attachFailed) > 0:
 		res.Status, res.Message = protocol.StatusFail, "loaded but cannot attach: "+strings.Join(attachFailed, "; ")
+		res.Reason, res.ReasonDetail = protocol.ReasonAttachFailed, text.Truncate(attachFailed[0], protocol.MaxReasonDetail)
 	case expected:
 		res.Status, res.Message = protocol.StatusFail, fmt.Sprintf("loaded, but expected to fail on %s (%s)", r.kv, rng)
+		res.Reason, res.ReasonDetail = protocol.ReasonUnexpectedLoad, "expected to fail on "+rng
 	default:
 		res.Status, res.Message = protocol.StatusPass, objectSummary(od)
 	}
@@ -345,7 +361,7 @@ func (r *verifierRun) target(t protocol.VerifierTarget) (*ebpf.Program, error) {
 	p, err := l.loadProgram(t.Program, loadOptions{level: ebpf.LogLevelStats, logSize: logSizeStats})
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
-		return nil, fmt.Errorf("%s of %s was rejected: %s", t.Program, path.Base(t.Object), lastVerifierLine(ve.Log))
+		return nil, fmt.Errorf("%s of %s was rejected: %s", t.Program, path.Base(t.Object), reason.LastLine(ve.Log))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s of %s: %w", t.Program, path.Base(t.Object), err)
@@ -371,12 +387,17 @@ type verification struct {
 	// (ebpf.ErrNotSupported): a kfunc, a program or map type.
 	unsupported bool
 	attachErr   error
-	skipped     string // why the program is not loaded at all
-	hint        string // how to fix a loader error
-	duration    time.Duration
-	status      protocol.Status
-	kind        string
-	message     string
+	// loadErr is the load's error as the loader returned it, and noTarget
+	// a program that needs a target program and was given none.
+	loadErr  error
+	noTarget bool
+	verdict  reason.Verdict // why it did not load or attach
+	skipped  string         // why the program is not loaded at all
+	hint     string         // how to fix a loader error
+	duration time.Duration
+	status   protocol.Status
+	kind     string
+	message  string
 }
 
 // verifyProgram loads one program of an object and, when asked, attaches
@@ -388,6 +409,7 @@ func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject
 	v.d.Object, v.d.Program, v.d.Type, v.d.Section, v.d.Instructions = object, name, ps.Type.String(), ps.SectionName, len(ps.Instructions)
 	defer func() {
 		v.duration = time.Since(start)
+		v.verdict = r.classify(l, v, ps)
 		r.judge(v, object)
 	}()
 
@@ -401,13 +423,15 @@ func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject
 	if t, ok := obj.AttachTo[name]; ok {
 		p, err := r.target(t)
 		if err != nil {
-			v.err = &stepError{"load attach target", err}
+			v.err = &stepError{step: "load attach target", err: err}
+			v.loadErr = v.err
 			v.d.Step = "load attach target"
 			return v
 		}
 		target = p
 	} else if ps.Type == ebpf.Extension {
-		v.err = &stepError{"attach target", fmt.Errorf("a freplace program needs the program it replaces: set attach_to: {%s: {object: FILE, program: NAME}}", name)}
+		v.noTarget = true
+		v.err = &stepError{step: "attach target", err: fmt.Errorf("a freplace program needs the program it replaces: set attach_to: {%s: {object: FILE, program: NAME}}", name)}
 		v.d.Step = "attach target"
 		return v
 	}
@@ -420,7 +444,7 @@ func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject
 		v.hint = fmt.Sprintf(" (no kernel function %s here; if it is a function of a BPF program, give that program: attach_to: {%s: {object: FILE, program: NAME}})", ps.AttachTo, name)
 	}
 	stats := parseVerifierStats(v.log)
-	if (v.rejected || (v.d.Loaded && r.p.LogAlways)) && !tooComplex(v.reason) && stats.insns <= detailedInsnLimit {
+	if (v.rejected || (v.d.Loaded && r.p.LogAlways)) && !reason.TooComplex(v.reason) && stats.insns <= detailedInsnLimit {
 		size := uint32(min(stats.insns*detailedBytesPerInsn+64<<10, 256<<20))
 		p2, err2 := r.load(l, object, name, loadOptions{level: logLevelDetailed, logSize: size, target: target})
 		var ve *ebpf.VerifierError
@@ -428,14 +452,21 @@ func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject
 		case errors.As(err2, &ve) && v.rejected:
 			v.log = strings.Join(ve.Log, "\n")
 			v.d.LogLevel = uint32(logLevelDetailed)
-			v.reason, v.d.CORE = decisiveLine(ve.Log)
+			v.reason, v.d.CORE = reason.DecisiveLine(ve.Log)
 		case err2 == nil && v.d.Loaded:
 			prog = p2
 			v.log = p2.VerifierLog
 			v.d.LogLevel = uint32(logLevelDetailed)
 		}
 	}
-	v.d.TooComplex = v.rejected && tooComplex(v.reason)
+	if v.rejected {
+		// The log of the detailed load, if there was one.
+		var ve *ebpf.VerifierError
+		if errors.As(v.loadErr, &ve) {
+			v.loadErr = &ebpf.VerifierError{Cause: ve.Cause, Log: strings.Split(v.log, "\n")}
+		}
+	}
+	v.d.TooComplex = v.rejected && reason.TooComplex(v.reason)
 	st := stats
 	if d := parseVerifierStats(v.log); d.found {
 		st = d
@@ -482,13 +513,18 @@ func (r *verifierRun) load(l *objectLoader, object, name string, o loadOptions) 
 
 // take records the outcome of a load.
 func (v *verification) take(prog *ebpf.Program, err error) {
+	v.loadErr = err
 	var ve *ebpf.VerifierError
 	var se *stepError
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		v.d.Errno = unix.ErrnoName(errno)
+	}
 	switch {
 	case errors.As(err, &ve):
 		v.rejected = true
 		v.log = strings.Join(ve.Log, "\n")
-		v.reason, v.d.CORE = decisiveLine(ve.Log)
+		v.reason, v.d.CORE = reason.DecisiveLine(ve.Log)
 		if v.reason == "" {
 			v.reason = text.Truncate(ve.Error(), 512)
 		}
@@ -523,6 +559,7 @@ func (r *verifierRun) judge(v *verification, object string) {
 	_, expected, rng, err := r.expected(object+"/"+v.name, v.name)
 	if err != nil {
 		v.status, v.message = protocol.StatusError, err.Error()
+		v.verdict = reason.Verdict{Reason: protocol.ReasonBadInput, Detail: text.Truncate(err.Error(), protocol.MaxReasonDetail)}
 		return
 	}
 	v.d.ExpectedFail, v.d.ExpectRange = expected, rng
@@ -536,7 +573,7 @@ func (r *verifierRun) judge(v *verification, object string) {
 		v.status, v.kind, v.message = protocol.StatusError, protocol.ErrorKindLoad, "load: "+v.err.Error()+v.hint+loadHint(v.err.Error())
 	case v.rejected && expected:
 		v.status, v.message = protocol.StatusPass, fmt.Sprintf("rejected as expected (%s): %s", rng, v.reason)
-	case preWalk && missingAttachTarget(v.reason):
+	case preWalk && reason.MissingAttachTarget(v.reason):
 		v.status, v.kind = protocol.StatusError, protocol.ErrorKindLoad
 		v.message = "rejected before the verifier walked it (0 insns processed): " + v.reason + loadHint(v.reason)
 	case preWalk:
@@ -555,6 +592,7 @@ func (r *verifierRun) judge(v *verification, object string) {
 	case expected:
 		v.status = protocol.StatusFail
 		v.message = fmt.Sprintf("loaded, but expected to be rejected on %s (%s)", v.d.Kernel, rng)
+		v.verdict = reason.Verdict{Reason: protocol.ReasonUnexpectedLoad, Detail: "expected to fail on " + rng}
 	default:
 		v.status = protocol.StatusPass
 		v.message = fmt.Sprintf("loaded: %d insns processed, peak states %d", v.d.InsnsProcessed, v.d.PeakStates)
@@ -574,7 +612,7 @@ func loadHint(msg string) string {
 		return " (its loader sets the size at run time: give it in the matrix, maps: {NAME: {max_entries: N}})"
 	case strings.Contains(msg, "kfunc") && strings.Contains(msg, "not supported"):
 		return " (a kfunc a module provides needs the module: modules: [NAME] in the matrix)"
-	case missingAttachTarget(msg):
+	case reason.MissingAttachTarget(msg):
 		return " (a tracing or freplace program on a BPF program needs attach_to: {PROGRAM: {object: FILE, program: NAME}} in the matrix)"
 	}
 	return ""
@@ -602,6 +640,7 @@ func (v *verification) report(object, release string) (protocol.Result, protocol
 	res := protocol.Result{
 		Check: check, Status: v.status, ErrorKind: v.kind, Message: v.message,
 		DurationMS: v.duration.Milliseconds(), Details: details,
+		Reason: v.verdict.Reason, ReasonDetail: v.verdict.Detail,
 	}
 	return res, art
 }
@@ -622,4 +661,51 @@ func sanitizeName(s string) string {
 		return "_"
 	}
 	return s
+}
+
+// classify says why a program did not load or attach (package reason),
+// asking the kernel whether it has the program's or map's type when a load
+// failed before the verifier said anything.
+func (r *verifierRun) classify(l *objectLoader, v *verification, ps *ebpf.ProgramSpec) reason.Verdict {
+	switch {
+	case v.skipped != "":
+		return reason.Verdict{}
+	case v.noTarget:
+		return reason.Verdict{Reason: protocol.ReasonAttachTargetMissing, Detail: "a freplace program needs the program it replaces (attach_to)"}
+	}
+	in := reason.Load{Err: v.loadErr, Program: ps, AttachErr: v.attachErr, Attach: v.d.Attach, MemlockLimited: memlockLimited()}
+	if v.loadErr != nil && v.d.InsnsProcessed == 0 {
+		var se *stepError
+		if errors.As(v.loadErr, &se) {
+			in.KernelTypes = se.kernelTypes
+			if ms := l.spec.Maps[se.mapName]; ms != nil {
+				in.Map = ms
+				in.MapTypeMissing = errors.Is(features.HaveMapType(ms.Type), ebpf.ErrNotSupported)
+			}
+		}
+		var ve *ebpf.VerifierError
+		if errors.As(v.loadErr, &ve) && !rejectedWithLog(v.loadErr) {
+			// The kernel refused it without a word: its type?
+			in.ProgTypeMissing = errors.Is(features.HaveProgramType(ps.Type), ebpf.ErrNotSupported)
+		}
+	}
+	return reason.Classify(in)
+}
+
+// rejectedWithLog reports whether err is the verifier's with a log.
+func rejectedWithLog(err error) bool {
+	var ve *ebpf.VerifierError
+	return errors.As(err, &ve) && strings.TrimSpace(strings.Join(ve.Log, "")) != ""
+}
+
+// stepVerdict is the reason of an object's loader step that failed: a map
+// the kernel cannot create is MAP_TYPE_UNSUPPORTED when the kernel says it
+// lacks the map's type.
+func stepVerdict(spec *ebpf.CollectionSpec, se *stepError) reason.Verdict {
+	in := reason.Load{Err: se, KernelTypes: se.kernelTypes, MemlockLimited: memlockLimited()}
+	if ms := spec.Maps[se.mapName]; ms != nil {
+		in.Map = ms
+		in.MapTypeMissing = errors.Is(features.HaveMapType(ms.Type), ebpf.ErrNotSupported)
+	}
+	return reason.Classify(in)
 }

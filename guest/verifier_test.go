@@ -35,17 +35,6 @@ func TestParseVerifierStats(t *testing.T) {
 	}
 }
 
-func TestLastVerifierLine(t *testing.T) {
-	log := []string{"0: (79) r0 = *(u64 *)(r10 +8)", "invalid read from stack R10 off=8 size=8", "verification time 5 usec", "stack depth 0",
-		"processed 1 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0", ""}
-	if got := lastVerifierLine(log); got != "invalid read from stack R10 off=8 size=8" {
-		t.Errorf("got %q", got)
-	}
-	if got := lastVerifierLine(nil); got != "" {
-		t.Errorf("empty log: %q", got)
-	}
-}
-
 func TestSanitizeName(t *testing.T) {
 	for in, want := range map[string]string{
 		"probes": "probes", "my prog": "my_prog", "..": "_", "": "_", "a/b": "a_b", "ok.v2-x_y": "ok.v2-x_y",
@@ -95,7 +84,7 @@ func TestJudgeVerification(t *testing.T) {
 		{"CO-RE", "other", v61, func(v *verification) { v.rejected, v.d.CORE, v.d.InsnsProcessed = true, true, 5 },
 			protocol.StatusFail, "", "rejected: why (a CO-RE relocation found nothing in this kernel's BTF"},
 		{"loader step", "other", v61, func(v *verification) {
-			v.err = &stepError{"create map flows", errors.New("MaxEntries may be incorrectly set to zero")}
+			v.err = &stepError{step: "create map flows", err: errors.New("MaxEntries may be incorrectly set to zero")}
 		}, protocol.StatusError, protocol.ErrorKindLoad, "load: create map flows: MaxEntries may be incorrectly set to zero (its loader sets the size"},
 		{"not supported", "ct_lookup", v61, func(v *verification) {
 			v.err, v.unsupported = fmt.Errorf("kfunc bpf_xdp_ct_lookup: %w", ebpf.ErrNotSupported), true
@@ -123,26 +112,6 @@ func TestJudgeVerification(t *testing.T) {
 				t.Errorf("got %s/%s %q, want %s/%s containing %q", v.status, v.kind, v.message, tc.status, tc.kind, tc.msg)
 			}
 		})
-	}
-}
-
-func TestDecisiveLine(t *testing.T) {
-	core := []string{
-		"0: R1=ctx() R10=fp0",
-		"; instruction poisoned by CO-RE: *(u64 *)(r1 +112) @ kprobe_args.c:36",
-		"0: (85) call unknown#195896080",
-		"invalid func unknown#195896080",
-		"processed 1 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0",
-	}
-	if line, isCore := decisiveLine(core); !isCore || line != "instruction poisoned by CO-RE: *(u64 *)(r1 +112) @ kprobe_args.c:36" {
-		t.Errorf("CO-RE log: %q %v", line, isCore)
-	}
-	plain := []string{"0: (79) r0 = *(u64 *)(r10 +8)", "invalid read from stack R10 off=8 size=8", "processed 1 insns"}
-	if line, isCore := decisiveLine(plain); isCore || line != "invalid read from stack R10 off=8 size=8" {
-		t.Errorf("plain log: %q %v", line, isCore)
-	}
-	if !tooComplex("BPF program is too large. Processed 1000001 insn") || !tooComplex("The sequence of 8193 jumps is too complex.") || tooComplex("invalid read") {
-		t.Error("tooComplex")
 	}
 }
 

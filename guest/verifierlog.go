@@ -3,9 +3,6 @@ package guest
 import (
 	"regexp"
 	"strconv"
-	"strings"
-
-	"github.com/vmrunner/vmrunner/internal/text"
 )
 
 // statsRE match the verifier's statistics lines (LogLevelStats).
@@ -38,84 +35,4 @@ func parseVerifierStats(log string) verifierStats {
 		s.timeNS = us * 1000
 	}
 	return s
-}
-
-// lastVerifierLine is the last line of a log that says something about the
-// program rather than the verifier's own statistics.
-func lastVerifierLine(log []string) string {
-	for i := len(log) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(log[i])
-		switch {
-		case l == "",
-			strings.HasPrefix(l, "processed "),
-			strings.HasPrefix(l, "verification time"),
-			strings.HasPrefix(l, "stack depth"),
-			strings.HasPrefix(l, "max_states_per_insn"):
-			continue
-		}
-		return text.Truncate(l, 512)
-	}
-	return ""
-}
-
-// complexityMarkers are what the kernel says when it gives up on a program
-// rather than finding it wrong: the limit of processed instructions
-// (BPF_COMPLEXITY_LIMIT_INSNS, one million since 5.2) or of pending
-// branches (BPF_COMPLEXITY_LIMIT_JMP_SEQ).
-var complexityMarkers = []string{"BPF program is too large", "jumps is too complex"}
-
-// tooComplex reports whether a rejection is the verifier's complexity limit.
-func tooComplex(reason string) bool {
-	for _, m := range complexityMarkers {
-		if strings.Contains(reason, m) {
-			return true
-		}
-	}
-	return false
-}
-
-// coreMarker is the source line cilium/ebpf gives an instruction whose CO-RE
-// relocation found no match in the kernel's BTF; the instruction is replaced
-// by a call to an invalid helper, which the verifier rejects as
-// "invalid func unknown#195896080" (btf.COREBadRelocationSentinel).
-const coreMarker = "poisoned by CO-RE"
-
-// attachTargetMarkers are the kernel's words for a tracing or extension
-// program loaded without a target: the loader's input, not the program, is
-// at fault.
-var attachTargetMarkers = []string{
-	"Tracing programs must provide btf_id",
-	"Syscall programs can only be loaded",
-	"FENTRY/FEXIT program can only be attached to another program annotated with BTF",
-	"Extension programs should be JITed",
-	"Cannot replace static functions",
-	"attach_btf_id",
-}
-
-// decisiveLine returns the line of log that says why a program was
-// rejected: the first line that names a poisoned CO-RE relocation, when
-// the program failed on one, else the last meaningful line.
-func decisiveLine(log []string) (line string, core bool) {
-	last := lastVerifierLine(log)
-	if !strings.Contains(last, "unknown#195896080") && !strings.Contains(last, coreMarker) {
-		return last, false
-	}
-	for _, l := range log {
-		if i := strings.Index(l, "instruction "+coreMarker); i >= 0 {
-			// 6.12 prints " @ :0" for a line with no file.
-			return text.Truncate(strings.TrimSuffix(strings.TrimSpace(l[i:]), " @ :0"), 512), true
-		}
-	}
-	return last, true
-}
-
-// missingAttachTarget reports whether a rejection says the program needed
-// an attach target it was not given.
-func missingAttachTarget(reason string) bool {
-	for _, m := range attachTargetMarkers {
-		if strings.Contains(reason, m) {
-			return true
-		}
-	}
-	return false
 }

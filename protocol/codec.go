@@ -245,6 +245,12 @@ func (m Message) validate() error {
 		if k := m.Result.ErrorKind; k != "" && k != ErrorKindLoad {
 			return fmt.Errorf("invalid error kind %q", text.Truncate(k, 32))
 		}
+		if r := m.Result.Reason; r != "" && !r.Valid() {
+			return fmt.Errorf("invalid reason %q", text.Truncate(string(r), 32))
+		}
+		if len(m.Result.ReasonDetail) > MaxReasonDetail {
+			return fmt.Errorf("reason detail of %d bytes: at most %d", len(m.Result.ReasonDetail), MaxReasonDetail)
+		}
 		ok = true
 	case TypeArtifact:
 		if m.Artifact == nil {

@@ -142,10 +142,16 @@ type Result struct {
 	Status Status `json:"status"`
 	// ErrorKind says what kind of error an error is, when the guest knows
 	// better than "the check could not run": only ErrorKindLoad.
-	ErrorKind  string          `json:"error_kind,omitempty"`
-	Message    string          `json:"message,omitempty"`
-	DurationMS int64           `json:"duration_ms"`
-	Details    json.RawMessage `json:"details,omitempty"`
+	ErrorKind string `json:"error_kind,omitempty"`
+	// Reason says why a result that is not a pass is not (reason.go);
+	// ReasonDetail names what it is about (a helper, a function, a CO-RE
+	// relocation, the log line the verifier stopped at). A pass may carry
+	// them too: the reason a program was rejected as expected.
+	Reason       Reason          `json:"reason,omitempty"`
+	ReasonDetail string          `json:"reason_detail,omitempty"`
+	Message      string          `json:"message,omitempty"`
+	DurationMS   int64           `json:"duration_ms"`
+	Details      json.RawMessage `json:"details,omitempty"`
 }
 
 // Artifact is a file a check produced (a verifier log, metrics). The host

@@ -115,6 +115,9 @@ type VerifierDetails struct {
 	// nothing in the kernel's BTF (wrong arch, or a kernel without the
 	// type or field).
 	CORE bool `json:"core,omitempty"`
+	// Errno is the kernel's error number of a failed load ("EACCES",
+	// "EINVAL"), when the load reached the kernel.
+	Errno string `json:"errno,omitempty"`
 	// Step is the loader step that failed before the verifier could run
 	// ("create map flows", "attach target").
 	Step string `json:"step,omitempty"`

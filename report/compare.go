@@ -100,12 +100,16 @@ type Key struct {
 
 func (k Key) String() string { return k.Target.String() + " " + k.Check }
 
-// VerdictChange is a record whose status changed.
+// VerdictChange is a record whose status changed, or that failed in both
+// runs for different reasons.
 type VerdictChange struct {
 	Key
-	Old, New   protocol.Status
-	Message    string // the new record's
-	Regression bool
+	Old, New protocol.Status
+	// OldReason and NewReason are the records' reasons (Record.ReasonCode);
+	// "" for a pass.
+	OldReason, NewReason protocol.Reason
+	Message              string // the new record's
+	Regression           bool
 }
 
 // FigureChange is a number that moved beyond the threshold.
@@ -195,8 +199,10 @@ func Compare(old, new results.Report, opts CompareOptions) Comparison {
 			c.Kernels = append(c.Kernels, KernelChange{k.Target, kernelID(or), kernelID(nr)})
 		}
 		kernelSeen[k.Target] = true
-		if or.Status != nr.Status {
+		oldReason, newReason := failReason(or), failReason(nr)
+		if or.Status != nr.Status || oldReason != newReason {
 			c.Verdicts = append(c.Verdicts, VerdictChange{Key: k, Old: or.Status, New: nr.Status,
+				OldReason: oldReason, NewReason: newReason,
 				Message: text.OneLine(nr.Message, 200), Regression: severity(nr.Status) > severity(or.Status)})
 		}
 		c.Figures = append(c.Figures, compareFigures(k, or, nr, opts)...)
@@ -207,6 +213,15 @@ func Compare(old, new results.Report, opts CompareOptions) Comparison {
 		}
 	}
 	return c
+}
+
+// failReason is the reason of a record that is not a pass; a pass's reason
+// (a program rejected as expected) is not compared.
+func failReason(r results.Record) protocol.Reason {
+	if r.Status == protocol.StatusPass {
+		return ""
+	}
+	return r.ReasonCode()
 }
 
 // impliedVMPass adds to m a passing VM record for each VM record of other
@@ -387,7 +402,7 @@ func (c Comparison) Write(w io.Writer) error {
 	if len(c.Verdicts) > 0 {
 		b.WriteString("\nverdicts:\n")
 		for _, v := range c.Verdicts {
-			fmt.Fprintf(&b, "  %s: %s → %s%s", v.Key, v.Old, v.New, mark(v.Regression))
+			fmt.Fprintf(&b, "  %s: %s → %s%s", v.Key, withReason(v.Old, v.OldReason), withReason(v.New, v.NewReason), mark(v.Regression))
 			if v.Message != "" && v.New != protocol.StatusPass {
 				fmt.Fprintf(&b, "  (%s)", v.Message)
 			}
@@ -442,4 +457,12 @@ func signedPercent(f float64) string {
 		s = "+" + s
 	}
 	return s
+}
+
+// withReason is "fail TOO_COMPLEX", or the status alone.
+func withReason(s protocol.Status, r protocol.Reason) string {
+	if r == "" {
+		return string(s)
+	}
+	return string(s) + " " + string(r)
 }

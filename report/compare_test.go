@@ -75,7 +75,7 @@ func TestCompare(t *testing.T) {
 			}),
 			opts: CompareOptions{Threshold: 0.05}, regressions: 1,
 			verdicts: []string{"6.1/x86_64 btf pass→fail regression"},
-			output:   []string{"6.1/x86_64 btf: pass → fail  REGRESSION  (missing BTF types: sock)", "regressions: 1"},
+			output:   []string{"6.1/x86_64 btf: pass → fail MISSING_BTF  REGRESSION  (missing BTF types: sock)", "regressions: 1"},
 		},
 		{
 			name: "fail to pass and error to fail",
@@ -175,6 +175,16 @@ func TestCompare(t *testing.T) {
 			}),
 			opts:    CompareOptions{Threshold: 0.05, Timings: true},
 			figures: []string{"6.1/x86_64 verifier/probes/loop details.verification_time_ns 1000000→9000000"},
+		},
+		{
+			name: "reason changed",
+			new: clone(func(rs []results.Record) []results.Record {
+				rs[3].Reason, rs[3].ReasonDetail = protocol.ReasonTooComplex, "BPF program is too large. Processed 1000001 insn"
+				return rs
+			}),
+			opts:     CompareOptions{Threshold: 0.05},
+			verdicts: []string{"6.1/x86_64 verifier/probes/loop fail→fail"},
+			output:   []string{"6.1/x86_64 verifier/probes/loop: fail CHECK_FAILED → fail TOO_COMPLEX  (", "regressions: 0"},
 		},
 		{
 			name: "zero threshold",

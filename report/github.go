@@ -59,7 +59,11 @@ func WriteAnnotations(w io.Writer, run Run) error {
 		if r.ErrorKind != "" && r.ErrorKind != results.KindCheck {
 			title += " (" + string(r.ErrorKind) + ")"
 		}
+		title += " " + string(r.ReasonCode())
 		msg := text.Truncate(r.Message, 4096)
+		if r.ReasonDetail != "" {
+			msg += "\n" + string(r.ReasonCode()) + ": " + text.Truncate(r.ReasonDetail, 512)
+		}
 		for _, s := range r.Splats {
 			msg += "\n" + s.Kind + ": " + text.Truncate(s.Line, 512)
 		}
@@ -135,8 +139,8 @@ func WriteStepSummary(w io.Writer, run Run) error {
 			if r.ErrorKind != "" {
 				kind = " (" + md(string(r.ErrorKind)) + ")"
 			}
-			fmt.Fprintf(&b, "- %s **%s** %s: %s%s: %s\n", statusEmoji[r.Status], md(results.TargetOf(r).String()), md(r.Check),
-				r.Status, kind, md(text.OneLine(r.Message, 300)))
+			fmt.Fprintf(&b, "- %s **%s** %s: %s%s `%s`: %s\n", statusEmoji[r.Status], md(results.TargetOf(r).String()), md(r.Check),
+				r.Status, kind, md(string(r.ReasonCode())), md(text.OneLine(r.Message, 300)))
 		}
 	}
 	b.WriteString("\n")

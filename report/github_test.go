@@ -46,9 +46,9 @@ func TestGitHub(t *testing.T) {
 			name: "on GitHub",
 			env:  map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": "summary.md"},
 			wantLines: []string{
-				"::error title=vmrunner 5.10/x86_64 btf%3A fail::missing BTF types: vmrunner_no_such_type%0A::warning::injected 100%25",
-				"::error title=vmrunner 6.1/arm64 btf%3A error (boot-timeout)::boot: no message from the guest agent within 1m0s%0Awarning: WARNING: CPU: 0 PID: 1 at kernel/fork.c:1234 <copy_process>",
-				"::error title=vmrunner 6.1/x86_64 verifier/probes/loop%3A fail::load program loop: permission denied: back-edge from insn 7 to 3",
+				"::error title=vmrunner 5.10/x86_64 btf%3A fail MISSING_BTF::missing BTF types: vmrunner_no_such_type%0A::warning::injected 100%25",
+				"::error title=vmrunner 6.1/arm64 btf%3A error (boot-timeout) BOOT_TIMEOUT::boot: no message from the guest agent within 1m0s%0Awarning: WARNING: CPU: 0 PID: 1 at kernel/fork.c:1234 <copy_process>",
+				"::error title=vmrunner 6.1/x86_64 verifier/probes/loop%3A fail CHECK_FAILED::load program loop: permission denied: back-edge from insn 7 to 3",
 			},
 			summaryBefore: "## an earlier step's summary\n",
 			wantSummary: []string{
@@ -58,8 +58,8 @@ func TestGitHub(t *testing.T) {
 				"| btf | ❌ | 💥 | ✅ | ✅ |\n",
 				"| verifier/probes/loop | – | ⏭️ | ❌ | – |\n",
 				"### Failures",
-				"- ❌ **5.10/x86_64** btf: fail: missing BTF types: vmrunner_no_such_type ::warning::injected 100%\n",
-				"- 💥 **6.1/arm64** btf: error (boot-timeout): boot: no message",
+				"- ❌ **5.10/x86_64** btf: fail `MISSING_BTF`: missing BTF types: vmrunner_no_such_type ::warning::injected 100%\n",
+				"- 💥 **6.1/arm64** btf: error (boot-timeout) `BOOT_TIMEOUT`: boot: no message",
 			},
 		},
 	}

@@ -34,6 +34,7 @@ type htmlPage struct {
 	Columns    []htmlColumn
 	Rows       []htmlRow
 	Cells      []*htmlCell // in row order, for the detail panels
+	Reasons    []*htmlReason
 }
 
 type htmlColumn struct {
@@ -62,6 +63,14 @@ type htmlCell struct {
 	Artifacts []htmlLink
 	Source    string
 	Tail      string // the console's last lines, for an error
+	Reason    string // the record's reason code, "" for a pass
+	ReasonFor string // what it means and what to do
+}
+
+// htmlReason is one reason's group: the cells that have it.
+type htmlReason struct {
+	Reason, Meaning, Action string
+	Cells                   []*htmlCell
 }
 
 type htmlLink struct {
@@ -123,6 +132,9 @@ func WriteHTML(w io.Writer, run Run, linkBase string) error {
 			}
 			row.Cells = append(row.Cells, cell)
 			p.Cells = append(p.Cells, cell)
+			if cell.Reason != "" && cell.Status != string(protocol.StatusPass) {
+				p.addReason(cell)
+			}
 		}
 		p.Rows = append(p.Rows, row)
 	}
@@ -141,8 +153,26 @@ func bootString(r *results.Record) string {
 	return msString(r.BootMS)
 }
 
+// addReason puts a failed cell in its reason's group, groups in the order
+// their first cell appears.
+func (p *htmlPage) addReason(c *htmlCell) {
+	for _, g := range p.Reasons {
+		if g.Reason == c.Reason {
+			g.Cells = append(g.Cells, c)
+			return
+		}
+	}
+	g := &htmlReason{Reason: c.Reason, Cells: []*htmlCell{c}}
+	if ri, ok := protocol.Reason(c.Reason).Info(); ok {
+		g.Meaning, g.Action = ri.Meaning, ri.Action
+	}
+	p.Reasons = append(p.Reasons, g)
+}
+
 func fillCell(c *htmlCell, r *results.Record, linkBase string) {
 	c.Rec = r
+	c.Reason = string(r.ReasonCode())
+	c.ReasonFor = reasonTitle(r.ReasonCode())
 	c.Status = string(r.Status)
 	if !r.Status.Valid() {
 		c.Status = "unknown"

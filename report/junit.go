@@ -87,7 +87,7 @@ func WriteJUnit(w io.Writer, run Run) error {
 			switch r.Status {
 			case protocol.StatusFail:
 				s.Failures++
-				c.Failure = &junitProblem{Message: text.OneLine(r.Message, 512), Type: "fail", Text: failureText(run, r)}
+				c.Failure = &junitProblem{Message: text.OneLine(r.Message, 512), Type: string(r.ReasonCode()), Text: failureText(run, r)}
 			case protocol.StatusError:
 				s.Errors++
 				c.Error = &junitProblem{Message: text.OneLine(r.Message, 512), Type: string(r.ErrorKind), Text: errorText(run, r)}
@@ -158,6 +158,7 @@ func suiteProperties(r results.Record) []junitProperty {
 func failureText(run Run, r results.Record) string {
 	var b strings.Builder
 	b.WriteString(r.Message)
+	fmt.Fprintf(&b, "\nreason: %s", reasonText(r))
 	for _, a := range r.Artifacts {
 		if !strings.HasSuffix(a, ".log") {
 			continue
@@ -180,6 +181,7 @@ func failureText(run Run, r results.Record) string {
 func errorText(run Run, r results.Record) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", orDefault(string(r.ErrorKind), "error"), r.Message)
+	fmt.Fprintf(&b, "\nreason: %s", reasonText(r))
 	for _, s := range r.Splats {
 		fmt.Fprintf(&b, "\nsplat %s: %s", s.Kind, s.Line)
 	}

@@ -158,9 +158,9 @@ func TestWriteJUnit(t *testing.T) {
 		notContains []string
 	}{
 		{name: "6.12/x86_64 btf"},
-		{name: "5.10/x86_64 btf", outcome: "failure", typ: "fail", contains: []string{"missing BTF types: vmrunner_no_such_type"}},
+		{name: "5.10/x86_64 btf", outcome: "failure", typ: "MISSING_BTF", contains: []string{"missing BTF types: vmrunner_no_such_type"}},
 		{
-			name: "6.1/x86_64 verifier/probes/loop", outcome: "failure", typ: "fail",
+			name: "6.1/x86_64 verifier/probes/loop", outcome: "failure", typ: "CHECK_FAILED",
 			contains: []string{"back-edge from insn 7 to 3", "processed 131072 insns", "--- 6.1-x86_64/verifier/probes/loop.log",
 				"; verifier line 102\n"},
 			// The log has 302 lines; the last 200 are quoted.

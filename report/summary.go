@@ -12,7 +12,7 @@ import (
 )
 
 // WriteSummary prints the results table: kernel, arch, release, check, status,
-// time and message, one row per record. An unfinished run is announced above
+// reason, time and message, one row per record. An unfinished run is announced above
 // and below the table, and each VM it has no record of gets a row of its own
 // (check vm, error incomplete).
 func WriteSummary(w io.Writer, rep results.Report) error {
@@ -23,7 +23,7 @@ func WriteSummary(w io.Writer, rep results.Report) error {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KERNEL\tARCH\tRELEASE\tCHECK\tSTATUS\tTIME\tMESSAGE")
+	fmt.Fprintln(tw, "KERNEL\tARCH\tRELEASE\tCHECK\tSTATUS\tREASON\tTIME\tMESSAGE")
 	n := map[protocol.Status]int{}
 	for _, r := range records(rep) {
 		n[r.Status]++
@@ -31,7 +31,8 @@ func WriteSummary(w io.Writer, rep results.Report) error {
 		if r.ErrorKind != "" && r.ErrorKind != results.KindCheck {
 			status += " (" + string(r.ErrorKind) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kernel, r.Arch, orDefault(r.KernelRelease, "-"), r.Check, status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kernel, r.Arch, orDefault(r.KernelRelease, "-"), r.Check, status,
+			orDefault(string(r.ReasonCode()), "-"),
 			(time.Duration(r.DurationMS) * time.Millisecond).Round(10*time.Millisecond), text.OneLine(r.Message, 100))
 	}
 	if err := tw.Flush(); err != nil {

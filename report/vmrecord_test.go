@@ -67,8 +67,8 @@ func TestVMRecordRendered(t *testing.T) {
 			`<error message="` + panicMsg + `" type="panic">`, `errors="2"`}},
 		{"html", out.html, []string{`data-status="error" data-target="6.12/x86_64" data-check="vm"`, panicMsg,
 			`<span class="badge b-error">2 error</span>`}},
-		{"annotations", out.annotations, []string{"::error title=vmrunner 6.12/x86_64 vm%3A error (panic)::" + panicMsg + "%0Apanic: " + panicMsg}},
-		{"step summary", out.stepSummary, []string{"| vm | – | – | – | 💥 |", "**6.12/x86_64** vm: error (panic): " + panicMsg}},
+		{"annotations", out.annotations, []string{"::error title=vmrunner 6.12/x86_64 vm%3A error (panic) KERNEL_PANIC::" + panicMsg + "%0Apanic: " + panicMsg}},
+		{"step summary", out.stepSummary, []string{"| vm | – | – | – | 💥 |", "**6.12/x86_64** vm: error (panic) `KERNEL_PANIC`: " + panicMsg}},
 	} {
 		for _, w := range tc.want {
 			if !strings.Contains(tc.text, w) {
@@ -76,7 +76,7 @@ func TestVMRecordRendered(t *testing.T) {
 			}
 		}
 	}
-	if row := regexp.MustCompile(`(?m)^6\.12 +x86_64 +6\.12\.117\+deb13-amd64 +vm +error \(panic\) +2\.5s +Kernel panic`); !row.MatchString(out.summary) {
+	if row := regexp.MustCompile(`(?m)^6\.12 +x86_64 +6\.12\.117\+deb13-amd64 +vm +error \(panic\) +KERNEL_PANIC +2\.5s +Kernel panic`); !row.MatchString(out.summary) {
 		t.Errorf("summary has no row for the VM's panic:\n%s", out.summary)
 	}
 }
@@ -121,7 +121,7 @@ func TestIncompleteRendered(t *testing.T) {
 		{"html", out.html, []string{`<div class="incomplete" id="incomplete" role="alert"><strong>Incomplete run:</strong> ` + note + `</div>`,
 			`data-status="error" data-target="6.12/arm64" data-check="vm"`, "<dd>unfinished</dd>"}},
 		{"annotations", out.annotations, []string{"::error title=vmrunner run 20261126-021029-73f7%3A incomplete::" + note + "\n",
-			"::error title=vmrunner 6.12/arm64 vm%3A error (incomplete)::no results: the run stopped before this VM finished"}},
+			"::error title=vmrunner 6.12/arm64 vm%3A error (incomplete) INCOMPLETE::no results: the run stopped before this VM finished"}},
 		{"step summary", out.stepSummary, []string{"> **Incomplete run**: " + note, "6.12/arm64"}},
 	} {
 		for _, w := range tc.want {
@@ -130,7 +130,7 @@ func TestIncompleteRendered(t *testing.T) {
 			}
 		}
 	}
-	if row := regexp.MustCompile(`(?m)^6\.12 +arm64 +- +vm +error \(incomplete\) +0s +no results: the run stopped before this VM finished`); !row.MatchString(out.summary) {
+	if row := regexp.MustCompile(`(?m)^6\.12 +arm64 +- +vm +error \(incomplete\) +INCOMPLETE +0s +no results: the run stopped before this VM finished`); !row.MatchString(out.summary) {
 		t.Errorf("summary has no row for the missing VM:\n%s", out.summary)
 	}
 	if !strings.HasPrefix(out.annotations, "::error title=vmrunner run 20261126-021029-73f7%3A incomplete::") {

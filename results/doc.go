@@ -1,7 +1,8 @@
 // Package results is vmrunner's result model and its file on disk: one
 // Record per kernel × arch × check (record.go), the whole run as a Report
 // (report.go), the typed error kinds that say why a record is an error
-// (kind.go), the exit codes folded from records (exitcode.go), the Store
+// (kind.go), the stable reason of every record that is not a pass
+// (reason.go), the exit codes folded from records (exitcode.go), the Store
 // that owns a run directory and keeps results.json current (store.go), and
 // the merge of a sharded run's parts into one run (shard.go, merge.go).
 //
@@ -37,6 +38,10 @@
 //     directories and regular files only: a symlink in a shard's directory
 //     is refused (*BadShardError); it writes beside OUT and renames at the
 //     end, so that a refusal leaves no OUT.
+//   - Every record Store.Add writes that is not a pass has a Reason
+//     (reason.go, Record.ReasonCode): the guest's, or the one of its error
+//     kind, or its check's; readers call ReasonCode so that a results.json
+//     written before reasons existed reads the same way.
 //   - Kernel, arch, accelerator and source are plain data here: the host's
 //     types (kernels.Arch, qemu.Accel) are converted when records are made.
 package results

@@ -23,13 +23,18 @@ type Record struct {
 	Check         string          `json:"check"`
 	Status        protocol.Status `json:"status"`
 	ErrorKind     ErrorKind       `json:"error_kind,omitempty"`
-	Message       string          `json:"message,omitempty"`
-	DurationMS    int64           `json:"duration_ms"`
-	Details       json.RawMessage `json:"details,omitempty"`
-	Splats        []Splat         `json:"splats,omitempty"`
-	Console       string          `json:"console,omitempty"`   // path relative to the run directory
-	Artifacts     []string        `json:"artifacts,omitempty"` // files the check produced, relative to the run directory
-	BootMS        int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's ready (or to its snapshot restored)
+	// Reason says why a record that is not a pass is not, in one stable
+	// code (protocol.Reason, docs/reasons.md); ReasonDetail names what it
+	// is about. Store.Add gives every record that is not a pass one.
+	Reason       protocol.Reason `json:"reason,omitempty"`
+	ReasonDetail string          `json:"reason_detail,omitempty"`
+	Message      string          `json:"message,omitempty"`
+	DurationMS   int64           `json:"duration_ms"`
+	Details      json.RawMessage `json:"details,omitempty"`
+	Splats       []Splat         `json:"splats,omitempty"`
+	Console      string          `json:"console,omitempty"`   // path relative to the run directory
+	Artifacts    []string        `json:"artifacts,omitempty"` // files the check produced, relative to the run directory
+	BootMS       int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's ready (or to its snapshot restored)
 	// Boot says how the VM reached ready: "cold" (booted) or "snapshot"
 	// (restored from one, SnapshotAgeMS old). ClockStepMS is how far the
 	// guest moved its clock to the host's before its checks.

@@ -49,7 +49,9 @@ func (s *Store) VMDir(name string) (string, error) {
 func (s *Store) Add(recs ...Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.report.Results = append(s.report.Results, recs...)
+	for _, r := range recs {
+		s.report.Results = append(s.report.Results, r.WithReason())
+	}
 	return s.writeLocked()
 }
 

@@ -36,6 +36,7 @@ func vmRecords(t matrix.Target, plan protocol.Plan, base results.Record, out vmO
 		for _, gr := range mine {
 			r := base
 			r.Check, r.Status, r.Message, r.DurationMS, r.Details = gr.Check, gr.Status, text.Truncate(gr.Message, maxMessage), gr.DurationMS, gr.Details
+			r.Reason, r.ReasonDetail = gr.Reason, gr.ReasonDetail
 			if gr.Status == protocol.StatusError {
 				r.ErrorKind = guestErrorKind(gr.ErrorKind)
 			}

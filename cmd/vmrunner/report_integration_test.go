@@ -165,7 +165,7 @@ func TestReportsFromRealRuns(t *testing.T) {
 	raw, _ = json.Marshal(doctored)
 	flipped := writeFile(t, "results.json", string(raw))
 	res = vmrunnerCLI(t, "report", "compare", dir1, flipped)
-	if res.code != 1 || !strings.Contains(res.stdout, "6.1/x86_64 btf: pass → fail  REGRESSION") {
+	if res.code != 1 || !strings.Contains(res.stdout, "6.1/x86_64 btf: pass → fail MISSING_BTF  REGRESSION") {
 		t.Errorf("compare with a flipped verdict: exit %d, want 1 and the regression named", res.code)
 	}
 	if res := vmrunnerCLI(t, "report", "show", dir2); res.code != 0 || !strings.Contains(res.stdout, rec.KernelRelease) {

@@ -73,8 +73,8 @@ func TestReportCommands(t *testing.T) {
 		contains []string
 	}{
 		{"compare same", []string{"report", "compare", pass, filepath.Join(pass, "results.json")}, 0, []string{"no changes", "regressions: 0"}},
-		{"compare regression", []string{"report", "compare", pass, fail}, 1, []string{"6.1/x86_64 btf: pass → fail  REGRESSION", "regressions: 1"}},
-		{"compare improvement", []string{"report", "compare", fail, pass}, 0, []string{"6.1/x86_64 btf: fail → pass", "regressions: 0"}},
+		{"compare regression", []string{"report", "compare", pass, fail}, 1, []string{"6.1/x86_64 btf: pass → fail MISSING_BTF  REGRESSION", "regressions: 1"}},
+		{"compare improvement", []string{"report", "compare", fail, pass}, 0, []string{"6.1/x86_64 btf: fail MISSING_BTF → pass", "regressions: 0"}},
 		{"compare threshold", []string{"report", "compare", "--threshold", "1%", pass, pass}, 0, []string{"threshold: 1%"}},
 		{"compare bad threshold", []string{"report", "compare", "--threshold", "lots", pass, fail}, 2, nil},
 		{"compare missing", []string{"report", "compare", pass, filepath.Join(out, "nope")}, 2, nil},
@@ -145,7 +145,7 @@ func TestReportGitHubActions(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, output)
 	}
-	if !strings.Contains(output, "::error title=vmrunner 6.1/x86_64 btf%3A fail::btf fail\n") {
+	if !strings.Contains(output, "::error title=vmrunner 6.1/x86_64 btf%3A fail MISSING_BTF::btf fail\n") {
 		t.Errorf("no annotation:\n%s", output)
 	}
 	b, _ := os.ReadFile(summary)
