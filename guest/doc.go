@@ -33,9 +33,13 @@
 //
 // The test check (test.go, program_linux.go) runs a program of the user's
 // instead: binds the files the host packed for it (protocol.Bind), starts it
-// with its argv as given, as root with every capability, no memlock limit
+// with its argv as given, as root with every capability but CAP_SYS_PTRACE, no memlock limit
 // and lo up, streams its stdout and stderr as output messages as it reads
 // them (pump.go, bounded by protocol.TestParams.MaxOutput), stops it after
 // a task dump when it outlives its check (protocol.TestStopMargin), and
-// reports its exit status as a shell would: 128+N for signal N.
+// reports its exit status as a shell would: 128+N for signal N. The
+// program runs in a sandbox (sandbox_linux.go): no CAP_SYS_PTRACE and a
+// mount namespace whose /dev has neither the agent's channel nor the
+// console, so that it cannot reach the agent's descriptors or memory
+// (docs/guest-trust.md).
 package guest

@@ -25,6 +25,9 @@ func Main() {
 
 // MainWith is Main with another conversation once the port is open.
 func MainWith(converse Converse) {
+	if len(os.Args) > 0 && os.Args[0] == sandboxArg0 {
+		sandboxMain(os.Args) // the agent's binary run again as a sandbox's init
+	}
 	logger := log.New(os.Stderr, logPrefix, 0)
 	if os.Getpid() != 1 {
 		logger.Print("refusing to run: not PID 1 (this program powers the machine off)")

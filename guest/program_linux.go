@@ -55,6 +55,10 @@ func runProgram(ctx context.Context, p protocol.TestParams, check string, send f
 	cmd.Dir = dir
 	cmd.Env = programEnv(p.Env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if os.Getpid() == 1 {
+		// In the guest, the program runs where it cannot reach the agent.
+		sandbox(cmd)
+	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return run, fmt.Errorf("open %s: %w", os.DevNull, err)
