@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
+	"github.com/vmrunner/vmrunner/internal/vm"
 	"io"
 	"os"
 	"runtime"
@@ -201,7 +202,7 @@ func bootOnce(ctx context.Context, o Options, pt *Prepared, accel qemu.Accel, pr
 		return benchBoot{}, err
 	}
 	defer os.RemoveAll(dir)
-	spec := vmSpec{
+	spec := vm.Spec{
 		Target: pt.Target, Kernel: pt.Kernel, Initramfs: pt.Initramfs, Plan: protocol.Plan{Checks: []protocol.CheckSpec{}},
 		Accel: accel, Profile: prof, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs,
 		Dir: dir, BootTimeout: BootTimeout(accel), Timeout: 5 * time.Minute, Append: o.Append, Log: o.Log,
@@ -213,13 +214,13 @@ func bootOnce(ctx context.Context, o Options, pt *Prepared, accel qemu.Accel, pr
 				return benchBoot{}, err
 			}
 		}
-		spec.Snapshot = findSnapshot(cacheDir, spec, o.Log)
+		spec.Snapshot = vm.FindSnapshot(cacheDir, spec, o.Log)
 	}
 	b := benchBoot{restored: spec.Snapshot != nil && spec.Snapshot.Restore != nil}
 	if b.restored {
 		b.state = spec.Snapshot.Restore.Size
 	}
-	out := runVM(ctx, spec)
+	out := vm.Run(ctx, spec)
 	if out.FailKind != "" {
 		return b, out.Err
 	}

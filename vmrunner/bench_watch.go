@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
+	"github.com/vmrunner/vmrunner/internal/vm"
 	"io"
 	"os"
 	"slices"
@@ -71,7 +72,7 @@ func watchOnce(ctx context.Context, o BenchOptions, out string, t matrix.Target)
 	wo := WatchOptions{
 		ReproOptions: ReproOptions{Options: opts, Object: o.WatchObject},
 		Keys:         keys, Logs: io.Discard, Verdicts: io.Discard,
-		verdict: func(_ string, took time.Duration, r vmRoundOutcome) {
+		verdict: func(_ string, took time.Duration, r vm.RoundOutcome) {
 			s := watchSample{took: took}
 			for _, res := range r.Results {
 				if strings.Count(res.Check, "/") == 1 { // verifier/<object>

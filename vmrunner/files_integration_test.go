@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
+	"github.com/vmrunner/vmrunner/internal/vm"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,15 +54,15 @@ func TestAgentRefusesChangedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(sent, claimed []byte) vmOutcome {
+	run := func(sent, claimed []byte) vm.Outcome {
 		sum := sha256.Sum256(claimed)
-		file := planFile{Host: "test binary", Data: sent, Spec: protocol.FileSpec{
+		file := vm.PlanFile{Host: "test binary", Data: sent, Spec: protocol.FileSpec{
 			Path: protocol.ShareRoot + "/0", Size: int64(len(claimed)), SHA256: hex.EncodeToString(sum[:]), Mode: protocol.FileModeExec}}
-		return runVM(ctx, vmSpec{
+		return vm.Run(ctx, vm.Spec{
 			Target: matrix.Target{Kernel: matrix.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}, Kernel: k, Initramfs: initrd,
 			Plan:  protocol.Plan{Checks: []protocol.CheckSpec{{Name: "btf", Params: []byte(`{}`), Timeout: protocol.Duration(time.Minute)}}},
 			Accel: accel, Profile: qemu.ProfileFast, MemoryMiB: 512, CPUs: 1, Dir: t.TempDir(),
-			BootTimeout: BootTimeout(accel), Timeout: 3 * time.Minute, Log: discardLogger(), Files: []planFile{file},
+			BootTimeout: BootTimeout(accel), Timeout: 3 * time.Minute, Log: discardLogger(), Files: []vm.PlanFile{file},
 		})
 	}
 	good := []byte("the test binary as it was hashed")

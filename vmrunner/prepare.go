@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
+	"github.com/vmrunner/vmrunner/internal/vm"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -33,7 +34,7 @@ type Prepared struct {
 	CPUs      int
 	// Files are the checks' data files, sent with the plan, and a
 	// program's shares when they travel over the channel.
-	Files []planFile
+	Files []vm.PlanFile
 	// Dirs are the shares' directories, made before the files arrive.
 	Dirs []string
 	// PerRun: Initramfs holds files of this run only (a program's shares),
@@ -176,12 +177,12 @@ func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(stri
 	if err != nil {
 		return fail(results.KindInitramfs, fmt.Errorf("build initramfs: %w", err))
 	}
-	var files []planFile
+	var files []vm.PlanFile
 	for _, f := range matrix.DataFiles(p.Matrix) {
 		if console {
 			break
 		}
-		pf, err := openPlanFile(f.Host, f.Guest, false)
+		pf, err := vm.OpenPlanFile(f.Host, f.Guest, false)
 		if err != nil {
 			return fail(results.KindBadInput, fmt.Errorf("file for the guest: %w", err))
 		}
@@ -197,7 +198,7 @@ func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(stri
 			// serial console.
 			p.Log.Info("a program's files go into a per-run archive: the VM boots", "vm", t.Label(), "why", "the kernel has no virtio console: the serial console would carry them")
 		case p.SharesOverChannel:
-			sf, sd, err := shareFiles(p.Matrix, t.Arch, run, files)
+			sf, sd, err := vm.ShareFiles(p.Matrix, t.Arch, run, files)
 			if err == nil {
 				files, dirs, sent = append(files, sf...), sd, true
 			} else {

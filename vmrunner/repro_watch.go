@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/vm"
 	"io"
 	"os"
 	"path/filepath"
@@ -38,13 +39,13 @@ type WatchOptions struct {
 	Poll time.Duration
 	// verdict, when set, is told each load's outcome and the time from
 	// the reload (or the start) to its verdict (vmrunner bench).
-	verdict func(what string, took time.Duration, r vmRoundOutcome)
+	verdict func(what string, took time.Duration, r vm.RoundOutcome)
 }
 
 // watchHooks connect a run's one VM to ReproWatch.
 type watchHooks struct {
-	rounds <-chan vmRound
-	round  func(vmRoundOutcome)
+	rounds <-chan vm.Round
+	round  func(vm.RoundOutcome)
 }
 
 // watchStop bounds how long the VM has to finish its plan and power off
@@ -78,7 +79,7 @@ func ReproWatch(ctx context.Context, o WatchOptions) (*ReproResult, error) {
 	if _, sum, err := w.read(); err == nil {
 		w.last = sum
 	}
-	rounds := make(chan vmRound)
+	rounds := make(chan vm.Round)
 	opts := o.ReproOptions
 	opts.Matrix, opts.Retries = m, 0
 	opts.watch = &watchHooks{rounds: rounds, round: w.report}
@@ -132,7 +133,7 @@ func (w *watcher) mark(what string) {
 }
 
 // report prints one load's logs and verdicts.
-func (w *watcher) report(r vmRoundOutcome) {
+func (w *watcher) report(r vm.RoundOutcome) {
 	w.mu.Lock()
 	took, what := time.Since(w.sentAt), w.what
 	w.mu.Unlock()
@@ -159,7 +160,7 @@ func (w *watcher) report(r vmRoundOutcome) {
 
 // watch sends a round whenever the object changes (for two looks in a row)
 // or a line comes from Keys, until ctx ends or the run finished.
-func (w *watcher) watch(ctx context.Context, rounds chan<- vmRound, finished <-chan struct{}) {
+func (w *watcher) watch(ctx context.Context, rounds chan<- vm.Round, finished <-chan struct{}) {
 	keys := make(chan struct{})
 	if w.o.Keys != nil {
 		// A read of a terminal cannot be called off: this goroutine ends
@@ -236,19 +237,19 @@ func (w *watcher) lastSum() string {
 
 // read reads the object once, within the bounds of a plan's file, and
 // makes the round that loads that content.
-func (w *watcher) read() (vmRound, string, error) {
+func (w *watcher) read() (vm.Round, string, error) {
 	f, size, err := inputfile.Open(w.o.Object, protocol.MaxFileSize)
 	if err != nil {
-		return vmRound{}, "", err
+		return vm.Round{}, "", err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, size+1))
 	if err != nil {
-		return vmRound{}, "", fmt.Errorf("read %s: %w", w.o.Object, err)
+		return vm.Round{}, "", fmt.Errorf("read %s: %w", w.o.Object, err)
 	}
 	h := sha256.Sum256(data)
 	sum := hex.EncodeToString(h[:])
-	pf := planFile{Host: w.o.Object, Data: data,
+	pf := vm.PlanFile{Host: w.o.Object, Data: data,
 		Spec: protocol.FileSpec{Path: w.guestPath, Size: int64(len(data)), SHA256: sum, Mode: protocol.FileMode}}
-	return vmRound{Plan: w.plan, Files: []planFile{pf}}, sum, nil
+	return vm.Round{Plan: w.plan, Files: []vm.PlanFile{pf}}, sum, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
+	"github.com/vmrunner/vmrunner/internal/vm"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -206,7 +207,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	// not be prepared). Like a VM that died, it gets an error for each
 	// planned check and one for itself (vmRecords).
 	failAll := func(kind results.ErrorKind, err error) ([]results.Record, error) {
-		recs := vmRecords(t, plan, base, vmOutcome{FailKind: kind, Err: err}, time.Since(started))
+		recs := vm.Records(t, plan, base, vm.Outcome{FailKind: kind, Err: err}, time.Since(started))
 		return append(recs, skipRecords(base, skipped)...), err
 	}
 	var phase func(string)
@@ -229,7 +230,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	if opts.Progress != nil {
 		opts.Progress(t, "boot", nil)
 	}
-	spec := vmSpec{
+	spec := vm.Spec{
 		Target: t, Kernel: pt.Kernel, Initramfs: pt.Initramfs, Plan: plan, Accel: accel, Profile: opts.Profile,
 		MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs, Dir: dir, BootTimeout: cmp.Or(opts.BootTimeout, BootTimeout(accel)),
 		Timeout: opts.Matrix.Defaults.Timeout, Append: opts.Append, Log: log,
@@ -246,11 +247,11 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	}
 	spec.Files, spec.Dirs = pt.Files, pt.Dirs
 	if opts.snapshots() && !pt.PerRun {
-		spec.Snapshot = findSnapshot(prep.Cache.Dir, spec, log)
+		spec.Snapshot = vm.FindSnapshot(prep.Cache.Dir, spec, log)
 	}
-	var out vmOutcome
+	var out vm.Outcome
 	for attempt := 1; ; attempt++ {
-		out = runVM(ctx, spec)
+		out = vm.Run(ctx, spec)
 		if out.RestoreErr != nil && ctx.Err() == nil {
 			// A state QEMU cannot load (damaged past the cache's checks, or
 			// written by another build of QEMU) is deleted; the VM boots.
@@ -259,7 +260,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 				log.Warn("remove snapshot", "err", err)
 			}
 			spec.Snapshot.Restore = nil
-			out = runVM(ctx, spec)
+			out = vm.Run(ctx, spec)
 		}
 		if spec.Snapshot != nil && spec.Snapshot.Restore != nil {
 			base.Boot, base.SnapshotAgeMS = string(protocol.BootSnapshot), time.Since(spec.Snapshot.Restore.Saved).Milliseconds()
@@ -295,8 +296,8 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 			base.KernelRelease = rel
 		}
 	}
-	recs := vmRecords(t, plan, base, out, time.Since(started))
-	recs = append(expandTests(recs, plan, dir, t.Dirname()), skipRecords(base, skipped)...)
+	recs := vm.Records(t, plan, base, out, time.Since(started))
+	recs = append(vm.ExpandTests(recs, plan, dir, t.Dirname()), skipRecords(base, skipped)...)
 	if out.FailKind != "" {
 		log.Debug("vm failed", "kind", out.FailKind, "err", fmt.Sprintf("%+v", out.Err))
 		return recs, out.Err
@@ -308,7 +309,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 // kernel under test: QEMU not starting, or no sign of life before the boot
 // watchdog. Check failures, panics and hangs of running checks are never
 // retried: they are results.
-func retryable(out vmOutcome) bool {
+func retryable(out vm.Outcome) bool {
 	switch out.FailKind {
 	case results.KindBootTimeout:
 		return true
@@ -362,13 +363,4 @@ func sourceOf(k *kernels.Kernel) *results.Source {
 	}
 	return &results.Source{Type: k.Origin.Type, Package: k.Origin.Package, Version: k.Origin.Version,
 		Suite: k.Origin.Suite, SHA256: k.SHA256, URL: k.Origin.URL}
-}
-
-// guestErrorKind is the kind of a guest's error result: the one kind a guest
-// may name (protocol.ErrorKindLoad), else KindCheck.
-func guestErrorKind(kind string) results.ErrorKind {
-	if kind == protocol.ErrorKindLoad {
-		return results.KindLoad
-	}
-	return results.KindCheck
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
+	"github.com/vmrunner/vmrunner/internal/vm"
 	"io"
 	"io/fs"
 	"os"
@@ -367,7 +368,7 @@ func prune(ctx context.Context, w io.Writer, c *kernels.Cache, keep map[string]b
 		res.Removed = append(res.Removed, more...)
 	}
 	if err == nil {
-		more, kept, keptBytes, serr := vmrunner.PruneSnapshots(c.Dir, keep, dryRun)
+		more, kept, keptBytes, serr := vm.PruneSnapshots(c.Dir, keep, dryRun)
 		res.Removed = append(res.Removed, more...)
 		res.Kept, res.KeptBytes, err = res.Kept+kept, res.KeptBytes+keptBytes, serr
 	}

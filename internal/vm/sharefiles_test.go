@@ -1,4 +1,4 @@
-package vmrunner
+package vm
 
 import (
 	"crypto/sha256"
@@ -34,7 +34,7 @@ func TestShareFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := &matrix.Matrix{}
-	files, dirs, err := shareFiles(m, "x86_64", sh.Files, nil)
+	files, dirs, err := ShareFiles(m, "x86_64", sh.Files, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestShareFiles(t *testing.T) {
 	if err := sh.AddDir(filepath.Join(root, "pkg"), "/work/pkg", matrix.DefaultMaxDirBytes); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := shareFiles(m, "x86_64", sh.Files, nil); err == nil {
+	if _, _, err := ShareFiles(m, "x86_64", sh.Files, nil); err == nil {
 		t.Error("a file name with a control character went over the channel")
 	}
 	// So is a directory of more files than a plan carries.
@@ -67,7 +67,7 @@ func TestShareFiles(t *testing.T) {
 	for i := range many {
 		many[i] = initramfs.File{Path: protocol.ShareRoot + "/0/d" + strconv.Itoa(i), Dir: true}
 	}
-	if _, _, err := shareFiles(m, "x86_64", many, nil); err == nil {
+	if _, _, err := ShareFiles(m, "x86_64", many, nil); err == nil {
 		t.Error("more files than a plan carries went over the channel")
 	}
 }

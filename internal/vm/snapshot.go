@@ -1,4 +1,4 @@
-package vmrunner
+package vm
 
 import (
 	"bytes"
@@ -79,9 +79,9 @@ func hostState(restored *snapshot.Snapshot) *protocol.HostState {
 	return h
 }
 
-// planFile is a host file a plan carries to the guest (a BPF object of the
+// PlanFile is a host file a plan carries to the guest (a BPF object of the
 // verifier check), with what the guest will check it against.
-type planFile struct {
+type PlanFile struct {
 	Host string
 	Spec protocol.FileSpec
 	// Data, when set, is the file's content, read already (repro --watch
@@ -89,33 +89,33 @@ type planFile struct {
 	Data []byte
 }
 
-// openPlanFile describes the host file at host for the guest's path guest.
-func openPlanFile(host, guest string, exec bool) (planFile, error) {
+// OpenPlanFile describes the host file at host for the guest's path guest.
+func OpenPlanFile(host, guest string, exec bool) (PlanFile, error) {
 	if !protocol.ValidGuestFilePath(guest) {
-		return planFile{}, fmt.Errorf("file %s: guest path %q is not under %s", host, guest, protocol.GuestFilesRoot)
+		return PlanFile{}, fmt.Errorf("file %s: guest path %q is not under %s", host, guest, protocol.GuestFilesRoot)
 	}
 	fi, err := os.Stat(host)
 	if err != nil {
-		return planFile{}, err
+		return PlanFile{}, err
 	}
 	if !fi.Mode().IsRegular() || fi.Size() > protocol.MaxFileSize {
-		return planFile{}, fmt.Errorf("%s: not a regular file of at most %d MiB", host, protocol.MaxFileSize>>20)
+		return PlanFile{}, fmt.Errorf("%s: not a regular file of at most %d MiB", host, protocol.MaxFileSize>>20)
 	}
 	sum, err := kernels.FileSHA256(host)
 	if err != nil {
-		return planFile{}, err
+		return PlanFile{}, err
 	}
 	mode := uint32(protocol.FileMode)
 	if exec {
 		mode = protocol.FileModeExec
 	}
-	return planFile{Host: host, Spec: protocol.FileSpec{Path: guest, Size: fi.Size(), SHA256: sum, Mode: mode}}, nil
+	return PlanFile{Host: host, Spec: protocol.FileSpec{Path: guest, Size: fi.Size(), SHA256: sum, Mode: mode}}, nil
 }
 
 // sendPlanFiles sends the files of a plan, in its order, in chunks of
 // protocol.FileChunkSize. A file must still have the size it had when it
 // was described; the guest checks its SHA-256.
-func sendPlanFiles(enc *protocol.Encoder, files []planFile) error {
+func sendPlanFiles(enc *protocol.Encoder, files []PlanFile) error {
 	buf := make([]byte, protocol.FileChunkSize)
 	for _, f := range files {
 		if err := sendPlanFile(enc, f, buf); err != nil {
@@ -125,7 +125,7 @@ func sendPlanFiles(enc *protocol.Encoder, files []planFile) error {
 	return nil
 }
 
-func sendPlanFile(enc *protocol.Encoder, f planFile, buf []byte) error {
+func sendPlanFile(enc *protocol.Encoder, f PlanFile, buf []byte) error {
 	var r io.Reader = bytes.NewReader(f.Data)
 	if f.Data == nil {
 		in, err := os.Open(f.Host)
@@ -154,7 +154,7 @@ func sendPlanFile(enc *protocol.Encoder, f planFile, buf []byte) error {
 // file is then synced, hashed and put in place in a goroutine (wg), whose
 // result committed delivers. Failing to save is a warning, never the
 // VM's failure; failing to let the VM go on is (the error).
-func saveAtReady(ctx context.Context, log *slog.Logger, p *qemu.Process, snap *vmSnapshot, ready protocol.Ready, channel string, boot time.Duration, out *vmOutcome, wg *sync.WaitGroup) (committed chan error, err error) {
+func saveAtReady(ctx context.Context, log *slog.Logger, p *qemu.Process, snap *vmSnapshot, ready protocol.Ready, channel string, boot time.Duration, out *Outcome, wg *sync.WaitGroup) (committed chan error, err error) {
 	saving, err := snap.Cache.Begin(snap.Key.ID())
 	if err != nil || saving == nil {
 		if err != nil {
@@ -208,12 +208,12 @@ func snapshotCacheMax() int64 {
 	return defaultSnapshotCacheMax
 }
 
-// findSnapshot looks up the snapshot of the VM s describes. It returns nil
+// FindSnapshot looks up the snapshot of the VM s describes. It returns nil
 // when the VM cannot use one (its key cannot be made: QEMU is missing, and
 // runVM says so), a vmSnapshot without Restore to boot and save, or one
 // holding the snapshot to restore. A damaged snapshot is deleted, with a
 // warning, and the VM boots.
-func findSnapshot(cacheDir string, s vmSpec, log *slog.Logger) *vmSnapshot {
+func FindSnapshot(cacheDir string, s Spec, log *slog.Logger) *vmSnapshot {
 	key, err := snapshotKey(s.qemuConfig(true))
 	if err != nil {
 		log.Debug("no snapshot", "err", err)

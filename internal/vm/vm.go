@@ -1,4 +1,4 @@
-package vmrunner
+package vm
 
 import (
 	"context"
@@ -33,8 +33,8 @@ const (
 	frameErrGrace = 3 * time.Second
 )
 
-// vmSpec is one VM to boot.
-type vmSpec struct {
+// Spec is one VM to boot.
+type Spec struct {
 	Target      matrix.Target
 	Kernel      *kernels.Kernel
 	Initramfs   string
@@ -56,7 +56,7 @@ type vmSpec struct {
 	// Output, when set, is told each piece of a test program's output.
 	Output func(protocol.Output)
 	// Files go to the guest after the plan; Dirs are made before them.
-	Files []planFile
+	Files []PlanFile
 	Dirs  []string
 	// Snapshot, when set, restores the VM from a snapshot or saves it at
 	// ready (vmSnapshot).
@@ -65,29 +65,29 @@ type vmSpec struct {
 	// round it delivers is run like the first plan (which must have More),
 	// and Round is told each plan's outcome; once Rounds closes, the host
 	// says bye and the guest powers off.
-	Rounds <-chan vmRound
-	Round  func(vmRoundOutcome)
+	Rounds <-chan Round
+	Round  func(RoundOutcome)
 }
 
-// vmRound is one more plan for a VM kept up, with its files.
-type vmRound struct {
+// Round is one more plan for a VM kept up, with its files.
+type Round struct {
 	Plan  protocol.Plan
-	Files []planFile
+	Files []PlanFile
 }
 
-// vmRoundOutcome is what the guest reported for one plan.
-type vmRoundOutcome struct {
+// RoundOutcome is what the guest reported for one plan.
+type RoundOutcome struct {
 	Results []protocol.Result
 	// Artifacts are relative to Dir, the VM's directory.
 	Artifacts map[string][]string
 	Dir       string
 }
 
-// vmOutcome is what happened to one VM. FailKind is "" only when the
+// Outcome is what happened to one VM. FailKind is "" only when the
 // conversation ended with done and a clean power-off; otherwise Err says
 // what went wrong, and the VM is reported as an error whatever its checks
 // reported.
-type vmOutcome struct {
+type Outcome struct {
 	Ready    *protocol.Ready
 	Results  []protocol.Result
 	Done     bool
@@ -125,7 +125,7 @@ type guestMsg struct {
 // qemuConfig is the QEMU command line of the VM s describes; snapshots
 // says whether its state is saved or restored (the snapshot's key is made
 // from the same).
-func (s vmSpec) qemuConfig(snapshots bool) qemu.Config {
+func (s Spec) qemuConfig(snapshots bool) qemu.Config {
 	return qemu.Config{
 		Arch: s.Target.Arch, Kernel: s.Kernel, Initramfs: s.Initramfs,
 		MemoryMiB: s.MemoryMiB, CPUs: s.CPUs, Accel: s.Accel, Profile: s.Profile, Append: s.Append,
@@ -133,16 +133,16 @@ func (s vmSpec) qemuConfig(snapshots bool) qemu.Config {
 	}
 }
 
-// runVM boots one VM, runs its plan and always leaves no QEMU behind. The
-// QEMU process is qemu.Process's, the conversation session's; runVM watches
+// Run boots one VM, runs its plan and always leaves no QEMU behind. The
+// QEMU process is qemu.Process's, the conversation session's; Run watches
 // both with its timers, then gathers vmFacts for classify.
-func runVM(ctx context.Context, s vmSpec) vmOutcome {
+func Run(ctx context.Context, s Spec) Outcome {
 	log := s.Log
 	vmCtx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	facts := vmFacts{Timeout: s.Timeout, BootTimeout: s.BootTimeout, ByeGrace: byeGrace}
-	var out vmOutcome
-	finish := func() vmOutcome {
+	var out Outcome
+	finish := func() Outcome {
 		facts.Interrupted = ctx.Err() != nil
 		out.FailKind, out.Err = classify(facts)
 		return out
@@ -160,7 +160,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 	// (one that refuses a state, "Not a migration stream", can exit
 	// before it answers QMP, before its console is connected, or while
 	// loading): the snapshot is deleted and the VM boots (run.go).
-	startFailed := func(err error) vmOutcome {
+	startFailed := func(err error) Outcome {
 		facts.StartErr = err
 		if restore != nil {
 			out.RestoreErr = err
@@ -283,8 +283,8 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		drain      <-chan time.Time // QEMU exited; the channel may still deliver
 		exited     = p.Exited()
 		events     = p.Events()
-		rounds     <-chan vmRound // the guest is done with a plan and waits for the next
-		heard      bool           // the guest sent a message
+		rounds     <-chan Round // the guest is done with a plan and waits for the next
+		heard      bool         // the guest sent a message
 	)
 	defer bootTimer.Stop()
 	// diagnose asks a guest that stopped making progress for task dumps and
@@ -369,7 +369,7 @@ func runVM(ctx context.Context, s vmSpec) vmOutcome {
 		case step.SendBye && s.Rounds != nil:
 			checkTimer = nil
 			if s.Round != nil {
-				s.Round(vmRoundOutcome{Results: sess.Results, Artifacts: sess.Artifacts(), Dir: s.Dir})
+				s.Round(RoundOutcome{Results: sess.Results, Artifacts: sess.Artifacts(), Dir: s.Dir})
 			}
 			rounds = s.Rounds
 		case step.SendBye:

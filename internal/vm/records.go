@@ -1,4 +1,4 @@
-package vmrunner
+package vm
 
 import (
 	"github.com/vmrunner/vmrunner/internal/matrix"
@@ -18,11 +18,11 @@ const VMCheck = "vm"
 // maxMessage bounds the message of a record.
 const maxMessage = 4096
 
-// vmRecords turns one VM's outcome into records: one per result the guest
+// Records turns one VM's outcome into records: one per result the guest
 // sent, an error for each planned check with none, and an error for the VM
 // itself when it did not end well, so that a guest that reported pass and
 // then died is never a pass. base holds what every record shares.
-func vmRecords(t matrix.Target, plan protocol.Plan, base results.Record, out vmOutcome, elapsed time.Duration) []results.Record {
+func Records(t matrix.Target, plan protocol.Plan, base results.Record, out Outcome, elapsed time.Duration) []results.Record {
 	recs := make([]results.Record, 0, len(plan.Checks)+1)
 	for _, c := range plan.Checks {
 		// A check reports under its own name and/or sub-results named
@@ -68,4 +68,13 @@ func vmRecords(t matrix.Target, plan protocol.Plan, base results.Record, out vmO
 		recs = append(recs, r)
 	}
 	return recs
+}
+
+// guestErrorKind is the kind of a guest's error result: the one kind a guest
+// may name (protocol.ErrorKindLoad), else KindCheck.
+func guestErrorKind(kind string) results.ErrorKind {
+	if kind == protocol.ErrorKindLoad {
+		return results.KindLoad
+	}
+	return results.KindCheck
 }

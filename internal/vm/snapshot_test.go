@@ -1,4 +1,4 @@
-package vmrunner
+package vm
 
 import (
 	"bytes"
@@ -69,16 +69,16 @@ func TestPlanFilesReachTheAgent(t *testing.T) {
 	object := bytes.Repeat([]byte("\x7fELF object "), 50000) // several chunks
 	host := filepath.Join(dir, "probes.o")
 	os.WriteFile(host, object, 0o644)
-	pf, err := openPlanFile(host, "/vmrunner/objects/probes.o", false)
+	pf, err := OpenPlanFile(host, "/vmrunner/objects/probes.o", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openPlanFile(host, "/etc/probes.o", false); err == nil {
+	if _, err := OpenPlanFile(host, "/etc/probes.o", false); err == nil {
 		t.Error("a guest path outside /vmrunner/ was accepted")
 	}
-	watched := planFile{Spec: pf.Spec, Data: object} // repro --watch sends what it read
+	watched := PlanFile{Spec: pf.Spec, Data: object} // repro --watch sends what it read
 
-	for _, f := range []planFile{pf, watched} {
+	for _, f := range []PlanFile{pf, watched} {
 		root := t.TempDir()
 		var clock time.Time
 		agent := &guest.Agent{FilesRoot: root,
@@ -110,7 +110,7 @@ func TestPlanFilesReachTheAgent(t *testing.T) {
 
 // converse runs an agent on a pipe pair, sends it a plan with h and f and
 // returns its prepared, or the host's error sending the file.
-func converse(t *testing.T, a *guest.Agent, h *protocol.HostState, f planFile) (*protocol.Prepared, error) {
+func converse(t *testing.T, a *guest.Agent, h *protocol.HostState, f PlanFile) (*protocol.Prepared, error) {
 	t.Helper()
 	guestR, hostW := io.Pipe()
 	hostR, guestW := io.Pipe()
@@ -133,7 +133,7 @@ func converse(t *testing.T, a *guest.Agent, h *protocol.HostState, f planFile) (
 	if err := enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &plan}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sendPlanFiles(enc, []planFile{f}); err != nil {
+	if err := sendPlanFiles(enc, []PlanFile{f}); err != nil {
 		hostW.Close()
 		hostR.Close()
 		<-errc

@@ -1,4 +1,4 @@
-package vmrunner
+package vm
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
-// shareFiles turns a program's shares (packed files under
+// ShareFiles turns a program's shares (packed files under
 // protocol.ShareRoot) into files and directories sent with the plan, so
 // that they reach a VM restored from its snapshot as they reach a booted
 // one, at the same guest paths, and the agent binds them as it binds a
@@ -19,12 +19,12 @@ import (
 // file name the protocol does not carry (a control character, a segment
 // the guest would refuse), or a plan larger than one message with them.
 // sent are the plan's other files, which count towards the bounds.
-func shareFiles(m *matrix.Matrix, a kernels.Arch, shares []initramfs.File, sent []planFile) ([]planFile, []string, error) {
+func ShareFiles(m *matrix.Matrix, a kernels.Arch, shares []initramfs.File, sent []PlanFile) ([]PlanFile, []string, error) {
 	if n := len(shares) + len(sent); n > protocol.MaxFiles {
 		return nil, nil, fmt.Errorf("%d files and directories, more than the %d a plan carries", n, protocol.MaxFiles)
 	}
 	var (
-		files []planFile
+		files []PlanFile
 		dirs  []string
 		total int64
 	)
@@ -39,7 +39,7 @@ func shareFiles(m *matrix.Matrix, a kernels.Arch, shares []initramfs.File, sent 
 			dirs = append(dirs, f.Path)
 			continue
 		}
-		pf, err := openPlanFile(f.Source, f.Path, f.Mode&0o111 != 0)
+		pf, err := OpenPlanFile(f.Source, f.Path, f.Mode&0o111 != 0)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -51,7 +51,7 @@ func shareFiles(m *matrix.Matrix, a kernels.Arch, shares []initramfs.File, sent 
 	plan, _ := m.Plan(a)
 	// The host state a plan carries, at its largest.
 	plan.Host = &protocol.HostState{TimeUnixNS: 1 << 62, Entropy: make([]byte, hostEntropy), Boot: protocol.BootSnapshot, SnapshotSavedUnixNS: 1 << 62}
-	for _, f := range append(append([]planFile(nil), sent...), files...) {
+	for _, f := range append(append([]PlanFile(nil), sent...), files...) {
 		plan.Files = append(plan.Files, f.Spec)
 	}
 	plan.Dirs = dirs

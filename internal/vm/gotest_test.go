@@ -1,4 +1,4 @@
-package vmrunner
+package vm
 
 import (
 	"encoding/json"
@@ -41,7 +41,7 @@ func TestExpandTests(t *testing.T) {
 	btf, pkg := base, base
 	btf.Check, btf.Status = "btf", protocol.StatusPass
 	pkg.Check, pkg.Status, pkg.Message = "test/p.test", protocol.StatusFail, "exit status 2"
-	recs := expandTests([]results.Record{btf, pkg}, plan, dir, "6.1-x86_64")
+	recs := ExpandTests([]results.Record{btf, pkg}, plan, dir, "6.1-x86_64")
 
 	var got []string
 	for _, r := range recs {
@@ -79,7 +79,7 @@ func TestExpandTests(t *testing.T) {
 
 	// A VM that died under a test: the test is an error of the VM's kind.
 	pkg.Check, pkg.Status, pkg.ErrorKind, pkg.Message = "test", protocol.StatusError, results.KindPanic, "kernel panic: Oops"
-	recs = expandTests([]results.Record{pkg}, plan, dir, "6.1-x86_64")
+	recs = ExpandTests([]results.Record{pkg}, plan, dir, "6.1-x86_64")
 	last := recs[len(recs)-1]
 	if last.Check != "test/p.test/TestHang" || last.Status != protocol.StatusError || last.ErrorKind != results.KindPanic || !strings.Contains(last.Message, "kernel panic") {
 		t.Errorf("test under a dying VM: %+v", last)

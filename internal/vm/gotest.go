@@ -1,4 +1,4 @@
-package vmrunner
+package vm
 
 import (
 	"encoding/json"
@@ -25,7 +25,7 @@ type GoTestDetails struct {
 	Truncated bool    `json:"output_truncated,omitempty"`
 }
 
-// expandTests adds, after the record of each test check of format go, one
+// ExpandTests adds, after the record of each test check of format go, one
 // record per test and subtest its program ran: test/<program>/<Test>/<sub>,
 // with the verdict `go test -json` gives (package internal/gotest), read
 // from the output saved on the host. So a VM that died mid-run still tells
@@ -33,7 +33,7 @@ type GoTestDetails struct {
 // (its binary crashed or timed out), or is an error with the VM's error
 // kind when the VM died under it. A failed test's output is saved next to
 // the program's as <Test>.log and listed in its record's artifacts.
-func expandTests(recs []results.Record, plan protocol.Plan, dir, vmDir string) []results.Record {
+func ExpandTests(recs []results.Record, plan protocol.Plan, dir, vmDir string) []results.Record {
 	for _, c := range plan.Checks {
 		if c.Name != protocol.TestCheck.Name() {
 			continue
