@@ -150,7 +150,7 @@ var Features = []Feature{
 
 // HelperProgramTypes are the program types helpers are probed with.
 // cilium/ebpf has no helper probe for lsm and tracing programs (they need
-// an attach target), so those pairs report an error rather than a guess.
+// an attach target): the guest probes those with a target of its own.
 var HelperProgramTypes = []string{"kprobe", "tracepoint", "raw_tracepoint", "perf_event", "socket_filter", "sched_cls", "xdp", "cgroup_skb", "lsm", "tracing"}
 
 // Lookup returns the feature of kind with name.

@@ -39,8 +39,71 @@ func (kernelProber) programType(t ebpf.ProgramType) error {
 
 func (kernelProber) mapType(t ebpf.MapType) error { return features.HaveMapType(t) }
 func (kernelProber) helper(t ebpf.ProgramType, h asm.BuiltinFunc) error {
+	if spec, ok := attachingProbes[t]; ok {
+		return probeAttachingHelper(spec, h)
+	}
 	return features.HaveProgramHelper(t, h)
 }
+
+// probeAttachingHelper asks whether a program of an attaching type (fentry,
+// LSM) may call helper h. cilium/ebpf has no helper probe for these types:
+// its probe program has no attach target. This one is attachingProbes'
+// program, with its target, calling h; a kernel without the type has
+// none of its helpers.
+func probeAttachingHelper(spec func() *ebpf.ProgramSpec, h asm.BuiltinFunc) error {
+	if err := probeAttaching(spec()); err != nil {
+		return err
+	}
+	ps := spec()
+	ps.License = "GPL"
+	ps.Instructions = asm.Instructions{h.Call(), asm.LoadImm(asm.R0, 0, asm.DWord), asm.Return()}
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"probe": ps}},
+		ebpf.CollectionOptions{Cache: kernelbtf.Cache()})
+	if err == nil {
+		coll.Close()
+	}
+	return helperProbeResult(err, h)
+}
+
+// helperProbeResult reads the load of a program calling h (and nothing
+// set up for it) as cilium/ebpf's helper probes do: loaded, or EACCES (the
+// verifier got past the call to its arguments), is a helper the program
+// may call; EINVAL with "invalid func" is a helper the kernel does not
+// know, with "unknown func" or "cannot use helper" one the program's type
+// may not call, and ENOTSUPP with "not supported for program type" too
+// (bpf_get_func_ip): those are ebpf.ErrNotSupported.
+func helperProbeResult(err error, h asm.BuiltinFunc) error {
+	var ve *ebpf.VerifierError
+	if err == nil || !errors.As(err, &ve) {
+		return err
+	}
+	tag := fmt.Sprintf("#%d", int32(h))
+	last := ve.Log[max(len(ve.Log)-5, 0):]
+	has := func(needles ...string) bool {
+		return slices.ContainsFunc(last, func(l string) bool {
+			for _, n := range needles {
+				if !strings.Contains(l, n) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	switch {
+	case errors.Is(err, unix.EACCES):
+		return nil
+	case errors.Is(err, unix.EINVAL) && has("invalid func", tag):
+		return fmt.Errorf("%s: %w", h, ebpf.ErrNotSupported)
+	case errors.Is(err, unix.EINVAL) && (has("unknown func") || has("cannot use helper", tag)),
+		errors.Is(err, errENOTSUPP) && has("not supported for program type"):
+		return fmt.Errorf("program of this type cannot use %s: %w", h, ebpf.ErrNotSupported)
+	}
+	return err
+}
+
+// errENOTSUPP is the kernel's own "not supported" (524), which a helper
+// probe gets for a helper the kernel has but not for the program's type.
+const errENOTSUPP = unix.Errno(524)
 
 // attachingProbes are the program types whose cilium/ebpf probe names a
 // kernel function to attach to, made as cilium/ebpf's features makes them.
@@ -136,8 +199,9 @@ func (env featuresEnv) check(ctx context.Context, params json.RawMessage) (Outco
 			d.Supported++
 		case errors.Is(err, ebpf.ErrNotSupported),
 			// "func bpf_get_func_ip#173 not supported for program type 5":
-			// the kernel has the helper, not for this program type.
-			progType != "" && errors.Is(err, unix.EOPNOTSUPP):
+			// the kernel has the helper, not for this program type
+			// (ENOTSUPP; cilium/ebpf prints it as EOPNOTSUPP's words).
+			progType != "" && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, errENOTSUPP)):
 			r.Status, supported = "unsupported", new(false)
 			d.Unsupported++
 		default:

@@ -141,3 +141,37 @@ func orEmpty(s []string) []string {
 	}
 	return s
 }
+
+// TestHelperProbeResult reads verifier answers as the kernels gave them to
+// helper probes (6.1's words for bpf_get_func_ip on a tracepoint, 5.10's for
+// bpf_loop, the verifier's for a helper a socket filter may not call).
+func TestHelperProbeResult(t *testing.T) {
+	rejected := func(errno unix.Errno, log ...string) error {
+		return fmt.Errorf("load program: %w", &ebpf.VerifierError{Cause: errno, Log: log})
+	}
+	for _, tt := range []struct {
+		name        string
+		err         error
+		h           asm.BuiltinFunc
+		supported   bool
+		unsupported bool
+	}{
+		{"loaded", nil, asm.FnLoop, true, false},
+		{"arguments not set up", rejected(unix.EACCES, "0: (85) call bpf_probe_read_kernel#113", "R1 !read_ok"), asm.FnProbeReadKernel, true, false},
+		{"unknown helper", rejected(unix.EINVAL, "0: (85) call unknown#181", "invalid func unknown#181"), asm.FnLoop, false, true},
+		{"not for the type", rejected(unix.EINVAL, "0: (85) call bpf_get_current_pid_tgid#14", "unknown func bpf_get_current_pid_tgid#14"), asm.FnGetCurrentPidTgid, false, true},
+		{"ENOTSUPP for the type", rejected(errENOTSUPP, "0: R1=ctx() R10=fp0", "0: (85) call bpf_get_func_ip#173", "func bpf_get_func_ip#173 not supported for program type 5"), asm.FnGetFuncIp, false, true},
+		{"another helper's invalid func", rejected(unix.EINVAL, "invalid func unknown#999"), asm.FnLoop, false, false},
+		{"not a verifier error", fmt.Errorf("load kernel spec: %w", unix.ENOMEM), asm.FnLoop, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := helperProbeResult(tt.err, tt.h)
+			if got := err == nil; got != tt.supported {
+				t.Errorf("supported = %v (%v), want %v", got, err, tt.supported)
+			}
+			if got := errors.Is(err, ebpf.ErrNotSupported); got != tt.unsupported {
+				t.Errorf("unsupported = %v (%v), want %v", got, err, tt.unsupported)
+			}
+		})
+	}
+}
