@@ -60,45 +60,49 @@ func extractDebMembers(ctx context.Context, debPath, dir string) (debContents, e
 		if err != nil {
 			return debContents{}, fmt.Errorf("read %s data.tar%s: %w", filepath.Base(debPath), d.DataExt, err)
 		}
-		name := keepDebMember(hdr.Name)
-		if name == "" {
-			continue
-		}
-		target := filepath.Join(dir, filepath.FromSlash(name))
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return debContents{}, fmt.Errorf("extract %s: %w", name, err)
-			}
-			continue
-		case tar.TypeReg:
-		default:
-			continue // symlinks (build/, source/) point at headers we do not need
-		}
-		if err := writeMember(target, d.Data); err != nil {
-			return debContents{}, fmt.Errorf("extract %s: %w", name, err)
-		}
-		switch {
-		case strings.HasPrefix(name, "boot/vmlinuz-") || strings.HasPrefix(name, "boot/vmlinux-"):
-			if c.Vmlinuz != "" {
-				return debContents{}, fmt.Errorf("extract %s: two kernels: %s and %s", debPath, c.Vmlinuz, name)
-			}
-			c.Vmlinuz = name
-		case strings.HasPrefix(name, "boot/config-"):
-			c.Config = name
-		case strings.HasPrefix(name, "lib/modules/"):
-			rel := strings.SplitN(name, "/", 4)[2]
-			if c.Release != "" && c.Release != rel {
-				return debContents{}, fmt.Errorf("extract %s: modules for two releases: %s and %s", debPath, c.Release, rel)
-			}
-			c.Release = rel
-			c.Modules = "lib/modules/" + rel
+		if err := c.add(dir, hdr.Name, hdr.Typeflag == tar.TypeDir, hdr.Typeflag == tar.TypeReg, d.Data); err != nil {
+			return debContents{}, fmt.Errorf("extract %s: %w", filepath.Base(debPath), err)
 		}
 	}
 	if c.Release == "" && c.Vmlinuz != "" {
 		c.Release = strings.TrimPrefix(strings.TrimPrefix(c.Vmlinuz, "boot/vmlinuz-"), "boot/vmlinux-")
 	}
 	return c, nil
+}
+
+// add extracts one member of a package's payload (a .deb's data.tar, an
+// RPM's cpio) into dir if keepDebMember keeps it, and records what it is.
+// Only directories and regular files are written: symlinks (build/,
+// source/) point at headers vmrunner does not need.
+func (c *debContents) add(dir, member string, isDir, isReg bool, r io.Reader) error {
+	name := keepDebMember(member)
+	if name == "" || (!isDir && !isReg) {
+		return nil
+	}
+	target := filepath.Join(dir, filepath.FromSlash(name))
+	if isDir {
+		return os.MkdirAll(target, 0o755)
+	}
+	if err := writeMember(target, r); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	switch {
+	case strings.HasPrefix(name, "boot/vmlinuz-") || strings.HasPrefix(name, "boot/vmlinux-"):
+		if c.Vmlinuz != "" {
+			return fmt.Errorf("two kernels: %s and %s", c.Vmlinuz, name)
+		}
+		c.Vmlinuz = name
+	case strings.HasPrefix(name, "boot/config-"):
+		c.Config = name
+	case strings.HasPrefix(name, "lib/modules/"):
+		rel := strings.SplitN(name, "/", 4)[2]
+		if c.Release != "" && c.Release != rel {
+			return fmt.Errorf("modules for two releases: %s and %s", c.Release, rel)
+		}
+		c.Release = rel
+		c.Modules = "lib/modules/" + rel
+	}
+	return nil
 }
 
 // keepDebMember maps a data.tar member name to where it goes, or "" to
@@ -124,6 +128,10 @@ func keepDebMember(name string) string {
 		case "System.map":
 			return ""
 		}
+	}
+	// SUSE's arm64 kernel-default names its image boot/Image-<release>.
+	if rest, ok := strings.CutPrefix(name, "boot/Image-"); ok && !strings.Contains(rest, "/") {
+		return "boot/vmlinuz-" + rest
 	}
 	switch {
 	case strings.HasPrefix(name, "boot/vmlinuz-"), strings.HasPrefix(name, "boot/vmlinux-"),

@@ -2,17 +2,21 @@ package kernels
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/vmrunner/vmrunner/internal/text"
 )
@@ -21,17 +25,23 @@ import (
 // re-reading the mirror's index.
 const resolutionTTL = 24 * time.Hour
 
-// debianResolution is index/debian/<key>.json: which package a suite's
-// newest kernel was when the index was last read.
+// debianResolution is index/<kind>/<key>.json: which packages a suite's
+// newest kernel was when the index was last read, in Debian's archive or
+// in another of the same format (Ubuntu's).
 type debianResolution struct {
+	// Type is the kind of source, "debian" when empty (resolutions cached
+	// before Ubuntu's archive was read have none).
+	Type    string     `json:"type,omitempty"`
 	Fetched time.Time  `json:"fetched"`
 	Mirror  string     `json:"mirror"`
 	Suite   string     `json:"suite"`
 	Arch    string     `json:"arch"` // Debian spelling
 	Flavour string     `json:"flavour"`
+	Select  string     `json:"select,omitempty"` // archive.selector
 	Package debPackage `json:"package"`
 	// Parts, when set, are the packages Package stands for (sid's
-	// linux-image metapackage): image, base (the config) and modules.
+	// linux-image metapackage: image, base (the config) and modules;
+	// Ubuntu's image and modules packages).
 	Parts []debPackage `json:"parts,omitempty"`
 }
 
@@ -54,9 +64,12 @@ func (r *debianResolution) url() string { return r.Mirror + "/" + r.Package.File
 // linux-image-6.1.0-50-amd64-unsigned holds 6.1.0-50-amd64.
 func (r *debianResolution) release() string { return packageRelease(r.Package.Package) }
 
-// packageRelease is the kernel release a Debian linux-image package holds.
+// packageRelease is the kernel release a Debian or Ubuntu linux-image
+// package holds: linux-image-6.1.0-50-amd64-unsigned,
+// linux-image-unsigned-5.15.0-91-generic.
 func packageRelease(pkg string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(pkg, "linux-image-"), "-unsigned")
+	rel := strings.TrimSuffix(strings.TrimPrefix(pkg, "linux-image-"), "-unsigned")
+	return strings.TrimPrefix(rel, "unsigned-")
 }
 
 // check says whether k, the kernel cached under the resolution's SHA-256,
@@ -71,7 +84,7 @@ func (r *debianResolution) check(k *Kernel, arch Arch) error {
 }
 
 func (r *debianResolution) origin() Origin {
-	o := Origin{Type: "debian", Package: r.Package.Package, Version: r.Package.Version, Suite: r.Suite, URL: r.url()}
+	o := Origin{Type: cmp.Or(r.Type, "debian"), Package: r.Package.Package, Version: r.Package.Version, Suite: r.Suite, URL: r.url()}
 	for _, p := range r.Parts {
 		o.Files = append(o.Files, File{URL: r.Mirror + "/" + p.Filename, SHA256: p.SHA256})
 	}
@@ -87,32 +100,74 @@ func defaultFlavour(arch Arch) string {
 	return "amd64"
 }
 
-// resolveDebian resolves spec to a Kernel: from the cache when a fresh
-// resolution and its kernel are there, else through the mirror.
+// archive is a kernel source over an archive in Debian's format
+// (dists/<suite>/InRelease → main/binary-<arch>/Packages → pool): Debian's
+// own, or Ubuntu's. What differs is the keyring and which packages make a
+// kernel (pick).
+type archive struct {
+	kind    string // "debian", "ubuntu": Origin.Type and index/<kind>/
+	mirror  string // without a trailing slash
+	suite   string
+	flavour string
+	// selector is what else chooses the kernel (Ubuntu's version series or
+	// ABI): part of the cached resolution's key.
+	selector string
+	// keyring loads the keys InRelease must be signed with; nil keys
+	// (no keyring installed) trust InRelease as served, as loadKeyring says.
+	keyring func(*slog.Logger) (openpgp.EntityList, error)
+	// pick finds the kernel's packages in a Packages index; where names
+	// the index ("bookworm main/binary-amd64 on MIRROR") for errors.
+	pick func(r io.Reader, where string) (debianKernel, error)
+	// suites are examples of valid suites, for the error of a missing one.
+	suites string
+}
+
+// resolveDebian resolves a debian: source.
 func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options) (*Kernel, error) {
 	if !validSuite(spec.Suite) {
 		return nil, fmt.Errorf("%w: debian suite %q (want e.g. bookworm)", ErrBadInput, spec.Suite)
 	}
-	mirror := strings.TrimRight(spec.Mirror, "/")
-	if mirror == "" {
-		mirror = DefaultMirror
-	}
-	flavour := spec.Flavour
-	if flavour == "" {
-		flavour = defaultFlavour(arch)
-	}
-	c, log := opts.Cache, opts.Logger
-	mh := sha256.Sum256([]byte(mirror))
-	key := safeName(fmt.Sprintf("%s_%s_%s_%x", spec.Suite, arch.Debian(), flavour, mh[:4]))
-	indexPath := filepath.Join(c.Dir, "index", "debian", key+".json")
+	flavour := cmp.Or(spec.Flavour, defaultFlavour(arch))
+	return resolveArchive(ctx, archive{
+		kind:    "debian",
+		mirror:  cmp.Or(strings.TrimRight(spec.Mirror, "/"), DefaultMirror),
+		suite:   spec.Suite,
+		flavour: flavour,
+		keyring: func(log *slog.Logger) (openpgp.EntityList, error) { return loadKeyring(opts.Keyring, log) },
+		pick: func(r io.Reader, where string) (debianKernel, error) {
+			k, err := newestKernel(r, flavour)
+			if errors.Is(err, errNoKernelPackage) {
+				return k, fmt.Errorf("%w: no linux-image-<abi>-%s-unsigned, nor a linux-image-<abi>-%s over linux-binary-*, in %s",
+					ErrNotFound, flavour, flavour, where)
+			}
+			return k, err
+		},
+		suites: "bullseye, bookworm, trixie, sid and <suite>-backports",
+	}, arch, opts)
+}
 
-	// readCached reads the resolution cached for this suite, arch, flavour
-	// and mirror; one made for anything else is no resolution at all.
+// resolveArchive resolves a kernel of an archive to a Kernel: from the
+// cache when a fresh resolution and its kernel are there, else through the
+// mirror.
+func resolveArchive(ctx context.Context, a archive, arch Arch, opts Options) (*Kernel, error) {
+	c, log := opts.Cache, opts.Logger
+	id := a.mirror // Debian's resolutions keep the key they had before Ubuntu's
+	if a.selector != "" {
+		id += "\x00" + a.selector
+	}
+	mh := sha256.Sum256([]byte(id))
+	key := safeName(fmt.Sprintf("%s_%s_%s_%x", a.suite, arch.Debian(), a.flavour, mh[:4]))
+	indexPath := filepath.Join(c.Dir, "index", a.kind, key+".json")
+	lockName := a.kind + "-" + key
+
+	// readCached reads the resolution cached for this suite, arch, flavour,
+	// selection and mirror; one made for anything else is no resolution at all.
 	var cached debianResolution
 	readCached := func() bool {
 		cached = debianResolution{}
-		return readJSON(indexPath, &cached) == nil &&
-			cached.Suite == spec.Suite && cached.Arch == arch.Debian() && cached.Flavour == flavour && cached.Mirror == mirror
+		return readJSON(indexPath, &cached) == nil && cmp.Or(cached.Type, "debian") == a.kind &&
+			cached.Suite == a.suite && cached.Arch == arch.Debian() && cached.Flavour == a.flavour &&
+			cached.Mirror == a.mirror && cached.Select == a.selector
 	}
 
 	// Warm path, without locks: every file read here appeared by rename.
@@ -124,7 +179,7 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 		}
 	}
 
-	unlock, err := c.Lock(ctx, "debian-"+key)
+	unlock, err := c.Lock(ctx, lockName)
 	if err != nil {
 		return nil, err
 	}
@@ -143,16 +198,16 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 	}
 	f := &fetcher{client: opts.Client, log: log}
 	lookup := func() (debianResolution, error) {
-		keyring, err := loadKeyring(opts.Keyring, log)
+		keyring, err := a.keyring(log)
 		if err != nil {
 			return debianResolution{}, err
 		}
 		start := time.Now()
-		found, err := f.lookupDebian(ctx, mirror, spec.Suite, arch.Debian(), flavour, keyring != nil, func(data []byte) (*release, error) {
+		found, err := f.lookupArchive(ctx, a, arch.Debian(), keyring != nil, func(data []byte) (*release, error) {
 			return parseInRelease(data, keyring)
 		})
 		if err == nil {
-			log.Info("resolved debian kernel", "suite", spec.Suite, "package", found.Package.Package,
+			log.Info("resolved "+a.kind+" kernel", "suite", a.suite, "package", found.Package.Package,
 				"version", found.Package.Version, "duration", time.Since(start).Round(time.Millisecond))
 		}
 		return found, err
@@ -165,7 +220,7 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 		case err == nil:
 			res, fresh = found, true
 		case errors.Is(err, ErrUnreachable) && haveCached && !opts.Offline:
-			log.Warn("mirror unreachable, using the kernel resolved earlier", "suite", spec.Suite,
+			log.Warn("mirror unreachable, using the kernel resolved earlier", "suite", a.suite,
 				"package", cached.Package.Package, "resolved", cached.Fetched.Format(time.RFC3339), "error", err)
 		case errors.Is(err, ErrUnreachable) && haveCached:
 			// Offline: the cached resolution is what there is.
@@ -202,15 +257,16 @@ func resolveDebian(ctx context.Context, spec DebianSpec, arch Arch, opts Options
 	return k, nil
 }
 
-// lookupDebian reads a suite's InRelease and Packages index and returns
-// its newest kernel package of flavour.
-func (f *fetcher) lookupDebian(ctx context.Context, mirror, suite, debArch, flavour string, signed bool,
+// lookupArchive reads a suite's InRelease and Packages index and returns
+// the kernel a.pick finds in it.
+func (f *fetcher) lookupArchive(ctx context.Context, a archive, debArch string, signed bool,
 	parse func([]byte) (*release, error)) (debianResolution, error) {
+	mirror, suite := a.mirror, a.suite
 	dist := mirror + "/dists/" + suite
 	data, err := f.readAll(ctx, dist+"/InRelease", 64<<20)
 	if errors.Is(err, errHTTPNotFound) {
-		return debianResolution{}, fmt.Errorf("%w: debian suite %q on %s (no dists/%s/InRelease); valid suites include bullseye, bookworm, trixie, sid and <suite>-backports",
-			ErrNotFound, suite, mirror, suite)
+		return debianResolution{}, fmt.Errorf("%w: %s suite %q on %s (no dists/%s/InRelease); valid suites include %s",
+			ErrNotFound, a.kind, suite, mirror, suite, a.suites)
 	}
 	if err != nil {
 		return debianResolution{}, err
@@ -252,10 +308,9 @@ func (f *fetcher) lookupDebian(ctx context.Context, mirror, suite, debArch, flav
 		if err != nil {
 			return debianResolution{}, fmt.Errorf("decompress %s: %w", url, err)
 		}
-		k, err := newestKernel(dec, flavour)
-		if errors.Is(err, errNoKernelPackage) {
-			return debianResolution{}, fmt.Errorf("%w: no linux-image-<abi>-%s-unsigned, nor a linux-image-<abi>-%s over linux-binary-*, in %s main/binary-%s on %s",
-				ErrNotFound, flavour, flavour, suite, debArch, mirror)
+		k, err := a.pick(dec, fmt.Sprintf("%s main/binary-%s on %s", suite, debArch, mirror))
+		if errors.Is(err, ErrNotFound) {
+			return debianResolution{}, err
 		}
 		if err != nil {
 			return debianResolution{}, fmt.Errorf("read %s: %w", url, err)
@@ -265,10 +320,14 @@ func (f *fetcher) lookupDebian(ctx context.Context, mirror, suite, debArch, flav
 				return debianResolution{}, fmt.Errorf("read %s: bad Filename %q", url, p.Filename)
 			}
 		}
-		return debianResolution{Fetched: time.Now().UTC(), Mirror: mirror, Suite: suite,
-			Arch: debArch, Flavour: flavour, Package: k.Package, Parts: k.Parts}, nil
+		r := debianResolution{Fetched: time.Now().UTC(), Mirror: mirror, Suite: suite,
+			Arch: debArch, Flavour: a.flavour, Select: a.selector, Package: k.Package, Parts: k.Parts}
+		if a.kind != "debian" {
+			r.Type = a.kind
+		}
+		return r, nil
 	}
-	return debianResolution{}, fmt.Errorf("%w: debian suite %q on %s has no main/binary-%s/Packages index", ErrNotFound, suite, mirror, debArch)
+	return debianResolution{}, fmt.Errorf("%w: %s suite %q on %s has no main/binary-%s/Packages index", ErrNotFound, a.kind, suite, mirror, debArch)
 }
 
 // prepareDebian makes sure the package of res is downloaded and extracted

@@ -19,6 +19,15 @@
 //     of suites to packages (valid 24h; used stale when the mirror is
 //     unreachable). Every file appears by rename, so a crash leaves no
 //     half-written entry, and work is serialised with Cache.Lock.
+//   - Ubuntu kernels (ubuntu.go) go through the same archive code as
+//     Debian's (resolveArchive): InRelease signed by Ubuntu's keyring,
+//     Packages, then linux-image-unsigned-<abi>-<flavour> and
+//     linux-modules-<abi>-<flavour> of the same version, both required.
+//   - RPM kernels (rpm.go, rpmrepo.go, rpmfamily.go): repomd.xml → primary
+//     (its checksum checked) → the image package and the modules packages
+//     of the same build (sha256 from primary), each package's OpenPGP
+//     signature verified against the key before anything is extracted;
+//     payloads read with github.com/sassoftware/go-rpmutils.
 //   - Other sources (spec.go): oci (an image pulled by platform, cached by
 //     manifest digest), ubuntu-mainline (debs verified against the
 //     directory's CHECKSUMS), deb (by URL with a required SHA-256, or local

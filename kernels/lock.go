@@ -192,7 +192,7 @@ func resolvePinned(ctx context.Context, spec Spec, pin Origin, arch Arch, opts O
 		return nil, fmt.Errorf("%w: lock pins a %s kernel but the source is %s; run vmrunner lock again", ErrBadInput, pin.Type, spec.Kind())
 	}
 	switch pin.Type {
-	case "debian", "deb", "ubuntu-mainline":
+	case "debian", "ubuntu", "deb", "ubuntu-mainline":
 		var items []debItem
 		local := false
 		for _, f := range pin.Files {
@@ -209,16 +209,21 @@ func resolvePinned(ctx context.Context, spec Spec, pin Origin, arch Arch, opts O
 			break
 		}
 		kind := pin.Type
-		if kind == "debian" {
-			kind = "deb" // the same kernels/<deb sha>/ as resolveDebian
+		if kind == "debian" || kind == "ubuntu" {
+			kind = "deb" // the same kernels/<deb sha>/ as resolveArchive
 		}
 		origin := pin
 		origin.Files = nil // resolveDebItems lists them again
 		k, err := resolveDebItems(ctx, kind, items, arch, opts, origin)
-		if err == nil && pin.Type == "debian" && pin.Package != "" && k.Release != packageRelease(pin.Package) {
+		if err == nil && (pin.Type == "debian" || pin.Type == "ubuntu") && pin.Package != "" && k.Release != packageRelease(pin.Package) {
 			return nil, fmt.Errorf("%w: the lock pins %s but its .deb holds kernel %s; run vmrunner lock again", ErrChecksum, pin.Package, k.Release)
 		}
 		return k, err
+	case "rpm":
+		if spec.RPM == nil {
+			break
+		}
+		return resolveRPMPinned(ctx, *spec.RPM, pin, arch, opts)
 	case "oci":
 		if pin.URL == "" || !strings.Contains(pin.URL, "@sha256:") {
 			return nil, fmt.Errorf("%w: lock: oci pin %q has no digest; run vmrunner lock again", ErrBadInput, pin.URL)

@@ -49,21 +49,70 @@ type debianKernel struct {
 // the newest linux-image-<abi>-<flavour>-unsigned; in a suite that has
 // none (sid), the newest linux-image-<abi>-<flavour> whose Depends name
 // linux-binary-<abi>-<flavour>, with linux-binary-unsigned (else the
-// signed linux-binary), linux-base and linux-modules of that ABI. The
-// index is ~50 MB: paragraphs are skipped line by line until their Package
-// field matches, and only those few are decoded.
+// signed linux-binary), linux-base and linux-modules of that ABI.
 func newestKernel(r io.Reader, flavour string) (debianKernel, error) {
 	match := kernelFamily(flavour)
+	best, split, err := scanPackages(r, match.Match)
+	if err != nil {
+		return debianKernel{}, err
+	}
+	newest := func(ok func(name string, m []string) bool) *debPackage {
+		var top *debPackage
+		for name, p := range best {
+			m := match.FindStringSubmatch(name)
+			if !ok(name, m) {
+				continue
+			}
+			if top != nil && !newerPackage(p, *top) {
+				continue
+			}
+			p := p
+			top = &p
+		}
+		return top
+	}
+	if img := newest(func(_ string, m []string) bool { return m[1] == "image" && m[3] == "-unsigned" }); img != nil {
+		return debianKernel{Package: *img}, nil
+	}
+	meta := newest(func(name string, m []string) bool { return m[1] == "image" && m[3] == "" && split[name] })
+	if meta == nil {
+		return debianKernel{}, errNoKernelPackage
+	}
+	abi := match.FindStringSubmatch(meta.Package)[2]
+	part := func(kinds ...string) (debPackage, bool) {
+		for _, k := range kinds {
+			if p, ok := best["linux-"+k+"-"+abi+"-"+flavour]; ok {
+				return p, true
+			}
+		}
+		return debPackage{}, false
+	}
+	k := debianKernel{Package: *meta}
+	for _, kinds := range [][]string{{"binary-unsigned", "binary"}, {"base"}, {"modules"}} {
+		p, ok := part(kinds...)
+		if !ok {
+			return debianKernel{}, fmt.Errorf("%w: %s depends on linux-%s-%s-%s, which the index lacks", ErrNotFound, meta.Package, kinds[0], abi, flavour)
+		}
+		k.Parts = append(k.Parts, p)
+	}
+	return k, nil
+}
+
+// scanPackages reads a Packages index and returns, for every package whose
+// name keep accepts, its newest version; split says which of them depend
+// on a linux-binary-* package (sid's kernel metapackages). The index is
+// ~50 MB: paragraphs are skipped line by line until their Package field
+// matches, and only those few are decoded.
+func scanPackages(r io.Reader, keep func(name []byte) bool) (best map[string]debPackage, split map[string]bool, err error) {
 	var (
 		para     bytes.Buffer
-		keep     bool                      // the current paragraph matched
-		skipping bool                      // the current paragraph did not match
-		best     = map[string]debPackage{} // newest of each package name
-		split    = map[string]bool{}       // metapackages over linux-binary-*
+		matched  bool // the current paragraph matched
+		skipping bool // the current paragraph did not match
 	)
+	best, split = map[string]debPackage{}, map[string]bool{}
 	finish := func() error {
-		defer func() { para.Reset(); keep, skipping = false, false }()
-		if !keep {
+		defer func() { para.Reset(); matched, skipping = false, false }()
+		if !matched {
 			return nil
 		}
 		var p control.BinaryIndex
@@ -97,7 +146,7 @@ func newestKernel(r io.Reader, flavour string) (debianKernel, error) {
 		line := sc.Bytes()
 		if len(line) == 0 {
 			if err := finish(); err != nil {
-				return debianKernel{}, err
+				return nil, nil, err
 			}
 			continue
 		}
@@ -105,8 +154,8 @@ func newestKernel(r io.Reader, flavour string) (debianKernel, error) {
 			continue
 		}
 		if name, ok := bytes.CutPrefix(line, []byte("Package:")); ok {
-			keep = match.Match(bytes.TrimSpace(name))
-			skipping = !keep
+			matched = keep(bytes.TrimSpace(name))
+			skipping = !matched
 			if skipping {
 				para.Reset()
 				continue
@@ -116,54 +165,23 @@ func newestKernel(r io.Reader, flavour string) (debianKernel, error) {
 		para.WriteByte('\n')
 	}
 	if err := sc.Err(); err != nil {
-		return debianKernel{}, fmt.Errorf("read Packages: %w", err)
+		return nil, nil, fmt.Errorf("read Packages: %w", err)
 	}
 	if err := finish(); err != nil {
-		return debianKernel{}, err
+		return nil, nil, err
 	}
+	return best, split, nil
+}
 
-	newest := func(ok func(name string, m []string) bool) *debPackage {
-		var top *debPackage
-		for name, p := range best {
-			m := match.FindStringSubmatch(name)
-			if !ok(name, m) {
-				continue
-			}
-			if top != nil {
-				if v, err := version.Parse(top.Version); err == nil {
-					if w, err := version.Parse(p.Version); err == nil && version.Compare(w, v) <= 0 {
-						continue
-					}
-				}
-			}
-			p := p
-			top = &p
-		}
-		return top
+// newerPackage says whether a's version is above b's.
+func newerPackage(a, b debPackage) bool {
+	va, err := version.Parse(a.Version)
+	if err != nil {
+		return false
 	}
-	if img := newest(func(_ string, m []string) bool { return m[1] == "image" && m[3] == "-unsigned" }); img != nil {
-		return debianKernel{Package: *img}, nil
+	vb, err := version.Parse(b.Version)
+	if err != nil {
+		return true
 	}
-	meta := newest(func(name string, m []string) bool { return m[1] == "image" && m[3] == "" && split[name] })
-	if meta == nil {
-		return debianKernel{}, errNoKernelPackage
-	}
-	abi := match.FindStringSubmatch(meta.Package)[2]
-	part := func(kinds ...string) (debPackage, bool) {
-		for _, k := range kinds {
-			if p, ok := best["linux-"+k+"-"+abi+"-"+flavour]; ok {
-				return p, true
-			}
-		}
-		return debPackage{}, false
-	}
-	k := debianKernel{Package: *meta}
-	for _, kinds := range [][]string{{"binary-unsigned", "binary"}, {"base"}, {"modules"}} {
-		p, ok := part(kinds...)
-		if !ok {
-			return debianKernel{}, fmt.Errorf("%w: %s depends on linux-%s-%s-%s, which the index lacks", ErrNotFound, meta.Package, kinds[0], abi, flavour)
-		}
-		k.Parts = append(k.Parts, p)
-	}
-	return k, nil
+	return version.Compare(va, vb) > 0
 }

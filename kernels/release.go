@@ -102,18 +102,25 @@ func verifyClearsigned(block *clearsign.Block, keyring openpgp.EntityList) error
 }
 
 var (
-	keyrings         sync.Map // path → openpgp.EntityList
-	warnNoKeyring    sync.Once
-	errNoKeyringFile = errors.New("no keyring")
+	keyrings            sync.Map // path → openpgp.EntityList
+	warnNoKeyring       sync.Once
+	warnNoUbuntuKeyring sync.Once
+	errNoKeyringFile    = errors.New("no keyring")
 )
 
 // loadKeyring reads an OpenPGP keyring, binary or armored. path "" means
 // DefaultKeyring when it exists; when it does not, loadKeyring warns once
 // and returns nil: InRelease is then trusted as served.
 func loadKeyring(path string, log *slog.Logger) (openpgp.EntityList, error) {
+	return loadKeyringOr(path, defaultKeyring, &warnNoKeyring,
+		"Debian archive keyring not found: InRelease signatures are not checked; fix with `apt-get install debian-archive-keyring` or set a keyring", log)
+}
+
+// loadKeyringOr is loadKeyring with another default keyring and warning.
+func loadKeyringOr(path, def string, once *sync.Once, warning string, log *slog.Logger) (openpgp.EntityList, error) {
 	explicit := path != ""
 	if !explicit {
-		path = defaultKeyring
+		path = def
 	}
 	if kr, ok := keyrings.Load(path); ok {
 		return kr.(openpgp.EntityList), nil
@@ -121,10 +128,7 @@ func loadKeyring(path string, log *slog.Logger) (openpgp.EntityList, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if !explicit && errors.Is(err, os.ErrNotExist) {
-			warnNoKeyring.Do(func() {
-				log.Warn("Debian archive keyring not found: InRelease signatures are not checked; fix with `apt-get install debian-archive-keyring` or set a keyring",
-					"path", path)
-			})
+			once.Do(func() { log.Warn(warning, "path", path) })
 			return nil, nil
 		}
 		return nil, fmt.Errorf("read keyring: %w", err)

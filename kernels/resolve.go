@@ -71,6 +71,10 @@ func Resolve(ctx context.Context, name string, spec Spec, arch Arch, opts Option
 		k, err = resolvePinned(ctx, spec, *opts.Pin, arch, opts)
 	case spec.Debian != nil:
 		k, err = resolveDebian(ctx, *spec.Debian, arch, opts)
+	case spec.Ubuntu != nil:
+		k, err = resolveUbuntu(ctx, *spec.Ubuntu, arch, opts)
+	case spec.RPM != nil:
+		k, err = resolveRPM(ctx, *spec.RPM, arch, opts)
 	case spec.OCI != "":
 		k, err = resolveOCI(ctx, spec.OCI, arch, opts)
 	case spec.Mainline != nil:
@@ -82,7 +86,7 @@ func Resolve(ctx context.Context, name string, spec Spec, arch Arch, opts Option
 	case spec.Build != nil:
 		k, err = resolveBuild(ctx, *spec.Build, arch, opts)
 	default:
-		err = fmt.Errorf("%w: no source (want debian, oci, ubuntu-mainline, deb, file or build)", ErrBadInput)
+		err = fmt.Errorf("%w: no source (want debian, ubuntu, rpm, oci, ubuntu-mainline, deb, file or build)", ErrBadInput)
 	}
 	if err == nil && k.BTF != "" && k.BTFFrom == "" {
 		k.BTFFrom = filepath.Base(k.BTF) + " in " + k.Origin.URL // shipped with the kernel

@@ -14,6 +14,10 @@ import (
 // Spec is the `source:` of a kernel in matrix.yaml. Exactly one field is set.
 type Spec struct {
 	Debian *DebianSpec `yaml:"debian" json:"debian,omitempty"`
+	// Ubuntu is a kernel of Ubuntu's archive (ubuntu.go).
+	Ubuntu *UbuntuSpec `yaml:"ubuntu" json:"ubuntu,omitempty"`
+	// RPM is a kernel of an RPM repository (rpm.go).
+	RPM *RPMSpec `yaml:"rpm" json:"rpm,omitempty"`
 	// OCI is an image reference: ghcr.io/cilium/ci-kernels:6.1, or pinned
 	// with @sha256:<hex>.
 	OCI string `yaml:"oci" json:"oci,omitempty"`
@@ -35,7 +39,7 @@ type Spec struct {
 // Kinds lists the kinds of source as spelled in matrix.yaml; Spec's other
 // keys (btf) are options of any kind.
 func Kinds() []string {
-	return []string{"debian", "oci", "ubuntu-mainline", "deb", "file", "build"}
+	return []string{"debian", "ubuntu", "rpm", "oci", "ubuntu-mainline", "deb", "file", "build"}
 }
 
 // Kind names the kind of source that is set, as spelled in matrix.yaml.
@@ -43,6 +47,10 @@ func (s Spec) Kind() string {
 	switch {
 	case s.Debian != nil:
 		return "debian"
+	case s.Ubuntu != nil:
+		return "ubuntu"
+	case s.RPM != nil:
+		return "rpm"
 	case s.OCI != "":
 		return "oci"
 	case s.Mainline != nil:
@@ -73,6 +81,12 @@ func (s *Spec) Rebase(dir string) {
 	}
 	if s.Mainline != nil {
 		abs(&s.Mainline.Keyring)
+	}
+	if s.Ubuntu != nil {
+		abs(&s.Ubuntu.Keyring)
+	}
+	if s.RPM != nil {
+		abs(&s.RPM.Key)
 	}
 	if s.BTF != nil {
 		abs(&s.BTF.File)
@@ -209,6 +223,10 @@ func (s Spec) Validate() error {
 		}
 	}
 	switch {
+	case s.Ubuntu != nil:
+		return s.Ubuntu.Validate()
+	case s.RPM != nil:
+		return s.RPM.Validate()
 	case s.OCI != "":
 		if _, err := name.ParseReference(s.OCI); err != nil {
 			return fmt.Errorf("oci: %v; expected a reference like ghcr.io/cilium/ci-kernels:6.1", err)

@@ -48,17 +48,23 @@ const Suite = "trixie"
 // that fills it; otherwise a cold cache downloads it from the Debian mirror.
 func Debian(t testing.TB, arch kernels.Arch) *kernels.Kernel {
 	t.Helper()
+	return DebianSuite(t, Suite, arch)
+}
+
+// DebianSuite is Debian for another suite's kernel.
+func DebianSuite(t testing.TB, suite string, arch kernels.Arch) *kernels.Kernel {
+	t.Helper()
 	opts := kernels.Options{Offline: os.Getenv("VMRUNNER_SKIP_INTEGRATION") != ""}
 	if opts.Offline {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	k, err := kernels.Resolve(context.Background(), "fixture", kernels.Spec{Debian: &kernels.DebianSpec{Suite: Suite}}, arch, opts)
+	k, err := kernels.Resolve(context.Background(), "fixture", kernels.Spec{Debian: &kernels.DebianSpec{Suite: suite}}, arch, opts)
 	if opts.Offline && errors.Is(err, kernels.ErrNotCached) {
 		t.Skipf("the Debian %s kernel for %s is not in the cache and make test-unit does not download: "+
-			"fill the cache once with `make build && bin/vmrunner kernels pull --arch %s matrix.yaml` (or run make test)", Suite, arch, arch)
+			"fill the cache once with `make build && bin/vmrunner kernels pull --arch %s matrix.yaml` (or run make test)", suite, arch, arch)
 	}
 	if err != nil {
-		t.Fatalf("resolve the Debian %s kernel for fixtures: %v", Suite, err)
+		t.Fatalf("resolve the Debian %s kernel for fixtures: %v", suite, err)
 	}
 	return k
 }
@@ -421,6 +427,9 @@ func sha1Hex(data []byte) string {
 
 func writeFile(t testing.TB, p string, data []byte) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -166,7 +166,7 @@ func TestParseMatrixErrors(t *testing.T) {
 		{"top-level key", "kernel: []\n" + checks, "1:1", []string{`unknown key "kernel"`, `did you mean "kernels"?`, "allowed keys: defaults, kernels, checks"}},
 		{"defaults key", "defaults: {mem: 1G}\n" + kernel + checks, "1:12", []string{`defaults: unknown key "mem"`, "allowed keys: memory, cpus, timeout, check_timeout"}},
 		{"kernel key typo", "kernels:\n  - name: k\n    sourc: {debian: {suite: bookworm}}\n" + checks, "3:5", []string{`kernels[0]: unknown key "sourc"`, `did you mean "source"?`, "allowed keys: name, arch, source, memory, cpus"}},
-		{"source kind", "kernels: [{name: k, source: {docker: x}}]\n" + checks, "1:30", []string{`kernels[0].source: unknown key "docker"`, "allowed keys: debian, oci, ubuntu-mainline, deb, file, build"}},
+		{"source kind", "kernels: [{name: k, source: {docker: x}}]\n" + checks, "1:30", []string{`kernels[0].source: unknown key "docker"`, "allowed keys: debian, ubuntu, rpm, oci, ubuntu-mainline, deb, file, build"}},
 		{"debian key", "kernels: [{name: k, source: {debian: {suit: bookworm}}}]\n" + checks, "1:39", []string{`unknown key "suit"`, `did you mean "suite"?`, "allowed keys: suite, mirror, flavour"}},
 		{"check param", kernel + "checks:\n  - btf: {requires: [x]}\n", "3:11", []string{`checks[0].btf: unknown key "requires"`, `did you mean "require"?`, "allowed keys: require, timeout"}},
 		{"duplicate key", "defaults:\n  cpus: 1\n  cpus: 2\n" + kernel + checks, "3:3", []string{`duplicate key "cpus"`, "first at line 2"}},

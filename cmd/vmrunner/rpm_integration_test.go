@@ -1,0 +1,165 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/kernels"
+)
+
+// rpmFixture is an EL 9-layout repository per arch, built with rpmbuild,
+// rpmsign and createrepo_c, holding Debian bookworm's real kernels
+// repackaged as kernel-core (lib/modules/<release>/vmlinuz, config) and
+// kernel-modules-core (the modules), signed with a throwaway key.
+type rpmFixture struct {
+	*kerneltest.RPMRepo
+	kernels map[kernels.Arch]*kernels.Kernel
+}
+
+func newRPMFixture(t *testing.T) *rpmFixture {
+	f := &rpmFixture{RPMRepo: kerneltest.NewRPMRepo(t), kernels: map[kernels.Arch]*kernels.Kernel{}}
+	for _, arch := range kernels.Arches {
+		f.kernels[arch] = kerneltest.DebianSuite(t, "bookworm", arch)
+	}
+	return f
+}
+
+// publish builds arch's kernel into repo as EL 9 packages; what leaves
+// out kernel-modules-core, unsigned leaves the packages unsigned.
+func (f *rpmFixture) publish(t *testing.T, repo string, arch kernels.Arch, inside *kernels.Kernel, withModules, signed bool, compress string) []string {
+	core, modules := kerneltest.ELFiles(t, inside)
+	rel := "50.el9"
+	paths := []string{f.Build(t, repo, kerneltest.RPMPackage{Name: "kernel-core", Version: "6.1.0", Release: rel, Arch: arch, Files: core}, signed)}
+	if withModules {
+		paths = append(paths, f.Build(t, repo, kerneltest.RPMPackage{Name: "kernel-modules-core", Version: "6.1.0", Release: rel, Arch: arch,
+			Files: modules, Payload: "w2.xzdio"}, signed))
+	}
+	f.Publish(t, repo, compress)
+	return paths
+}
+
+// TestRPMRepository resolves, verifies and boots EL 9-layout kernels on
+// both arches through alma-9's short form pointed at the fixture, locked
+// first, and runs btf and features on them.
+func TestRPMRepository(t *testing.T) {
+	integration(t)
+	f := newRPMFixture(t)
+	f.publish(t, "el9/x86_64", kernels.X86_64, f.kernels[kernels.X86_64], true, true, "")
+	f.publish(t, "el9/aarch64", kernels.ARM64, f.kernels[kernels.ARM64], true, true, "xz")
+
+	dir := t.TempDir()
+	cache, out := filepath.Join(dir, "cache"), filepath.Join(dir, "results")
+	matrix := filepath.Join(dir, "fleet.yaml")
+	yaml := `kernels:
+  - {name: el9, arch: [x86_64, arm64], source: {rpm: {distro: alma-9, repo: "` + f.RepoURL("el9/$basearch") + `", key: "` + f.Keyring + `"}}}
+checks:
+  - btf: {require: [task_struct, sk_buff]}
+  - features: {programs: all, maps: all, helpers: [ringbuf_output, loop]}
+`
+	if err := os.WriteFile(matrix, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := vmrunnerCLI(t, "lock", "--cache-dir", cache, matrix); res.code != 0 || !strings.Contains(res.stdout, "(2 kernels)") {
+		t.Fatalf("lock: exit %d", res.code)
+	}
+	lock, err := kernels.ReadLock(filepath.Join(dir, "fleet.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range lock.Kernels {
+		if k.Pin.Type != "rpm" || k.Pin.Package != "kernel-core" || k.Pin.Version != "6.1.0-50.el9" || len(k.Pin.Files) != 2 ||
+			!strings.HasSuffix(k.Pin.Files[1].URL, "/Packages/kernel-modules-core-6.1.0-50.el9."+map[kernels.Arch]string{kernels.X86_64: "x86_64", kernels.ARM64: "aarch64"}[k.Arch]+".rpm") {
+			t.Errorf("%s/%s pin = %+v", k.Name, k.Arch, k.Pin)
+		}
+	}
+	// The repository moves on: its metadata no longer lists the kernel.
+	for _, repo := range []string{"el9/x86_64", "el9/aarch64"} {
+		os.RemoveAll(filepath.Join(f.Root, repo, "repodata"))
+	}
+	res := vmrunnerCLI(t, "run", "--cache-dir", filepath.Join(dir, "cache2"), "--out", out, matrix)
+	if res.code != 0 {
+		t.Fatalf("run: exit %d, want 0", res.code)
+	}
+	r, _ := readResults(t, out)
+	seen := 0
+	for _, rec := range r.Results {
+		seen++
+		k := f.kernels[kernels.Arch(rec.Arch)]
+		if rec.Status != "pass" || rec.KernelRelease != k.Release || rec.Source.Type != "rpm" || rec.Source.Package != "kernel-core" {
+			t.Errorf("%s/%s/%s: %s release %q source %+v: %s", rec.Kernel, rec.Arch, rec.Check, rec.Status, rec.KernelRelease, rec.Source, rec.Message)
+		}
+	}
+	if seen != 4 {
+		t.Errorf("%d records, want btf and features on two VMs", seen)
+	}
+}
+
+// TestRPMRepositoryRefusals: a wrong key, an unsigned package, a package
+// that is not what primary says, a missing modules package and a kernel
+// for the other arch are each one line naming what and where, exit 2 or 3,
+// and leave no kernel in the cache.
+func TestRPMRepositoryRefusals(t *testing.T) {
+	integration(t)
+	f := newRPMFixture(t)
+	x86 := f.kernels[kernels.X86_64]
+	f.publish(t, "good", kernels.X86_64, x86, true, true, "")
+	f.publish(t, "unsigned", kernels.X86_64, x86, true, false, "")
+	f.publish(t, "nomodules", kernels.X86_64, x86, false, true, "")
+	f.publish(t, "wrongarch", kernels.ARM64, x86, true, true, "")
+	tampered := f.publish(t, "tampered", kernels.X86_64, x86, true, true, "")
+	_, otherKey := kerneltest.GPGKey(t, "someone else <other@example.org>")
+
+	src := func(repo, key string) string {
+		return `{rpm: {distro: alma-9, repo: "` + f.RepoURL(repo) + `", key: "` + key + `"}}`
+	}
+	cache := t.TempDir()
+	for _, tc := range []struct {
+		name, source, arch string
+		code               int
+		msg                []string
+		before             func()
+	}{
+		{"wrong key", src("good", otherKey), "x86_64", 3, []string{"verify " + f.RepoURL("good") + "/Packages/kernel-core-", "bad signature", otherKey}, nil},
+		{"unsigned", src("unsigned", f.Keyring), "x86_64", 3, []string{"verify " + f.RepoURL("unsigned") + "/Packages/kernel-core-", "bad signature"}, nil},
+		{"missing modules package", src("nomodules", f.Keyring), "x86_64", 2,
+			[]string{"kernel-core-6.1.0-50.el9.x86_64 has no kernel-modules-core of the same build in " + f.RepoURL("nomodules")}, nil},
+		{"kernel for the other arch", src("wrongarch", f.Keyring), "arm64", 2, []string{"kernel built for another architecture", "x86_64"}, nil},
+		{"checksum mismatch", src("tampered", f.Keyring), "x86_64", 3, []string{"checksum mismatch", f.RepoURL("tampered") + "/" + tampered[1]}, func() {
+			p := filepath.Join(f.Root, "tampered", tampered[1])
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data[len(data)/2] ^= 0xff
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"no repository", src("nothing", f.Keyring), "x86_64", 2, []string{"no repodata/repomd.xml under " + f.RepoURL("nothing")}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before()
+			}
+			m := writeFile(t, "matrix.yaml", "kernels:\n  - {name: k, arch: "+tc.arch+", source: "+tc.source+"}\nchecks: [btf]\n")
+			res := vmrunnerCLI(t, "kernels", "pull", "--cache-dir", cache, m)
+			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+			last := lines[len(lines)-1]
+			if res.code != tc.code || !strings.HasPrefix(last, "vmrunner: k/"+tc.arch+": ") {
+				t.Errorf("exit %d, want %d with a last line naming k/%s", res.code, tc.code, tc.arch)
+			}
+			for _, want := range tc.msg {
+				if !strings.Contains(last, want) {
+					t.Errorf("error line does not name %q", want)
+				}
+			}
+			entries, _ := os.ReadDir(filepath.Join(cache, "kernels"))
+			for _, e := range entries {
+				t.Errorf("cache holds kernels/%s after a refusal", e.Name())
+			}
+		})
+	}
+}
