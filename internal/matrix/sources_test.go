@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -10,10 +11,61 @@ import (
 )
 
 // TestRFD037Matrix parses matrices/rfd037.yaml (it cannot be resolved
-// without internet access) and checks that every version of the RFD has a
-// real source on each arch, with the sources the issue asks for.
+// without internet access) and checks that every version of the RFD is the
+// distro kernel it stands for, on each arch.
 func TestRFD037Matrix(t *testing.T) {
-	m, err := LoadMatrix("../../matrices/rfd037.yaml")
+	got := matrixSources(t, "../../matrices/rfd037.yaml")
+	want := []string{
+		"rhel8-4.18/x86_64: rpm alma-8 4.18.0", "rhel8-4.18/arm64: rpm alma-8 4.18.0",
+		"ubuntu-5.8/x86_64: ubuntu focal-updates 5.8", "ubuntu-5.8/arm64: ubuntu focal-updates 5.8",
+		"ubuntu-5.15/x86_64: ubuntu jammy-updates 5.15", "ubuntu-5.15/arm64: ubuntu jammy-updates 5.15",
+		"debian-6.1/x86_64: debian bookworm", "debian-6.1/arm64: debian bookworm",
+		"ubuntu-6.5/x86_64: ubuntu jammy-updates 6.5", "ubuntu-6.5/arm64: ubuntu jammy-updates 6.5",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rfd037 targets:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestFleetMatrix parses matrices/fleet.yaml: every kernel the issue names,
+// on both arches, each from its distro's archive and with a comment saying
+// which quirk it stands for.
+func TestFleetMatrix(t *testing.T) {
+	got := matrixSources(t, "../../matrices/fleet.yaml")
+	for _, want := range []string{
+		"ubuntu-20.04-5.4/%s: ubuntu focal-updates 5.4", "ubuntu-20.04-hwe-5.8/%s: ubuntu focal-updates 5.8",
+		"ubuntu-22.04-5.15/%s: ubuntu jammy-updates 5.15", "ubuntu-22.04-hwe-6.5/%s: ubuntu jammy-updates 6.5",
+		"ubuntu-24.04-6.8/%s: ubuntu noble-updates 6.8",
+		"el8-4.18/%s: rpm alma-8 4.18.0", "el9-5.14/%s: rpm rocky-9 5.14.0",
+		"amzn2-4.14/%s: rpm amazon-2 4.14", "amzn2-5.10/%s: rpm amazon-2-kernel-5.10 5.10", "al2023-6.1/%s: rpm amazon-2023 6.1",
+		"leap-15.6-6.4/%s: rpm opensuse-leap-15.6 6.4.0",
+		"debian-11-5.10/%s: debian bullseye", "debian-12-6.1/%s: debian bookworm", "debian-13-6.12/%s: debian trixie",
+	} {
+		for _, a := range []string{"x86_64", "arm64"} {
+			if w := strings.Replace(want, "%s", a, 1); !slices.Contains(got, w) {
+				t.Errorf("fleet.yaml has no %q", w)
+			}
+		}
+	}
+	if len(got) != 28 {
+		t.Errorf("fleet.yaml has %d targets, want 28:\n%s", len(got), strings.Join(got, "\n"))
+	}
+	data, err := os.ReadFile("../../matrices/fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "  - {name:") && (i == 0 || !strings.HasPrefix(lines[i-1], "  #")) {
+			t.Errorf("fleet.yaml:%d: kernel without a comment saying which quirk it stands for", i+1)
+		}
+	}
+}
+
+// matrixSources lists a matrix file's targets with their sources.
+func matrixSources(t *testing.T, path string) []string {
+	t.Helper()
+	m, err := LoadMatrix(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,10 +74,10 @@ func TestRFD037Matrix(t *testing.T) {
 		src := tg.Kernel.Source
 		var s string
 		switch {
-		case src.Mainline != nil:
-			s = "mainline " + src.Mainline.Version
-		case src.OCI != "":
-			s = "oci " + src.OCI
+		case src.Ubuntu != nil:
+			s = "ubuntu " + src.Ubuntu.Suite + " " + src.Ubuntu.Version
+		case src.RPM != nil:
+			s = "rpm " + src.RPM.Distro + " " + src.RPM.Version
 		case src.Debian != nil:
 			s = "debian " + src.Debian.Suite
 		default:
@@ -33,32 +85,7 @@ func TestRFD037Matrix(t *testing.T) {
 		}
 		got = append(got, tg.Label()+": "+s)
 	}
-	want := []string{
-		"rhel-4.18/x86_64: oci quay.io/lvh-images/kernel-images:rhel8.10-main",
-		"mainline-4.18/x86_64: mainline v4.18", "mainline-4.18/arm64: mainline v4.18",
-		"mainline-5.8/x86_64: mainline v5.8", "mainline-5.8/arm64: mainline v5.8",
-		"mainline-5.15/x86_64: mainline v5.15", "mainline-5.15/arm64: mainline v5.15",
-		"ci-5.15/x86_64: oci ghcr.io/cilium/ci-kernels:5.15",
-		"debian-6.1/x86_64: debian bookworm", "debian-6.1/arm64: debian bookworm",
-		"ci-6.1/x86_64: oci ghcr.io/cilium/ci-kernels:6.1",
-		"mainline-6.5/x86_64: mainline v6.5", "mainline-6.5/arm64: mainline v6.5",
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("rfd037 targets:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	// Every version of the RFD on both arches; the tags are the real ones.
-	for _, v := range []string{"4.18", "5.8", "5.15", "6.1", "6.5"} {
-		for _, a := range []string{"x86_64", "arm64"} {
-			if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, v+"/"+a+":") }) {
-				t.Errorf("no %s kernel for %s", v, a)
-			}
-		}
-	}
-	for _, s := range got {
-		if strings.Contains(s, "lvh-images") && !strings.HasSuffix(s, "-main") {
-			t.Errorf("%s: little-vm-helper tags are <ver>-main or <ver>-<date>", s)
-		}
-	}
+	return got
 }
 
 func TestParseSources(t *testing.T) {
@@ -74,7 +101,14 @@ func TestParseSources(t *testing.T) {
 			kernels.Spec{Mainline: &kernels.MainlineSpec{Version: "v5.15.120", URL: "http://m/mainline"}}, ""},
 		{"btf option", `  - {name: a, source: {oci: "ghcr.io/cilium/ci-kernels:6.1", btf: {file: btf/6.1.btf.tar.xz}}}`,
 			kernels.Spec{OCI: "ghcr.io/cilium/ci-kernels:6.1", BTF: &kernels.BTFSpec{File: "/m/btf/6.1.btf.tar.xz"}}, ""},
-		{"btf alone is no source", `  - {name: a, source: {btf: {file: x.btf}}}`, kernels.Spec{}, `kernels[0].source: expected one of: debian, oci, ubuntu-mainline, deb, file, build`},
+		{"ubuntu", `  - {name: a, source: {ubuntu: {suite: jammy-updates, version: "6.5", keyring: keys/ubuntu.gpg}}}`,
+			kernels.Spec{Ubuntu: &kernels.UbuntuSpec{Suite: "jammy-updates", Version: "6.5", Keyring: "/m/keys/ubuntu.gpg"}}, ""},
+		{"ubuntu version and abi", `  - {name: a, source: {ubuntu: {suite: jammy, version: "5.15", abi: 5.15.0-91}}}`, kernels.Spec{},
+			`kernels[0].source.ubuntu: version and abi both given; keep one`},
+		{"rpm distro", `  - {name: a, source: {rpm: {distro: alma-8, version: "4.18.0", key: k.asc}}}`,
+			kernels.Spec{RPM: &kernels.RPMSpec{Distro: "alma-8", Version: "4.18.0", Key: "/m/k.asc"}}, ""},
+		{"rpm unknown distro", `  - {name: a, source: {rpm: {distro: rhel-8}}}`, kernels.Spec{}, `kernels[0].source.rpm.distro: unknown distro "rhel-8"; known: alma-10`},
+		{"btf alone is no source", `  - {name: a, source: {btf: {file: x.btf}}}`, kernels.Spec{}, `kernels[0].source: expected one of: debian, ubuntu, rpm, oci, ubuntu-mainline, deb, file, build`},
 		{"btf url without sha256", `  - {name: a, source: {oci: x, btf: {url: "http://h/x.btf"}}}`, kernels.Spec{}, `btf: sha256 of http://h/x.btf: expected 64 hex digits`},
 		{"mainline keyring relative", `  - {name: a, source: {ubuntu-mainline: {version: v4.18, keyring: keys/kernel-ppa.gpg}}}`,
 			kernels.Spec{Mainline: &kernels.MainlineSpec{Version: "v4.18", Keyring: "/m/keys/kernel-ppa.gpg"}}, ""},
