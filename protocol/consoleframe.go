@@ -21,10 +21,23 @@ import (
 // frame free of bytes a tty or telnet would change, and the length and the
 // checksum make a frame cut or mixed with kernel text an error rather than a
 // message: text is never taken for a message.
+//
+// A message too long for one line goes as parts: lines that carry the
+// first pieces of its base64, in order, then the frame line above with
+// the last piece, whose length and checksum cover the whole message:
+//
+//	=vmrunner1+ <base64, a multiple of 4 characters>\n
+//
+// Kernel text may come between the parts (not inside one). The guest
+// writes its frames as kernel log records (/dev/kmsg) so that the kernel
+// prints each whole: a record is never cut by another, while text written
+// to the tty is cut by any record printed while it drains (FrameLines).
 const (
 	// FramePrefix starts every frame. It may follow other text on a line
-	// (a kernel message without its newline).
+	// (a kernel message without its newline, a printk timestamp).
 	FramePrefix = "=vmrunner1= "
+	// FramePartPrefix starts a part of a message sent in several lines.
+	FramePartPrefix = "=vmrunner1+ "
 	// ChannelVirtio and ChannelConsole name the channel a conversation used.
 	ChannelVirtio  = "virtio-serial"
 	ChannelConsole = "console"
@@ -45,12 +58,50 @@ func AppendFrame(dst, msg []byte) []byte {
 	return append(dst, '\n')
 }
 
-// parseFrame decodes a frame line after its prefix, newline excluded.
-func parseFrame(body []byte) ([]byte, error) {
+// FrameLines returns msg (a message's JSON, without its newline) as frame
+// lines, each ending in a newline and at most about maxLine bytes long:
+// one line when it fits, else parts (FramePartPrefix) and a last frame
+// line. maxLine below 64 is taken as 64.
+func FrameLines(msg []byte, maxLine int) [][]byte {
+	header := len(FramePrefix) + len(strconv.Itoa(len(msg))) + 10 // " <crc32> "
+	piece := max(64, maxLine) - header - 1
+	piece -= piece % 4
+	enc := base64.StdEncoding.AppendEncode(nil, msg)
+	var lines [][]byte
+	for len(enc) > piece {
+		line := append(append([]byte(FramePartPrefix), enc[:piece]...), '\n')
+		lines = append(lines, line)
+		enc = enc[piece:]
+	}
+	last := []byte(FramePrefix)
+	last = strconv.AppendInt(last, int64(len(msg)), 10)
+	last = fmt.Appendf(last, " %08x ", crc32.ChecksumIEEE(msg))
+	last = append(append(last, enc...), '\n')
+	return append(lines, last)
+}
+
+// isBase64 reports whether b holds only characters of standard base64.
+func isBase64(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parseFrame decodes a frame line after its prefix, newline excluded, with
+// the base64 of the parts before it (if any) in front of its own.
+func parseFrame(body, parts []byte) ([]byte, error) {
 	body = bytes.TrimRight(body, "\r")
 	fields := bytes.Fields(body)
 	if len(fields) != 3 {
 		return nil, fmt.Errorf("console frame: %w: %d fields, want 3 (cut or mixed with other text)", ErrMalformed, len(fields))
+	}
+	if len(parts) > 0 {
+		fields[2] = append(append([]byte(nil), parts...), fields[2]...)
 	}
 	n, err := strconv.Atoi(string(fields[0]))
 	if err != nil || n < 0 || n > MaxMessageSize {
@@ -73,11 +124,12 @@ func parseFrame(body []byte) ([]byte, error) {
 }
 
 // FrameChunk is what a FrameScanner found next: text that is no frame, or
-// a frame's message (Frame, its JSON) and the frame's size on the wire.
-// Err is set for a frame that could not be decoded; the scanner goes on.
-// A frame line that could not be decoded is also Text, prefix and all:
-// what cut it (a kernel message printed in the middle of the frame, often
-// the first line of a panic) is console text that must not be lost.
+// a frame's message (Frame, its JSON) and the frame's size on the wire
+// (its parts' lines included). Err is set for a frame that could not be
+// decoded; the scanner goes on. A frame line that could not be decoded is
+// also Text, prefix and all: what cut it (a kernel message printed in the
+// middle of the frame, often the first line of a panic) is console text
+// that must not be lost.
 type FrameChunk struct {
 	Text  []byte
 	Frame []byte
@@ -87,14 +139,17 @@ type FrameChunk struct {
 
 // FrameScanner splits a console stream into text and frames. Text comes
 // out as it arrives (held back only while it may be the start of a
-// prefix), so that it can be logged as it is; frames are bounded by
-// MaxMessageSize.
+// prefix), so that it can be logged as it is; frames, parts included, are
+// bounded by MaxMessageSize.
 type FrameScanner struct {
 	r       io.Reader
 	buf     []byte // bytes read and not yet returned
 	frame   []byte // the frame line being gathered, after its prefix
 	inFrame bool
+	part    bool // the line being gathered is a part (FramePartPrefix)
 	discard bool // the frame is too large: skip to its end
+	parts   []byte
+	partsN  int // the parts' size on the wire
 	err     error
 	rbuf    []byte
 }
@@ -116,9 +171,14 @@ func (s *FrameScanner) Next() (FrameChunk, error) {
 				s.inFrame = false
 				c := FrameChunk{Size: len(FramePrefix) + len(s.frame), Err: fmt.Errorf("console frame: %w: cut by the end of the stream", ErrMalformed)}
 				if !s.discard {
-					c.Text = append([]byte(FramePrefix), s.frame...)
+					c.Text = append([]byte(s.prefix()), s.frame...)
 				}
-				s.frame, s.discard = nil, false
+				s.frame, s.discard, s.parts, s.partsN = nil, false, nil, 0
+				return c, nil
+			}
+			if s.parts != nil {
+				c := FrameChunk{Size: s.partsN, Err: fmt.Errorf("console frame: %w: a message's parts cut by the end of the stream", ErrMalformed)}
+				s.parts, s.partsN = nil, 0
 				return c, nil
 			}
 			if len(s.buf) > 0 {
@@ -134,6 +194,14 @@ func (s *FrameScanner) Next() (FrameChunk, error) {
 	}
 }
 
+// prefix is the prefix of the line being gathered.
+func (s *FrameScanner) prefix() string {
+	if s.part {
+		return FramePartPrefix
+	}
+	return FramePrefix
+}
+
 // step returns a chunk from what was read, if there is one.
 func (s *FrameScanner) step() (FrameChunk, bool) {
 	for len(s.buf) > 0 {
@@ -145,7 +213,7 @@ func (s *FrameScanner) step() (FrameChunk, bool) {
 				}
 				s.buf = s.buf[:0]
 				if !s.discard && len(s.frame) > maxFrameLine {
-					s.discard, s.frame = true, nil
+					s.discard, s.frame, s.parts, s.partsN = true, nil, nil, 0
 					return FrameChunk{Size: maxFrameLine, Err: fmt.Errorf("console frame: %w (more than %d bytes)", ErrTooLarge, MaxMessageSize)}, true
 				}
 				return FrameChunk{}, false
@@ -159,22 +227,30 @@ func (s *FrameScanner) step() (FrameChunk, bool) {
 			}
 			body := append(s.frame, line...)
 			s.frame = nil
-			c := FrameChunk{Size: len(FramePrefix) + len(body) + 1}
-			if len(body) > maxFrameLine {
+			if s.part {
+				if c, ok := s.addPart(body); ok {
+					return c, true
+				}
+				continue
+			}
+			c := FrameChunk{Size: s.partsN + len(FramePrefix) + len(body) + 1}
+			parts := s.parts
+			s.parts, s.partsN = nil, 0
+			if len(body)+len(parts) > maxFrameLine {
 				c.Err = fmt.Errorf("console frame: %w (more than %d bytes)", ErrTooLarge, MaxMessageSize)
 				return c, true
 			}
-			if c.Frame, c.Err = parseFrame(body); c.Err != nil {
+			if c.Frame, c.Err = parseFrame(body, parts); c.Err != nil {
 				c.Frame = nil
 				c.Text = append(append([]byte(FramePrefix), body...), '\n')
 			}
 			return c, true
 		}
-		i := bytes.Index(s.buf, []byte(FramePrefix))
+		i, part := indexPrefix(s.buf)
 		switch {
 		case i == 0:
 			s.buf = s.buf[len(FramePrefix):]
-			s.inFrame = true
+			s.inFrame, s.part = true, part
 			continue
 		case i > 0:
 			return s.text(i), true
@@ -182,7 +258,7 @@ func (s *FrameScanner) step() (FrameChunk, bool) {
 		// Hold back what may be the start of a prefix cut by the read.
 		keep := 0
 		for k := min(len(FramePrefix)-1, len(s.buf)); k > 0; k-- {
-			if bytes.HasSuffix(s.buf, []byte(FramePrefix[:k])) {
+			if bytes.HasSuffix(s.buf, []byte(FramePrefix[:k])) || bytes.HasSuffix(s.buf, []byte(FramePartPrefix[:k])) {
 				keep = k
 				break
 			}
@@ -193,6 +269,51 @@ func (s *FrameScanner) step() (FrameChunk, bool) {
 		return s.text(len(s.buf) - keep), true
 	}
 	return FrameChunk{}, false
+}
+
+// addPart takes a part line's body: kept for the frame line to come, or,
+// when it cannot be one, a chunk with the error and the line as text.
+func (s *FrameScanner) addPart(body []byte) (FrameChunk, bool) {
+	body = bytes.TrimRight(body, "\r")
+	size := len(FramePartPrefix) + len(body) + 1
+	switch {
+	case len(body) == 0 || len(body)%4 != 0 || !isBase64(body):
+		s.parts, s.partsN = nil, 0
+		return FrameChunk{Size: size, Text: append(append([]byte(FramePartPrefix), body...), '\n'),
+			Err: fmt.Errorf("console frame: %w: a part cut or mixed with other text", ErrMalformed)}, true
+	case len(s.parts)+len(body) > maxFrameLine:
+		s.parts, s.partsN = nil, 0
+		return FrameChunk{Size: size, Err: fmt.Errorf("console frame: %w (more than %d bytes)", ErrTooLarge, MaxMessageSize)}, true
+	}
+	if s.parts == nil {
+		s.parts = make([]byte, 0, 4*len(body))
+	}
+	s.parts = append(s.parts, body...)
+	s.partsN += size
+	return FrameChunk{}, false
+}
+
+// indexPrefix returns where the first frame or part prefix in b starts,
+// and whether it is a part's, or -1.
+func indexPrefix(b []byte) (int, bool) {
+	common := FramePrefix[:len(FramePrefix)-2] // "=vmrunner1"
+	off := 0
+	for {
+		i := bytes.Index(b[off:], []byte(common))
+		if i < 0 {
+			return -1, false
+		}
+		i += off
+		rest := b[i+len(common):]
+		if len(rest) < 2 {
+			// Cut by the read: the caller holds it back.
+			return -1, false
+		}
+		if rest[1] == ' ' && (rest[0] == '=' || rest[0] == '+') {
+			return i, rest[0] == '+'
+		}
+		off = i + 1
+	}
 }
 
 // text returns the first n bytes of buf as text.

@@ -147,3 +147,101 @@ func TestFrameFileChunk(t *testing.T) {
 		t.Fatalf("after the chunk: %v, %v", m.Type, err)
 	}
 }
+
+// TestFrameLines: a message too long for one line goes as parts and a last
+// frame line; the scanner puts it together whatever kernel text comes
+// between the lines, and refuses parts that are cut, mixed, left without
+// their frame line, or too many.
+func TestFrameLines(t *testing.T) {
+	msg := []byte(`{"v":1,"type":"log","log":{"level":"info","text":"` + strings.Repeat("0123456789", 300) + `"}}`)
+	lines := FrameLines(msg, 200)
+	if len(lines) < 10 {
+		t.Fatalf("%d lines for %d bytes at 200 a line, want parts", len(lines), len(msg))
+	}
+	for i, l := range lines {
+		if len(l) > 200 {
+			t.Errorf("line %d is %d bytes, want at most 200", i, len(l))
+		}
+		want := FramePartPrefix
+		if i == len(lines)-1 {
+			want = FramePrefix
+		}
+		if !bytes.HasPrefix(l, []byte(want)) || !bytes.HasSuffix(l, []byte("\n")) {
+			t.Errorf("line %d = %.20q…, want %q … newline", i, l, want)
+		}
+	}
+	if one := FrameLines([]byte("{}"), 900); len(one) != 1 || !bytes.Equal(one[0], AppendFrame(nil, []byte("{}"))) {
+		t.Errorf("a short message: %q, want one frame line as AppendFrame writes it", one)
+	}
+	kernel := "[    7.5] printk: kernel text between records\n"
+	join := func(sep string, ls [][]byte) string {
+		var b strings.Builder
+		for _, l := range ls {
+			b.WriteString(sep)
+			b.Write(l)
+		}
+		return b.String()
+	}
+	withText := join(kernel, lines)
+	// A kernel message inside a part: the part is refused as a whole.
+	third := string(lines[2])
+	mixedPart := join("", lines[:2]) + third[:40] + kernel + third[40:] + join("", lines[3:])
+	tooMany := strings.Repeat(FramePartPrefix+strings.Repeat("QUFB", 4096)+"\n", maxFrameLine/(4*4096)+2) + string(lines[len(lines)-1])
+	for _, tc := range []struct {
+		name, stream string
+		frames       []string
+		errs         int
+		errIs        error
+	}{
+		{"parts", join("", lines), []string{string(msg)}, 0, nil},
+		{"kernel text between the parts", withText + kernel, []string{string(msg)}, 0, nil},
+		{"parts after a printk timestamp", join("[   1.000000] ", lines), []string{string(msg)}, 0, nil},
+		{"kernel text inside a part", mixedPart, nil, 2, ErrMalformed},
+		{"a part lost", join("", lines[:3]) + join("", lines[4:]), nil, 1, ErrMalformed},
+		{"parts without their frame line", join("", lines[:len(lines)-1]), nil, 1, ErrMalformed},
+		{"too many parts", tooMany, nil, 2, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text, frames, errs := scanAll(t, []byte(tc.stream))
+			if strings.Join(frames, "|") != strings.Join(tc.frames, "|") {
+				t.Errorf("frames %.80q, want %.80q", frames, tc.frames)
+			}
+			if len(errs) != tc.errs {
+				t.Errorf("errors %v, want %d", errs, tc.errs)
+			}
+			for _, err := range errs {
+				if tc.errIs != nil && !errors.Is(err, tc.errIs) {
+					t.Errorf("error %v is not %v", err, tc.errIs)
+				}
+			}
+			if tc.errs == 0 && strings.Contains(text, "=vmrunner1") {
+				t.Errorf("text holds frame lines: %.120q", text)
+			}
+		})
+	}
+}
+
+// FuzzFrameScanner: whatever the console carries, the scanner ends, loses
+// no text that is not a frame's, and takes for a message only what a
+// frame's checksum vouches for.
+func FuzzFrameScanner(f *testing.F) {
+	for _, l := range FrameLines([]byte(`{"v":1,"type":"done","done":{"results":2}}`), 64) {
+		f.Add(l)
+	}
+	f.Add([]byte("[ 1.0] text\n" + FramePartPrefix + "QUFB\n" + FramePrefix + "3 00000000 QUFB\n"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		s := NewFrameScanner(bytes.NewReader(stream))
+		for n := 0; ; n++ {
+			c, err := s.Next()
+			if err != nil {
+				return
+			}
+			if n > len(stream)+2 {
+				t.Fatalf("%d chunks from %d bytes", n, len(stream))
+			}
+			if c.Frame != nil && c.Err != nil {
+				t.Fatalf("a frame with an error: %v", c.Err)
+			}
+		}
+	})
+}

@@ -121,7 +121,9 @@ func (c *Console) scan(line []byte) {
 func brokenFrameText(ln string) string {
 	before, frame, ok := strings.Cut(ln, protocol.FramePrefix)
 	if !ok {
-		return ln
+		if before, frame, ok = strings.Cut(ln, protocol.FramePartPrefix); !ok {
+			return ln
+		}
 	}
 	i := strings.IndexByte(frame, '[')
 	if i < 0 {
