@@ -2,7 +2,10 @@ package guest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,15 +40,45 @@ func openPTY(t *testing.T) (*os.File, string) {
 // speaks frames both ways.
 func TestConsoleChannel(t *testing.T) {
 	master, slave := openPTY(t)
-	printk := filepath.Join(t.TempDir(), "printk")
+	dir := t.TempDir()
+	printk := filepath.Join(dir, "printk")
 	if err := os.WriteFile(printk, []byte("7\t4\t1\t7\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := openConsoleChannel(slave, printk)
+	devkmsg := filepath.Join(dir, "printk_devkmsg")
+	if err := os.WriteFile(devkmsg, []byte("ratelimit\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel's log: a FIFO; each record the guest writes is one line.
+	kmsg := filepath.Join(dir, "kmsg")
+	if err := unix.Mkfifo(kmsg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	records := make(chan []byte, 64)
+	go func() {
+		defer close(records)
+		f, err := os.Open(kmsg)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		r := bufio.NewReader(f)
+		for {
+			rec, err := r.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			records <- rec
+		}
+	}()
+	c, err := openConsoleChannel(consoleFiles{dev: slave, printk: printk, kmsg: kmsg, devkmsg: devkmsg}, log.New(io.Discard, "", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if b, _ := os.ReadFile(devkmsg); strings.TrimSpace(string(b)) != "on" {
+		t.Errorf("printk_devkmsg = %q, want on: the kernel would drop frames", b)
+	}
 	if b, _ := os.ReadFile(printk); strings.TrimSpace(string(b)) != "1" {
 		t.Errorf("printk = %q, want 1", b)
 	}
@@ -57,18 +90,32 @@ func TestConsoleChannel(t *testing.T) {
 		t.Errorf("console not raw: lflag %#x iflag %#x", tio.Lflag, tio.Iflag)
 	}
 
-	// Guest → host: one frame line, as the host's console reader sees it.
+	// Guest → host: kernel records at KERN_EMERG, each at most maxRecord
+	// bytes, that the host's console reader puts together; a long
+	// message goes as several.
 	enc := protocol.NewEncoder(c)
-	if err := enc.Send(protocol.Message{Type: protocol.TypeReady, Ready: &protocol.Ready{Agent: "dev"}}); err != nil {
+	ready := protocol.Message{Type: protocol.TypeReady, Ready: &protocol.Ready{Agent: strings.Repeat("dev", 1000)}}
+	if err := enc.Send(ready); err != nil {
 		t.Fatal(err)
 	}
-	hostSide := bufio.NewReader(master)
-	line, err := hostSide.ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
+	var console bytes.Buffer
+	for n := 0; ; n++ {
+		rec := <-records
+		if !bytes.HasPrefix(rec, []byte("<0>")) || len(rec) > maxRecord+3 || bytes.Count(rec, []byte("=vmrunner1")) != 1 {
+			t.Fatalf("record %d = %.40q… (%d bytes), want <0> and at most %d bytes", n, rec, len(rec), maxRecord+3)
+		}
+		// The kernel prints a record with its timestamp.
+		fmt.Fprintf(&console, "[    1.%06d] %s", n, rec[3:])
+		if bytes.HasPrefix(rec[3:], []byte(protocol.FramePrefix)) {
+			if n == 0 {
+				t.Errorf("a %d-byte message went as one record", len(ready.Ready.Agent))
+			}
+			break
+		}
 	}
-	if !strings.HasPrefix(line, protocol.FramePrefix) {
-		t.Errorf("the guest wrote %q, want a frame", line)
+	m, err := protocol.NewDecoder(protocol.NewFrameReader(&console)).Next()
+	if err != nil || m.Ready == nil || m.Ready.Agent != ready.Ready.Agent {
+		t.Fatalf("the host read %+v, %v from the records", m, err)
 	}
 
 	// Host → guest: kernel-like text, then a frame; the agent reads the
@@ -77,18 +124,26 @@ func TestConsoleChannel(t *testing.T) {
 	if _, err := master.Write(host); err != nil {
 		t.Fatal(err)
 	}
-	m, err := protocol.NewDecoder(c).Next()
+	m, err = protocol.NewDecoder(c).Next()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Type != protocol.TypeBye {
 		t.Errorf("read %s, want bye", m.Type)
 	}
-	// Had the tty echoed the host's bytes, they would come before this.
+	// Had the tty echoed the host's bytes, the echo (queued when the
+	// guest's read consumed them) would come before what the guest writes
+	// to the tty now; frames go as records, not to the tty.
 	if err := enc.Send(protocol.Message{Type: protocol.TypeDone, Done: &protocol.Done{}}); err != nil {
 		t.Fatal(err)
 	}
-	if line, err := hostSide.ReadString('\n'); err != nil || !strings.HasPrefix(line, protocol.FramePrefix) {
-		t.Errorf("after the host's frame the guest's tty gave %q, %v: want the guest's next frame, no echo", line, err)
+	if rec := <-records; !bytes.HasPrefix(rec, []byte("<0>"+protocol.FramePrefix)) {
+		t.Errorf("done went as %q, want one record", rec)
+	}
+	if _, err := c.f.WriteString("sentinel\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(master).ReadString('\n'); err != nil || strings.TrimRight(line, "\r\n") != "sentinel" {
+		t.Errorf("the guest's tty gave %q, %v: want only what the guest wrote to it, no echo", line, err)
 	}
 }
