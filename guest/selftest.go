@@ -65,6 +65,9 @@ func checkSelftest(ctx context.Context, params json.RawMessage) (Outcome, error)
 		}
 		return Outcome{Status: protocol.StatusPass, Message: "urandom " + hex.EncodeToString(b),
 			Details: protocol.SelftestDetails{URandom: hex.EncodeToString(b)}}, nil
+	case "console-noise":
+		go consoleNoise()
+		return Outcome{Status: protocol.StatusPass, Message: "console noise started"}, nil
 	case "panic":
 		_ = os.WriteFile("/proc/sys/kernel/sysrq", []byte("1\n"), 0o644)
 		if err := os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0o200); err != nil {
@@ -95,5 +98,29 @@ func checkSelftest(ctx context.Context, params json.RawMessage) (Outcome, error)
 		return Outcome{}, ctx.Err()
 	case <-time.After(time.Minute):
 		return Outcome{Status: protocol.StatusFail, Message: "selftest: the host did not react"}, nil
+	}
+}
+
+// consoleNoise prints to the console as fast as it can until the VM ends:
+// kernel records at every log level (those at KERN_EMERG reach the
+// console whatever its level) and text written to the console tty, lines
+// and pieces of lines, so that the console channel's frames are tested
+// against kernel text that comes at any moment.
+func consoleNoise() {
+	kmsg, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	tty, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
+	if err != nil {
+		kmsg.Close()
+		return
+	}
+	text := " vmrunner console noise: the quick brown fox jumps over the lazy dog =vmrunner1"
+	for i := 0; ; i++ {
+		_, _ = fmt.Fprintf(kmsg, "<%d>noise %d level %d%s\n", i%8, i, i%8, text)
+		if i%4 == 0 {
+			_, _ = fmt.Fprintf(tty, "tty noise %d%s", i, text[:i%len(text)])
+		}
 	}
 }

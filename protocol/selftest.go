@@ -20,6 +20,7 @@ var SelftestActions = []string{
 	"garbage",       // write a line that is not a protocol message
 	"clock",         // pass, with the guest's wall clock in details (unix_ns)
 	"random",        // pass, with 32 bytes read from /dev/urandom in details (urandom, hex)
+	"console-noise", // pass, and print to the console as fast as possible until the VM ends
 }
 
 // SelftestDetails are the details of the clock and random actions.

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vmrunner/vmrunner/guest"
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -194,6 +196,11 @@ var modes = map[string]func(*conv) error{
 		}
 		defer con.Close()
 		if _, err := con.Write(frame[:len(frame)/2]); err != nil {
+			return err
+		}
+		// Wait until the first half is on the wire (tcdrain), so that
+		// the kernel's text comes after it, not before it.
+		if err := unix.IoctlSetInt(int(con.Fd()), unix.TCSBRK, 1); err != nil {
 			return err
 		}
 		// KERN_EMERG: printed on the console even at kernel.printk 1.
