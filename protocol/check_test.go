@@ -98,8 +98,8 @@ func TestCheckParamsValidate(t *testing.T) {
 		{"btf", ``, nil, nil},
 		{"btf", `{"require":[]}`, []string{"require: expected at least one BTF type name, like task_struct"}, [][]string{{"require"}}},
 		{"selftest", `{"action":"panic"}`, nil, nil},
-		{"selftest", ``, []string{"missing action: expected one of pass, panic, hang, exit-agent, flood-channel, garbage, clock, random"}, [][]string{{"action"}}},
-		{"selftest", `{"action":"explode"}`, []string{`action: "explode": expected one of pass, panic, hang, exit-agent, flood-channel, garbage, clock, random`}, [][]string{{"action"}}},
+		{"selftest", ``, []string{"missing action: expected one of pass, panic, hang, exit-agent, flood-channel, garbage, clock, random, console-noise"}, [][]string{{"action"}}},
+		{"selftest", `{"action":"explode"}`, []string{`action: "explode": expected one of pass, panic, hang, exit-agent, flood-channel, garbage, clock, random, console-noise`}, [][]string{{"action"}}},
 		{"verifier", ``, []string{"missing objects: expected a list of BPF object paths"}, [][]string{{"objects"}}},
 		{"workload", ``, nil, nil},
 		{"workload", `{"rates":{"htp":1,"sql":-1},"error_rate":2}`, []string{
