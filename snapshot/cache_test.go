@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,6 +150,48 @@ func TestFindDamaged(t *testing.T) {
 			// The next run saves it again.
 			save(t, c, k, data)
 		})
+	}
+}
+
+// A byte changed with the file's time put back passes Find's checks (size,
+// time) and not Verify, which the VM runs while QEMU loads the state.
+func TestVerifyPatchedTimeRestored(t *testing.T) {
+	c, _ := Open(t.TempDir())
+	k := testKey()
+	data := bytes.Repeat([]byte{1, 2, 3, 4}, 4096)
+	save(t, c, k, data)
+	state := c.path(k.ID(), stateExt)
+	s, err := c.Find(k.ID())
+	if err != nil || s == nil {
+		t.Fatalf("Find = %v, %v", s, err)
+	}
+	if err := s.Verify(); err != nil {
+		t.Errorf("Verify of the state as written: %v", err)
+	}
+	s.Release()
+	fi, err := os.Stat(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(state, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff}, 5000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Chtimes(state, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	s, err = c.Find(k.ID())
+	if err != nil || s == nil {
+		t.Fatalf("Find = %v, %v: want the patched state found (its size and time are as written)", s, err)
+	}
+	defer s.Release()
+	err = s.Verify()
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "is not what was written") {
+		t.Errorf("Verify of the patched state: %v, want ErrDamaged", err)
 	}
 }
 

@@ -21,7 +21,9 @@
 //   - a damaged snapshot is never restored: Find checks the state file
 //     against its metadata (size, and the SHA-256 when the time changed)
 //     and deletes one that does not match, returning ErrDamaged; a state
-//     QEMU refuses to load is deleted by the caller (Remove);
+//     QEMU refuses to load is deleted by the caller (Remove), and so is one
+//     whose content Snapshot.Verify, run while QEMU loads it, finds changed
+//     (a byte patched with the time put back);
 //   - a snapshot being restored is not deleted under QEMU: restores hold a
 //     shared lock until QEMU has read the state, and removals take the
 //     exclusive lock without waiting, leaving a snapshot in use for later;

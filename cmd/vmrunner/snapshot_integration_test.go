@@ -533,3 +533,69 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSnapshotPatchedState: one byte changed at offset 50,000,000 of a
+// state file, its size and time put back, passes the cache's checks; the
+// hash taken while QEMU loads it does not match, so the snapshot is deleted
+// with a warning and the VM boots, with the same verdicts (issue 20, item
+// 4). Before, the patched state was restored ("boot: snapshot").
+func TestSnapshotPatchedState(t *testing.T) {
+	integration(t)
+	word, mine := testKey(t)
+	m := writeFile(t, "matrix.yaml", "kernels:\n  - name: \"6.1\"\n    arch: [x86_64]\n    source: {debian: {suite: bookworm}}\nchecks:\n  - btf\n")
+	run := func() (cliResult, []snapshotRecord) {
+		t.Helper()
+		out := t.TempDir()
+		res := vmrunnerCLI(t, "run", m, "--out", out, "--append", word)
+		if res.code != 0 {
+			t.Fatalf("exit %d, want 0", res.code)
+		}
+		return res, snapshotRecords(t, out)
+	}
+	_, recs := run()
+	if b := boots(recs)["6.1/x86_64"]; b != "cold" {
+		t.Fatalf("first run: boot %q, want cold", b)
+	}
+	saved := mine()
+	if len(saved) != 1 || saved[0].Size <= 50_000_000 {
+		t.Fatalf("snapshots %+v: want one of more than 50 MB", saved)
+	}
+	cache, _ := kernels.DefaultCacheDir()
+	state := filepath.Join(cache, "snapshots", saved[0].ID+".state")
+	fi, err := os.Stat(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(state, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, 50_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{^b[0]}, 50_000_000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Chtimes(state, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	res, again := run()
+	if b := boots(again)["6.1/x86_64"]; b != "cold" {
+		t.Errorf("after the patch: boot %q, want cold", b)
+	}
+	if !strings.Contains(res.stderr, "snapshot could not be restored: deleted it, booting instead") || !strings.Contains(res.stderr, "is not what was written") {
+		t.Errorf("no warning of the patched snapshot:\n%s", res.stderr)
+	}
+	for i := range recs {
+		if i >= len(again) || recs[i].Check != again[i].Check || recs[i].Status != again[i].Status {
+			t.Errorf("verdicts differ: %+v, then %+v", recs, again)
+			break
+		}
+	}
+	_, recs = run()
+	if b := boots(recs)["6.1/x86_64"]; b != "snapshot" {
+		t.Errorf("after the patched snapshot was saved again: boot %q, want snapshot", b)
+	}
+}

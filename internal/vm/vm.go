@@ -150,10 +150,15 @@ func Run(ctx context.Context, s Spec) Outcome {
 
 	cfg := s.qemuConfig(s.Snapshot != nil)
 	var restore *snapshot.Snapshot
+	var verified chan error
 	if s.Snapshot != nil && s.Snapshot.Restore != nil {
 		restore = s.Snapshot.Restore
 		cfg.Incoming = restore.State
 		defer restore.Release()
+		// The state is hashed while QEMU loads it: a byte changed with
+		// the file's time put back passes the cache's checks, not this.
+		verified = make(chan error, 1)
+		go func() { verified <- restore.Verify() }()
 	}
 	// startFailed ends a VM whose QEMU did not get going. When it was
 	// loading a snapshot, the state is the suspect however far QEMU got
@@ -207,6 +212,13 @@ func Run(ctx context.Context, s Spec) Outcome {
 		// Until QEMU has read the state, the snapshot is held: nothing
 		// deletes it under QEMU.
 		err := p.WaitIncoming(vmCtx)
+		if err == nil {
+			select {
+			case err = <-verified:
+			case <-vmCtx.Done():
+				err = vmCtx.Err()
+			}
+		}
 		restore.Release()
 		if err != nil {
 			return startFailed(err)
