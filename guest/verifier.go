@@ -472,6 +472,7 @@ func (r *verifierRun) verifyProgram(l *objectLoader, obj protocol.VerifierObject
 		st = d
 	}
 	v.d.InsnsProcessed, v.d.States, v.d.PeakStates, v.d.VerificationTimeNS = st.insns, st.states, st.peak, st.timeNS
+	v.d.InsnsLimit, v.d.StackDepth = st.limit, st.stack
 	v.d.LogBytes = len(v.log)
 	if v.d.Loaded {
 		if info, err := prog.Info(); err == nil {
@@ -589,6 +590,13 @@ func (r *verifierRun) judge(v *verification, object string) {
 		v.status, v.message = protocol.StatusPass, fmt.Sprintf("loaded, cannot attach, as expected (%s): %v", rng, v.attachErr)
 	case v.attachErr != nil:
 		v.status, v.message = protocol.StatusFail, "loaded but cannot attach: "+v.attachErr.Error()
+	case r.overBudget(v):
+		pct := limitPercent(v.d)
+		v.status = protocol.StatusFail
+		v.message = fmt.Sprintf("over the complexity budget: %d insns processed, %.1f%% of this kernel's limit of %d (budget %g%%)",
+			v.d.InsnsProcessed, pct, v.d.InsnsLimit, r.p.Budget.InsnsPercentOfLimit)
+		v.verdict = reason.Verdict{Reason: protocol.ReasonComplexityBudget,
+			Detail: fmt.Sprintf("%.1f%% of the limit of %d, budget %g%%", pct, v.d.InsnsLimit, r.p.Budget.InsnsPercentOfLimit)}
 	case expected:
 		v.status = protocol.StatusFail
 		v.message = fmt.Sprintf("loaded, but expected to be rejected on %s (%s)", v.d.Kernel, rng)
@@ -708,4 +716,20 @@ func stepVerdict(spec *ebpf.CollectionSpec, se *stepError) reason.Verdict {
 		in.MapTypeMissing = errors.Is(features.HaveMapType(ms.Type), ebpf.ErrNotSupported)
 	}
 	return reason.Classify(in)
+}
+
+// overBudget reports whether a program that loaded used more of the
+// verifier's instruction limit than the budget allows.
+func (r *verifierRun) overBudget(v *verification) bool {
+	b := r.p.Budget
+	return b != nil && b.InsnsPercentOfLimit > 0 && v.d.Loaded && v.d.InsnsLimit > 0 && limitPercent(v.d) > b.InsnsPercentOfLimit
+}
+
+// limitPercent is the share of the kernel's instruction limit a program's
+// verification used.
+func limitPercent(d protocol.VerifierDetails) float64 {
+	if d.InsnsLimit <= 0 {
+		return 0
+	}
+	return float64(d.InsnsProcessed) * 100 / float64(d.InsnsLimit)
 }

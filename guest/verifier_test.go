@@ -27,8 +27,13 @@ func TestParseVerifierStats(t *testing.T) {
 	log := "0: R1=ctx() R10=fp0\n0: (b7) r0 = 0\n1: (95) exit\nverification time 25 usec\nstack depth 0\n" +
 		"processed 643 insns (limit 1000000) max_states_per_insn 1 total_states 40 peak_states 12 mark_read 3\n"
 	s := parseVerifierStats(log)
-	if s.insns != 643 || s.states != 40 || s.peak != 12 || s.timeNS != 25000 || !s.found {
+	if s.insns != 643 || s.states != 40 || s.peak != 12 || s.timeNS != 25000 || s.limit != 1000000 || s.stack != 0 || !s.found {
 		t.Errorf("got %+v", s)
+	}
+	// 6.12's stack_limit of testdata/bpf/loader/reasons.o: two frames.
+	if s := parseVerifierStats("combined stack size of 2 calls is 640. Too large\nverification time 4786 usec\nstack depth 320+320\n" +
+		"processed 37 insns (limit 1000000) max_states_per_insn 0 total_states 3 peak_states 3 mark_read 2\n"); s.stack != 640 || s.insns != 37 {
+		t.Errorf("two frames: %+v", s)
 	}
 	if s := parseVerifierStats("nothing here"); s.insns != 0 || s.timeNS != 0 || s.found {
 		t.Errorf("empty log: %+v", s)
@@ -102,9 +107,13 @@ func TestJudgeVerification(t *testing.T) {
 			protocol.StatusSkip, "", "not loaded: section"},
 		{"attached", "other", v61, func(v *verification) { v.d.Loaded, v.d.Attach, v.d.Attached = true, "xdp on lo", true },
 			protocol.StatusPass, "", "; attached: xdp on lo"},
+		{"over the budget", "other", v61, func(v *verification) { v.d.Loaded, v.d.InsnsProcessed, v.d.InsnsLimit = true, 600001, 1000000 },
+			protocol.StatusFail, "", "over the complexity budget: 600001 insns processed, 60.0% of this kernel's limit of 1000000 (budget 50%)"},
+		{"at the budget", "other", v61, func(v *verification) { v.d.Loaded, v.d.InsnsProcessed, v.d.InsnsLimit = true, 500000, 1000000 },
+			protocol.StatusPass, "", "loaded: 500000 insns processed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &verifierRun{p: protocol.VerifierParams{Expect: expect}, kv: tc.v}
+			r := &verifierRun{p: protocol.VerifierParams{Expect: expect, Budget: &protocol.VerifierBudget{InsnsPercentOfLimit: 50}}, kv: tc.v}
 			v := &verification{name: tc.prog, reason: "why"}
 			tc.set(v)
 			r.judge(v, "probes")

@@ -85,6 +85,7 @@ var Reasons = []ReasonInfo{
 	{ReasonWorkload, "the workload's traffic was not observed as sent", "read the per-protocol counts in the record's details"},
 	{ReasonProgramFailed, "the user's program (exec, test) failed or exited non-zero", "read its output in the record's artifacts"},
 	{ReasonCheckFailed, "the check failed for a reason no more precise code covers", "read the record's message"},
+	{ReasonComplexityBudget, "the program loaded but used more of the verifier's instruction limit than the matrix's budget allows (verifier: {budget: {insns_percent_of_limit: N}})", "simplify the program before a kernel rejects it as TOO_COMPLEX, or raise the budget; see vmrunner report verifier"},
 	{ReasonSkipped, "the check or program was not run here (another arch's object, no program type)", "nothing, unless it should have run"},
 	{ReasonKernelPanic, "the guest kernel panicked", "read the console excerpt; a BPF program may have crashed the kernel"},
 	{ReasonTimeout, "the VM or a check overran its time limit", "raise timeout / check_timeout, or read the task dump in console.log"},

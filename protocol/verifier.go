@@ -16,6 +16,16 @@ type VerifierParams struct {
 	LogAlways bool `json:"log_always,omitempty"`
 	// Attach attaches each loaded program to the hook its section names.
 	Attach bool `json:"attach,omitempty"`
+	// Budget, when set, fails a program that loads but uses more of the
+	// verifier's complexity limit than it allows (COMPLEXITY_BUDGET).
+	Budget *VerifierBudget `json:"budget,omitempty"`
+}
+
+// VerifierBudget is how much of the verifier's limits a program may use.
+type VerifierBudget struct {
+	// InsnsPercentOfLimit is the share of the kernel's limit of processed
+	// instructions (1000000 since 5.2), in percent.
+	InsnsPercentOfLimit float64 `json:"insns_percent_of_limit,omitempty"`
 }
 
 // VerifierCheck is the "verifier" check: load every program of the objects
@@ -92,18 +102,23 @@ type VerifierExpect struct {
 
 // VerifierDetails is what one "verifier/<object>/<program>" result reports.
 type VerifierDetails struct {
-	Object               string `json:"object"`
-	Program              string `json:"program"`
-	Type                 string `json:"type,omitempty"`
-	Section              string `json:"section,omitempty"`
-	Loaded               bool   `json:"loaded"`
-	ExpectedFail         bool   `json:"expected_fail"`
-	ExpectRange          string `json:"expect_range,omitempty"`
-	Kernel               string `json:"kernel,omitempty"`
-	InsnsProcessed       int    `json:"insns_processed,omitempty"`
-	VerificationTimeNS   int64  `json:"verification_time_ns,omitempty"`
-	States               int    `json:"states,omitempty"`
-	PeakStates           int    `json:"peak_states,omitempty"`
+	Object             string `json:"object"`
+	Program            string `json:"program"`
+	Type               string `json:"type,omitempty"`
+	Section            string `json:"section,omitempty"`
+	Loaded             bool   `json:"loaded"`
+	ExpectedFail       bool   `json:"expected_fail"`
+	ExpectRange        string `json:"expect_range,omitempty"`
+	Kernel             string `json:"kernel,omitempty"`
+	InsnsProcessed     int    `json:"insns_processed,omitempty"`
+	VerificationTimeNS int64  `json:"verification_time_ns,omitempty"`
+	States             int    `json:"states,omitempty"`
+	PeakStates         int    `json:"peak_states,omitempty"`
+	// InsnsLimit is the kernel's limit of processed instructions as its
+	// log says it (1000000 since 5.2); StackDepth the program's frames'
+	// stack depths added up (the kernel's limit is 512 bytes).
+	InsnsLimit           int    `json:"insns_limit,omitempty"`
+	StackDepth           int    `json:"stack_depth,omitempty"`
 	LogLevel             uint32 `json:"log_level"`
 	LogBytes             int    `json:"log_bytes"`
 	LogTruncated         bool   `json:"log_truncated,omitempty"`

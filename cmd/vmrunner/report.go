@@ -20,7 +20,7 @@ func newReportCmd() *cobra.Command {
 		Long: `Read past runs: a RUN is a run directory (results/<run-id>, results/latest)
 or its results.json.`,
 	}
-	cmd.AddCommand(newReportShowCmd(), newReportCompareCmd(), newReportWriteCmd(), newReportFeaturesCmd(), newReportMergeCmd())
+	cmd.AddCommand(newReportShowCmd(), newReportCompareCmd(), newReportWriteCmd(), newReportFeaturesCmd(), newReportVerifierCmd(), newReportMergeCmd())
 	return cmd
 }
 

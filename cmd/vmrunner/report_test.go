@@ -73,6 +73,9 @@ func TestReportCommands(t *testing.T) {
 		contains []string
 	}{
 		{"compare same", []string{"report", "compare", pass, filepath.Join(pass, "results.json")}, 0, []string{"no changes", "regressions: 0"}},
+		{"verifier without results", []string{"report", "verifier", pass}, 2, nil},
+		{"verifier bad sort", []string{"report", "verifier", pass, "--sort", "speed"}, 2, nil},
+		{"verifier growth without OLD", []string{"report", "verifier", pass, "--growth-budget", "20%"}, 2, nil},
 		{"compare regression", []string{"report", "compare", pass, fail}, 1, []string{"6.1/x86_64 btf: pass → fail MISSING_BTF  REGRESSION", "regressions: 1"}},
 		{"compare improvement", []string{"report", "compare", fail, pass}, 0, []string{"6.1/x86_64 btf: fail MISSING_BTF → pass", "regressions: 0"}},
 		{"compare threshold", []string{"report", "compare", "--threshold", "1%", pass, pass}, 0, []string{"threshold: 1%"}},

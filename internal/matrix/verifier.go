@@ -44,6 +44,7 @@ func init() { registerCheck[verifierParams](protocol.VerifierCheck.Def()) }
 //	  programs: [uses_bpf_loop]        # optional: only these
 //	  expect: {uses_bpf_loop: {fail: ["<5.17"]}}
 //	  attach: true                     # attach each loaded program to its hook
+//	  budget: {insns_percent_of_limit: 50}  # fail a program over half the complexity limit
 //
 // It is sent to the guest as protocol.VerifierParams, with the objects'
 // guest paths and, for per-arch builds, their arch.
@@ -52,10 +53,29 @@ type verifierParams struct {
 	Programs []string                  `yaml:"programs"`
 	Expect   map[string]verifierExpect `yaml:"expect"`
 	Attach   bool                      `yaml:"attach"`
+	Budget   *verifierBudget           `yaml:"budget"`
 
 	guest      []protocol.VerifierObject // resolved
 	names      map[string][]string       // program names by result object name
 	unreadable bool                      // an object did not parse: names are not checked
+}
+
+// verifierBudget is protocol.VerifierBudget as written.
+type verifierBudget struct {
+	InsnsPercentOfLimit budgetPercent `yaml:"insns_percent_of_limit"`
+}
+
+// budgetPercent is a share of the verifier's limit, in (0, 100].
+type budgetPercent float64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *budgetPercent) UnmarshalYAML(n *yaml.Node) error {
+	var f float64
+	if n.Kind != yaml.ScalarNode || n.Decode(&f) != nil || f <= 0 || f > 100 {
+		return fmt.Errorf("expected a percentage of the verifier's instruction limit, more than 0 and at most 100, got %s", yamlstrict.Describe(n))
+	}
+	*b = budgetPercent(f)
+	return nil
 }
 
 type verifierExpect struct {
@@ -160,6 +180,9 @@ func (m *moduleName) UnmarshalText(b []byte) error {
 // MarshalJSON sends what the guest reads, protocol.VerifierParams.
 func (v verifierParams) MarshalJSON() ([]byte, error) {
 	p := protocol.VerifierParams{Objects: v.guest, Programs: v.Programs, Attach: v.Attach}
+	if v.Budget != nil {
+		p.Budget = &protocol.VerifierBudget{InsnsPercentOfLimit: float64(v.Budget.InsnsPercentOfLimit)}
+	}
 	if len(v.Expect) > 0 {
 		p.Expect = map[string]protocol.VerifierExpect{}
 		for name, e := range v.Expect {

@@ -53,6 +53,7 @@ func TestVerifierParams(t *testing.T) {
       objects: ["*.o"]
       programs: [p1]
       expect: {p1: {fail: ["<5.17", "6.1", ">=6.12.3"]}}
+      budget: {insns_percent_of_limit: 50}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +67,7 @@ func TestVerifierParams(t *testing.T) {
 		Objects:  []protocol.VerifierObject{{Path: "/vmrunner/objects/a.o"}, {Path: "/vmrunner/objects/b.o"}},
 		Programs: []string{"p1"},
 		Expect:   map[string]protocol.VerifierExpect{"p1": {Fail: []string{"<5.17", "6.1", ">=6.12.3"}}},
+		Budget:   &protocol.VerifierBudget{InsnsPercentOfLimit: 50},
 	}
 	equal(t, "params", got, want)
 	if len(c.Files) != 2 || c.Files[0].Host != filepath.Join(dir, "a.o") {
@@ -83,6 +85,9 @@ func TestVerifierParams(t *testing.T) {
 		{"bad range", "  - verifier: {objects: [a.o], expect: {p: {fail: [\"<5\"]}}}\n", `m.yaml:4:52: checks[0].verifier.expect.p.fail[0]: "<5": expected <V, <=V, >V, >=V, =V or V`},
 		{"range not a string", "  - verifier: {objects: [a.o], expect: {p: {fail: [[1]]}}}\n", "expected a kernel version range"},
 		{"unknown key", "  - verifier: {objects: [a.o], expect: {p: {pass: [\"5.10\"]}}}\n", `unknown key "pass"`},
+		{"budget over 100", "  - verifier: {objects: [a.o], budget: {insns_percent_of_limit: 120}}\n", "checks[0].verifier.budget.insns_percent_of_limit: expected a percentage of the verifier's instruction limit, more than 0 and at most 100, got \"120\""},
+		{"budget not a number", "  - verifier: {objects: [a.o], budget: {insns_percent_of_limit: half}}\n", "expected a percentage"},
+		{"budget unknown key", "  - verifier: {objects: [a.o], budget: {growth: 20}}\n", `unknown key "growth"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseMatrix(file, []byte(testKernel+"checks:\n"+tc.checks))
