@@ -394,7 +394,7 @@ func extractRPM(ctx context.Context, blob, dir string) (debContents, error) {
 			return debContents{}, err
 		}
 		fi, err := pr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

@@ -185,7 +185,7 @@ func scanPrimary(r io.Reader, keep func(name, arch string) bool) ([]rpmPackage, 
 	var out []rpmPackage
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {

@@ -163,3 +163,51 @@ func TestRPMRepositoryRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestRPMFamilies boots the one-package layouts through their short forms:
+// Amazon Linux 2023's kernel (boot/vmlinuz-*, repositories named by a
+// mirror.list) and openSUSE Leap's kernel-default (boot/Image-* on arm64),
+// on both arches, pointed at fixture repositories by repo: and key:.
+func TestRPMFamilies(t *testing.T) {
+	integration(t)
+	f := newRPMFixture(t)
+	for _, arch := range kernels.Arches {
+		k, a := f.kernels[arch], map[kernels.Arch]string{kernels.X86_64: "x86_64", kernels.ARM64: "aarch64"}[arch]
+		f.Build(t, "al2023/2023.6/"+a, kerneltest.RPMPackage{Name: "kernel", Version: "6.1.0", Release: "50.amzn2023", Arch: arch,
+			Files: kerneltest.BootFiles(t, k, false), Payload: "w2.xzdio"}, true)
+		f.Publish(t, "al2023/2023.6/"+a, "xz")
+		f.MirrorList(t, "al2023/latest/"+a+"/mirror.list", f.RepoURL("al2023/2023.6/"+a)+"/")
+		f.Build(t, "leap/15.6", kerneltest.RPMPackage{Name: "kernel-default", Version: "6.1.0", Release: "150600.50.1", Arch: arch,
+			Files: kerneltest.BootFiles(t, k, arch == kernels.ARM64)}, true)
+	}
+	f.Publish(t, "leap/15.6", "bz2") // one repository for both arches, as Leap's
+	dir := t.TempDir()
+	matrix := filepath.Join(dir, "families.yaml")
+	yaml := `kernels:
+  - {name: al2023, arch: [x86_64, arm64], source: {rpm: {distro: amazon-2023, version: "6.1", repo: "` + f.RepoURL("al2023/latest/$basearch/mirror.list") + `", key: "` + f.Keyring + `"}}}
+  - {name: leap, arch: [x86_64, arm64], source: {rpm: {distro: opensuse-leap-15.6, repo: "` + f.RepoURL("leap/15.6") + `", key: "` + f.Keyring + `"}}}
+checks:
+  - btf: {require: [task_struct, sk_buff]}
+`
+	if err := os.WriteFile(matrix, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "results")
+	res := vmrunnerCLI(t, "run", "--cache-dir", filepath.Join(dir, "cache"), "--out", out, matrix)
+	if res.code != 0 {
+		t.Fatalf("run: exit %d, want 0", res.code)
+	}
+	r, _ := readResults(t, out)
+	want := map[string]string{"al2023": "kernel", "leap": "kernel-default"}
+	seen := 0
+	for _, rec := range r.Results {
+		seen++
+		k := f.kernels[kernels.Arch(rec.Arch)]
+		if rec.Status != "pass" || rec.KernelRelease != k.Release || rec.Source.Type != "rpm" || rec.Source.Package != want[rec.Kernel] {
+			t.Errorf("%s/%s/%s: %s release %q source %+v: %s", rec.Kernel, rec.Arch, rec.Check, rec.Status, rec.KernelRelease, rec.Source, rec.Message)
+		}
+	}
+	if seen != 4 {
+		t.Errorf("%d records, want btf on four VMs", seen)
+	}
+}

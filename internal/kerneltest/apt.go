@@ -65,7 +65,7 @@ func GPGKey(t testing.TB, uid string) (home, keyring string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		_ = exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() // no agent may be running
 		os.RemoveAll(home)
 	})
 	Run(t, "", []string{"GNUPGHOME=" + home}, "gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")

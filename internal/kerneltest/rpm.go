@@ -131,7 +131,7 @@ cp -a %s/. %%{buildroot}/
 }
 
 // Publish runs createrepo_c on repo, compressing the metadata with
-// compress (gz, xz, zstd; "" for createrepo_c's default).
+// compress (gz, xz, bz2; "" for createrepo_c's default).
 func (r *RPMRepo) Publish(t testing.TB, repo, compress string) {
 	t.Helper()
 	args := []string{"--quiet", "--no-database"}
@@ -145,5 +145,29 @@ func (r *RPMRepo) Publish(t testing.TB, repo, compress string) {
 	Run(t, "", nil, "createrepo_c", append(args, filepath.Join(r.Root, repo))...)
 }
 
-// URL is the root of repo.
-func (r *RPMRepo) RepoURL(repo string) string { return r.Server.URL + "/" + repo }
+// RepoURL is the root of repo.
+func (r *RPMRepo) RepoURL(repo string) string { return r.URL + "/" + repo }
+
+// BootFiles lays out k as one package holding everything, as Amazon Linux's
+// kernel and SUSE's kernel-default do: boot/vmlinuz-<release> (SUSE's arm64
+// kernel: boot/Image-<release>, the uncompressed Image), boot/config-<release>
+// and lib/modules/<release>/.
+func BootFiles(t testing.TB, k *kernels.Kernel, suseArm64 bool) []File {
+	t.Helper()
+	files := Files(t, k, ImageDeb)
+	if suseArm64 {
+		data, err := os.ReadFile(k.Uncompressed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = []File{{Name: "boot/Image-" + k.Release, Data: data}}
+	}
+	return append(files, Files(t, k, ModulesDeb)...)
+}
+
+// MirrorList writes a mirror.list at path (relative to Root) naming the
+// repository roots, as Amazon Linux's repositories are named.
+func (r *RPMRepo) MirrorList(t testing.TB, path string, roots ...string) {
+	t.Helper()
+	writeFile(t, filepath.Join(r.Root, path), []byte(strings.Join(roots, "\n")+"\n"))
+}
