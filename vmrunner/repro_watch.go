@@ -37,9 +37,9 @@ type WatchOptions struct {
 	// 200 ms); a change is loaded once it holds for one more look, so that
 	// a half-written file is not.
 	Poll time.Duration
-	// verdict, when set, is told each load's outcome and the time from
-	// the reload (or the start) to its verdict (vmrunner bench).
-	verdict func(what string, took time.Duration, r vm.RoundOutcome)
+	// OnVerdict, when set, is told each load's outcome and the time from
+	// the reload (or the start) to its OnVerdict (vmrunner bench).
+	OnVerdict func(what string, took time.Duration, r vm.RoundOutcome)
 }
 
 // watchHooks connect a run's one VM to ReproWatch.
@@ -48,9 +48,9 @@ type watchHooks struct {
 	round  func(vm.RoundOutcome)
 }
 
-// watchStop bounds how long the VM has to finish its plan and power off
+// WatchStop bounds how long the VM has to finish its plan and power off
 // once the watch is stopped (Ctrl-C); past it the VM is stopped.
-const watchStop = 15 * time.Second
+const WatchStop = 15 * time.Second
 
 // watchTimeout replaces the matrix's VM timeout: a watched VM lives as
 // long as the user watches. Each check keeps its own timeout.
@@ -99,7 +99,7 @@ func ReproWatch(ctx context.Context, o WatchOptions) (*ReproResult, error) {
 		select {
 		case <-ctx.Done():
 			select {
-			case <-time.After(watchStop):
+			case <-time.After(WatchStop):
 				cancelRun()
 			case <-finished:
 			}
@@ -153,8 +153,8 @@ func (w *watcher) report(r vm.RoundOutcome) {
 	}
 	fmt.Fprintf(w.o.Verdicts, "%s → verdict: %s; watching %s (save it, or press Enter, to load it again; Ctrl-C to stop)\n",
 		what, took.Round(10*time.Millisecond), w.o.Object)
-	if w.o.verdict != nil {
-		w.o.verdict(what, took, r)
+	if w.o.OnVerdict != nil {
+		w.o.OnVerdict(what, took, r)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/vmrunner/vmrunner/internal/bench"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"slices"
@@ -47,8 +48,8 @@ It prints figures and the load average, and asserts nothing.`,
 				return err
 			}
 			for _, part := range only {
-				if !slices.Contains(vmrunner.BenchParts, part) {
-					return usagef("--only %q: want one of %s", part, strings.Join(vmrunner.BenchParts, ", "))
+				if !slices.Contains(bench.Parts, part) {
+					return usagef("--only %q: want one of %s", part, strings.Join(bench.Parts, ", "))
 				}
 			}
 			accel, err := qemu.ParseAccel(f.accel)
@@ -59,7 +60,7 @@ It prints figures and the load average, and asserts nothing.`,
 			if err != nil {
 				return err
 			}
-			return vmrunner.Bench(cmd.Context(), vmrunner.BenchOptions{
+			return bench.Run(cmd.Context(), bench.Options{
 				Options: vmrunner.Options{Matrix: m, Parallel: f.parallel, Accel: accel,
 					AgentDir: f.agentDir, CacheDir: f.cacheDir, Append: f.appendKC, Log: log},
 				Boots: boots, MatrixRuns: matrixRuns, WatchObject: watchObject, Reloads: reloads, Only: only,

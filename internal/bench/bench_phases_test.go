@@ -1,4 +1,4 @@
-package vmrunner
+package bench
 
 import (
 	"bytes"

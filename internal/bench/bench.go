@@ -1,4 +1,4 @@
-package vmrunner
+package bench
 
 import (
 	"bufio"
@@ -7,7 +7,9 @@ import (
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"github.com/vmrunner/vmrunner/internal/vm"
+	"github.com/vmrunner/vmrunner/vmrunner"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"slices"
@@ -19,10 +21,10 @@ import (
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
-// BenchOptions configure Bench.
-type BenchOptions struct {
-	Options     // matrix, cache, agents, accel
-	Boots   int // boots per target and profile; default 5
+// Options configure Bench.
+type Options struct {
+	vmrunner.Options     // matrix, cache, agents, accel
+	Boots            int // boots per target and profile; default 5
 	// MatrixRuns is how many times the whole matrix runs booted and
 	// restored, alternately; default 3.
 	MatrixRuns int
@@ -36,17 +38,17 @@ type BenchOptions struct {
 	Out  io.Writer
 }
 
-// The parts of Bench.
+// The parts of Run.
 const (
-	BenchMatrix = "matrix"
-	BenchBoot   = "boot"
-	BenchWatch  = "watch"
+	PartMatrix = "matrix"
+	PartBoot   = "boot"
+	PartWatch  = "watch"
 )
 
-// BenchParts are the parts of Bench, in the order it runs them.
-var BenchParts = []string{BenchMatrix, BenchBoot, BenchWatch}
+// Parts are the parts of Run, in the order it runs them.
+var Parts = []string{PartMatrix, PartBoot, PartWatch}
 
-func (o BenchOptions) runs(part string) bool {
+func (o Options) runs(part string) bool {
 	return len(o.Only) == 0 || slices.Contains(o.Only, part)
 }
 
@@ -61,7 +63,7 @@ type BootFigure struct {
 // Ratio is Fast/Common.
 func (b BootFigure) Ratio() float64 { return float64(b.Fast) / float64(b.Common) }
 
-// Bench measures, in one run with a warm cache: the wall time of the whole
+// Run measures, in one run with a warm cache: the wall time of the whole
 // matrix with every VM booted and with every VM restored from its
 // snapshot, alternately, with where the time goes and vmrunner's peak RSS;
 // per target, the median time from QEMU start to ready with the fast
@@ -69,7 +71,7 @@ func (b BootFigure) Ratio() float64 { return float64(b.Fast) / float64(b.Common)
 // saving it cost); and per target, repro --watch's time from a reload to
 // its verdict. It prints figures and asserts nothing: targets are for
 // people to judge.
-func Bench(ctx context.Context, o BenchOptions) error {
+func Run(ctx context.Context, o Options) error {
 	if o.Boots <= 0 {
 		o.Boots = 5
 	}
@@ -83,15 +85,15 @@ func Bench(ctx context.Context, o BenchOptions) error {
 		o.Parallel = runtime.NumCPU()
 	}
 	if o.Log == nil {
-		o.Log = discardLogger()
+		o.Log = slog.New(slog.DiscardHandler)
 	}
-	prep, err := NewPreparer(o.Options)
+	prep, err := vmrunner.NewPreparer(o.Options)
 	if err != nil {
 		return err
 	}
 	targets := o.Matrix.Targets()
 	// Warm the cache so that the timed runs download and build nothing.
-	prepared := map[string]*Prepared{}
+	prepared := map[string]*vmrunner.Prepared{}
 	for _, t := range targets {
 		pt, err := prep.Prepare(ctx, t, nil)
 		if err != nil {
@@ -105,17 +107,17 @@ func Bench(ctx context.Context, o BenchOptions) error {
 		return err
 	}
 	defer os.RemoveAll(out)
-	if o.runs(BenchMatrix) {
+	if o.runs(PartMatrix) {
 		if err := benchMatrix(ctx, o, out); err != nil {
 			return err
 		}
 	}
-	if o.runs(BenchBoot) {
+	if o.runs(PartBoot) {
 		if err := benchBoots(ctx, o, prepared); err != nil {
 			return err
 		}
 	}
-	if o.runs(BenchWatch) {
+	if o.runs(PartWatch) {
 		return benchWatch(ctx, o, out)
 	}
 	return nil
@@ -123,7 +125,7 @@ func Bench(ctx context.Context, o BenchOptions) error {
 
 // benchBoots times, per target, QEMU's start to ready, booted the fast and
 // the common way and restored.
-func benchBoots(ctx context.Context, o BenchOptions, prepared map[string]*Prepared) error {
+func benchBoots(ctx context.Context, o Options, prepared map[string]*vmrunner.Prepared) error {
 	targets := o.Matrix.Targets()
 
 	fmt.Fprintf(o.Out, "== to ready: QEMU start → the agent's first message (booted) or → its snapshot loaded and running (restored), median of %d\n", o.Boots)
@@ -196,7 +198,7 @@ type benchBoot struct {
 // bootOnce boots a prepared target with an empty plan and returns the time
 // to ready. With snapshot, it restores the target's snapshot, or boots
 // and saves one.
-func bootOnce(ctx context.Context, o Options, pt *Prepared, accel qemu.Accel, prof qemu.Profile, snapshot bool) (benchBoot, error) {
+func bootOnce(ctx context.Context, o vmrunner.Options, pt *vmrunner.Prepared, accel qemu.Accel, prof qemu.Profile, snapshot bool) (benchBoot, error) {
 	dir, err := os.MkdirTemp("", "vmrunner-boot-")
 	if err != nil {
 		return benchBoot{}, err
@@ -205,7 +207,7 @@ func bootOnce(ctx context.Context, o Options, pt *Prepared, accel qemu.Accel, pr
 	spec := vm.Spec{
 		Target: pt.Target, Kernel: pt.Kernel, Initramfs: pt.Initramfs, Plan: protocol.Plan{Checks: []protocol.CheckSpec{}},
 		Accel: accel, Profile: prof, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs,
-		Dir: dir, BootTimeout: BootTimeout(accel), Timeout: 5 * time.Minute, Append: o.Append, Log: o.Log,
+		Dir: dir, BootTimeout: vmrunner.BootTimeout(accel), Timeout: 5 * time.Minute, Append: o.Append, Log: o.Log,
 	}
 	if snapshot {
 		cacheDir := o.CacheDir

@@ -1,10 +1,11 @@
-package vmrunner
+package bench
 
 import (
 	"context"
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/vm"
+	"github.com/vmrunner/vmrunner/vmrunner"
 	"io"
 	"os"
 	"slices"
@@ -24,7 +25,7 @@ type watchSample struct {
 // booted), loads o.WatchObject, and is then asked to load it again
 // o.Reloads times, as Enter does; it prints the time from each reload to
 // its verdict, and the guest's share of it.
-func benchWatch(ctx context.Context, o BenchOptions, out string) error {
+func benchWatch(ctx context.Context, o Options, out string) error {
 	if o.WatchObject == "" {
 		return nil
 	}
@@ -57,7 +58,7 @@ func benchWatch(ctx context.Context, o BenchOptions, out string) error {
 
 // watchOnce runs one repro --watch on t and returns its first load and
 // its reloads.
-func watchOnce(ctx context.Context, o BenchOptions, out string, t matrix.Target) (watchSample, []watchSample, error) {
+func watchOnce(ctx context.Context, o Options, out string, t matrix.Target) (watchSample, []watchSample, error) {
 	m, err := o.Matrix.Select([]string{t.Kernel.Name}, []kernels.Arch{t.Arch}, nil)
 	if err != nil {
 		return watchSample{}, nil, err
@@ -69,10 +70,10 @@ func watchOnce(ctx context.Context, o BenchOptions, out string, t matrix.Target)
 	defer stop()
 	opts := o.Options
 	opts.Matrix, opts.OutDir, opts.Parallel, opts.Progress = m, out, 1, nil
-	wo := WatchOptions{
-		ReproOptions: ReproOptions{Options: opts, Object: o.WatchObject},
+	wo := vmrunner.WatchOptions{
+		ReproOptions: vmrunner.ReproOptions{Options: opts, Object: o.WatchObject},
 		Keys:         keys, Logs: io.Discard, Verdicts: io.Discard,
-		verdict: func(_ string, took time.Duration, r vm.RoundOutcome) {
+		OnVerdict: func(_ string, took time.Duration, r vm.RoundOutcome) {
 			s := watchSample{took: took}
 			for _, res := range r.Results {
 				if strings.Count(res.Check, "/") == 1 { // verifier/<object>
@@ -86,12 +87,12 @@ func watchOnce(ctx context.Context, o BenchOptions, out string, t matrix.Target)
 		},
 	}
 	type ended struct {
-		res *ReproResult
+		res *vmrunner.ReproResult
 		err error
 	}
 	done := make(chan ended, 1)
 	go func() {
-		res, err := ReproWatch(ctx, wo)
+		res, err := vmrunner.ReproWatch(ctx, wo)
 		done <- ended{res, err}
 	}()
 	var (
@@ -128,7 +129,7 @@ func watchOnce(ctx context.Context, o BenchOptions, out string, t matrix.Target)
 		if err == nil && e.err != nil {
 			err = e.err
 		}
-	case <-time.After(watchStop + 5*time.Second):
+	case <-time.After(vmrunner.WatchStop + 5*time.Second):
 		if err == nil {
 			err = fmt.Errorf("the watched VM did not end")
 		}

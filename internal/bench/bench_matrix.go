@@ -1,8 +1,9 @@
-package vmrunner
+package bench
 
 import (
 	"context"
 	"fmt"
+	"github.com/vmrunner/vmrunner/vmrunner"
 	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
@@ -19,12 +20,12 @@ type matrixRun struct {
 
 // runMatrix runs the whole matrix of o once, into out, and times its
 // phases.
-func runMatrix(ctx context.Context, o BenchOptions, out string, noSnapshot bool) (matrixRun, error) {
+func runMatrix(ctx context.Context, o Options, out string, noSnapshot bool) (matrixRun, error) {
 	opts := o.Options
 	clock := newPhaseClock(time.Now)
 	opts.OutDir, opts.Progress, opts.NoSnapshot = out, clock.progress, noSnapshot
 	start := time.Now()
-	res, err := Run(ctx, opts)
+	res, err := vmrunner.Run(ctx, opts)
 	if err != nil {
 		return matrixRun{}, err
 	}
@@ -48,7 +49,7 @@ func runMatrix(ctx context.Context, o BenchOptions, out string, noSnapshot bool)
 // benchMatrix times the whole matrix with every VM booted and with every
 // VM restored, alternately, so that both see the same machine, and prints
 // the runs, their medians and where the time goes.
-func benchMatrix(ctx context.Context, o BenchOptions, out string) error {
+func benchMatrix(ctx context.Context, o Options, out string) error {
 	targets := o.Matrix.Targets()
 	fmt.Fprintf(o.Out, "== whole matrix, warm cache: every VM booted (--no-snapshot) against every VM restored, alternately, %d rounds (%d VMs, %d at a time)\n",
 		o.MatrixRuns, len(targets), o.Parallel)
