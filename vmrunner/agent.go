@@ -1,12 +1,14 @@
 package vmrunner
 
 import (
+	"context"
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"os"
 	"path/filepath"
 
 	"github.com/vmrunner/vmrunner/initramfs"
+	"github.com/vmrunner/vmrunner/internal/agentbuild"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
@@ -16,12 +18,14 @@ func AgentName(a kernels.Arch) string { return "vmrunner-agent-" + string(a) }
 
 // FindAgent locates the static guest agent for arch: in dir when given, else
 // $VMRUNNER_AGENT_DIR, else beside the running vmrunner binary (where
-// `make build` puts them).
-func FindAgent(dir string, a kernels.Arch) (string, error) {
+// `make build` puts them), else under cacheDir, built there on first use
+// from this vmrunner's module version (internal/agentbuild: `go install`).
+func FindAgent(ctx context.Context, dir, cacheDir string, a kernels.Arch) (string, error) {
 	if dir == "" {
 		dir = os.Getenv("VMRUNNER_AGENT_DIR")
 	}
-	if dir == "" {
+	beside := dir == ""
+	if beside {
 		exe, err := os.Executable()
 		if err != nil {
 			return "", fmt.Errorf("find guest agent: %w", err)
@@ -32,10 +36,17 @@ func FindAgent(dir string, a kernels.Arch) (string, error) {
 		dir = filepath.Dir(exe)
 	}
 	p := filepath.Join(dir, AgentName(a))
-	if _, err := os.Stat(p); err != nil {
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if !beside {
 		return "", fmt.Errorf("guest agent for %s not found at %s: run `make build` (it builds the agents beside bin/vmrunner) or set VMRUNNER_AGENT_DIR", a, p)
 	}
-	return p, nil
+	built, err := agentbuild.Ensure(ctx, cacheDir, string(a), os.Stderr)
+	if err != nil {
+		return "", fmt.Errorf("guest agent for %s not found at %s: %w", a, p, err)
+	}
+	return filepath.Join(built, AgentName(a)), nil
 }
 
 // workloadRunner returns the guest's workload runner (cmd/vmrunner-workload,

@@ -134,7 +134,7 @@ func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(stri
 		}
 		return fail(kind, err)
 	}
-	agent, err := FindAgent(p.AgentDir, t.Arch)
+	agent, err := FindAgent(ctx, p.AgentDir, p.Cache.Dir, t.Arch)
 	if err != nil {
 		return fail(results.KindInitramfs, err)
 	}
