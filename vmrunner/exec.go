@@ -59,6 +59,10 @@ type ExecRun struct {
 	// ExitCode is the program's exit status as a shell reports it (128+N
 	// for signal N), or -1 when it has none (Record says why).
 	ExitCode int
+	// VMErr is the VM's own error record (check "vm": no done, no clean
+	// power-off, a protocol error after the program's result), or nil:
+	// whatever the program's status, the VM did not end well.
+	VMErr *results.Record
 }
 
 // ExecResult is the outcome of Exec.
@@ -208,6 +212,9 @@ func Exec(ctx context.Context, opts ExecOptions) (*ExecResult, error) {
 			}
 			if r.Check == name || (r.Check == protocol.TestCheck.Name() && run.Record.Check == "") {
 				run.Record = r
+			}
+			if r.Check == results.VMCheck && r.Status == protocol.StatusError && run.VMErr == nil {
+				run.VMErr = &r
 			}
 		}
 		var d protocol.TestDetails

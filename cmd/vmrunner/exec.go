@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
 	"github.com/vmrunner/vmrunner/vmrunner"
@@ -168,7 +169,7 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 	stderr := cmd.ErrOrStderr()
 	failed := false
 	for _, r := range res.Runs {
-		if r.ExitCode < 0 {
+		if r.ExitCode < 0 || r.VMErr != nil {
 			failed = true
 		}
 		switch {
@@ -176,6 +177,11 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 			fmt.Fprintf(stderr, "vmrunner exec: %s\n", execSummary(r))
 		case r.ExitCode < 0:
 			fmt.Fprintf(stderr, "vmrunner exec: %s\n", execSummary(r))
+		}
+		if r.VMErr != nil && r.ExitCode >= 0 {
+			// The program's status is known, and the VM still did not
+			// end well: said, and exit 3.
+			fmt.Fprintf(stderr, "vmrunner exec: %s: vm %s: %s\n", r.Target.Label(), r.VMErr.ErrorKind, text.SanitizeLine(text.OneLine(r.VMErr.Message, 300)))
 		}
 	}
 	if failed || keep {
@@ -193,13 +199,18 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 
 // execExitCode is exec's exit code: the program's with one VM, else 0 when
 // every program exited 0 and 1 when one did not; a VM without an exit
-// status makes it 3 (130 when interrupted, 2 for bad input), as for run.
+// status, or with an error record of its own whatever the program's status
+// (a panic after the program's result, no power-off, a protocol error),
+// makes it 3 (130 when interrupted, 2 for bad input), as for run.
 func execExitCode(res *vmrunner.ExecResult) int {
 	if res.ExitCode == results.ExitInterrupted {
 		return results.ExitInterrupted
 	}
 	worst := 0
 	for _, r := range res.Runs {
+		if r.VMErr != nil && worst != results.ExitBadInput {
+			worst = results.ExitInfra
+		}
 		if r.ExitCode < 0 {
 			code := results.ExitInfra
 			if r.Record.ErrorKind == results.KindBadInput {

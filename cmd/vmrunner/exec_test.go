@@ -15,6 +15,11 @@ func TestExecExitCode(t *testing.T) {
 	run := func(code int, kind results.ErrorKind) vmrunner.ExecRun {
 		return vmrunner.ExecRun{ExitCode: code, Record: results.Record{ErrorKind: kind}}
 	}
+	vmFailed := func(code int) vmrunner.ExecRun {
+		r := run(code, "")
+		r.VMErr = &results.Record{Check: results.VMCheck, Status: protocol.StatusError, ErrorKind: results.KindProtocol, Message: "output message after done"}
+		return r
+	}
 	for _, tc := range []struct {
 		name string
 		res  vmrunner.ExecResult
@@ -28,6 +33,12 @@ func TestExecExitCode(t *testing.T) {
 		{"a VM failed, another exited 1", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(1, ""), run(-1, results.KindPanic)}}, 3},
 		{"bad kernel source", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(-1, results.KindBadInput), run(-1, results.KindPanic)}}, 2},
 		{"interrupted", vmrunner.ExecResult{Result: &vmrunner.Result{ExitCode: 130}, Runs: []vmrunner.ExecRun{run(-1, results.KindInterrupted)}}, 130},
+		// The program exited 0 and then its VM failed (a protocol error
+		// after done, a panic, no power-off): the VM's record counts.
+		{"one VM exited 0, then its VM failed", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{vmFailed(0)}}, 3},
+		{"one VM exited 1, then its VM failed", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{vmFailed(1)}}, 3},
+		{"two VMs, one failed after its program", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(0, ""), vmFailed(0)}}, 3},
+		{"bad input outranks a VM failure", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{vmFailed(0), run(-1, results.KindBadInput)}}, 2},
 	} {
 		if got := execExitCode(&tc.res); got != tc.want {
 			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
