@@ -67,7 +67,7 @@ func (s RPMSpec) Validate() error {
 		return fmt.Errorf("rpm.repo: expected an http(s) URL, got %q", full.Repo)
 	case full.Key == "" && full.KeyURL == "":
 		return errors.New("rpm: missing key: the OpenPGP key file the packages are signed with")
-	case full.KeyURL != "" && full.Key == "" && !strings.HasPrefix(full.KeyURL, "https://") && !strings.HasPrefix(full.KeyURL, "http://127.0.0.1"):
+	case full.KeyURL != "" && full.Key == "" && !strings.HasPrefix(full.KeyURL, "https://"):
 		return fmt.Errorf("rpm.key_url: expected an https URL (the key is the root of trust), got %q", full.KeyURL)
 	}
 	for _, n := range append([]string{full.Package}, full.Modules...) {

@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 )
 
 // primaryXML is a primary.xml as createrepo_c writes it, with the packages
@@ -181,5 +187,43 @@ func TestLookupRPM(t *testing.T) {
 	_, err = f.lookupRPM(context.Background(), spec, "x86_64")
 	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "/abc/repodata/p-primary.xml.gz") {
 		t.Errorf("tampered primary: %v", err)
+	}
+}
+
+// TestRPMKeyring reads the key from a file or fetches it over HTTPS, and
+// refuses what holds no key.
+func TestRPMKeyring(t *testing.T) {
+	var armored strings.Builder
+	w, err := armor.Encode(&armored, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testKey(t, 0).Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/RPM-GPG-KEY" {
+			io.WriteString(w, armored.String())
+			return
+		}
+		io.WriteString(w, "<html>not a key</html>")
+	}))
+	defer srv.Close()
+	f := &fetcher{client: srv.Client(), log: quietLogger()}
+	ctx := context.Background()
+
+	kr, where, err := rpmKeyring(ctx, f, RPMSpec{KeyURL: srv.URL + "/RPM-GPG-KEY"})
+	if err != nil || len(kr) != 1 || where != srv.URL+"/RPM-GPG-KEY" ||
+		kr[0].PrimaryKey.KeyId != testKey(t, 0).PrimaryKey.KeyId {
+		t.Errorf("key_url: %v %q %v", kr, where, err)
+	}
+	kr, _, err = rpmKeyring(ctx, f, RPMSpec{Key: writeKeyring(t, testKey(t, 1))})
+	if err != nil || len(kr) != 1 || kr[0].PrimaryKey.KeyId != testKey(t, 1).PrimaryKey.KeyId {
+		t.Errorf("key file: %v %v", kr, err)
+	}
+	_, _, err = rpmKeyring(ctx, f, RPMSpec{KeyURL: srv.URL + "/page"})
+	if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "read key "+srv.URL+"/page: no OpenPGP key in it") {
+		t.Errorf("not a key: %v", err)
 	}
 }
