@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,8 +122,16 @@ func receiveFile(ctx context.Context, from <-chan incoming, root string, f proto
 		}
 	}()
 	if sink != nil && f.Size > 0 {
-		if err := tmp.Truncate(f.Size); err != nil {
-			return err
+		// Allocated, not only sized: a file the guest's memory cannot
+		// hold fails here, in words, not later as a fault on the mapping
+		// ("bad address").
+		if err := unix.Fallocate(int(tmp.Fd()), 0, 0, f.Size); err != nil {
+			if errors.Is(err, unix.ENOSPC) {
+				return fmt.Errorf("no space for its %d bytes in the guest's memory (its root file system is a tmpfs of half the VM's memory): give the VM more memory, or send fewer or smaller files", f.Size)
+			}
+			if err := tmp.Truncate(f.Size); err != nil {
+				return err
+			}
 		}
 		mem, err = unix.Mmap(int(tmp.Fd()), 0, int(f.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 		if err != nil {

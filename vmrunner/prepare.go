@@ -270,12 +270,29 @@ func (pt *Prepared) checkMemory() error {
 	for _, f := range pt.Files {
 		need += f.Spec.Size
 	}
-	if mem := int64(pt.MemoryMiB) << 20; mem > 0 && need > mem {
+	mem := int64(pt.MemoryMiB) << 20
+	if mem > 0 && need > mem {
 		return fmt.Errorf("the initramfs of %s is %s (the agent, the kernel's modules and the checks' files) and a VM of %d MiB cannot unpack it: give kernel %s memory: %dM or more, or put fewer or smaller files into it",
 			pt.Target.Label(), inputfile.Size(fi.Size()), pt.MemoryMiB, pt.Target.Kernel.Name, (need+(1<<20)-1)>>20)
 	}
+	// The guest's root file system, where the initramfs is unpacked and
+	// the plan's files are received, is a tmpfs of half the VM's memory.
+	// Past it the guest's writes fail mid-transfer ("bad address" on a
+	// mapped file), so the set is refused here.
+	var files int64
+	for _, f := range pt.Files {
+		files += f.Spec.Size
+	}
+	if held := fi.Size() + files; mem > 0 && files > 0 && 2*held+rootfsSlack > mem {
+		return fmt.Errorf("the files sent to %s total %s, and with its initramfs's %s they do not fit the guest's root file system, a tmpfs of half its %d MiB: give kernel %s memory: %dM or more, or send fewer or smaller files",
+			pt.Target.Label(), inputfile.Size(files), inputfile.Size(fi.Size()), pt.MemoryMiB, pt.Target.Kernel.Name, (2*held+rootfsSlack+(1<<20)-1)>>20)
+	}
 	return nil
 }
+
+// rootfsSlack is the memory the kernel keeps for itself, which the root
+// tmpfs's half is taken from.
+const rootfsSlack = 64 << 20
 
 // checkGuestFiles checks the host files the checks of m put into every VM,
 // before anything is prepared: a file a matrix names must resolve (links

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
+	"github.com/vmrunner/vmrunner/internal/vm"
+	"github.com/vmrunner/vmrunner/protocol"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,6 +236,29 @@ func TestPrepareMemory(t *testing.T) {
 	}
 	if pt, err := p.Prepare(context.Background(), targets[1], nil); err != nil || pt.MemoryMiB != 512 {
 		t.Fatalf("512M VM: %v", err)
+	}
+}
+
+// TestPrepareMemoryFiles: files sent over the channel that the guest's root
+// tmpfs (half its memory) cannot hold are refused before boot, naming the
+// total, the memory and the fix (issue 20, item 8: Debian's bpftrace, 210
+// MB of libraries, in a 512 MiB VM ended in "bad address" in the guest).
+func TestPrepareMemoryFiles(t *testing.T) {
+	initrd := filepath.Join(t.TempDir(), "initrd.cpio")
+	if err := os.WriteFile(initrd, make([]byte, 20<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := matrix.Target{Kernel: matrix.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}
+	pt := &Prepared{Target: target, Initramfs: initrd, MemoryMiB: 512,
+		Files: []vm.PlanFile{{Spec: protocol.FileSpec{Path: "/usr/lib/libLLVM.so", Size: 150 << 20}}, {Spec: protocol.FileSpec{Path: "/usr/bin/bpftrace", Size: 60 << 20}}}}
+	err := pt.checkMemory()
+	want := "the files sent to 6.1/x86_64 total 210 MiB, and with its initramfs's 20 MiB they do not fit the guest's root file system, a tmpfs of half its 512 MiB: give kernel 6.1 memory: 524M or more, or send fewer or smaller files"
+	if err == nil || err.Error() != want {
+		t.Errorf("512 MiB:\n got %v\nwant %s", err, want)
+	}
+	pt.MemoryMiB = 2048
+	if err := pt.checkMemory(); err != nil {
+		t.Errorf("2 GiB: %v", err)
 	}
 }
 
