@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // The integration tier drives the real CLI on real Debian kernels under QEMU.
@@ -22,24 +24,30 @@ import (
 
 var binDir string // vmrunner and both agents, built once
 
+// TestMain lets testscript run this test binary as the vmrunner command of
+// the scripts in testdata/script (TestScripts); run as the tests, it
+// builds the binaries of the integration tier first.
 func TestMain(m *testing.M) {
+	testscript.Main(buildFirst{m}, map[string]func(){"vmrunner": main})
+}
+
+type buildFirst struct{ m *testing.M }
+
+func (b buildFirst) Run() int {
 	if os.Getenv("VMRUNNER_SKIP_INTEGRATION") != "" {
-		os.Exit(m.Run())
+		return b.m.Run()
 	}
 	dir, err := os.MkdirTemp("", "vmrunner-it-")
 	if err != nil {
 		panic(err)
 	}
 	binDir = dir
-	code := func() int {
-		defer os.RemoveAll(dir)
-		if err := buildBinaries(dir); err != nil {
-			os.Stderr.WriteString("build binaries: " + err.Error() + "\n")
-			return 1
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
+	defer os.RemoveAll(dir)
+	if err := buildBinaries(dir); err != nil {
+		os.Stderr.WriteString("build binaries: " + err.Error() + "\n")
+		return 1
+	}
+	return b.m.Run()
 }
 
 func buildBinaries(dir string) error {

@@ -30,7 +30,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newRunCmd(), newExecCmd(), newBenchCmd(), newVersionCmd())
 	root.AddCommand(newReportCmd(), newPlanCmd())
 	root.AddCommand(newReproCmd())
-	root.AddCommand(newKernelsCmd(), newLockCmd())
+	root.AddCommand(newKernelsCmd(), newLockCmd(), newDoctorCmd())
 	return root
 }
 

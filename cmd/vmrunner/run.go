@@ -112,6 +112,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	if err := checkOutputFiles(f.junit, f.html); err != nil {
 		return err
 	}
+	warnBlocked(cmd, m, f.cacheDir, f.agentDir)
 	start := time.Now()
 	prog := newProgress(cmd.ErrOrStderr(), m.Targets())
 	log, _ := newLogger(f.logLevel, prog.out)
