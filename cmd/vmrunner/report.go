@@ -119,11 +119,18 @@ Exit codes:
 }
 
 func newReportWriteCmd() *cobra.Command {
-	var junit, html string
+	var junit, html, markdown, baseline string
 	cmd := &cobra.Command{
-		Use:   "write RUN [--junit FILE] [--html FILE]",
-		Short: "Write the JUnit XML or HTML report of a past run",
-		Long: `Write the JUnit XML or HTML report of a past run.
+		Use:   "write RUN [--junit FILE] [--html FILE] [--markdown FILE [--baseline OLD]]",
+		Short: "Write the JUnit XML, HTML or Markdown report of a past run",
+		Long: `Write the JUnit XML, HTML or Markdown report of a past run.
+
+--markdown writes GitHub-flavoured Markdown for a pull request comment or a
+job summary: the verdict grid with each failure's reason, the failures by
+reason with what to do, each failure's last log lines folded in <details>,
+and with --baseline OLD the regressions and verifier complexity changes
+against that run. It fits a comment (65,536 characters) by leaving parts out,
+never by cutting a table.
 
 For a run that did not finish (results.json says finished: false) the reports
 say so (a banner in the HTML, an error testcase vmrunner/finished in JUnit,
@@ -132,15 +139,31 @@ stderr names the missing VMs; the exit code stays 0 when the files were
 written.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if junit == "" && html == "" {
-				return usagef("report write: give --junit FILE and/or --html FILE")
+			if junit == "" && html == "" && markdown == "" {
+				return usagef("report write: give --junit FILE, --html FILE and/or --markdown FILE")
 			}
-			if err := checkOutputFiles(junit, html); err != nil {
+			if baseline != "" && markdown == "" {
+				return usagef("report write: --baseline is for --markdown")
+			}
+			if err := checkOutputFiles(junit, html, markdown); err != nil {
 				return err
 			}
 			run, err := loadRun(args[0])
 			if err != nil {
 				return err
+			}
+			if markdown != "" {
+				opts := report.MarkdownOptions{}
+				if baseline != "" {
+					old, err := loadRun(baseline)
+					if err != nil {
+						return err
+					}
+					opts.Baseline = &old
+				}
+				if err := report.WriteMarkdownFile(markdown, run, opts); err != nil {
+					return err
+				}
 			}
 			if note := report.IncompleteNote(run.Report); note != "" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "vmrunner: %s is an incomplete run: %s\n", args[0], note)
@@ -150,6 +173,8 @@ written.`,
 	}
 	cmd.Flags().StringVar(&junit, "junit", "", "write JUnit XML to FILE")
 	cmd.Flags().StringVar(&html, "html", "", "write the HTML report to FILE")
+	cmd.Flags().StringVar(&markdown, "markdown", "", "write the Markdown report to FILE (pull requests, job summaries)")
+	cmd.Flags().StringVar(&baseline, "baseline", "", "with --markdown: compare with this earlier run")
 	return cmd
 }
 

@@ -88,6 +88,8 @@ func TestReportCommands(t *testing.T) {
 		{"write nothing", []string{"report", "write", fail}, 2, nil},
 		{"write into a missing dir", []string{"report", "write", fail, "--junit", filepath.Join(out, "no", "j.xml")}, 2, nil},
 		{"write", []string{"report", "write", fail, "--junit", filepath.Join(out, "j.xml"), "--html", filepath.Join(out, "r.html")}, 0, nil},
+		{"write markdown", []string{"report", "write", fail, "--markdown", filepath.Join(out, "pr.md"), "--baseline", pass}, 0, nil},
+		{"baseline without markdown", []string{"report", "write", fail, "--junit", filepath.Join(out, "j2.xml"), "--baseline", pass}, 2, nil},
 		// An unfinished run is never read as a clean pass.
 		{"show incomplete", []string{"report", "show", killed}, 3, []string{
 			"INCOMPLETE RUN: results.json says finished: false", "no results for 1 of 3 VMs: 6.12/x86_64",
@@ -126,6 +128,16 @@ func TestReportCommands(t *testing.T) {
 	}
 	if err := xml.Unmarshal(j, &suites); err != nil || suites.Tests != 2 || suites.Failures != 1 {
 		t.Errorf("report write --junit: tests=%d failures=%d err=%v", suites.Tests, suites.Failures, err)
+	}
+	pr, err := os.ReadFile(filepath.Join(out, "pr.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| btf |", "❌ MISSING_BTF", "### Failures by reason", "| `MISSING_BTF` | 1 |", "### Against r-pass",
+		"6.1/x86_64 btf: pass → fail MISSING_BTF **regression**"} {
+		if !strings.Contains(string(pr), want) {
+			t.Errorf("report write --markdown lacks %q:\n%s", want, pr)
+		}
 	}
 	h, err := os.ReadFile(filepath.Join(out, "r.html"))
 	if err != nil {
