@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/vmrunner/vmrunner/vmrunner.Version=$(VERSION) -X github.com/vmrunner/vmrunner/guest.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/vmrunner/vmrunner/internal/version.Version=$(VERSION)
 GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 MATRIX    ?= matrix.yaml
 RUNFLAGS  ?=
@@ -27,7 +27,7 @@ agents:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/vmrunner-workload-arm64 ./cmd/vmrunner-workload
 
 # u-root's shell and a few core commands for `vmrunner repro --shell`, static,
-# in bin/vmrunner-tools-<arch>/ (vmrunner.ShellTools).
+# in bin/vmrunner-tools-<arch>/ (runner.ShellTools).
 GUEST_TOOLS := gosh ls cat dmesg mount ip
 guest-tools:
 	for t in $(GUEST_TOOLS); do \

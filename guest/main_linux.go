@@ -3,6 +3,7 @@ package guest
 import (
 	"context"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/version"
 	"io"
 	"log"
 	"os"
@@ -89,7 +90,7 @@ func run(logger *log.Logger, converse Converse) error {
 	}
 	agent := &Agent{
 		Ready: protocol.Ready{
-			Agent:         agentVersion(),
+			Agent:         version.Qualified(),
 			KernelRelease: release,
 			Machine:       machine,
 			UptimeMS:      up,

@@ -6,7 +6,7 @@
 // that owns a run directory and keeps results.json current (store.go), and
 // the merge of a sharded run's parts into one run (shard.go, merge.go).
 //
-// It is what the host controller (package vmrunner) writes and what the
+// It is what the host controller (package internal/runner) writes and what the
 // renderers (package report) read; it imports neither, nor anything that
 // boots, downloads or parses a matrix, so that reading a results.json costs
 // only the standard library, package protocol and

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/internal/runner"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -61,7 +61,7 @@ It prints figures and the load average, and asserts nothing.`,
 				return err
 			}
 			return bench.Run(cmd.Context(), bench.Options{
-				Options: vmrunner.Options{Matrix: m, Parallel: f.parallel, Accel: accel,
+				Options: runner.Options{Matrix: m, Parallel: f.parallel, Accel: accel,
 					AgentDir: f.agentDir, CacheDir: f.cacheDir, Append: f.appendKC, Log: log},
 				Boots: boots, MatrixRuns: matrixRuns, WatchObject: watchObject, Reloads: reloads, Only: only,
 				Out: cmd.OutOrStdout(),

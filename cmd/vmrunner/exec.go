@@ -14,10 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 type execFlags struct {
@@ -86,7 +86,7 @@ when a VM failed.
 	fl.StringVar(&f.dir, "dir", "", "working directory of the program, copied into the guest at the same path (default: the current directory)")
 	fl.BoolVar(&f.noDir, "no-dir", false, "copy no working directory: the program runs in /")
 	fl.StringVar(&f.sysroot, "sysroot", "", "directory holding the libraries of a dynamically linked program of another arch")
-	fl.DurationVar(&f.timeout, "timeout", vmrunner.DefaultExecTimeout, "stop the program after this long (with a task dump in console.log; exit 3)")
+	fl.DurationVar(&f.timeout, "timeout", runner.DefaultExecTimeout, "stop the program after this long (with a task dump in console.log; exit 3)")
 	fl.StringVar(&f.maxDir, "max-dir-size", "64M", "largest working directory (and --file directory) to copy into the guest")
 	fl.StringVar(&f.out, "out", "", "keep the results here (default: a temporary directory, kept only when a VM failed)")
 	fl.StringVar(&f.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
@@ -139,15 +139,15 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 			return fmt.Errorf("create results directory: %w", err)
 		}
 	}
-	opts := vmrunner.ExecOptions{
-		Options: vmrunner.Options{
+	opts := runner.ExecOptions{
+		Options: runner.Options{
 			Matrix: m, OutDir: out, Accel: accel, AgentDir: f.agentDir, CacheDir: f.cacheDir,
 			Retries: f.retries, BootTimeout: f.bootTO, Log: log, NoSnapshot: f.noSnap,
 		},
 		Kernels: f.kernels, Arches: arches, Program: argv[0], Args: argv[1:], Env: f.env, Dir: dir,
 		Files: f.files, Sysroot: f.sysroot, Timeout: f.timeout, MaxDirBytes: maxDir,
 	}
-	plan, err := vmrunner.PlanExec(opts)
+	plan, err := runner.PlanExec(opts)
 	if err != nil {
 		if !keep {
 			os.RemoveAll(out)
@@ -157,7 +157,7 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 	targets := plan.Targets()
 	w := newExecOutput(cmd.OutOrStdout(), cmd.ErrOrStderr(), len(targets) > 1)
 	opts.Output = w.write
-	res, err := vmrunner.Exec(cmd.Context(), opts)
+	res, err := runner.Exec(cmd.Context(), opts)
 	w.flush()
 	if err != nil {
 		if !keep {
@@ -202,7 +202,7 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 // status, or with an error record of its own whatever the program's status
 // (a panic after the program's result, no power-off, a protocol error),
 // makes it 3 (130 when interrupted, 2 for bad input), as for run.
-func execExitCode(res *vmrunner.ExecResult) int {
+func execExitCode(res *runner.ExecResult) int {
 	if res.ExitCode == results.ExitInterrupted {
 		return results.ExitInterrupted
 	}
@@ -236,7 +236,7 @@ func execExitCode(res *vmrunner.ExecResult) int {
 }
 
 // execSummary is one VM's line: its exit status, or why it has none.
-func execSummary(r vmrunner.ExecRun) string {
+func execSummary(r runner.ExecRun) string {
 	rel := r.Record.KernelRelease
 	if rel == "" {
 		rel = "kernel not resolved"

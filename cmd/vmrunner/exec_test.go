@@ -5,40 +5,40 @@ import (
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"testing"
 
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 func TestExecExitCode(t *testing.T) {
-	run := func(code int, kind results.ErrorKind) vmrunner.ExecRun {
-		return vmrunner.ExecRun{ExitCode: code, Record: results.Record{ErrorKind: kind}}
+	run := func(code int, kind results.ErrorKind) runner.ExecRun {
+		return runner.ExecRun{ExitCode: code, Record: results.Record{ErrorKind: kind}}
 	}
-	vmFailed := func(code int) vmrunner.ExecRun {
+	vmFailed := func(code int) runner.ExecRun {
 		r := run(code, "")
 		r.VMErr = &results.Record{Check: results.VMCheck, Status: protocol.StatusError, ErrorKind: results.KindProtocol, Message: "output message after done"}
 		return r
 	}
 	for _, tc := range []struct {
 		name string
-		res  vmrunner.ExecResult
+		res  runner.ExecResult
 		want int
 	}{
-		{"one VM: its status", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(7, "")}}, 7},
-		{"one VM, signal", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(139, "")}}, 139},
-		{"one VM failed", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(-1, results.KindTimeout)}}, 3},
-		{"all zero", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(0, ""), run(0, "")}}, 0},
-		{"one nonzero of two", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(0, ""), run(2, "")}}, 1},
-		{"a VM failed, another exited 1", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(1, ""), run(-1, results.KindPanic)}}, 3},
-		{"bad kernel source", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(-1, results.KindBadInput), run(-1, results.KindPanic)}}, 2},
-		{"interrupted", vmrunner.ExecResult{Result: &vmrunner.Result{ExitCode: 130}, Runs: []vmrunner.ExecRun{run(-1, results.KindInterrupted)}}, 130},
+		{"one VM: its status", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(7, "")}}, 7},
+		{"one VM, signal", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(139, "")}}, 139},
+		{"one VM failed", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(-1, results.KindTimeout)}}, 3},
+		{"all zero", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(0, ""), run(0, "")}}, 0},
+		{"one nonzero of two", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(0, ""), run(2, "")}}, 1},
+		{"a VM failed, another exited 1", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(1, ""), run(-1, results.KindPanic)}}, 3},
+		{"bad kernel source", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(-1, results.KindBadInput), run(-1, results.KindPanic)}}, 2},
+		{"interrupted", runner.ExecResult{Result: &runner.Result{ExitCode: 130}, Runs: []runner.ExecRun{run(-1, results.KindInterrupted)}}, 130},
 		// The program exited 0 and then its VM failed (a protocol error
 		// after done, a panic, no power-off): the VM's record counts.
-		{"one VM exited 0, then its VM failed", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{vmFailed(0)}}, 3},
-		{"one VM exited 1, then its VM failed", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{vmFailed(1)}}, 3},
-		{"two VMs, one failed after its program", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{run(0, ""), vmFailed(0)}}, 3},
-		{"bad input outranks a VM failure", vmrunner.ExecResult{Result: &vmrunner.Result{}, Runs: []vmrunner.ExecRun{vmFailed(0), run(-1, results.KindBadInput)}}, 2},
+		{"one VM exited 0, then its VM failed", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{vmFailed(0)}}, 3},
+		{"one VM exited 1, then its VM failed", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{vmFailed(1)}}, 3},
+		{"two VMs, one failed after its program", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(0, ""), vmFailed(0)}}, 3},
+		{"bad input outranks a VM failure", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{vmFailed(0), run(-1, results.KindBadInput)}}, 2},
 	} {
 		if got := execExitCode(&tc.res); got != tc.want {
 			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)

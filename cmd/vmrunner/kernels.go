@@ -20,9 +20,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmrunner/vmrunner/initramfs"
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 // kernelError maps a kernel source error to its exit code: bad input 2,
@@ -54,7 +54,7 @@ func (f *kernelsFlags) add(cmd *cobra.Command, logLevel string) {
 
 // open loads the matrix (narrowed to --arch) and its preparer: the cache
 // and the lock.
-func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*matrix.Matrix, *vmrunner.Preparer, error) {
+func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*matrix.Matrix, *runner.Preparer, error) {
 	log, err := newLogger(f.logLevel, cmd.ErrOrStderr())
 	if err != nil {
 		return nil, nil, err
@@ -70,7 +70,7 @@ func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*matrix.Matrix, *v
 	if m, err = m.Select(nil, arches, nil); err != nil {
 		return nil, nil, err
 	}
-	p, err := vmrunner.NewPreparer(vmrunner.Options{Matrix: m, CacheDir: f.cacheDir, Refresh: f.refresh, Log: log})
+	p, err := runner.NewPreparer(runner.Options{Matrix: m, CacheDir: f.cacheDir, Refresh: f.refresh, Log: log})
 	if err != nil {
 		return nil, nil, err
 	}

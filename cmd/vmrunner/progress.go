@@ -71,7 +71,7 @@ func (pr *progress) line(label string) string {
 	return "  " + elapsed + "  " + ph.text
 }
 
-// update is vmrunner.Options.Progress.
+// update is runner.Options.Progress.
 func (pr *progress) update(t matrix.Target, phase string, recs []results.Record) {
 	text := phase
 	if phase == "done" {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/vmrunner/vmrunner/initramfs"
 	"github.com/vmrunner/vmrunner/internal/inputfile"
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 type reproFlags struct {
@@ -108,10 +108,10 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 	if err != nil {
 		return err
 	}
-	opts := vmrunner.Options{Matrix: m, OutDir: f.out, Parallel: 1, Accel: accel, AgentDir: f.agentDir, CacheDir: f.cacheDir, Log: log, NoSnapshot: f.noSnap}
+	opts := runner.Options{Matrix: m, OutDir: f.out, Parallel: 1, Accel: accel, AgentDir: f.agentDir, CacheDir: f.cacheDir, Log: log, NoSnapshot: f.noSnap}
 
 	if f.shell {
-		err := vmrunner.Shell(cmd.Context(), vmrunner.ShellOptions{Options: opts, Object: f.object})
+		err := runner.Shell(cmd.Context(), runner.ShellOptions{Options: opts, Object: f.object})
 		if err != nil {
 			return err
 		}
@@ -120,9 +120,9 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 
 	start := time.Now()
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	ro := vmrunner.ReproOptions{Options: opts, Object: f.object, Program: f.program}
+	ro := runner.ReproOptions{Options: opts, Object: f.object, Program: f.program}
 	if f.watch {
-		res, err := vmrunner.ReproWatch(cmd.Context(), vmrunner.WatchOptions{ReproOptions: ro, Keys: cmd.InOrStdin(), Logs: out, Verdicts: errOut})
+		res, err := runner.ReproWatch(cmd.Context(), runner.WatchOptions{ReproOptions: ro, Keys: cmd.InOrStdin(), Logs: out, Verdicts: errOut})
 		if err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func runRepro(cmd *cobra.Command, f reproFlags) error {
 		}
 		return nil
 	}
-	res, err := vmrunner.Repro(cmd.Context(), ro)
+	res, err := runner.Repro(cmd.Context(), ro)
 	if err != nil {
 		return err
 	}

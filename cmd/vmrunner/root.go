@@ -2,10 +2,9 @@ package main
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/version"
 
 	"github.com/spf13/cobra"
-
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 const exitCodesHelp = `Exit codes:
@@ -40,7 +39,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the vmrunner version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "vmrunner", vmrunner.Version)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "vmrunner", version.Version)
 			return err
 		},
 	}

@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 type runFlags struct {
@@ -116,7 +116,7 @@ func runMatrix(cmd *cobra.Command, path string, f runFlags) error {
 	start := time.Now()
 	prog := newProgress(cmd.ErrOrStderr(), m.Targets())
 	log, _ := newLogger(f.logLevel, prog.out)
-	res, err := vmrunner.Run(cmd.Context(), vmrunner.Options{
+	res, err := runner.Run(cmd.Context(), runner.Options{
 		Matrix: m, OutDir: f.out, Parallel: f.parallel, Accel: accel, AgentDir: f.agentDir,
 		CacheDir: f.cacheDir, Refresh: f.refresh, Append: f.appendKC, Retries: f.retries, BootTimeout: f.bootTO, Log: log,
 		Progress: prog.update, Shard: shard, NoSnapshot: f.noSnap,

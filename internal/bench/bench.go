@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/internal/vm"
-	"github.com/vmrunner/vmrunner/vmrunner"
 	"io"
 	"log/slog"
 	"os"
@@ -23,8 +23,8 @@ import (
 
 // Options configure Bench.
 type Options struct {
-	vmrunner.Options     // matrix, cache, agents, accel
-	Boots            int // boots per target and profile; default 5
+	runner.Options     // matrix, cache, agents, accel
+	Boots          int // boots per target and profile; default 5
 	// MatrixRuns is how many times the whole matrix runs booted and
 	// restored, alternately; default 3.
 	MatrixRuns int
@@ -87,13 +87,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	prep, err := vmrunner.NewPreparer(o.Options)
+	prep, err := runner.NewPreparer(o.Options)
 	if err != nil {
 		return err
 	}
 	targets := o.Matrix.Targets()
 	// Warm the cache so that the timed runs download and build nothing.
-	prepared := map[string]*vmrunner.Prepared{}
+	prepared := map[string]*runner.Prepared{}
 	for _, t := range targets {
 		pt, err := prep.Prepare(ctx, t, nil)
 		if err != nil {
@@ -125,7 +125,7 @@ func Run(ctx context.Context, o Options) error {
 
 // benchBoots times, per target, QEMU's start to ready, booted the fast and
 // the common way and restored.
-func benchBoots(ctx context.Context, o Options, prepared map[string]*vmrunner.Prepared) error {
+func benchBoots(ctx context.Context, o Options, prepared map[string]*runner.Prepared) error {
 	targets := o.Matrix.Targets()
 
 	fmt.Fprintf(o.Out, "== to ready: QEMU start → the agent's first message (booted) or → its snapshot loaded and running (restored), median of %d\n", o.Boots)
@@ -198,7 +198,7 @@ type benchBoot struct {
 // bootOnce boots a prepared target with an empty plan and returns the time
 // to ready. With snapshot, it restores the target's snapshot, or boots
 // and saves one.
-func bootOnce(ctx context.Context, o vmrunner.Options, pt *vmrunner.Prepared, accel qemu.Accel, prof qemu.Profile, snapshot bool) (benchBoot, error) {
+func bootOnce(ctx context.Context, o runner.Options, pt *runner.Prepared, accel qemu.Accel, prof qemu.Profile, snapshot bool) (benchBoot, error) {
 	dir, err := os.MkdirTemp("", "vmrunner-boot-")
 	if err != nil {
 		return benchBoot{}, err
@@ -207,7 +207,7 @@ func bootOnce(ctx context.Context, o vmrunner.Options, pt *vmrunner.Prepared, ac
 	spec := vm.Spec{
 		Target: pt.Target, Kernel: pt.Kernel, Initramfs: pt.Initramfs, Plan: protocol.Plan{Checks: []protocol.CheckSpec{}},
 		Accel: accel, Profile: prof, MemoryMiB: pt.MemoryMiB, CPUs: pt.CPUs,
-		Dir: dir, BootTimeout: vmrunner.BootTimeout(accel), Timeout: 5 * time.Minute, Append: o.Append, Log: o.Log,
+		Dir: dir, BootTimeout: runner.BootTimeout(accel), Timeout: 5 * time.Minute, Append: o.Append, Log: o.Log,
 	}
 	if snapshot {
 		cacheDir := o.CacheDir

@@ -3,7 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
-	"github.com/vmrunner/vmrunner/vmrunner"
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"time"
 
 	"github.com/vmrunner/vmrunner/protocol"
@@ -25,7 +25,7 @@ func runMatrix(ctx context.Context, o Options, out string, noSnapshot bool) (mat
 	clock := newPhaseClock(time.Now)
 	opts.OutDir, opts.Progress, opts.NoSnapshot = out, clock.progress, noSnapshot
 	start := time.Now()
-	res, err := vmrunner.Run(ctx, opts)
+	res, err := runner.Run(ctx, opts)
 	if err != nil {
 		return matrixRun{}, err
 	}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/internal/vm"
-	"github.com/vmrunner/vmrunner/vmrunner"
 	"io"
 	"os"
 	"slices"
@@ -70,8 +70,8 @@ func watchOnce(ctx context.Context, o Options, out string, t matrix.Target) (wat
 	defer stop()
 	opts := o.Options
 	opts.Matrix, opts.OutDir, opts.Parallel, opts.Progress = m, out, 1, nil
-	wo := vmrunner.WatchOptions{
-		ReproOptions: vmrunner.ReproOptions{Options: opts, Object: o.WatchObject},
+	wo := runner.WatchOptions{
+		ReproOptions: runner.ReproOptions{Options: opts, Object: o.WatchObject},
 		Keys:         keys, Logs: io.Discard, Verdicts: io.Discard,
 		OnVerdict: func(_ string, took time.Duration, r vm.RoundOutcome) {
 			s := watchSample{took: took}
@@ -87,12 +87,12 @@ func watchOnce(ctx context.Context, o Options, out string, t matrix.Target) (wat
 		},
 	}
 	type ended struct {
-		res *vmrunner.ReproResult
+		res *runner.ReproResult
 		err error
 	}
 	done := make(chan ended, 1)
 	go func() {
-		res, err := vmrunner.ReproWatch(ctx, wo)
+		res, err := runner.ReproWatch(ctx, wo)
 		done <- ended{res, err}
 	}()
 	var (
@@ -129,7 +129,7 @@ func watchOnce(ctx context.Context, o Options, out string, t matrix.Target) (wat
 		if err == nil && e.err != nil {
 			err = e.err
 		}
-	case <-time.After(vmrunner.WatchStop + 5*time.Second):
+	case <-time.After(runner.WatchStop + 5*time.Second):
 		if err == nil {
 			err = fmt.Errorf("the watched VM did not end")
 		}

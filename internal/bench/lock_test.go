@@ -10,8 +10,8 @@ import (
 
 	"github.com/vmrunner/vmrunner/internal/kerneltest"
 	"github.com/vmrunner/vmrunner/internal/qemu"
+	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/kernels"
-	"github.com/vmrunner/vmrunner/vmrunner"
 )
 
 // TestBenchHonoursLock: bench boots the kernel the lock pinned, not the
@@ -21,13 +21,13 @@ func TestBenchHonoursLock(t *testing.T) {
 	m, cacheDir, dirA, dirB := kerneltest.PinnedMatrix(t)
 	qemuArgs := kerneltest.FakeQEMU(t)
 	agents := t.TempDir()
-	os.WriteFile(filepath.Join(agents, vmrunner.AgentName(kernels.X86_64)), []byte("agent"), 0o755)
-	tools := vmrunner.ShellToolsDir(agents, string(kernels.X86_64))
+	os.WriteFile(filepath.Join(agents, runner.AgentName(kernels.X86_64)), []byte("agent"), 0o755)
+	tools := runner.ShellToolsDir(agents, string(kernels.X86_64))
 	os.MkdirAll(tools, 0o755)
-	for _, tool := range vmrunner.ShellTools {
+	for _, tool := range runner.ShellTools {
 		os.WriteFile(filepath.Join(tools, tool), []byte(tool), 0o755)
 	}
-	opts := vmrunner.Options{Matrix: m, CacheDir: cacheDir, AgentDir: agents, Accel: qemu.AccelTCG, Refresh: true, Log: slog.New(slog.DiscardHandler)}
+	opts := runner.Options{Matrix: m, CacheDir: cacheDir, AgentDir: agents, Accel: qemu.AccelTCG, Refresh: true, Log: slog.New(slog.DiscardHandler)}
 	ctx := context.Background()
 
 	var out bytes.Buffer

@@ -1,4 +1,4 @@
-package vmrunner
+package runner
 
 import (
 	"cmp"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
+	"github.com/vmrunner/vmrunner/internal/version"
 	"github.com/vmrunner/vmrunner/internal/vm"
 	"log/slog"
 	"os"
@@ -23,9 +24,6 @@ import (
 	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
 )
-
-// Version is the vmrunner version, set at build time.
-var Version = "dev"
 
 // Options configure a run.
 type Options struct {
@@ -137,7 +135,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	started := time.Now()
 	store, err := results.NewStore(opts.OutDir, results.RunInfo{
 		ID: started.UTC().Format("20060102-150405") + fmt.Sprintf("-%04x", os.Getpid()&0xffff), Matrix: opts.Matrix.Path,
-		Version: Version, Host: host, HostArch: string(kernels.Host()), Accel: string(opts.Accel),
+		Version: version.Version, Host: host, HostArch: string(kernels.Host()), Accel: string(opts.Accel),
 		Parallel: opts.Parallel, Started: started.UTC(), Targets: plannedTargets(targets), Shard: opts.Shard,
 	})
 	if err != nil {

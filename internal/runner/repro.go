@@ -1,4 +1,4 @@
-package vmrunner
+package runner
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package vmrunner
+package runner
 
 import (
 	"bytes"
@@ -93,7 +93,7 @@ func TestPrepareErrors(t *testing.T) {
 // file) is bad input before anything is prepared. A file named on the
 // command line may be anywhere.
 func TestGuestFilesConfined(t *testing.T) {
-	obj, err := filepath.Abs("../testdata/bpf/probes.o")
+	obj, err := filepath.Abs("../../testdata/bpf/probes.o")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package vmrunner
+package runner
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ func TestAgentRefusesChangedFile(t *testing.T) {
 	ctx := context.Background()
 	k := kerneltest.Debian(t, kernels.X86_64)
 	agent := filepath.Join(t.TempDir(), "vmrunner-agent-x86_64")
-	build := exec.Command("go", "build", "-trimpath", "-o", agent, "../cmd/vmrunner-agent")
+	build := exec.Command("go", "build", "-trimpath", "-o", agent, "../../cmd/vmrunner-agent")
 	build.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the agent: %v\n%s", err, out)
