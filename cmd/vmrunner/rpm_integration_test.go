@@ -164,10 +164,12 @@ func TestRPMRepositoryRefusals(t *testing.T) {
 	}
 }
 
-// TestRPMFamilies boots the one-package layouts through their short forms:
-// Amazon Linux 2023's kernel (boot/vmlinuz-*, repositories named by a
-// mirror.list) and openSUSE Leap's kernel-default (boot/Image-* on arm64),
-// on both arches, pointed at fixture repositories by repo: and key:.
+// TestRPMFamilies boots the layouts of the other short forms: Amazon Linux
+// 2023's kernel (boot/vmlinuz-*, repositories named by a mirror.list),
+// openSUSE Leap's kernel-default (boot/Image-* on arm64), EL 8's
+// kernel-core holding everything, and Oracle UEK's kernel-uek-core with
+// kernel-uek-modules, on both arches, pointed at fixture repositories by
+// repo: and key:.
 func TestRPMFamilies(t *testing.T) {
 	integration(t)
 	f := newRPMFixture(t)
@@ -180,12 +182,26 @@ func TestRPMFamilies(t *testing.T) {
 		f.Build(t, "leap/15.6", kerneltest.RPMPackage{Name: "kernel-default", Version: "6.1.0", Release: "150600.50.1", Arch: arch,
 			Files: kerneltest.BootFiles(t, k, arch == kernels.ARM64)}, true)
 	}
+	for _, arch := range kernels.Arches {
+		k, a := f.kernels[arch], map[kernels.Arch]string{kernels.X86_64: "x86_64", kernels.ARM64: "aarch64"}[arch]
+		core, modules := kerneltest.ELFiles(t, k)
+		// EL 8: the image, config and modules all in kernel-core.
+		f.Build(t, "el8/"+a, kerneltest.RPMPackage{Name: "kernel-core", Version: "6.1.0", Release: "50.el8_10", Arch: arch,
+			Files: append(core, modules...)}, true)
+		f.Publish(t, "el8/"+a, "")
+		// Oracle UEK 7: kernel-uek-core and kernel-uek-modules.
+		f.Build(t, "uek/"+a, kerneltest.RPMPackage{Name: "kernel-uek-core", Version: "6.1.0", Release: "50.el8uek", Arch: arch, Files: core}, true)
+		f.Build(t, "uek/"+a, kerneltest.RPMPackage{Name: "kernel-uek-modules", Version: "6.1.0", Release: "50.el8uek", Arch: arch, Files: modules}, true)
+		f.Publish(t, "uek/"+a, "")
+	}
 	f.Publish(t, "leap/15.6", "bz2") // one repository for both arches, as Leap's
 	dir := t.TempDir()
 	matrix := filepath.Join(dir, "families.yaml")
 	yaml := `kernels:
   - {name: al2023, arch: [x86_64, arm64], source: {rpm: {distro: amazon-2023, version: "6.1", repo: "` + f.RepoURL("al2023/latest/$basearch/mirror.list") + `", key: "` + f.Keyring + `"}}}
   - {name: leap, arch: [x86_64, arm64], source: {rpm: {distro: opensuse-leap-15.6, repo: "` + f.RepoURL("leap/15.6") + `", key: "` + f.Keyring + `"}}}
+  - {name: el8, arch: [x86_64, arm64], source: {rpm: {distro: alma-8, version: "6.1.0", repo: "` + f.RepoURL("el8/$basearch") + `", key: "` + f.Keyring + `"}}}
+  - {name: uek, arch: [x86_64, arm64], source: {rpm: {distro: oracle-uek-8, repo: "` + f.RepoURL("uek/$basearch") + `", key: "` + f.Keyring + `"}}}
 checks:
   - btf: {require: [task_struct, sk_buff]}
 `
@@ -198,7 +214,7 @@ checks:
 		t.Fatalf("run: exit %d, want 0", res.code)
 	}
 	r, _ := readResults(t, out)
-	want := map[string]string{"al2023": "kernel", "leap": "kernel-default"}
+	want := map[string]string{"al2023": "kernel", "leap": "kernel-default", "el8": "kernel-core", "uek": "kernel-uek-core"}
 	seen := 0
 	for _, rec := range r.Results {
 		seen++
@@ -207,7 +223,7 @@ checks:
 			t.Errorf("%s/%s/%s: %s release %q source %+v: %s", rec.Kernel, rec.Arch, rec.Check, rec.Status, rec.KernelRelease, rec.Source, rec.Message)
 		}
 	}
-	if seen != 4 {
-		t.Errorf("%d records, want btf on four VMs", seen)
+	if seen != 8 {
+		t.Errorf("%d records, want btf on eight VMs", seen)
 	}
 }
