@@ -93,7 +93,7 @@ func Build(ctx context.Context, goCmd string, src Source, cacheDir, arch string,
 	if ok, err := lock.TryLockContext(ctx, 200*time.Millisecond); err != nil || !ok {
 		return "", fmt.Errorf("build guest agent: lock %s: %w", lock.Path(), errors.Join(err, ctx.Err()))
 	}
-	defer lock.Unlock()
+	defer func() { _ = lock.Unlock() }()
 	if ready(dir, arch) { // another process built it while we waited
 		return dir, nil
 	}

@@ -57,7 +57,9 @@ func PinnedMatrix(t *testing.T) (m *matrix.Matrix, cacheDir, dirA, dirB string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(config, append(data, "# kernel B\n"...), 0o644)
+	if err := os.WriteFile(config, append(data, "# kernel B\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	srv.Publish(t, "v6.12", &kernels.Kernel{Arch: kernels.X86_64, Release: amd.Release, Image: amd.Image, Config: config, Modules: amd.Modules})
 	kopts.Refresh = true
 	b, err := kernels.Resolve(ctx, "k", m.Kernels[0].Source, kernels.X86_64, kopts)
