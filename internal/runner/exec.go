@@ -9,6 +9,7 @@ import (
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +49,22 @@ type ExecOptions struct {
 	Timeout time.Duration
 	// MaxDirBytes bounds Dir; default DefaultMaxDirBytes.
 	MaxDirBytes int64
+}
+
+// fileAdvice is a --file HOST:GUEST that places host where the guest has
+// room: under /tmp, by its name when that name can be a guest path, and
+// never the refused place itself. Quoted as Go would when the name holds
+// what a terminal would not show as it is.
+func fileAdvice(host, abs, refused string) string {
+	place := "/tmp/" + filepath.Base(abs)
+	if protocol.CheckGuestPath(place) != nil || place == refused {
+		place = "/tmp/file"
+	}
+	arg := host + ":" + place
+	if strconv.Quote(arg) != `"`+arg+`"` || strings.ContainsAny(arg, " '\"$`") {
+		return strconv.Quote(arg)
+	}
+	return arg
 }
 
 // ExecRun is what became of the program on one target.
@@ -118,18 +135,18 @@ func PlanExec(opts ExecOptions) (*matrix.Matrix, error) {
 		host, guest, _ := strings.Cut(f, ":")
 		abs, err := filepath.Abs(host)
 		if err != nil {
-			return nil, badInputf("--file %s: %v", f, err)
+			return nil, badInputf("--file %q: %v", f, err)
 		}
 		if guest == "" {
 			guest = matrix.GuestDir(abs)
 		}
 		if err := protocol.CheckGuestPath(guest); err != nil {
-			return nil, badInputf("--file %s: %v: pick a place of your own, like /tmp/%s or %s", f, err, filepath.Base(abs), abs)
+			return nil, badInputf("--file %q: %v: give it a place of your own, like --file %s", f, err, fileAdvice(host, abs, guest))
 		}
 		fi, err := os.Stat(abs)
 		switch {
 		case err != nil:
-			return nil, badInputf("--file %s: %v", f, err)
+			return nil, badInputf("--file %q: %v", f, err)
 		case fi.IsDir():
 			err = sh.AddDir(abs, guest, cmp.Or(opts.MaxDirBytes, matrix.DefaultMaxDirBytes))
 		default:

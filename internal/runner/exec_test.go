@@ -89,6 +89,10 @@ func TestPlanExecBadInput(t *testing.T) {
 		{"arch mismatch", ExecOptions{Program: self, Arches: []kernels.Arch{other}}, []string{"it is " + string(kernels.Host()), "--arch " + string(other)}},
 		{"file onto /proc", ExecOptions{Program: self, Files: []string{text + ":/proc/sys/x"}}, []string{"--file", "/proc", "guest's own"}},
 		{"file missing", ExecOptions{Program: self, Files: []string{filepath.Join(tmp, "gone")}}, []string{"--file", "no such file"}},
+		// The refused place is never the advice, and a name that a
+		// terminal would not print as it is comes quoted, on one line.
+		{"file /dev/zero", ExecOptions{Program: self, Files: []string{"/dev/zero"}}, []string{`--file "/dev/zero": `, "like --file /dev/zero:/tmp/zero"}},
+		{"file with a newline", ExecOptions{Program: self, Files: []string{"/tmp/a\nb"}}, []string{`--file "/tmp/a\nb": `, `like --file "/tmp/a\nb:/tmp/file"`}},
 		{"directory too large", ExecOptions{Program: self, Dir: tmp, MaxDirBytes: 1 << 20}, []string{"2.0 MiB", "more than 1.0 MiB", "big/blob", "--max-dir-size"}},
 		{"unknown kernel", ExecOptions{Program: self, Kernels: []string{"4.4"}}, []string{`no kernel "4.4"`, "5.10, 6.1, 6.12"}},
 		{"bad env", ExecOptions{Program: self, Env: []string{"NOEQUALS"}}, []string{"--env", "KEY=VALUE"}},
