@@ -191,7 +191,7 @@ func markdownChanges(base, run Run, threshold float64) string {
 		if v.Regression {
 			mark, regressions = " **regression**", regressions+1
 		}
-		fmt.Fprintf(&b, "- %s: %s → %s%s\n", md(v.Key.String()), md(withReason(v.Old, v.OldReason)), md(withReason(v.New, v.NewReason)), mark)
+		fmt.Fprintf(&b, "- %s: %s → %s%s\n", md(v.String()), md(withReason(v.Old, v.OldReason)), md(withReason(v.New, v.NewReason)), mark)
 	}
 	if regressions == 0 {
 		b.WriteString("No regression.\n")

@@ -230,7 +230,7 @@ func checkCache(dir string) []Finding {
 	if err := unix.Statfs(at, &st); err != nil {
 		return []Finding{{Block, "cache", fmt.Sprintf("%s: %v", dir, err), "set VMRUNNER_CACHE to a writable directory"}}
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
+	free := int64(st.Bavail) * st.Bsize
 	owner := "?"
 	var fi unix.Stat_t
 	if err := unix.Stat(at, &fi); err == nil {
