@@ -52,7 +52,7 @@ type Agent struct {
 
 // Converse is what the agent does once its port is open: Agent.Run, for
 // the real agent. A guest that misbehaves on purpose, to test the host,
-// puts its own here (internal/hostileagent).
+// puts its own here (internal/testsupport/hostileagent).
 type Converse func(ctx context.Context, a *Agent, port io.ReadWriter) error
 
 // incoming is one message from the host, or the error that ended the

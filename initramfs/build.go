@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -265,7 +266,7 @@ func intact(path string) bool {
 	if err != nil {
 		return false
 	}
-	got, err := kernels.FileSHA256(path)
+	got, err := fileutil.FileSHA256(path)
 	if err != nil || got != strings.TrimSpace(string(want)) {
 		return false
 	}
@@ -277,7 +278,7 @@ func intact(path string) bool {
 
 // seal records the archive's SHA256 beside it, for intact.
 func seal(path string) error {
-	sum, err := kernels.FileSHA256(path)
+	sum, err := fileutil.FileSHA256(path)
 	if err != nil {
 		return err
 	}
@@ -378,5 +379,5 @@ func Digest(path string) (string, error) {
 			return sum, nil
 		}
 	}
-	return kernels.FileSHA256(path)
+	return fileutil.FileSHA256(path)
 }

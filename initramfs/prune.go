@@ -2,14 +2,13 @@ package initramfs
 
 import (
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/gofrs/flock"
-
-	"github.com/vmrunner/vmrunner/kernels"
 )
 
 // tempArchive matches the temporaries Build writes before renaming them
@@ -21,7 +20,7 @@ var tempArchive = regexp.MustCompile(`^(.+\.cpio)\.([0-9]+|sha256)\.tmp$`)
 // live builder holds while it writes; all removes every archive too, each
 // under its lock (one being built is left alone). dryRun only reports.
 // Paths are relative to cacheDir.
-func Prune(cacheDir string, all, dryRun bool) ([]kernels.Removal, error) {
+func Prune(cacheDir string, all, dryRun bool) ([]fileutil.Removal, error) {
 	dir := filepath.Join(cacheDir, "initramfs")
 	entries, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
@@ -47,7 +46,7 @@ func Prune(cacheDir string, all, dryRun bool) ([]kernels.Removal, error) {
 		}
 		groups[archive] = append(groups[archive], name)
 	}
-	var removed []kernels.Removal
+	var removed []fileutil.Removal
 	for archive, names := range groups {
 		var victims []string
 		for _, n := range names {
@@ -78,7 +77,7 @@ func Prune(cacheDir string, all, dryRun bool) ([]kernels.Removal, error) {
 					return removed, fmt.Errorf("prune initramfs: %w", err)
 				}
 			}
-			removed = append(removed, kernels.Removal{Path: filepath.Join("initramfs", n), Size: fi.Size()})
+			removed = append(removed, fileutil.Removal{Path: filepath.Join("initramfs", n), Size: fi.Size()})
 		}
 		_ = lock.Unlock()
 	}

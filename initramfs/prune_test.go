@@ -2,14 +2,13 @@ package initramfs
 
 import (
 	"context"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/gofrs/flock"
-
-	"github.com/vmrunner/vmrunner/kernels"
 )
 
 // TestPrune: temporaries of a builder that was killed go, those of a live
@@ -36,7 +35,7 @@ func TestPrune(t *testing.T) {
 	defer lock.Unlock()
 	writeFile(t, filepath.Join(dir, "unrelated.txt"), []byte("not Build's"))
 
-	paths := func(rs []kernels.Removal) []string {
+	paths := func(rs []fileutil.Removal) []string {
 		var ps []string
 		for _, r := range rs {
 			ps = append(ps, r.Path)

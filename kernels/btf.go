@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"io"
 	"os"
 	"path"
@@ -105,7 +106,7 @@ func resolveBTF(ctx context.Context, spec BTFSpec, opts Options) (string, error)
 	}
 	sum := sha256.Sum256(raw)
 	dst := filepath.Join(opts.Cache.Dir, "btf", hex.EncodeToString(sum[:]))
-	if got, err := FileSHA256(dst); err == nil && got == hex.EncodeToString(sum[:]) {
+	if got, err := fileutil.FileSHA256(dst); err == nil && got == hex.EncodeToString(sum[:]) {
 		return dst, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {

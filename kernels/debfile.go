@@ -63,20 +63,6 @@ func (c *Cache) fetchBlob(ctx context.Context, f *fetcher, url, sha string) (str
 	return blob, nil
 }
 
-// FileSHA256 returns the hex SHA256 of a local file.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // prepareKernel makes kernels/<key>/ unless it is there: fill writes the
 // kernel's files into a temporary directory and says where they are; the
 // image is then checked for arch, the fast-boot image derived, the record

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"io"
 	"log/slog"
 	"os"
@@ -377,7 +378,7 @@ func (c *Cache) prepareDebian(ctx context.Context, f *fetcher, res *debianResolu
 
 // checkBlob verifies a cached blob against its name.
 func checkBlob(path, sha string) error {
-	got, err := FileSHA256(path)
+	got, err := fileutil.FileSHA256(path)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/internal/testsupport/kerneltest"
 	"github.com/vmrunner/vmrunner/kernels"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/internal/testsupport/kerneltest"
 	"github.com/vmrunner/vmrunner/kernels"
 )
 

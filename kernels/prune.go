@@ -3,21 +3,16 @@ package kernels
 import (
 	"context"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 )
 
-// Removal is one cache entry Prune removed, or would remove.
-type Removal struct {
-	Path string // relative to the cache directory: kernels/<key>, blobs/sha256/<sha>, build
-	Size int64  // bytes
-}
-
 // PruneResult says what Prune did.
 type PruneResult struct {
-	Removed   []Removal
+	Removed   []fileutil.Removal
 	Kept      int   // entries kept
 	KeptBytes int64 // their size
 }
@@ -77,7 +72,7 @@ func (c *Cache) Prune(ctx context.Context, keep map[string]bool, dryRun bool) (P
 					return res, fmt.Errorf("prune: %w", err)
 				}
 			}
-			res.Removed = append(res.Removed, Removal{Path: filepath.Join(sub, e.Name()), Size: size})
+			res.Removed = append(res.Removed, fileutil.Removal{Path: filepath.Join(sub, e.Name()), Size: size})
 		}
 	}
 	if keep == nil {
@@ -88,7 +83,7 @@ func (c *Cache) Prune(ctx context.Context, keep map[string]bool, dryRun bool) (P
 					return res, fmt.Errorf("prune: %w", err)
 				}
 			}
-			res.Removed = append(res.Removed, Removal{Path: "build", Size: size})
+			res.Removed = append(res.Removed, fileutil.Removal{Path: "build", Size: size})
 		}
 	}
 	return res, nil

@@ -3,6 +3,7 @@ package kernels
 import (
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -62,7 +63,7 @@ func writeSeal(dir string) error {
 		if err != nil {
 			return err
 		}
-		sum, err := FileSHA256(p)
+		sum, err := fileutil.FileSHA256(p)
 		if err != nil {
 			return err
 		}
@@ -129,7 +130,7 @@ func checkSeal(dir string) error {
 		if info.ModTime().UnixNano() == f.MTime {
 			return nil
 		}
-		sum, err := FileSHA256(p)
+		sum, err := fileutil.FileSHA256(p)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func (f *sealFixture) resolve(t *testing.T, flavour string, arch Arch) (*Kernel,
 
 func fileSum(t *testing.T, p string) string {
 	t.Helper()
-	sum, err := FileSHA256(p)
+	sum, err := fileutil.FileSHA256(p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/vmrunner/vmrunner/internal/atomicfile"
 	"github.com/vmrunner/vmrunner/internal/text"
-	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
@@ -106,7 +106,7 @@ func (s *Snapshot) Release() {
 // is meant to run while QEMU loads the state (the file is in the page cache
 // either way): a restored VM runs only once it returned nil.
 func (s *Snapshot) Verify() error {
-	sum, err := kernels.FileSHA256(s.State)
+	sum, err := fileutil.FileSHA256(s.State)
 	if err != nil {
 		return fmt.Errorf("verify snapshot: %w", err)
 	}
@@ -171,7 +171,7 @@ func (c *Cache) check(id string) (*Meta, error) {
 		return nil, fmt.Errorf("%w: %s has %d bytes, %d were written", ErrDamaged, state, fi.Size(), meta.Size)
 	case fi.ModTime().UnixNano() != meta.MTimeNS:
 		// Touched since it was written: only its content can tell.
-		sum, err := kernels.FileSHA256(state)
+		sum, err := fileutil.FileSHA256(state)
 		if err != nil {
 			return nil, fmt.Errorf("find snapshot: %w", err)
 		}
@@ -294,7 +294,7 @@ func (s *Saving) Commit(meta Meta) (err error) {
 	if fi.Size() == 0 {
 		return errors.New("save snapshot: QEMU wrote nothing")
 	}
-	sum, err := kernels.FileSHA256(s.Temp)
+	sum, err := fileutil.FileSHA256(s.Temp)
 	if err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
@@ -335,7 +335,7 @@ var metaOptions = atomicfile.Options{Mode: fileMode, Sync: true, TempSuffix: tmp
 // without metadata whose lock is free. A snapshot being restored is left.
 // dryRun only reports. Removal paths are relative to the cache directory
 // above Dir ("snapshots/<id>").
-func (c *Cache) Prune(keep func(Meta) bool, dryRun bool) (removed []kernels.Removal, kept int, keptBytes int64, err error) {
+func (c *Cache) Prune(keep func(Meta) bool, dryRun bool) (removed []fileutil.Removal, kept int, keptBytes int64, err error) {
 	entries, err := os.ReadDir(c.Dir)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("prune snapshots: %w", err)
@@ -353,7 +353,7 @@ func (c *Cache) Prune(keep func(Meta) bool, dryRun bool) (removed []kernels.Remo
 		if merr == nil && keep != nil && keep(*meta) {
 			temps := c.tempSize(id)
 			if temps > 0 && (dryRun || c.withLock(id, func() error { return c.removeTemps(id) }) == nil) {
-				removed = append(removed, kernels.Removal{Path: filepath.Join("snapshots", id+stateExt+".*"+tmpExt), Size: temps})
+				removed = append(removed, fileutil.Removal{Path: filepath.Join("snapshots", id+stateExt+".*"+tmpExt), Size: temps})
 				size -= temps
 			}
 			kept++
@@ -379,7 +379,7 @@ func (c *Cache) Prune(keep func(Meta) bool, dryRun bool) (removed []kernels.Remo
 				return removed, kept, keptBytes, fmt.Errorf("prune snapshots: %w", err)
 			}
 		}
-		removed = append(removed, kernels.Removal{Path: filepath.Join("snapshots", id), Size: size})
+		removed = append(removed, fileutil.Removal{Path: filepath.Join("snapshots", id), Size: size})
 	}
 	return removed, kept, keptBytes, nil
 }
@@ -387,7 +387,7 @@ func (c *Cache) Prune(keep func(Meta) bool, dryRun bool) (removed []kernels.Remo
 // Trim removes the snapshots used least recently (by their record's time,
 // which Find and Commit set) until the cache holds at most max bytes. A
 // snapshot in use is skipped. It returns what it removed.
-func (c *Cache) Trim(max int64) ([]kernels.Removal, error) {
+func (c *Cache) Trim(max int64) ([]fileutil.Removal, error) {
 	files, err := filepath.Glob(filepath.Join(c.Dir, "*"+metaExt))
 	if err != nil {
 		return nil, fmt.Errorf("trim snapshots: %w", err)
@@ -412,7 +412,7 @@ func (c *Cache) Trim(max int64) ([]kernels.Removal, error) {
 		total += e.size
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return a.used.Compare(b.used) })
-	var removed []kernels.Removal
+	var removed []fileutil.Removal
 	for _, e := range entries {
 		if total <= max {
 			break
@@ -425,7 +425,7 @@ func (c *Cache) Trim(max int64) ([]kernels.Removal, error) {
 			return removed, fmt.Errorf("trim snapshots: %w", err)
 		}
 		total -= e.size
-		removed = append(removed, kernels.Removal{Path: filepath.Join("snapshots", e.id), Size: e.size})
+		removed = append(removed, fileutil.Removal{Path: filepath.Join("snapshots", e.id), Size: e.size})
 	}
 	return removed, nil
 }

@@ -5,12 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-
-	"github.com/vmrunner/vmrunner/kernels"
 )
 
 // formatVersion names the layout of the cache and of Key; it is part of
@@ -62,7 +61,7 @@ func Binary(path string) (sum, version string, err error) {
 	if ok {
 		return id.sum, id.version, nil
 	}
-	if id.sum, err = kernels.FileSHA256(path); err != nil {
+	if id.sum, err = fileutil.FileSHA256(path); err != nil {
 		return "", "", fmt.Errorf("identify %s: %w", path, err)
 	}
 	out, err := exec.Command(path, "-version").Output()

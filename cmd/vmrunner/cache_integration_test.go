@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"io"
 	"io/fs"
 	"os"
@@ -83,7 +84,7 @@ func breakLink(t *testing.T, p string) {
 
 func sha256Of(t *testing.T, p string) string {
 	t.Helper()
-	sum, err := kernels.FileSHA256(p)
+	sum, err := fileutil.FileSHA256(p)
 	if err != nil {
 		t.Fatal(err)
 	}

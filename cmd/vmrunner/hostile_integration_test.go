@@ -8,7 +8,7 @@ import (
 )
 
 // TestHostileGuest boots real VMs whose agent misbehaves on purpose
-// (internal/hostileagent, selected by the kernel argument vmrunner.hostile=)
+// (internal/testsupport/hostileagent, selected by the kernel argument vmrunner.hostile=)
 // and checks what vmrunner reports: a VM whose conversation did not end with
 // done and a clean power-off is never a pass, protocol breaches are refused,
 // floods are cut off within bounded memory, and guest strings reach

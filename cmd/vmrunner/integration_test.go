@@ -58,7 +58,7 @@ func buildBinaries(dir string) error {
 		{"amd64", "0", "-o", filepath.Join(dir, "vmrunner-workload-x86_64"), "../vmrunner-workload"},
 		{"arm64", "0", "-o", filepath.Join(dir, "vmrunner-workload-arm64"), "../vmrunner-workload"},
 		// The agent that misbehaves on purpose (TestHostileGuest).
-		{"amd64", "0", "-o", filepath.Join(dir, "hostile", "vmrunner-agent-x86_64"), "../../internal/hostileagent"},
+		{"amd64", "0", "-o", filepath.Join(dir, "hostile", "vmrunner-agent-x86_64"), "../../internal/testsupport/hostileagent"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command("go", append([]string{"build", "-trimpath"}, b[2:]...)...)

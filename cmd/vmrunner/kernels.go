@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"github.com/vmrunner/vmrunner/internal/matrix"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"github.com/vmrunner/vmrunner/internal/vm"
@@ -358,12 +359,12 @@ no process has bound.`,
 func prune(ctx context.Context, w io.Writer, c *kernels.Cache, keep map[string]bool, dryRun bool) error {
 	res, err := c.Prune(ctx, keep, dryRun)
 	if err == nil {
-		var more []kernels.Removal
+		var more []fileutil.Removal
 		more, err = initramfs.Prune(c.Dir, keep == nil, dryRun)
 		res.Removed = append(res.Removed, more...)
 	}
 	if err == nil {
-		var more []kernels.Removal
+		var more []fileutil.Removal
 		more, err = qemu.PruneSocketDirs(dryRun)
 		res.Removed = append(res.Removed, more...)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -266,7 +267,7 @@ func forgeRecord(t *testing.T, record, state string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := kernels.FileSHA256(state)
+	sum, err := fileutil.FileSHA256(state)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/internal/testsupport/kerneltest"
 	"github.com/vmrunner/vmrunner/kernels"
 )
 

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/vmrunner/vmrunner/internal/kerneltest"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"github.com/vmrunner/vmrunner/internal/runner"
+	"github.com/vmrunner/vmrunner/internal/testsupport/kerneltest"
 	"github.com/vmrunner/vmrunner/kernels"
 )
 

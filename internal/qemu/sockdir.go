@@ -3,14 +3,13 @@ package qemu
 import (
 	"bufio"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/vmrunner/vmrunner/kernels"
 )
 
 // QEMU's unix sockets live in a short directory of the system's temporary
@@ -35,11 +34,11 @@ const staleSocketDir = 10 * time.Minute
 // user, holding nothing but vmrunner's sockets, none of which a live
 // process has bound (/proc/net/unix, this network namespace), and older
 // than staleSocketDir. dryRun only reports. Paths are absolute.
-func PruneSocketDirs(dryRun bool) ([]kernels.Removal, error) {
+func PruneSocketDirs(dryRun bool) ([]fileutil.Removal, error) {
 	return pruneSocketDirs(os.TempDir(), time.Now(), dryRun)
 }
 
-func pruneSocketDirs(tmp string, now time.Time, dryRun bool) ([]kernels.Removal, error) {
+func pruneSocketDirs(tmp string, now time.Time, dryRun bool) ([]fileutil.Removal, error) {
 	entries, err := os.ReadDir(tmp)
 	if err != nil {
 		return nil, fmt.Errorf("prune socket directories: %w", err)
@@ -48,7 +47,7 @@ func pruneSocketDirs(tmp string, now time.Time, dryRun bool) ([]kernels.Removal,
 	if err != nil {
 		return nil, fmt.Errorf("prune socket directories: %w", err)
 	}
-	var removed []kernels.Removal
+	var removed []fileutil.Removal
 	for _, e := range entries {
 		if !e.IsDir() || !socketDirName.MatchString(e.Name()) {
 			continue
@@ -62,7 +61,7 @@ func pruneSocketDirs(tmp string, now time.Time, dryRun bool) ([]kernels.Removal,
 				return removed, fmt.Errorf("prune socket directories: %w", err)
 			}
 		}
-		removed = append(removed, kernels.Removal{Path: dir})
+		removed = append(removed, fileutil.Removal{Path: dir})
 	}
 	return removed, nil
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmrunner/vmrunner/internal/kerneltest"
+	"github.com/vmrunner/vmrunner/internal/testsupport/kerneltest"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/results"
 )

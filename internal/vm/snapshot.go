@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/vmrunner/vmrunner/internal/fileutil"
 	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"log/slog"
@@ -101,7 +102,7 @@ func OpenPlanFile(host, guest string, exec bool) (PlanFile, error) {
 	if !fi.Mode().IsRegular() || fi.Size() > protocol.MaxFileSize {
 		return PlanFile{}, fmt.Errorf("%s: not a regular file of at most %d MiB", host, protocol.MaxFileSize>>20)
 	}
-	sum, err := kernels.FileSHA256(host)
+	sum, err := fileutil.FileSHA256(host)
 	if err != nil {
 		return PlanFile{}, err
 	}
@@ -236,7 +237,7 @@ func FindSnapshot(cacheDir string, s Spec, log *slog.Logger) *vmSnapshot {
 // nil) or whose QEMU is not the installed one any more: no run could
 // restore it. It also removes what killed runs left there. dryRun only
 // reports.
-func PruneSnapshots(cacheDir string, keep map[string]bool, dryRun bool) (removed []kernels.Removal, kept int, keptBytes int64, err error) {
+func PruneSnapshots(cacheDir string, keep map[string]bool, dryRun bool) (removed []fileutil.Removal, kept int, keptBytes int64, err error) {
 	cache, err := snapshot.Open(cacheDir)
 	if err != nil {
 		return nil, 0, 0, err

@@ -5,7 +5,7 @@
 // argument vmrunner.hostile=MODE asks (modes, below). The integration tests
 // build it as the agent of a --agent-dir:
 //
-//	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o DIR/vmrunner-agent-x86_64 ./internal/hostileagent
+//	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o DIR/vmrunner-agent-x86_64 ./internal/testsupport/hostileagent
 //	vmrunner run matrix.yaml --agent-dir DIR --append vmrunner.hostile=exit-after-results
 package main
 
