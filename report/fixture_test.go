@@ -39,7 +39,7 @@ func sampleRun(t *testing.T) Run {
 			Details: btf(100643), Console: "6.1-x86_64/console.log"},
 		{Kernel: "6.1", Arch: "x86_64", KernelRelease: "6.1.0-50-amd64", Source: src("linux-image-6.1.0-50-amd64-unsigned", "6.1.176-1"),
 			Accel: "tcg", Check: "verifier/probes/loop", Status: protocol.StatusFail, Message: "load program loop: permission denied: back-edge from insn 7 to 3",
-			DurationMS: 90, BootMS: 2200, Details: json.RawMessage(`{"insns_processed":131072,"object":"probes.o","verification_time_ns":1000000}`),
+			DurationMS: 90, BootMS: 2200, Details: json.RawMessage(`{"insns_processed":131072,"insns_limit":1000000,"object":"probes","program":"loop","verification_time_ns":1000000}`),
 			Console: "6.1-x86_64/console.log", Artifacts: []string{"6.1-x86_64/verifier/probes/loop.log"}},
 		{Kernel: "6.1", Arch: "arm64", KernelRelease: "6.1.0-50-cloud-arm64", Source: src("linux-image-6.1.0-50-cloud-arm64-unsigned", "6.1.176-1"),
 			Accel: "tcg", Check: "btf", Status: protocol.StatusError, ErrorKind: results.KindBootTimeout,

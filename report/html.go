@@ -35,6 +35,65 @@ type htmlPage struct {
 	Rows       []htmlRow
 	Cells      []*htmlCell // in row order, for the detail panels
 	Reasons    []*htmlReason
+	Heat       *htmlHeat // the verifier's figures, when the run has them
+}
+
+// htmlHeat is the verifier complexity heat map: programs × kernels, a
+// cell's colour the share of the kernel's instruction limit used.
+type htmlHeat struct {
+	Targets []results.Target
+	Rows    []htmlHeatRow
+}
+
+type htmlHeatRow struct {
+	Program string
+	Cells   []htmlHeatCell
+}
+
+type htmlHeatCell struct {
+	Class, Text, Title string
+}
+
+// heatClass buckets a share of the limit, in percent.
+func heatClass(pct float64) string {
+	for i, upTo := range []float64{1, 10, 25, 50, 80} {
+		if pct < upTo {
+			return fmt.Sprintf("h%d", i)
+		}
+	}
+	return "h5"
+}
+
+func newHeat(recs []results.Record) *htmlHeat {
+	rows, err := VerifierRows(recs)
+	if err != nil {
+		return nil
+	}
+	h := &htmlHeat{Targets: newGrid(recs).Targets}
+	byProgram := map[string]map[results.Target]VerifierRow{}
+	var programs []string
+	for _, r := range rows {
+		if byProgram[r.Program] == nil {
+			byProgram[r.Program] = map[results.Target]VerifierRow{}
+			programs = append(programs, r.Program)
+		}
+		byProgram[r.Program][r.Target] = r
+	}
+	for _, p := range programs {
+		row := htmlHeatRow{Program: p}
+		for _, t := range h.Targets {
+			r, ok := byProgram[p][t]
+			if !ok {
+				row.Cells = append(row.Cells, htmlHeatCell{Class: "none", Text: "–"})
+				continue
+			}
+			pct := r.LimitPercent()
+			row.Cells = append(row.Cells, htmlHeatCell{Class: heatClass(pct), Text: fmt.Sprintf("%.1f%%", pct),
+				Title: fmt.Sprintf("%s on %s: %d insns processed, %.2f%% of the limit; %d states, peak %d; %s", p, t, r.Insns, pct, r.States, r.Peak, r.Verdict)})
+		}
+		h.Rows = append(h.Rows, row)
+	}
+	return h
 }
 
 type htmlColumn struct {
@@ -138,6 +197,7 @@ func WriteHTML(w io.Writer, run Run, linkBase string) error {
 		}
 		p.Rows = append(p.Rows, row)
 	}
+	p.Heat = newHeat(recs)
 	if err := htmlTemplate.Execute(w, p); err != nil {
 		return fmt.Errorf("write html: %w", err)
 	}

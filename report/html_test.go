@@ -165,6 +165,15 @@ func TestHTMLInChromium(t *testing.T) {
 		t.Errorf("%d detail sections, want one per record (6)", n)
 	}
 
+	// The verifier heat map: one program, its 6.1 cell at 13.1% of the
+	// limit, coloured as under 25%; the kernels without it are empty.
+	heatRE := regexp.MustCompile(`<tr><th scope="row">probes/loop</th>(<td[^>]*>[^<]*</td>)+</tr>`)
+	row := heatRE.FindString(dom)
+	if !strings.Contains(dom, `<table class="heat">`) || !strings.Contains(row, `<td class="h2" title="probes/loop on 6.1/x86_64: 131072 insns processed, 13.11% of the limit`) ||
+		!strings.Contains(row, `>13.1%</td>`) || strings.Count(row, `<td class="none"`) != 3 {
+		t.Errorf("heat map row %q", row)
+	}
+
 	// A cell named in the URL is opened instead.
 	dom = string(runChromium(t, bin, "--dump-dom", url+"#c1-2"))
 	if !strings.Contains(dom, `id="c1-2" data-status="fail"`) || !strings.Contains(dom, `<section class="detail" id="d-c1-2">`) ||

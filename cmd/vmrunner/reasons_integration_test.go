@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -101,5 +103,72 @@ func TestReasonsMatrix(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestVerifierBudget runs one program of testdata/bpf/loader/reasons.o on
+// 6.1 twice, the second time made heavier by its loader's constant (its
+// loop walks 512 iterations instead of 64), under a complexity budget: the
+// heavier one is over it (fail, COMPLEXITY_BUDGET, exit 1), and report
+// verifier reports the growth and fails a growth budget.
+func TestVerifierBudget(t *testing.T) {
+	integration(t)
+	// A matrix puts only files of its own directory into a VM.
+	dir := t.TempDir()
+	obj, err := os.ReadFile("../../testdata/bpf/loader/reasons.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "reasons.o"), obj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runs := map[int]string{}
+	for _, iterations := range []int{64, 512} {
+		matrix := filepath.Join(dir, fmt.Sprintf("m%d.yaml", iterations))
+		err := os.WriteFile(matrix, []byte(fmt.Sprintf(`kernels:
+  - name: "6.1"
+    arch: [x86_64]
+    source: {debian: {suite: bookworm}}
+checks:
+  - verifier:
+      objects: [{path: reasons.o, constants: {iterations: %d}}]
+      programs: [walk_loop]
+      budget: {insns_percent_of_limit: 0.2}
+`, iterations)), 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, fmt.Sprintf("out%d", iterations))
+		res := vmrunnerCLI(t, "run", matrix, "--out", out)
+		var r struct {
+			Results []struct{ Check, Status, Reason, Message string } `json:"results"`
+		}
+		runs[iterations] = readLatest(t, out, &r)
+		var walk string
+		for _, rec := range r.Results {
+			if rec.Check == "verifier/reasons/walk_loop" {
+				walk = rec.Status + " " + rec.Reason + ": " + rec.Message
+			}
+		}
+		wantCode, want := 0, "pass : loaded: "
+		if iterations == 512 {
+			wantCode, want = 1, "fail COMPLEXITY_BUDGET: over the complexity budget: "
+		}
+		if res.code != wantCode || !strings.HasPrefix(walk, want) {
+			t.Errorf("%d iterations: exit %d, walk_loop %q; want exit %d and %q", iterations, res.code, walk, wantCode, want)
+		}
+	}
+	res := vmrunnerCLI(t, "report", "verifier", runs[512], runs[64], "--growth-budget", "20%")
+	if res.code != 1 {
+		t.Errorf("report verifier --growth-budget: exit %d, want 1\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	var row string
+	for _, l := range strings.Split(res.stdout, "\n") {
+		if strings.HasPrefix(l, "reasons/walk_loop") {
+			row = strings.Join(strings.Fields(l), " ")
+		}
+	}
+	if !strings.HasPrefix(row, "reasons/walk_loop 6.1/x86_64 pass fail COMPLEXITY_BUDGET ") || !strings.HasSuffix(row, " OVER") {
+		t.Errorf("walk_loop's row %q: want pass → fail COMPLEXITY_BUDGET and OVER\n%s", row, res.stdout)
 	}
 }

@@ -71,3 +71,20 @@ int prog_type_new(void *ctx)
 {
 	return 1; // NF_ACCEPT
 }
+
+// iterations bounds walk_loop's loop; the verifier reads it from the frozen
+// .rodata and walks that many iterations, so a loader (or a matrix's
+// constants) makes the program heavier without a rebuild: the complexity
+// budget and `report verifier` are tested with it.
+volatile const __u32 iterations = 64;
+
+SEC("socket")
+int walk_loop(struct __sk_buff *skb)
+{
+	__u32 sum = 0;
+
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < iterations && i < 4096; i++)
+		sum += bpf_get_prandom_u32() & i;
+	return sum & 1;
+}
