@@ -178,6 +178,12 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 		case r.ExitCode < 0:
 			fmt.Fprintf(stderr, "vmrunner exec: %s\n", execSummary(r))
 		}
+		if r.Dropped > 0 {
+			// Never a truncated log reported as ok (go test -exec).
+			failed = true
+			fmt.Fprintf(stderr, "vmrunner exec: %s: %d bytes of the program's output past the %d MiB passed on were dropped (program exit %d): exit 3\n",
+				r.Target.Label(), r.Dropped, protocol.DefaultMaxOutput>>20, r.ExitCode)
+		}
 		if r.VMErr != nil && r.ExitCode >= 0 {
 			// The program's status is known, and the VM still did not
 			// end well: said, and exit 3.
@@ -200,15 +206,15 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 // execExitCode is exec's exit code: the program's with one VM, else 0 when
 // every program exited 0 and 1 when one did not; a VM without an exit
 // status, or with an error record of its own whatever the program's status
-// (a panic after the program's result, no power-off, a protocol error),
-// makes it 3 (130 when interrupted, 2 for bad input), as for run.
+// (a panic after the program's result, no power-off, a protocol error), or
+// whose program's output was cut (dropped past the bound), makes it 3 (130 when interrupted, 2 for bad input), as for run.
 func execExitCode(res *runner.ExecResult) int {
 	if res.ExitCode == results.ExitInterrupted {
 		return results.ExitInterrupted
 	}
 	worst := 0
 	for _, r := range res.Runs {
-		if r.VMErr != nil && worst != results.ExitBadInput {
+		if (r.VMErr != nil || r.Dropped > 0) && worst != results.ExitBadInput {
 			worst = results.ExitInfra
 		}
 		if r.ExitCode < 0 {

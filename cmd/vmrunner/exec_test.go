@@ -38,6 +38,8 @@ func TestExecExitCode(t *testing.T) {
 		{"one VM exited 0, then its VM failed", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{vmFailed(0)}}, 3},
 		{"one VM exited 1, then its VM failed", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{vmFailed(1)}}, 3},
 		{"two VMs, one failed after its program", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(0, ""), vmFailed(0)}}, 3},
+		{"output dropped, program exited 0", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{{ExitCode: 0, Dropped: 2_080_374_784}}}, 3},
+		{"output dropped on one of two", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{run(0, ""), {ExitCode: 1, Dropped: 1}}}, 3},
 		{"bad input outranks a VM failure", runner.ExecResult{Result: &runner.Result{}, Runs: []runner.ExecRun{vmFailed(0), run(-1, results.KindBadInput)}}, 2},
 	} {
 		if got := execExitCode(&tc.res); got != tc.want {

@@ -80,6 +80,9 @@ type ExecRun struct {
 	// power-off, a protocol error after the program's result), or nil:
 	// whatever the program's status, the VM did not end well.
 	VMErr *results.Record
+	// Dropped is how many bytes of the program's output were read in the
+	// guest past protocol.DefaultMaxOutput and not passed on.
+	Dropped int64
 }
 
 // ExecResult is the outcome of Exec.
@@ -236,7 +239,7 @@ func Exec(ctx context.Context, opts ExecOptions) (*ExecResult, error) {
 		}
 		var d protocol.TestDetails
 		if run.Record.Check == name && run.Record.Status != protocol.StatusError && json.Unmarshal(run.Record.Details, &d) == nil {
-			run.ExitCode = d.ExitCode
+			run.ExitCode, run.Dropped = d.ExitCode, d.Dropped
 		}
 		out.Runs = append(out.Runs, run)
 	}
