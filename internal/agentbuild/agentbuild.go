@@ -110,8 +110,10 @@ func Build(ctx context.Context, goCmd string, src Source, cacheDir, arch string,
 	for _, t := range ShellTools {
 		pkgs = append(pkgs, "github.com/u-root/u-root/cmds/core/"+t)
 	}
-	ver := src.Version
-	ldflags := "-s -w -X " + Module + "/guest.Version=" + ver
+	ldflags := "-s -w"
+	if !strings.HasPrefix(src.Key, "devel-") {
+		ldflags += " -X " + Module + "/internal/version.Version=" + src.Version
+	}
 	args := append([]string{"build", "-trimpath", "-ldflags", ldflags, "-o", tmp + string(filepath.Separator)}, pkgs...)
 	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Dir = src.Dir

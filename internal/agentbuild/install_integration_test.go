@@ -70,6 +70,11 @@ func TestGoInstall(t *testing.T) {
 		t.Fatalf("GOBIN holds %d files, want vmrunner alone", len(ents))
 	}
 
+	out, err := exec.Command(filepath.Join(gobin, "vmrunner"), "version").Output()
+	if want := "vmrunner " + version + "\n"; err != nil || string(out) != want {
+		t.Errorf("vmrunner version = %q, %v; want %q", out, err, want)
+	}
+
 	cache := sharedKernels(t, filepath.Join(tmp, "cache"))
 	run := func() string {
 		cmd := exec.Command(filepath.Join(gobin, "vmrunner"), "run", filepath.Join(root, "matrix.yaml"),
