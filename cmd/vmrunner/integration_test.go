@@ -165,7 +165,7 @@ func readLatest(t *testing.T, out string, v any) string {
 	t.Helper()
 	dir, err := filepath.EvalSymlinks(filepath.Join(out, "latest"))
 	if err != nil {
-		t.Fatalf("results/latest: %v", err)
+		t.Fatalf("%s/latest: %v", out, err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
 	if err != nil {

@@ -17,7 +17,7 @@ func newReportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Show or compare past runs",
-		Long: `Read past runs: a RUN is a run directory (results/<run-id>, results/latest)
+		Long: `Read past runs: a RUN is a run directory (runs/<run-id>, runs/latest)
 or its results.json.`,
 	}
 	cmd.AddCommand(newReportShowCmd(), newReportCompareCmd(), newReportWriteCmd(), newReportFeaturesCmd(), newReportVerifierCmd(), newReportMergeCmd())
@@ -27,8 +27,8 @@ or its results.json.`,
 func newReportShowCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show [RUN]",
-		Short: "Print the summary table of a past run (default results/latest)",
-		Long: `Print the summary table of a past run (default results/latest).
+		Short: "Print the summary table of a past run (default runs/latest)",
+		Long: `Print the summary table of a past run (default runs/latest).
 
 A run that did not finish (results.json says finished: false: vmrunner was
 killed or crashed, or is still running) is announced above and below the
@@ -41,7 +41,7 @@ Exit codes:
   3  the run is incomplete`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := filepath.Join("results", "latest")
+			path := filepath.Join("runs", "latest")
 			if len(args) == 1 {
 				path = args[0]
 			}

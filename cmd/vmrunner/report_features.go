@@ -12,7 +12,7 @@ import (
 func newReportFeaturesCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "features [RUN]",
-		Short: "Print the feature × kernel grid of a run's features check (default results/latest)",
+		Short: "Print the feature × kernel grid of a run's features check (default runs/latest)",
 		Long: `Print the features check of a past run as a grid: one row per program type,
 map type and helper × program type, one column per kernel × arch, with the
 upstream release that added each feature.
@@ -23,7 +23,7 @@ Exit codes:
   2  bad input: a RUN that cannot be read or has no features results`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := filepath.Join("results", "latest")
+			path := filepath.Join("runs", "latest")
 			if len(args) == 1 {
 				path = args[0]
 			}

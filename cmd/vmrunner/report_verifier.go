@@ -18,7 +18,7 @@ func newReportVerifierCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verifier [RUN [OLD]]",
 		Short: "Print the verifier's figures per program × kernel, or compare them with an older run",
-		Long: `Print the verifier check's figures of a run (default results/latest) as
+		Long: `Print the verifier check's figures of a run (default runs/latest) as
 veristat does: one line per program × kernel with its verdict, the
 instructions processed, their share of the kernel's limit (LIMIT%), total
 and peak states, stack depth (frames added up), instructions in the object
@@ -44,7 +44,7 @@ Exit codes:
 					return usagef("--growth-budget: %v", err)
 				}
 			}
-			path := filepath.Join("results", "latest")
+			path := filepath.Join("runs", "latest")
 			if len(args) > 0 {
 				path = args[0]
 			}

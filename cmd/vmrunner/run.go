@@ -61,7 +61,7 @@ run the checks inside each VM, print a summary table and write
 	fl.StringArrayVar(&f.kernels, "kernel", nil, "run only this kernel (matrix name; repeatable)")
 	fl.StringArrayVar(&f.arches, "arch", nil, "run only this arch: x86_64 or arm64 (repeatable)")
 	fl.StringArrayVar(&f.checks, "check", nil, "run only this check (repeatable)")
-	fl.StringVar(&f.out, "out", "results", "results directory")
+	fl.StringVar(&f.out, "out", "runs", "directory of the run directories (a run-id directory and latest)")
 	fl.IntVar(&f.parallel, "parallel", 0, "VMs to run at once (default: number of cores)")
 	fl.StringVar(&f.accel, "accel", "auto", "accelerator: auto (KVM when usable and the arch matches), kvm or tcg")
 	fl.StringVar(&f.agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch> (default: beside the vmrunner binary)")
