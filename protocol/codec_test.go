@@ -62,6 +62,8 @@ func TestDecoderRejects(t *testing.T) {
 		{"two payloads", `{"v":1,"type":"done","done":{},"log":{}}` + "\n", ErrMalformed},
 		{"bad status", `{"v":1,"type":"result","result":{"check":"btf","status":"great"}}` + "\n", ErrMalformed},
 		{"result without check", `{"v":1,"type":"result","result":{"status":"pass"}}` + "\n", ErrMalformed},
+		{"bad reason", `{"v":1,"type":"result","result":{"check":"btf","status":"fail","reason":"<b>why</b>"}}` + "\n", ErrMalformed},
+		{"reason detail too long", `{"v":1,"type":"result","result":{"check":"btf","status":"fail","reason":"MISSING_BTF","reason_detail":"` + strings.Repeat("a", MaxReasonDetail+1) + `"}}` + "\n", ErrMalformed},
 		{"artifact escaping", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"../../etc/passwd","data":""}}` + "\n", ErrMalformed},
 		{"artifact absolute", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"/etc/passwd","data":""}}` + "\n", ErrMalformed},
 		{"artifact at top level", `{"v":1,"type":"artifact","artifact":{"check":"v","name":"console.log","data":""}}` + "\n", ErrMalformed},
