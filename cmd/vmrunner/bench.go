@@ -75,10 +75,10 @@ It prints figures and the load average, and asserts nothing.`,
 	fl.IntVar(&reloads, "reloads", 5, "repro --watch reloads per kernel × arch")
 	fl.StringSliceVar(&only, "only", nil, "run only these parts: matrix, boot, watch (comma-separated)")
 	fl.IntVar(&f.parallel, "parallel", 0, "VMs at once for the whole-matrix run (default: number of cores)")
-	fl.StringVar(&f.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
-	fl.StringVar(&f.agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch>")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache")
+	flagAccel(fl, &f.accel)
+	flagAgentDir(fl, &f.agentDir)
+	flagCacheDir(fl, &f.cacheDir)
 	fl.StringArrayVar(&f.appendKC, "append", nil, "extra kernel command line word (repeatable)")
-	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	flagLogLevel(fl, &f.logLevel)
 	return cmd
 }

@@ -41,8 +41,8 @@ $VMRUNNER_KVM_DEVICE names another KVM device than /dev/kvm.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "the cache to check (default: $VMRUNNER_CACHE or the user cache dir)")
-	cmd.Flags().StringVar(&agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch> (default: beside the vmrunner binary)")
+	flagCacheDir(cmd.Flags(), &cacheDir)
+	flagAgentDir(cmd.Flags(), &agentDir)
 	return cmd
 }
 

@@ -89,13 +89,13 @@ when a VM failed.
 	fl.DurationVar(&f.timeout, "timeout", runner.DefaultExecTimeout, "stop the program after this long (with a task dump in console.log; exit 3)")
 	fl.StringVar(&f.maxDir, "max-dir-size", "64M", "largest working directory (and --file directory) to copy into the guest")
 	fl.StringVar(&f.out, "out", "", "keep the results here (default: a temporary directory, kept only when a VM failed)")
-	fl.StringVar(&f.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
-	fl.StringVar(&f.agentDir, "agent-dir", "", "directory holding vmrunner-agent-<arch> (default: beside the vmrunner binary)")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
-	fl.IntVar(&f.retries, "retries", 1, "boot a VM again this many times after an infrastructure failure")
-	fl.DurationVar(&f.bootTO, "boot-timeout", 0, "how long the guest agent has to start (default 2m under TCG, 30s under KVM)")
-	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	fl.BoolVar(&f.noSnap, "no-snapshot", false, "boot every VM instead of restoring it from a snapshot (the program's files then go into a per-run archive)")
+	flagAccel(fl, &f.accel)
+	flagAgentDir(fl, &f.agentDir)
+	flagCacheDir(fl, &f.cacheDir)
+	flagRetries(fl, &f.retries)
+	flagBootTimeout(fl, &f.bootTO)
+	flagLogLevel(fl, &f.logLevel)
+	flagNoSnapshot(fl, &f.noSnap)
 	return cmd
 }
 

@@ -45,11 +45,11 @@ type kernelsFlags struct {
 	arches   []string
 }
 
-// add declares the flags; logLevel is the command's default log level.
-func (f *kernelsFlags) add(cmd *cobra.Command, logLevel string) {
+// add declares the flags.
+func (f *kernelsFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel cache (default: $VMRUNNER_CACHE or the user cache dir)")
-	fl.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn, error")
+	flagCacheDir(fl, &f.cacheDir)
+	flagLogLevel(fl, &f.logLevel)
 	fl.StringArrayVar(&f.arches, "arch", nil, "only this arch: x86_64 or arm64 (repeatable)")
 }
 
@@ -125,7 +125,7 @@ func newKernelsListCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	f.add(cmd, "warn")
+	f.add(cmd)
 	return cmd
 }
 
@@ -170,7 +170,7 @@ func newKernelsPullCmd() *cobra.Command {
 			return kernelError(errors.Join(errs...))
 		},
 	}
-	f.add(cmd, "info")
+	f.add(cmd)
 	cmd.Flags().BoolVar(&f.refresh, "refresh", false, "re-read mirror indexes and tags instead of using cached resolutions")
 	return cmd
 }
@@ -214,7 +214,7 @@ missing), a kernel directory of the cache (kernels/<sha>), or a kernel image fil
 			return nil
 		},
 	}
-	f.add(cmd, "warn")
+	f.add(cmd)
 	cmd.Flags().StringVar(&matrixFile, "matrix", "matrix.yaml", "matrix file naming the kernels")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -348,7 +348,7 @@ no process has bound.`,
 			return prune(cmd.Context(), cmd.OutOrStdout(), c, keep, dryRun)
 		},
 	}
-	f.add(cmd, "warn")
+	f.add(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "remove every cached kernel, download, initramfs archive and snapshot")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only say what would be removed")
 	return cmd

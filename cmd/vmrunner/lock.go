@@ -53,8 +53,8 @@ changed since the lock was written.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cacheDir, "cache-dir", "", "kernel cache (default: $VMRUNNER_CACHE or the user cache dir)")
-	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	flagCacheDir(fl, &cacheDir)
+	flagLogLevel(fl, &logLevel)
 	fl.BoolVar(&refresh, "refresh", false, "re-read mirror indexes and tags instead of using cached resolutions")
 	return cmd
 }

@@ -63,11 +63,11 @@ Exit codes:
 	fl.BoolVar(&f.shell, "shell", false, "open an interactive shell in the VM instead of loading")
 	fl.BoolVar(&f.watch, "watch", false, "keep the VM up and load the object again whenever it changes or Enter is pressed")
 	fl.StringVar(&f.out, "out", "runs", "directory of the run directories (a run-id directory and latest)")
-	fl.StringVar(&f.accel, "accel", "auto", "auto, kvm or tcg")
-	fl.StringVar(&f.agentDir, "agent-dir", "", "directory with vmrunner-agent-<arch> (default: beside this binary, or $VMRUNNER_AGENT_DIR)")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "kernel and initramfs cache (default: $VMRUNNER_CACHE or the user cache dir)")
-	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	fl.BoolVar(&f.noSnap, "no-snapshot", false, "boot the VM: do not restore it from a snapshot, nor save one")
+	flagAccel(fl, &f.accel)
+	flagAgentDir(fl, &f.agentDir)
+	flagCacheDir(fl, &f.cacheDir)
+	flagLogLevel(fl, &f.logLevel)
+	flagNoSnapshot(fl, &f.noSnap)
 	return cmd
 }
 
