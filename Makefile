@@ -7,7 +7,7 @@ GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 MATRIX    ?= matrix.yaml
 RUNFLAGS  ?=
 
-.PHONY: all build cli agents guest-tools uprobe-target beyla-fixture install-deps run test test-unit bench lint generate clean
+.PHONY: all build cli agents guest-tools uprobe-target beyla-fixture install-deps install-test-deps run test test-unit bench lint generate clean
 
 all: build
 
@@ -50,13 +50,18 @@ beyla-fixture:
 install-deps:
 	@scripts/install-deps.sh
 
+## install-test-deps: what only the tests need (headless chromium, shellcheck)
+install-test-deps:
+	@scripts/install-test-deps.sh
+
 ## run: install what is missing, build, and run the default matrix
 run: install-deps build
 	$(BIN)/vmrunner run $(MATRIX) $(RUNFLAGS)
 
-## test: unit tests, then the integration tier (real kernels under QEMU)
-test: install-deps build
+## test: unit tests, then the integration tier (real kernels under QEMU), then lint; what CI runs
+test: install-deps install-test-deps build
 	$(GO) test -count=1 -timeout 60m ./...
+	$(MAKE) lint
 
 ## test-unit: only the tests that need no QEMU and no network
 test-unit:
