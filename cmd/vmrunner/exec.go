@@ -39,6 +39,8 @@ type execFlags struct {
 	bootTO   time.Duration
 	logLevel string
 	noSnap   bool
+	memory   string
+	cpus     int
 }
 
 func newExecCmd() *cobra.Command {
@@ -88,6 +90,8 @@ when a VM failed.
 	fl.StringVar(&f.sysroot, "sysroot", "", "directory holding the libraries of a dynamically linked program of another arch")
 	fl.DurationVar(&f.timeout, "timeout", runner.DefaultExecTimeout, "stop the program after this long (with a task dump in console.log; exit 3)")
 	fl.StringVar(&f.maxDir, "max-dir-size", "64M", "largest working directory (and --file directory) to copy into the guest")
+	fl.IntVar(&f.cpus, "cpus", 0, "virtual CPUs of each VM (default: the matrix's, 1 in the built-in one)")
+	fl.StringVar(&f.memory, "memory", "", "memory of each VM, like 1G or 768M (default: the matrix's, 512M in the built-in one)")
 	fl.StringVar(&f.out, "out", "", "keep the results here (default: a temporary directory, kept only when a VM failed)")
 	flagAccel(fl, &f.accel)
 	flagAgentDir(fl, &f.agentDir)
@@ -115,6 +119,15 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 	maxDir, err := parseSize(f.maxDir)
 	if err != nil {
 		return usagef("--max-dir-size: %v", err)
+	}
+	memMiB := 0
+	if f.memory != "" {
+		if memMiB, err = matrix.ParseMemory(f.memory); err != nil {
+			return usagef("--memory: %v", err)
+		}
+	}
+	if f.cpus < 0 || f.cpus > matrix.MaxCPUs || (f.cpus == 0 && cmd.Flags().Changed("cpus")) {
+		return usagef("--cpus %d: expected a number of CPUs from 1 to %d", f.cpus, matrix.MaxCPUs)
 	}
 	if f.timeout <= 0 {
 		return usagef("--timeout %s: expected a positive duration like 10m", f.timeout)
@@ -146,6 +159,7 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 		},
 		Kernels: f.kernels, Arches: arches, Program: argv[0], Args: argv[1:], Env: f.env, Dir: dir,
 		Files: f.files, Sysroot: f.sysroot, Timeout: f.timeout, MaxDirBytes: maxDir,
+		MemoryMiB: memMiB, CPUs: f.cpus,
 	}
 	plan, err := runner.PlanExec(opts)
 	if err != nil {

@@ -240,6 +240,40 @@ func TestExecProgram(t *testing.T) {
 	}
 }
 
+// TestExecShape: --cpus and --memory give the program that many CPUs and
+// that memory, in a VM saved and restored under a snapshot of its own
+// shape; the default shape's VM still has one CPU.
+func TestExecShape(t *testing.T) {
+	integration(t)
+	probe, dir := buildProbe(t)
+	type seen struct {
+		NumCPU   int `json:"num_cpu"`
+		MemTotal int `json:"mem_total_kb"`
+	}
+	run := func(args ...string) (seen, string) {
+		t.Helper()
+		res, boot := execBoot(t, append(append([]string{"--kernel", "6.1", "--dir", dir}, args...), "--", probe, "x")...)
+		var s seen
+		if res.code != 0 || json.Unmarshal([]byte(res.stdout), &s) != nil {
+			t.Fatalf("exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+		}
+		t.Logf("%v: %d CPUs, MemTotal %d kB, boot %s", args, s.NumCPU, s.MemTotal, boot)
+		return s, boot
+	}
+	shape := []string{"--cpus", "2", "--memory", "768M"}
+	s, boot := run(shape...)
+	if boot != "snapshot" { // the first run of a shape boots and saves
+		s, boot = run(shape...)
+	}
+	// MemTotal is the memory less what the kernel keeps for itself.
+	if s.NumCPU != 2 || s.MemTotal <= 512<<10 || s.MemTotal > 768<<10 || boot != "snapshot" {
+		t.Errorf("%v: %d CPUs, MemTotal %d kB, boot %s; want 2 CPUs, 512-768 MiB, restored from its snapshot", shape, s.NumCPU, s.MemTotal, boot)
+	}
+	if s, _ := run(); s.NumCPU != 1 || s.MemTotal > 512<<10 {
+		t.Errorf("default shape: %d CPUs, MemTotal %d kB; want 1 CPU, at most 512 MiB", s.NumCPU, s.MemTotal)
+	}
+}
+
 // buildProbe builds testdata/execprobe with cgo for x86_64 (dynamically
 // linked) and returns it and its directory.
 func buildProbe(t *testing.T) (string, string) {

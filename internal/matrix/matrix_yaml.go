@@ -58,26 +58,51 @@ const maxMemoryMiB = 1 << 20
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *yamlSize) UnmarshalYAML(n *yaml.Node) error {
-	const want = "expected a size like 512M or 1G"
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("%s, got %s", want, yamlstrict.Describe(n))
+		return fmt.Errorf("%s, got %s", memoryWant, yamlstrict.Describe(n))
 	}
-	m := sizeRE.FindStringSubmatch(n.Value)
+	v, err := parseMemory(n.Value)
+	if err != nil {
+		return fmt.Errorf("%s, got %s%s", err, yamlstrict.Describe(n), errUnitHint(n.Value))
+	}
+	*s = yamlSize(v)
+	return nil
+}
+
+const memoryWant = "expected a size like 512M or 1G"
+
+// errUnitHint is the advice for a bare number.
+func errUnitHint(s string) string {
+	if _, err := strconv.Atoi(s); err == nil {
+		return " (add a unit)"
+	}
+	return ""
+}
+
+// ParseMemory reads a VM's memory size as matrix.yaml writes it (512M,
+// 768MiB, 1G, 2GiB) into MiB, between 1M and the largest accepted; the
+// error says what was expected, without the value.
+func ParseMemory(s string) (int, error) {
+	v, err := parseMemory(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s, got %q%s", err, s, errUnitHint(s))
+	}
+	return v, nil
+}
+
+func parseMemory(s string) (int, error) {
+	m := sizeRE.FindStringSubmatch(s)
 	if m == nil {
-		if _, err := strconv.Atoi(n.Value); err == nil {
-			return fmt.Errorf("%s, got %s (add a unit)", want, yamlstrict.Describe(n))
-		}
-		return fmt.Errorf("%s, got %s", want, yamlstrict.Describe(n))
+		return 0, errors.New(memoryWant)
 	}
 	v, err := strconv.Atoi(m[1])
 	if strings.HasPrefix(strings.ToLower(m[2]), "g") {
 		v *= 1024
 	}
 	if err != nil || v <= 0 || v > maxMemoryMiB {
-		return fmt.Errorf("%s, between 1M and %dG, got %s", want, maxMemoryMiB/1024, yamlstrict.Describe(n))
+		return 0, fmt.Errorf("%s, between 1M and %dG", memoryWant, maxMemoryMiB/1024)
 	}
-	*s = yamlSize(v)
-	return nil
+	return v, nil
 }
 
 // yamlDuration is a positive Go duration: 90s, 10m, 1h30m.
@@ -100,15 +125,15 @@ func (d *yamlDuration) UnmarshalYAML(n *yaml.Node) error {
 // yamlCPUs is a number of virtual CPUs.
 type yamlCPUs int
 
-// maxCPUs bounds "cpus"; QEMU's microvm and virt machines allow more, but
-// a test VM with more is a typo.
-const maxCPUs = 64
+// MaxCPUs bounds "cpus" (and exec's --cpus); QEMU's microvm and virt
+// machines allow more, but a test VM with more is a typo.
+const MaxCPUs = 64
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (c *yamlCPUs) UnmarshalYAML(n *yaml.Node) error {
 	var v int
-	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil || v < 1 || v > maxCPUs {
-		return fmt.Errorf("expected a number of CPUs from 1 to %d, got %s", maxCPUs, yamlstrict.Describe(n))
+	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil || v < 1 || v > MaxCPUs {
+		return fmt.Errorf("expected a number of CPUs from 1 to %d, got %s", MaxCPUs, yamlstrict.Describe(n))
 	}
 	*c = yamlCPUs(v)
 	return nil

@@ -49,6 +49,9 @@ type ExecOptions struct {
 	Timeout time.Duration
 	// MaxDirBytes bounds Dir; default DefaultMaxDirBytes.
 	MaxDirBytes int64
+	// MemoryMiB and CPUs, when not zero, are every VM's shape, over the
+	// matrix's defaults and its kernels' own: a snapshot is kept per shape.
+	MemoryMiB, CPUs int
 }
 
 // fileAdvice is a --file HOST:GUEST that places host where the guest has
@@ -117,6 +120,10 @@ func PlanExec(opts ExecOptions) (*matrix.Matrix, error) {
 	m, err := opts.Matrix.Select(opts.Kernels, []kernels.Arch{p.Arch}, nil)
 	if err != nil {
 		return nil, err
+	}
+	for i := range m.Kernels {
+		m.Kernels[i].MemoryMiB = cmp.Or(opts.MemoryMiB, m.Kernels[i].MemoryMiB)
+		m.Kernels[i].CPUs = cmp.Or(opts.CPUs, m.Kernels[i].CPUs)
 	}
 	sh := &matrix.Shares{}
 	if err := sh.AddProgram(p); err != nil {

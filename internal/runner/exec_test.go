@@ -67,6 +67,41 @@ func TestPlanExec(t *testing.T) {
 	}
 }
 
+// TestPlanExecShape: --cpus and --memory are every VM's, over the
+// matrix's defaults and a kernel's own; without them the matrix decides.
+func TestPlanExecShape(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := matrix.DefaultMatrix()
+	base.Kernels[0].CPUs, base.Kernels[0].MemoryMiB = 4, 2048 // a kernel's own shape
+	for _, tc := range []struct {
+		name            string
+		mem, cpus       int
+		wantMem, wantCP []int // per kernel of the matrix
+	}{
+		{"matrix's", 0, 0, []int{2048, 0, 0}, []int{4, 0, 0}},
+		{"both", 768, 2, []int{768, 768, 768}, []int{2, 2, 2}},
+		{"cpus only", 0, 3, []int{2048, 0, 0}, []int{3, 3, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := PlanExec(ExecOptions{Options: Options{Matrix: base}, Program: self, MemoryMiB: tc.mem, CPUs: tc.cpus})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, k := range m.Kernels {
+				if k.MemoryMiB != tc.wantMem[i] || k.CPUs != tc.wantCP[i] {
+					t.Errorf("kernel %s: %d MiB, %d CPUs; want %d, %d", k.Name, k.MemoryMiB, k.CPUs, tc.wantMem[i], tc.wantCP[i])
+				}
+			}
+		})
+	}
+	if base.Kernels[1].CPUs != 0 {
+		t.Errorf("PlanExec changed the matrix it was given")
+	}
+}
+
 func TestPlanExecBadInput(t *testing.T) {
 	self, err := os.Executable()
 	if err != nil {

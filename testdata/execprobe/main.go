@@ -1,6 +1,6 @@
 // Command execprobe reports, as JSON on stdout, what a program run by
 // vmrunner exec sees in the guest: its argv, working directory,
-// environment, credentials and mounts; then, when its last argument is
+// environment, credentials, mounts, CPUs and memory; then, when its last argument is
 // "--die", it kills itself with SIGKILL, when it is "--hang", it sleeps for
 // an hour, and when it is "--panic", it crashes the kernel (SysRq c). It uses cgo, so that it is
 // dynamically linked: vmrunner must pack its loader and libc.
@@ -11,7 +11,9 @@ import "C"
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +31,8 @@ type report struct {
 	WroteDir  bool              `json:"wrote_dir"`
 	PageSize  int               `json:"page_size"` // from libc, through cgo
 	StdinNull bool              `json:"stdin_null"`
+	NumCPU    int               `json:"num_cpu"`      // runtime.NumCPU: the CPUs it may run on
+	MemTotal  int               `json:"mem_total_kb"` // /proc/meminfo's MemTotal
 }
 
 func main() {
@@ -61,6 +65,10 @@ func main() {
 	}
 	r.WroteDir = os.WriteFile("written-in-guest.txt", []byte("x"), 0o644) == nil
 	r.PageSize = int(C.sysconf(C._SC_PAGESIZE))
+	r.NumCPU = runtime.NumCPU()
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		_, _ = fmt.Sscanf(string(b), "MemTotal: %d kB", &r.MemTotal)
+	}
 	if in, err := os.Stdin.Stat(); err == nil {
 		null, _ := os.Stat(os.DevNull)
 		r.StdinNull = null != nil && os.SameFile(in, null)
