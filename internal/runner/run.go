@@ -213,6 +213,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 		phase = func(p string) { opts.Progress(t, p, nil) }
 	}
 	pt, err := prep.Prepare(ctx, t, phase)
+	log.Debug("target prepared", "took", time.Since(started))
 	if err != nil {
 		var pe *PrepareError
 		if errors.As(err, &pe) {
@@ -245,7 +246,9 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	}
 	spec.Files, spec.Dirs = pt.Files, pt.Dirs
 	if opts.snapshots() && !pt.PerRun {
+		lookup := time.Now()
 		spec.Snapshot = vm.FindSnapshot(prep.Cache.Dir, spec, log)
+		log.Debug("snapshot looked up", "took", time.Since(lookup))
 	}
 	var out vm.Outcome
 	for attempt := 1; ; attempt++ {
