@@ -11,11 +11,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
+	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/internal/inputfile"
 	"github.com/vmrunner/vmrunner/kernels"
@@ -259,34 +261,111 @@ func (in *inputs) key() string {
 // intact reports whether the archive at path exists and still has the
 // content recorded beside it when it was written (see seal). A truncated or
 // altered cache entry is rebuilt instead of booting a kernel into "No working
-// init found". Hashing a few MB costs milliseconds. An archive an older
-// vmrunner left readable by others is made the user's alone.
+// init found". As in the kernel cache, size and modification time are
+// checked first and the content is hashed only when the time is not the
+// recorded one (then the seal is rewritten with the new time, so that the
+// next check is cheap again): an archive patched with its size and time put
+// back is not caught. An archive an older vmrunner left readable by others
+// is made the user's alone.
 func intact(path string) bool {
-	want, err := os.ReadFile(path + ".sha256")
+	s, err := readSeal(path)
 	if err != nil {
 		return false
 	}
-	got, err := fileutil.FileSHA256(path)
-	if err != nil || got != strings.TrimSpace(string(want)) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != s.size {
 		return false
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != archiveMode {
+	if s.mtime == 0 || fi.ModTime().UnixNano() != s.mtime {
+		got, err := fileutil.FileSHA256(path)
+		if err != nil || got != s.sum {
+			return false
+		}
+		_ = writeSeal(path, s.sum) // best effort: the check stays correct without it
+	}
+	if fi.Mode().Perm() != archiveMode {
 		return os.Chmod(path, archiveMode) == nil
 	}
 	return true
 }
 
-// seal records the archive's SHA256 beside it, for intact.
+// sealed is an archive's seal: "<sha256> <size> <mtime_ns>\n" in
+// <archive>.sha256. An mtime of 0 is unknown (a seal of an older vmrunner
+// holds the hash alone, or the archive was written too recently to trust
+// its time): the next check hashes.
+type sealed struct {
+	sum   string
+	size  int64
+	mtime int64
+}
+
+func readSeal(path string) (sealed, error) {
+	b, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return sealed{}, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 || len(f[0]) != 2*sha256.Size {
+		return sealed{}, fmt.Errorf("%s.sha256: not a seal", path)
+	}
+	s := sealed{sum: f[0], size: -1}
+	if len(f) == 3 {
+		s.size, _ = strconv.ParseInt(f[1], 10, 64)
+		s.mtime, _ = strconv.ParseInt(f[2], 10, 64)
+	}
+	if s.size < 0 { // size unknown: compare the content
+		fi, err := os.Stat(path)
+		if err != nil {
+			return sealed{}, err
+		}
+		s.size, s.mtime = fi.Size(), 0
+	}
+	return s, nil
+}
+
+// racyWindow is how recent an archive's modification time may be for its
+// seal to leave it out: file times advance in steps of a clock tick (a
+// few ms), so a file rewritten with the same size within one tick of its
+// seal would keep the recorded time. Such a seal says "unknown" and the
+// next check hashes, as git does with a racily clean index entry.
+const racyWindow = time.Second
+
+// seal records the archive's SHA-256, size and modification time beside
+// it, for intact.
 func seal(path string) error {
 	sum, err := fileutil.FileSHA256(path)
 	if err != nil {
 		return err
 	}
-	tmp := path + ".sha256.tmp"
-	if err := os.WriteFile(tmp, []byte(sum+"\n"), archiveMode); err != nil {
+	return writeSeal(path, sum)
+}
+
+// writeSeal writes the seal of the archive at path, whose content hashes to
+// sum.
+func writeSeal(path, sum string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path+".sha256")
+	mtime := fi.ModTime().UnixNano()
+	if time.Since(fi.ModTime()) < racyWindow {
+		mtime = 0
+	}
+	// A name of its own: runs checking one archive at once may each
+	// rewrite its seal (Prune takes it for the archive's temporary).
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	_, err = fmt.Fprintf(tmp, "%s %d %d\n", sum, fi.Size(), mtime)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path+".sha256") // made 0600, as archives are
 }
 
 // writeAtomic writes the archive to a temporary file next to path and
@@ -337,21 +416,23 @@ func (a agentFile) read() ([]byte, error) {
 	return b, nil
 }
 
-// agentHashes remembers agent hashes by path, size and modification time.
+// agentHashes remembers agent hashes by path, size, modification and
+// change time and inode: a rebuilt agent changes one of them even when
+// its size and modification time are put back (the change time cannot be).
 var agentHashes sync.Map // agentKey → [sha256.Size]byte
 
 type agentKey struct {
-	path  string
-	size  int64
-	mtime time.Time
+	path         string
+	ino, size    int64
+	mtime, ctime unix.Timespec
 }
 
 func hashAgent(path string) (agentFile, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return agentFile{}, err
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return agentFile{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	k := agentKey{path, fi.Size(), fi.ModTime()}
+	k := agentKey{path, int64(st.Ino), st.Size, st.Mtim, st.Ctim}
 	if sum, ok := agentHashes.Load(k); ok {
 		return agentFile{path: path, sum: sum.([sha256.Size]byte)}, nil
 	}
@@ -374,10 +455,8 @@ func hashAgent(path string) (agentFile, error) {
 // Build checked (the archive's .sha256), or by reading the archive when it
 // has none (a per-run archive).
 func Digest(path string) (string, error) {
-	if b, err := os.ReadFile(path + ".sha256"); err == nil {
-		if sum := strings.TrimSpace(string(b)); len(sum) == 64 {
-			return sum, nil
-		}
+	if s, err := readSeal(path); err == nil {
+		return s.sum, nil
 	}
 	return fileutil.FileSHA256(path)
 }

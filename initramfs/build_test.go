@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/u-root/u-root/pkg/cpio"
 
@@ -257,6 +258,15 @@ func TestBuildRepairsDamagedCache(t *testing.T) {
 		func() error { return os.Truncate(path, int64(len(good)/2)) },
 		func() error { return os.WriteFile(path, append([]byte("x"), good[1:]...), 0o644) },
 		func() error { return os.Remove(path + ".sha256") },
+		// Patched after its seal came to trust its time: the write
+		// moves the time, and the content is hashed again.
+		func() error {
+			age(t, path)
+			if _, err := Build(ctx, opts); err != nil {
+				return err
+			}
+			return os.WriteFile(path, append([]byte("y"), good[1:]...), 0o600)
+		},
 	} {
 		if err := damage(); err != nil {
 			t.Fatal(err)
@@ -320,5 +330,132 @@ func TestBuildOnDemand(t *testing.T) {
 	}
 	if list := string(content(t, recs["etc/vmrunner/modules"])); strings.Contains(list, "netfilter") || strings.Contains(list, "libcrc32c") {
 		t.Errorf("on-demand modules loaded at boot:\n%s", list)
+	}
+}
+
+// age sets path's modification time an hour back, as a cache entry left by
+// an earlier run has it.
+func age(t *testing.T, path string) time.Time {
+	t.Helper()
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
+
+// TestSealByTime: an archive is checked by its size and modification time
+// once its time is older than racyWindow; before that, and whenever the
+// time is not the recorded one, its content is hashed again.
+func TestSealByTime(t *testing.T) {
+	opts, _ := testOptions(t)
+	ctx := context.Background()
+	path, err := Build(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := readSeal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if s.mtime != 0 || s.size != fi.Size() {
+		t.Errorf("seal of an archive just written: %+v, want size %d and time unknown", s, fi.Size())
+	}
+	old := age(t, path)
+	if again, err := Build(ctx, opts); err != nil || again != path {
+		t.Fatalf("aged archive: %s, %v", again, err)
+	}
+	if s, _ = readSeal(path); s.mtime != old.UnixNano() {
+		t.Errorf("seal after the check: time %d, want the archive's %d", s.mtime, old.UnixNano())
+	}
+	before, _ := os.ReadFile(path + ".sha256")
+	sealInfo, _ := os.Stat(path + ".sha256")
+	if again, err := Build(ctx, opts); err != nil || again != path {
+		t.Fatalf("sealed archive: %s, %v", again, err)
+	}
+	after, _ := os.ReadFile(path + ".sha256")
+	sealAfter, _ := os.Stat(path + ".sha256")
+	if !bytes.Equal(before, after) || !sealAfter.ModTime().Equal(sealInfo.ModTime()) {
+		t.Errorf("a check with the recorded time rewrote the seal: %q → %q", before, after)
+	}
+
+	// A seal of an older vmrunner (the hash alone) is accepted and made
+	// one with the time.
+	sum, _ := Digest(path)
+	if err := os.WriteFile(path+".sha256", []byte(sum+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Build(ctx, opts); err != nil || again != path {
+		t.Fatalf("older seal: %s, %v", again, err)
+	}
+	if s, _ = readSeal(path); s.sum != sum || s.mtime != old.UnixNano() {
+		t.Errorf("older seal rewritten as %+v", s)
+	}
+	if d, err := Digest(path); err != nil || d != sum {
+		t.Errorf("Digest = %s, %v; want %s", d, err, sum)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(opts.CacheDir, "initramfs", "*.tmp"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+// TestBuildNeverStale: whatever input changes, even with its size and
+// modification time put back, Build returns an archive holding the new
+// content, never the one built before (inputs are read and hashed every
+// time; only the archive's own check goes by its time).
+func TestBuildNeverStale(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		input func(Options) string
+	}{
+		{"agent", func(o Options) string { return o.Agent }},
+		{"config", func(o Options) string { return o.Kernel.Config }},
+		{"module", func(o Options) string { return filepath.Join(o.Kernel.Modules, "kernel/drivers/virtio/virtio.ko") }},
+		{"extra file", func(o Options) string { return o.Extra[0].Source }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, _ := testOptions(t)
+			obj := filepath.Join(t.TempDir(), "probes.o")
+			writeFile(t, obj, []byte("\x7fELF pretend object"))
+			opts.Extra = []File{{Path: "/vmrunner/objects/probes.o", Source: obj}}
+			ctx := context.Background()
+			first, err := Build(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			age(t, first)
+			if _, err := Build(ctx, opts); err != nil { // the seal now trusts the archive's time
+				t.Fatal(err)
+			}
+
+			in := tc.input(opts)
+			b, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := os.Stat(in)
+			changed := bytes.Clone(b)
+			changed[len(changed)-1] ^= 0xff // same size
+			writeFile(t, in, changed)
+			if err := os.Chtimes(in, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+
+			got, err := Build(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == first {
+				t.Fatalf("%s changed, same archive %s", tc.name, got)
+			}
+			// Packed as they are (the module is not compressed here): the
+			// new bytes are in the archive and the old ones are not.
+			all, _ := os.ReadFile(got)
+			if !bytes.Contains(all, changed) || bytes.Contains(all, b) {
+				t.Errorf("archive %s does not hold the changed %s in place of the old one", got, tc.name)
+			}
+		})
 	}
 }

@@ -37,7 +37,12 @@
 // LayoutVersion). Archives are written to a temporary file and renamed into
 // place under a file lock, so concurrent builders never see a partial
 // archive, and building the same inputs twice yields the same bytes.
-// Archives are sealed with their SHA-256 and rebuilt when damaged; they are
+// Archives are sealed with their SHA-256, size and modification time, and
+// rebuilt when damaged: as in the kernel cache, a check hashes an archive
+// only when its time is not the recorded one (or is within a second of the
+// seal, too close to trust), so an archive patched with its size and time
+// put back is not caught. The inputs are read and hashed on every Build:
+// a changed input always gives another archive. Archives are
 // the user's alone (0600 in a 0700 directory), since they hold the
 // matrix's files. Extra files are regular files of at most MaxFileSize,
 // MaxExtraSize together, streamed and checked not to change while written
