@@ -64,6 +64,9 @@ func WriteAnnotations(w io.Writer, run Run) error {
 		if r.ReasonDetail != "" {
 			msg += "\n" + string(r.ReasonCode()) + ": " + text.Truncate(r.ReasonDetail, 512)
 		}
+		if h := HintText(r); h != "" {
+			msg += "\n" + h
+		}
 		for _, s := range r.Splats {
 			msg += "\n" + s.Kind + ": " + text.Truncate(s.Line, 512)
 		}

@@ -124,6 +124,7 @@ type htmlCell struct {
 	Tail      string // the console's last lines, for an error
 	Reason    string // the record's reason code, "" for a pass
 	ReasonFor string // what it means and what to do
+	Hint      string // a reason read from the program's output, labelled so, with what to do
 }
 
 // htmlReason is one reason's group: the cells that have it.
@@ -233,6 +234,7 @@ func fillCell(c *htmlCell, r *results.Record, linkBase string) {
 	c.Rec = r
 	c.Reason = string(r.ReasonCode())
 	c.ReasonFor = reasonTitle(r.ReasonCode())
+	c.Hint = HintText(*r)
 	c.Status = string(r.Status)
 	if !r.Status.Valid() {
 		c.Status = "unknown"

@@ -227,6 +227,9 @@ func markdownFailure(run Run, r results.Record) string {
 	if r.ReasonDetail != "" {
 		fmt.Fprintf(&b, "\n%s: %s\n", md(string(r.ReasonCode())), md(r.ReasonDetail))
 	}
+	if h := HintText(r); h != "" {
+		fmt.Fprintf(&b, "\n%s\n", md(h))
+	}
 	logs := r.Artifacts
 	if r.Status == protocol.StatusError && r.Console != "" {
 		logs = append(logs, r.Console)

@@ -73,11 +73,11 @@ func (r Record) ReasonCode() protocol.Reason {
 }
 
 // WithReason returns r with Reason set to ReasonCode; a VM-level reason
-// replaces the guest's, whose detail goes with it.
+// replaces the guest's, whose detail (and hint) goes with it.
 func (r Record) WithReason() Record {
 	code := r.ReasonCode()
 	if code != r.Reason {
-		r.ReasonDetail = ""
+		r.ReasonDetail, r.ReasonFrom, r.Hint = "", "", ""
 	}
 	r.Reason = code
 	return r

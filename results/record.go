@@ -28,13 +28,18 @@ type Record struct {
 	// is about. Store.Add gives every record that is not a pass one.
 	Reason       protocol.Reason `json:"reason,omitempty"`
 	ReasonDetail string          `json:"reason_detail,omitempty"`
-	Message      string          `json:"message,omitempty"`
-	DurationMS   int64           `json:"duration_ms"`
-	Details      json.RawMessage `json:"details,omitempty"`
-	Splats       []Splat         `json:"splats,omitempty"`
-	Console      string          `json:"console,omitempty"`   // path relative to the run directory
-	Artifacts    []string        `json:"artifacts,omitempty"` // files the check produced, relative to the run directory
-	BootMS       int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's ready (or to its snapshot restored)
+	// ReasonFrom is ReasonFromOutput when the reason was read from the
+	// output of the user's own program (exec, the test check): a hint,
+	// not the loader's error values. Hint is then what to do about it.
+	ReasonFrom string          `json:"reason_from,omitempty"`
+	Hint       string          `json:"hint,omitempty"`
+	Message    string          `json:"message,omitempty"`
+	DurationMS int64           `json:"duration_ms"`
+	Details    json.RawMessage `json:"details,omitempty"`
+	Splats     []Splat         `json:"splats,omitempty"`
+	Console    string          `json:"console,omitempty"`   // path relative to the run directory
+	Artifacts  []string        `json:"artifacts,omitempty"` // files the check produced, relative to the run directory
+	BootMS     int64           `json:"boot_ms,omitempty"`   // QEMU start to the agent's ready (or to its snapshot restored)
 	// Boot says how the VM reached ready: "cold" (booted) or "snapshot"
 	// (restored from one, SnapshotAgeMS old). ClockStepMS is how far the
 	// guest moved its clock to the host's before its checks.
@@ -44,6 +49,10 @@ type Record struct {
 	Attempts      int    `json:"attempts,omitempty"` // boots it took (more than 1 after an infrastructure retry)
 	Flaky         bool   `json:"flaky,omitempty"`    // passed the infrastructure only after a retry
 }
+
+// ReasonFromOutput is Record.ReasonFrom for a reason read from a program's
+// own output: libbpf's or cilium/ebpf's error lines (reason.FromOutput).
+const ReasonFromOutput = "program-output"
 
 // Source identifies the kernel a record ran on.
 type Source struct {

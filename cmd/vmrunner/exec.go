@@ -17,6 +17,7 @@ import (
 	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
+	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
 )
 
@@ -191,6 +192,10 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 			fmt.Fprintf(stderr, "vmrunner exec: %s\n", execSummary(r))
 		case r.ExitCode < 0:
 			fmt.Fprintf(stderr, "vmrunner exec: %s\n", execSummary(r))
+		case execHint(r) != "":
+			// One VM: after the program's own output, one line when
+			// that output says why it failed.
+			fmt.Fprintf(stderr, "vmrunner exec: %s: %s\n", r.Target.Label(), execHint(r))
 		}
 		if r.Dropped > 0 {
 			// Never a truncated log reported as ok (go test -exec).
@@ -255,6 +260,22 @@ func execExitCode(res *runner.ExecResult) int {
 	return 0
 }
 
+// execHint is the reason the program's output shows for its failure,
+// labelled as the hint it is: "ATTACH_TARGET_MISSING (account_page_dirtied);
+// hint, read from the program's output: <what to do>"; "" when it shows
+// none.
+func execHint(r runner.ExecRun) string {
+	h := report.HintText(r.Record)
+	if h == "" || r.ExitCode == 0 {
+		return ""
+	}
+	code := string(r.Record.Reason)
+	if r.Record.ReasonDetail != "" {
+		code += " (" + text.SanitizeLine(text.OneLine(r.Record.ReasonDetail, 200)) + ")"
+	}
+	return code + "; " + h
+}
+
 // execSummary is one VM's line: its exit status, or why it has none.
 func execSummary(r runner.ExecRun) string {
 	rel := r.Record.KernelRelease
@@ -263,7 +284,11 @@ func execSummary(r runner.ExecRun) string {
 	}
 	took := time.Duration(r.Record.DurationMS) * time.Millisecond
 	if r.ExitCode >= 0 {
-		return fmt.Sprintf("%s (%s): exit %d in %s", r.Target.Label(), rel, r.ExitCode, took.Round(10*time.Millisecond))
+		line := fmt.Sprintf("%s (%s): exit %d in %s", r.Target.Label(), rel, r.ExitCode, took.Round(10*time.Millisecond))
+		if h := execHint(r); h != "" {
+			line += ": " + h
+		}
+		return line
 	}
 	msg := r.Record.Message
 	if r.Record.Status == "" {

@@ -298,7 +298,8 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 		}
 	}
 	recs := vm.Records(t, plan, base, out, time.Since(started))
-	recs = append(vm.ExpandTests(recs, plan, dir, t.Dirname()), skipRecords(base, skipped)...)
+	recs = vm.ProgramReasons(vm.ExpandTests(recs, plan, dir, t.Dirname()), dir)
+	recs = append(recs, skipRecords(base, skipped)...)
 	if out.FailKind != "" {
 		log.Debug("vm failed", "kind", out.FailKind, "err", fmt.Sprintf("%+v", out.Err))
 		return recs, out.Err
