@@ -108,6 +108,8 @@ func TestNightlyWorkflow(t *testing.T) {
 	mergeUses, mergeScript := steps(merge.Steps)
 	var mergeNeeds []string
 	_ = merge.Needs.Decode(&mergeNeeds)
+	site := wf.Jobs["site"]
+	siteUses, siteScript := steps(site.Steps)
 	action := shardUses["./"]
 
 	tests := []struct {
@@ -132,6 +134,13 @@ func TestNightlyWorkflow(t *testing.T) {
 		{"merge: JUnit published", mergeUses["mikepenz/action-junit-report"]["report_paths"] == "junit.xml"},
 		{"merge: compared with the previous night", mergeUses["dawidd6/action-download-artifact"]["name"] == "vmrunner-results" &&
 			strings.Contains(mergeScript, "vmrunner report compare previous merged")},
+		{"site: after the merge, whatever it found", site.Needs.Value == "merge" && strings.Contains(site.If, "always()")},
+		{"site: tonight's merged run downloaded", siteUses["actions/download-artifact"]["name"] == "vmrunner-results"},
+		{"site: built from the gh-pages nights and tonight's, the last KEEP_NIGHTS", strings.Contains(siteScript, "git fetch --depth 1 origin gh-pages") &&
+			strings.Contains(siteScript, `nights=(pages/nights/*/)`) && strings.Contains(siteScript, `vmrunner report site site "${nights[@]}" tonight`) &&
+			strings.Contains(siteScript, `--keep "$KEEP_NIGHTS"`)},
+		{"site: pushed to gh-pages as one commit", strings.Contains(siteScript, "git init -q -b gh-pages") && strings.Contains(siteScript, "git push -q --force") &&
+			strings.Contains(siteScript, "gh-pages\n")},
 	}
 	for _, tt := range tests {
 		if !tt.ok {

@@ -2,8 +2,9 @@
 // results.json) into what CI systems and people read: the summary table
 // printed after a run (summary.go), the feature × kernel grid of the features
 // check (featuregrid.go), JUnit XML (junit.go), a self-contained HTML page
-// (html.go), GitHub Actions annotations and a job summary (github.go), and a
-// comparison of two runs (compare.go). It imports only package results and
+// (html.go), GitHub Actions annotations and a job summary (github.go), a
+// comparison of two runs (compare.go), and a static site of many runs, one
+// a night, with its SVG charts drawn here (site.go, site_svg.go). It imports only package results and
 // package protocol besides the standard library, so that reading a run does
 // not link the host controller.
 //

@@ -20,7 +20,7 @@ func newReportCmd() *cobra.Command {
 		Long: `Read past runs: a RUN is a run directory (runs/<run-id>, runs/latest)
 or its results.json.`,
 	}
-	cmd.AddCommand(newReportShowCmd(), newReportCompareCmd(), newReportWriteCmd(), newReportFeaturesCmd(), newReportVerifierCmd(), newReportMergeCmd())
+	cmd.AddCommand(newReportShowCmd(), newReportCompareCmd(), newReportWriteCmd(), newReportFeaturesCmd(), newReportVerifierCmd(), newReportMergeCmd(), newReportSiteCmd())
 	return cmd
 }
 

@@ -100,6 +100,11 @@ func TestReportCommands(t *testing.T) {
 			"new run incomplete: results.json says finished: false", "6.12/x86_64  REGRESSION", "regressions: 1"}},
 		{"compare from incomplete", []string{"report", "compare", killed, pass}, 0, []string{"old run incomplete:", "regressions: 0"}},
 		{"write incomplete", []string{"report", "write", killed, "--junit", filepath.Join(out, "k.xml")}, 0, []string{"is an incomplete run", "6.12/x86_64"}},
+		{"site", []string{"report", "site", filepath.Join(out, "site"), pass, fail}, 0, []string{"site: " + filepath.Join(out, "site", "index.html") + "  nights 2  index.html "}},
+		{"site again, keeping one", []string{"report", "site", "--keep", "1", filepath.Join(out, "site"), pass, fail}, 0, []string{"dropped r-fail (--keep 1)", "  nights 1  "}},
+		{"site over another directory", []string{"report", "site", filepath.Dir(empty), pass}, 2, nil},
+		{"site of one run twice", []string{"report", "site", filepath.Join(out, "site2"), pass, pass}, 2, nil},
+		{"site without runs", []string{"report", "site", filepath.Join(out, "site3")}, 2, nil},
 		// Refused before any VM boots.
 		{"run --junit into a missing dir", []string{"run", "../../matrix.yaml", "--junit", filepath.Join(out, "no", "j.xml")}, 2, nil},
 		{"run --html a directory", []string{"run", "../../matrix.yaml", "--html", out}, 2, nil},
