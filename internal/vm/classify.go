@@ -24,7 +24,7 @@ const (
 
 // vmFacts is everything known about how one VM ended: what QMP, the console,
 // the QEMU process and the guest session said, and which of vmrunner's own
-// timers fired. runVM gathers it; classify judges it.
+// timers fired. Run gathers it; classify judges it.
 type vmFacts struct {
 	Interrupted bool  // the run's context ended (Ctrl-C, SIGTERM)
 	StartErr    error // QEMU could not be started, or did not answer QMP

@@ -57,7 +57,7 @@ func violation(format string, args ...any) error {
 // only where the protocol allows it (ready; then check-start, log, result,
 // artifact; then done, after which nothing), keeps what the guest reported
 // within sessionLimits, sanitises every guest string once (package
-// internal/text), and tells runVM what to do next. It does no I/O but
+// internal/text), and tells Run what to do next. It does no I/O but
 // writing artifacts, so tests drive it without a VM.
 type session struct {
 	plan    protocol.Plan
@@ -89,7 +89,7 @@ type session struct {
 	resultBytes    int
 }
 
-// sessionStep is what runVM must do after a message.
+// sessionStep is what Run must do after a message.
 type sessionStep struct {
 	SendPlan bool // ready arrived: send the plan
 	// StartCheck is the check the guest began, CheckTimeout its timeout.

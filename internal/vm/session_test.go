@@ -53,7 +53,7 @@ var testPlan = protocol.Plan{Checks: []protocol.CheckSpec{
 	{Name: "verifier", Timeout: protocol.Duration(2 * time.Minute)},
 }}
 
-// play feeds the guest's messages to a session, as runVM does, and returns
+// play feeds the guest's messages to a session, as Run does, and returns
 // the first refusal.
 func play(t *testing.T, s *session, g *fakeGuest) error {
 	t.Helper()

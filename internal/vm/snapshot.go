@@ -211,7 +211,7 @@ func snapshotCacheMax() int64 {
 
 // FindSnapshot looks up the snapshot of the VM s describes. It returns nil
 // when the VM cannot use one (its key cannot be made: QEMU is missing, and
-// runVM says so), a vmSnapshot without Restore to boot and save, or one
+// Run says so), a vmSnapshot without Restore to boot and save, or one
 // holding the snapshot to restore. A damaged snapshot is deleted, with a
 // warning, and the VM boots.
 func FindSnapshot(cacheDir string, s Spec, log *slog.Logger) *vmSnapshot {

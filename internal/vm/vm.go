@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vmrunner/vmrunner/internal/matrix"
-	"github.com/vmrunner/vmrunner/internal/qemu"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vmrunner/vmrunner/internal/text"
+	"github.com/vmrunner/vmrunner/internal/matrix"
+	"github.com/vmrunner/vmrunner/internal/qemu"
 	"github.com/vmrunner/vmrunner/kernels"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/results"
@@ -134,437 +133,268 @@ func (s Spec) qemuConfig(snapshots bool) qemu.Config {
 }
 
 // Run boots one VM, runs its plan and always leaves no QEMU behind. The
-// QEMU process is qemu.Process's, the conversation session's; Run watches
-// both with its timers, then gathers vmFacts for classify.
+// QEMU process is qemu.Process's, the conversation session's; a vmLife
+// watches both with its timers, then gathers vmFacts for classify.
 func Run(ctx context.Context, s Spec) Outcome {
-	log := s.Log
 	vmCtx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
-	facts := vmFacts{Timeout: s.Timeout, BootTimeout: s.BootTimeout, ByeGrace: byeGrace}
-	var out Outcome
-	finish := func() Outcome {
-		facts.Interrupted = ctx.Err() != nil
-		out.FailKind, out.Err = classify(facts)
-		return out
+	v := &vmLife{
+		ctx: ctx, vmCtx: vmCtx, s: s, log: s.Log,
+		facts: vmFacts{Timeout: s.Timeout, BootTimeout: s.BootTimeout, ByeGrace: byeGrace},
 	}
+	// Whatever happens, QEMU goes away and every goroutine ends.
+	defer v.release()
+	if err := v.start(); err != nil {
+		return v.startFailed(err)
+	}
+	if err := v.p.Resume(); err != nil {
+		v.facts.StartErr = err
+		return v.finish()
+	}
+	v.sess = v.openSession(s.Plan)
+	if v.restore != nil {
+		if err := v.planRestored(); err != nil {
+			v.facts.ProtocolErr = err
+			return v.finish()
+		}
+	}
+	v.watch()
+	return v.collect()
+}
 
-	cfg := s.qemuConfig(s.Snapshot != nil)
-	var restore *snapshot.Snapshot
-	var verified chan error
-	if s.Snapshot != nil && s.Snapshot.Restore != nil {
-		restore = s.Snapshot.Restore
+// vmLife is one VM from its start to its Outcome: what Run's steps share.
+type vmLife struct {
+	ctx   context.Context // the run's: its end is an interruption
+	vmCtx context.Context // ctx bounded by the VM's timeout
+	s     Spec            // Plan and Files are the current round's
+	log   *slog.Logger
+	facts vmFacts
+	out   Outcome
+
+	restore  *snapshot.Snapshot // the snapshot restored, or nil on a boot
+	verified chan error         // the snapshot's state hashed as it should
+
+	p       *qemu.Process
+	con     *qemu.Console
+	conConn net.Conn
+	// conMsgs are the frames read from the console, msgs the control
+	// port's messages; each is nil once it has ended.
+	conMsgs     <-chan guestMsg
+	msgs        <-chan guestMsg
+	ctl         <-chan net.Conn // the control port's connection, for replies
+	stopReading func()
+	stopCon     chan struct{} // non-nil once the reading goroutines run
+	wg          sync.WaitGroup
+
+	sess      *session
+	enc       *protocol.Encoder
+	filesDone chan error // the plan's files are sent, or could not be
+	committed chan error // the snapshot saved at ready is on disk, or is not
+
+	// The watch's timers and sources (watch.go).
+	bootTimer  *time.Timer
+	checkTimer <-chan time.Time // the running check overran its timeout + checkGrace
+	byeTimer   <-chan time.Time // done arrived; the guest must power off
+	drain      <-chan time.Time // QEMU exited; the channel may still deliver
+	exited     <-chan struct{}
+	events     <-chan qemu.Event
+	rounds     <-chan Round // the guest is done with a plan and waits for the next
+	heard      bool         // the guest sent a message
+}
+
+// finish classifies what was observed into the Outcome.
+func (v *vmLife) finish() Outcome {
+	v.facts.Interrupted = v.ctx.Err() != nil
+	v.out.FailKind, v.out.Err = classify(v.facts)
+	return v.out
+}
+
+// startFailed ends a VM whose QEMU did not get going. When it was loading
+// a snapshot, the state is the suspect however far QEMU got (one that
+// refuses a state, "Not a migration stream", can exit before it answers
+// QMP, before its console is connected, or while loading): the snapshot
+// is deleted and the VM boots (internal/runner).
+func (v *vmLife) startFailed(err error) Outcome {
+	v.facts.StartErr = err
+	if v.restore != nil {
+		v.out.RestoreErr = err
+	}
+	return v.finish()
+}
+
+// start starts QEMU, stopped, with its console and control port being read
+// before the guest runs so that nothing it says is lost; restoring a
+// snapshot, it returns once QEMU has read and checked the state.
+func (v *vmLife) start() error {
+	cfg := v.s.qemuConfig(v.s.Snapshot != nil)
+	if v.s.Snapshot != nil && v.s.Snapshot.Restore != nil {
+		restore, verified := v.s.Snapshot.Restore, make(chan error, 1)
+		v.restore, v.verified = restore, verified
 		cfg.Incoming = restore.State
-		defer restore.Release()
 		// The state is hashed while QEMU loads it: a byte changed with
 		// the file's time put back passes the cache's checks, not this.
-		verified = make(chan error, 1)
 		go func() { verified <- restore.Verify() }()
 	}
-	// startFailed ends a VM whose QEMU did not get going. When it was
-	// loading a snapshot, the state is the suspect however far QEMU got
-	// (one that refuses a state, "Not a migration stream", can exit
-	// before it answers QMP, before its console is connected, or while
-	// loading): the snapshot is deleted and the VM boots (run.go).
-	startFailed := func(err error) Outcome {
-		facts.StartErr = err
-		if restore != nil {
-			out.RestoreErr = err
-		}
-		return finish()
-	}
-	p, err := qemu.Start(vmCtx, qemu.Launch{Config: cfg, Dir: s.Dir})
+	p, err := qemu.Start(v.vmCtx, qemu.Launch{Config: cfg, Dir: v.s.Dir})
 	if err != nil {
-		return startFailed(err)
+		return err
 	}
-	// Connect the console before the guest runs so that nothing it prints
-	// is lost.
-	con := &qemu.Console{}
-	conConn, err := p.DialConsole(vmCtx)
+	conConn, err := p.DialConsole(v.vmCtx)
 	if err != nil {
 		p.Close()
-		return startFailed(err)
+		return err
 	}
-	// The console also carries the guest's messages when its kernel has no
-	// virtio console (protocol.FramePrefix): they are taken out of
-	// console.log and go to the same session as the port's.
-	frameMsgs := make(chan guestMsg)
-	var conMsgs <-chan guestMsg = frameMsgs
-	stopCon := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	v.p, v.conConn = p, conConn
+	v.captureConsole()
+	v.msgs, v.ctl, v.stopReading = readGuest(p)
+	if v.restore != nil {
+		return v.waitRestored()
+	}
+	return nil
+}
+
+// captureConsole writes the console to console.log. The console also
+// carries the guest's messages when its kernel has no virtio console
+// (protocol.FramePrefix): they are taken out of console.log and go to the
+// same session as the port's, through conMsgs.
+func (v *vmLife) captureConsole() {
+	con, conn, dir, log := &qemu.Console{}, v.conConn, v.s.Dir, v.log
+	frameMsgs, stop := make(chan guestMsg), make(chan struct{})
+	v.con, v.conMsgs, v.stopCon = con, frameMsgs, stop
+	v.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer v.wg.Done()
 		defer close(frameMsgs)
-		frames := &consoleFrames{s: protocol.NewFrameScanner(qemu.NewTelnetFilter(conConn)), stop: stopCon, msgs: frameMsgs}
-		if err := con.Capture(frames, filepath.Join(s.Dir, qemu.FileConsole)); err != nil && !errors.Is(err, net.ErrClosed) {
+		frames := &consoleFrames{s: protocol.NewFrameScanner(qemu.NewTelnetFilter(conn)), stop: stop, msgs: frameMsgs}
+		if err := con.Capture(frames, filepath.Join(dir, qemu.FileConsole)); err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Warn("console capture", "err", err)
 		}
 	}()
-	msgs, ctl, stopReading := readGuest(p)
-	// Whatever happens, QEMU goes away and every goroutine ends.
-	defer func() {
-		p.Close()
-		stopReading()
-		close(stopCon)
-		wg.Wait()
-	}()
-	if restore != nil {
-		// Until QEMU has read the state, the snapshot is held: nothing
-		// deletes it under QEMU.
-		err := p.WaitIncoming(vmCtx)
-		if err == nil {
-			select {
-			case err = <-verified:
-			case <-vmCtx.Done():
-				err = vmCtx.Err()
-			}
-		}
-		restore.Release()
-		if err != nil {
-			return startFailed(err)
-		}
-	}
-	if err := p.Resume(); err != nil {
-		facts.StartErr = err
-		return finish()
-	}
+}
 
-	sess := newSession(s.Plan, s.Dir, defaultSessionLimits)
-	sess.outs.live = s.Output
-	defer func() { sess.close() }()
-	var (
-		enc       *protocol.Encoder
-		filesDone chan error // the plan's files are sent, or could not be
-		committed chan error // the snapshot saved at ready is on disk, or is not
-	)
-	// sendPlan sends the plan with the host's clock and entropy on the
-	// channel the guest speaks on, then its files, those in their own
-	// goroutine: they may take seconds, and the loop below watches the VM
-	// meanwhile.
-	sendPlan := func() error {
-		if enc == nil {
-			if sess.Channel == protocol.ChannelConsole {
-				enc = protocol.NewEncoder(protocol.FrameWriter{W: conConn})
-			} else {
-				select {
-				case conn := <-ctl:
-					enc = protocol.NewEncoder(conn)
-				case <-p.Exited():
-					return errors.New("QEMU exited before its control port connected")
-				case <-vmCtx.Done():
-					return vmCtx.Err()
-				}
-			}
-		}
-		plan := s.Plan
-		plan.Host = hostState(restore)
-		for _, f := range s.Files {
-			plan.Files = append(plan.Files, f.Spec)
-		}
-		plan.Dirs = s.Dirs
-		if err := enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &plan}); err != nil {
-			return fmt.Errorf("send plan: %w", err)
-		}
-		sess.sent(plan)
-		log.Debug("plan sent", "checks", len(plan.Checks), "files", len(plan.Files), "boot", plan.Host.Boot)
-		if len(s.Files) > 0 {
-			filesDone = make(chan error, 1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				filesDone <- sendPlanFiles(enc, s.Files)
-			}()
-		}
-		return nil
-	}
-	if restore != nil {
-		// The agent said ready before the VM was saved; it waits for a plan
-		// on the channel it spoke on.
-		sess.restored(restore.Ready, restore.Channel)
-		out.Boot = time.Since(p.Started())
-		log.Debug("restored", "snapshot", restore.ID[:12], "saved", restore.Saved, "restore", out.Boot)
-		if err := sendPlan(); err != nil {
-			facts.ProtocolErr = err
-			return finish()
-		}
-	}
-	var (
-		bootTimer  = time.NewTimer(s.BootTimeout)
-		checkTimer <-chan time.Time // the running check overran its timeout + checkGrace
-		byeTimer   <-chan time.Time // done arrived; the guest must power off
-		drain      <-chan time.Time // QEMU exited; the channel may still deliver
-		exited     = p.Exited()
-		events     = p.Events()
-		rounds     <-chan Round // the guest is done with a plan and waits for the next
-		heard      bool         // the guest sent a message
-	)
-	defer bootTimer.Stop()
-	// diagnose asks a guest that stopped making progress for task dumps and
-	// waits for its console to print them. On the console channel the
-	// kernel prints emergencies only (the agent set kernel.printk to 1):
-	// SysRq 7 raises the console's log level first, so that the dumps are
-	// printed there too; frames no longer matter, the VM is judged.
-	diagnose := func() {
-		// Frames arriving meanwhile are dropped: unread, they would hold
-		// up the console text the dumps are in.
-		stopDrain := dropFrames(conMsgs)
-		defer stopDrain()
-		quiet := sess.Channel == protocol.ChannelConsole
-		raised, dumped, err := qemu.AskDumps(conConn, con, quiet)
-		if err != nil {
-			log.Debug("sysrq", "err", err)
-		}
-		facts.LoglevelRaised = raised
-		facts.TaskDump = dumped && (!quiet || raised)
-	}
-
-	// handle takes one message from a channel; false ends the loop.
-	handle := func(gm guestMsg, channel string) bool {
-		if facts.ProtocolErr != nil {
-			return true // after a broken frame: the VM is judged, see below
-		}
-		if gm.err != nil {
-			facts.ProtocolErr = fmt.Errorf("guest channel (%s): %w", channel, gm.err)
-			if channel == protocol.ChannelConsole && sess.Channel == protocol.ChannelConsole {
-				// A frame broken on the console was most often cut by the
-				// kernel's own emergency text: a panic or an oops whose
-				// end is still coming. The guest gets frameErrGrace to
-				// finish it (or to stop) before the VM is judged.
-				drain = time.After(frameErrGrace)
-				return true
-			}
-			return false
-		}
-		heard = true
-		step, err := sess.acceptOn(channel, gm.m, gm.size)
-		if err != nil {
-			if !errors.Is(err, errProtocol) {
-				log.Warn("guest message", "err", err)
-			}
-			facts.ProtocolErr = err
-			return false
-		}
-		switch {
-		case step.SendPlan:
-			out.Boot = time.Since(p.Started())
-			log.Debug("agent ready", "release", sess.Ready.KernelRelease, "boot", out.Boot, "channel", channel)
-			for _, n := range sess.Ready.Notes {
-				log.Debug("guest log", "level", n.Level, "text", n.Text)
-			}
-			if s.Snapshot != nil {
-				var err error
-				if committed, err = saveAtReady(vmCtx, log, p, s.Snapshot, *sess.Ready, channel, out.Boot, &out, &wg); err != nil {
-					facts.StartErr = err
-					return false
-				}
-			}
-			if err := sendPlan(); err != nil {
-				facts.ProtocolErr = err
-				return false
-			}
-		case step.Prepared != nil:
-			log.Debug("guest prepared", "boot", step.Prepared.Boot, "clock_step_ms", step.Prepared.ClockStepMS,
-				"entropy", step.Prepared.EntropyBytes, "files", step.Prepared.Files, "file_bytes", step.Prepared.FileBytes)
-		case step.StartCheck != "":
-			log.Debug("check started", "check", step.StartCheck)
-			checkTimer = nil
-			if step.CheckTimeout > 0 {
-				facts.CheckTimeout = step.CheckTimeout + checkGrace
-				checkTimer = time.After(facts.CheckTimeout)
-			}
-			if s.OnCheck != nil {
-				s.OnCheck(step.StartCheck)
-			}
-		case step.CheckReported:
-			log.Debug("check reported", "check", gm.m.Result.Check)
-			checkTimer = nil
-		case step.SendBye && s.Rounds != nil:
-			checkTimer = nil
-			if s.Round != nil {
-				s.Round(RoundOutcome{Results: sess.Results, Artifacts: sess.Artifacts(), Dir: s.Dir})
-			}
-			rounds = s.Rounds
-		case step.SendBye:
-			checkTimer = nil
-			_ = enc.Send(protocol.Message{Type: protocol.TypeBye})
-			byeTimer = time.After(byeGrace)
-		case step.Log != nil:
-			log.Debug("guest log", "level", step.Log.Level, "text", step.Log.Text)
-			if step.Log.Level == protocol.LogProgress && s.OnProgress != nil {
-				s.OnProgress(text.Truncate(step.Log.Text, 120))
-			}
-		}
-		return true
-	}
-	// inUseEnded reports whether the channel in use (the port until the
-	// guest has spoken) has ended: when it ends after QEMU's end, nothing
-	// more can come; before, QEMU's end says why.
-	inUseEnded := func() bool {
-		if sess.Channel == protocol.ChannelConsole {
-			return conMsgs == nil
-		}
-		return msgs == nil
-	}
-
-loop:
-	for {
+// waitRestored holds the snapshot until QEMU has read its state, so that
+// nothing deletes it under QEMU, and says whether the state was whole.
+func (v *vmLife) waitRestored() error {
+	err := v.p.WaitIncoming(v.vmCtx)
+	if err == nil {
 		select {
-		case <-vmCtx.Done():
-			if ctx.Err() == nil {
-				facts.Watchdog = watchVM
-				diagnose()
-			}
-			break loop
-		case <-bootTimer.C:
-			// No sign of the agent: no ready from a booted VM, nothing
-			// from a restored one.
-			if !heard {
-				facts.Watchdog = watchBoot
-				diagnose()
-				break loop
-			}
-		case <-checkTimer:
-			facts.Watchdog = watchCheck
-			diagnose()
-			break loop
-		case <-byeTimer:
-			facts.Watchdog = watchPowerOff
-			break loop
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			log.Debug("qmp event", "event", ev.Name, "reason", ev.Reason)
-			facts.observe(ev)
-		case gm, ok := <-msgs:
-			if !ok {
-				msgs = nil
-				if exited == nil && inUseEnded() {
-					break loop
-				}
-				continue
-			}
-			if !handle(gm, protocol.ChannelVirtio) {
-				break loop
-			}
-		case gm, ok := <-conMsgs:
-			if !ok {
-				conMsgs = nil
-				if exited == nil && inUseEnded() {
-					break loop
-				}
-				continue
-			}
-			if !handle(gm, protocol.ChannelConsole) {
-				break loop
-			}
-		case <-exited:
-			exited = nil
-			if inUseEnded() {
-				break loop
-			}
-			drain = time.After(drainGrace)
-		case <-drain:
-			break loop
-		case r, ok := <-rounds:
-			rounds = nil
-			if !ok {
-				_ = enc.Send(protocol.Message{Type: protocol.TypeBye})
-				byeTimer = time.After(byeGrace)
-				continue
-			}
-			// The same agent, a new conversation about the next plan.
-			ready, channel := *sess.Ready, sess.Channel
-			sess.close()
-			sess = newSession(r.Plan, s.Dir, defaultSessionLimits)
-			sess.outs.live = s.Output
-			sess.restored(ready, channel)
-			s.Plan, s.Files = r.Plan, r.Files
-			if err := sendPlan(); err != nil {
-				facts.ProtocolErr = err
-				break loop
-			}
-		case err := <-filesDone:
-			filesDone = nil
-			if err == nil {
-				// The guest read them (the socket holds little): a
-				// restored guest, whose first word is prepared, after
-				// its files, is alive however long they took.
-				heard = true
-			}
-			select {
-			case <-p.Exited():
-				// QEMU's end is the story; the loop hears it next.
-			default:
-				if err != nil {
-					facts.SendErr = fmt.Errorf("send the plan's files: %w", err)
-					break loop
-				}
-			}
+		case err = <-v.verified:
+		case <-v.vmCtx.Done():
+			err = v.vmCtx.Err()
 		}
 	}
+	v.restore.Release()
+	return err
+}
 
-	p.Stop()
-	// QMP's last events (SHUTDOWN, GUEST_PANICKED): the channel closes with
-	// QEMU's end of the socket.
-	if events != nil {
-		for ev := range events {
-			log.Debug("qmp event", "event", ev.Name, "reason", ev.Reason)
-			facts.observe(ev)
+// release ends the session, QEMU and every goroutine, and lets the
+// snapshot go.
+func (v *vmLife) release() {
+	if v.sess != nil {
+		v.sess.close()
+	}
+	if v.stopCon != nil {
+		v.p.Close()
+		v.stopReading()
+		close(v.stopCon)
+		v.wg.Wait()
+	}
+	if v.restore != nil {
+		v.restore.Release()
+	}
+}
+
+// openSession starts the conversation about plan.
+func (v *vmLife) openSession(plan protocol.Plan) *session {
+	sess := newSession(plan, v.s.Dir, defaultSessionLimits)
+	sess.outs.live = v.s.Output
+	return sess
+}
+
+// planRestored sends the plan to a restored agent: it said ready before
+// the VM was saved, and waits for a plan on the channel it spoke on.
+func (v *vmLife) planRestored() error {
+	v.sess.restored(v.restore.Ready, v.restore.Channel)
+	v.out.Boot = time.Since(v.p.Started())
+	v.log.Debug("restored", "snapshot", v.restore.ID[:12], "saved", v.restore.Saved, "restore", v.out.Boot)
+	return v.sendPlan()
+}
+
+// sendPlan sends the plan with the host's clock and entropy on the channel
+// the guest speaks on, then its files, those in their own goroutine: they
+// may take seconds, and the watch meanwhile watches the VM.
+func (v *vmLife) sendPlan() error {
+	if v.enc == nil {
+		enc, err := v.encoder()
+		if err != nil {
+			return err
+		}
+		v.enc = enc
+	}
+	plan := v.s.Plan
+	plan.Host = hostState(v.restore)
+	for _, f := range v.s.Files {
+		plan.Files = append(plan.Files, f.Spec)
+	}
+	plan.Dirs = v.s.Dirs
+	if err := v.enc.Send(protocol.Message{Type: protocol.TypePlan, Plan: &plan}); err != nil {
+		return fmt.Errorf("send plan: %w", err)
+	}
+	v.sess.sent(plan)
+	v.log.Debug("plan sent", "checks", len(plan.Checks), "files", len(plan.Files), "boot", plan.Host.Boot)
+	if len(v.s.Files) > 0 {
+		done, enc, files := make(chan error, 1), v.enc, v.s.Files
+		v.filesDone = done
+		v.wg.Add(1)
+		go func() {
+			defer v.wg.Done()
+			done <- sendPlanFiles(enc, files)
+		}()
+	}
+	return nil
+}
+
+// encoder writes to the guest on the channel it speaks on: the console's
+// frames, or the control port once it is connected.
+func (v *vmLife) encoder() (*protocol.Encoder, error) {
+	if v.sess.Channel == protocol.ChannelConsole {
+		return protocol.NewEncoder(protocol.FrameWriter{W: v.conConn}), nil
+	}
+	select {
+	case conn := <-v.ctl:
+		return protocol.NewEncoder(conn), nil
+	case <-v.p.Exited():
+		return nil, errors.New("QEMU exited before its control port connected")
+	case <-v.vmCtx.Done():
+		return nil, v.vmCtx.Err()
+	}
+}
+
+// collect stops QEMU, hears QMP's last events (SHUTDOWN, GUEST_PANICKED:
+// the channel closes with QEMU's end of the socket) and gathers what the
+// VM said and did into its Outcome.
+func (v *vmLife) collect() Outcome {
+	v.p.Stop()
+	if v.events != nil {
+		for ev := range v.events {
+			v.qmpEvent(ev)
 		}
 	}
-	sess.close()
-	if committed != nil {
-		if err := <-committed; err != nil {
-			log.Warn("snapshot not saved", "err", err)
+	v.sess.close()
+	if v.committed != nil {
+		if err := <-v.committed; err != nil {
+			v.log.Warn("snapshot not saved", "err", err)
 		} else {
-			out.Saved = true
+			v.out.Saved = true
 		}
 	}
+	sess, out := v.sess, &v.out
 	out.Ready, out.Results, out.Done, out.Artifacts = sess.Ready, sess.Results, sess.Done, sess.Artifacts()
 	out.Prepared = sess.Prepared
-	out.Splats, out.Shutdown, out.Channel = con.Splats(), facts.Shutdown, sess.Channel
-	facts.Ready, facts.Done, facts.Running = sess.Ready != nil, sess.Done, sess.Running()
-	facts.Exit, facts.Stderr, facts.Console = p.Exit(), p.Stderr(), con.Snapshot()
-	return finish()
-}
-
-// dropFrames reads and drops ch's messages until the returned function is
-// called.
-func dropFrames(ch <-chan guestMsg) func() {
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case _, ok := <-ch:
-				if !ok {
-					<-stop
-					return
-				}
-			case <-stop:
-				return
-			}
-		}
-	}()
-	return func() {
-		close(stop)
-		<-done
-	}
-}
-
-// observe records a QMP event.
-func (f *vmFacts) observe(ev qemu.Event) {
-	switch ev.Name {
-	case "GUEST_PANICKED":
-		f.Panicked = true
-	case "SHUTDOWN":
-		f.Shutdown = ev.Reason
-		if ev.Reason == "guest-panic" {
-			f.Panicked = true
-		}
-	}
+	out.Splats, out.Shutdown, out.Channel = v.con.Splats(), v.facts.Shutdown, sess.Channel
+	v.facts.Ready, v.facts.Done, v.facts.Running = sess.Ready != nil, sess.Done, sess.Running()
+	v.facts.Exit, v.facts.Stderr, v.facts.Console = v.p.Exit(), v.p.Stderr(), v.con.Snapshot()
+	return v.finish()
 }
 
 // readGuest reads the guest's messages from the control port once it
