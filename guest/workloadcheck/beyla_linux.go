@@ -51,15 +51,9 @@ func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, err
 		return o, err
 	}
 	d.Binary = bin
-	if err := guest.RemoveMemlock(); err != nil {
-		return o, err
-	}
-	if err := guest.LoopbackUp(); err != nil {
-		return o, err
-	}
-	srv, err := workload.Start(ctx, workload.ServerConfig{ErrorRate: p.ErrorRate, Latency: 2 * time.Millisecond, Seed: 1})
+	srv, err := startServers(ctx, workload.ServerConfig{ErrorRate: p.ErrorRate, Latency: 2 * time.Millisecond, Seed: 1})
 	if err != nil {
-		return o, fmt.Errorf("start servers: %w", err)
+		return o, err
 	}
 	defer srv.Close()
 	promPort, err := freePort(ctx)
@@ -75,47 +69,16 @@ func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, err
 	defer stdout.Close()
 	stderr := &tailBuffer{max: maxBeylaStderr}
 
-	ports := []string{strconv.Itoa(int(workload.Port(srv.HTTP))), strconv.Itoa(int(workload.Port(srv.GRPCUnary))),
-		strconv.Itoa(int(workload.Port(srv.GRPCStream))), strconv.Itoa(int(workload.Port(srv.PG))), strconv.Itoa(int(workload.Port(srv.Redis)))}
-	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(),
-		"BEYLA_OPEN_PORT="+strings.Join(ports, ","),
-		"BEYLA_TRACE_PRINTER=text",
-		"BEYLA_PROMETHEUS_PORT="+strconv.Itoa(promPort),
-		"OTEL_SERVICE_NAME=vmrunner-workload",
-		// For the fixture only (testdata/beyla-fixture): what each port
-		// serves. Beyla finds that out itself.
-		"VMRUNNER_FIXTURE_PORTS="+fmt.Sprintf("http:%s,grpc-unary:%s,grpc-stream:%s,sql:%s,redis:%s", ports[0], ports[1], ports[2], ports[3], ports[4]),
-	)
-	cmd.Stdout = &limitWriter{w: stdout, n: maxBeylaStdout}
-	cmd.Stderr = stderr
-	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return o, fmt.Errorf("start %s: %w", bin, err)
+	beyla, err := startBeyla(ctx, bin, srv, promPort, stdout, stderr)
+	if err != nil {
+		return o, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case err := <-exited:
-			return err
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			return <-exited
-		}
-	}
-	defer func() { _ = stop() }()
+	defer func() { _ = beyla.stop() }()
 
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", promPort)
-	if err := waitMetrics(ctx, metricsURL, exited); err != nil {
-		stopped = true
+	if err := waitMetrics(ctx, metricsURL, beyla.exited); err != nil {
+		beyla.stopped = true
 		d.Stderr = stderr.String()
 		return o, fmt.Errorf("wait for %s's metrics endpoint: %w", filepath.Base(bin), err)
 	}
@@ -138,26 +101,95 @@ func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, err
 		d.Stderr = stderr.String()
 		return o, err
 	}
-	if err := stop(); err != nil {
+	if err := beyla.stop(); err != nil {
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 0 && !exit.Exited() {
 			d.Stderr = stderr.String()
 		}
 	}
-	metrics, fams, err := parseMetrics(bytes.NewReader(metricsText))
+	metrics, traces, err := beylaCounts(d, metricsText, stdout)
 	if err != nil {
 		return o, err
+	}
+	compareBeylaCounts(d, sent, metrics, traces)
+	beylaVerdict(&o, d, metricsText)
+	return o, nil
+}
+
+// beylaProcess is a Beyla started by startBeyla.
+type beylaProcess struct {
+	cmd    *exec.Cmd
+	exited chan error // how it exited, once
+	// stopped: stop has nothing (more) to do; set by whoever took its
+	// exit from exited.
+	stopped bool
+}
+
+// startBeyla starts bin told to watch srv's ports, printing traces as text
+// to stdout and serving Prometheus metrics on promPort.
+func startBeyla(ctx context.Context, bin string, srv *workload.Servers, promPort int, stdout io.Writer, stderr io.Writer) (*beylaProcess, error) {
+	ports := []string{strconv.Itoa(int(workload.Port(srv.HTTP))), strconv.Itoa(int(workload.Port(srv.GRPCUnary))),
+		strconv.Itoa(int(workload.Port(srv.GRPCStream))), strconv.Itoa(int(workload.Port(srv.PG))), strconv.Itoa(int(workload.Port(srv.Redis)))}
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(),
+		"BEYLA_OPEN_PORT="+strings.Join(ports, ","),
+		"BEYLA_TRACE_PRINTER=text",
+		"BEYLA_PROMETHEUS_PORT="+strconv.Itoa(promPort),
+		"OTEL_SERVICE_NAME=vmrunner-workload",
+		// For the fixture only (testdata/beyla-fixture): what each port
+		// serves. Beyla finds that out itself.
+		"VMRUNNER_FIXTURE_PORTS="+fmt.Sprintf("http:%s,grpc-unary:%s,grpc-stream:%s,sql:%s,redis:%s", ports[0], ports[1], ports[2], ports[3], ports[4]),
+	)
+	cmd.Stdout = &limitWriter{w: stdout, n: maxBeylaStdout}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	b := &beylaProcess{cmd: cmd, exited: make(chan error, 1)}
+	go func() { b.exited <- cmd.Wait() }()
+	return b, nil
+}
+
+// stop interrupts Beyla, kills it if it has not exited 10 s later, and
+// returns how it exited; only the first call does anything.
+func (b *beylaProcess) stop() error {
+	if b.stopped {
+		return nil
+	}
+	b.stopped = true
+	_ = b.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-b.exited:
+		return err
+	case <-time.After(10 * time.Second):
+		_ = b.cmd.Process.Kill()
+		return <-b.exited
+	}
+}
+
+// beylaCounts reads Beyla's counts per protocol from its metrics and its
+// trace lines (stdout, from the start), saying in d how many it read.
+func beylaCounts(d *protocol.BeylaDetails, metricsText []byte, stdout io.ReadSeeker) (metrics, traces map[string]map[string]int64, err error) {
+	metrics, fams, err := parseMetrics(bytes.NewReader(metricsText))
+	if err != nil {
+		return nil, nil, err
 	}
 	d.MetricFamilies = fams
 	if _, err := stdout.Seek(0, io.SeekStart); err != nil {
-		return o, fmt.Errorf("read trace lines: %w", err)
+		return nil, nil, fmt.Errorf("read trace lines: %w", err)
 	}
 	traces, spans, err := parseTraces(stdout)
 	if err != nil {
-		return o, err
+		return nil, nil, err
 	}
 	d.TraceLines = spans
+	return metrics, traces, nil
+}
 
+// compareBeylaCounts compares, per protocol, what Beyla counted in its
+// metrics and traces with what the clients sent, into d.
+func compareBeylaCounts(d *protocol.BeylaDetails, sent map[string]workload.Result, metrics, traces map[string]map[string]int64) {
 	expected := beylaExpected(sent)
 	for _, name := range workload.Protocols {
 		exp, ok := expected[name]
@@ -184,7 +216,11 @@ func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, err
 		}
 		d.Protocols[name] = bp
 	}
+}
 
+// beylaVerdict is the check's status, message and metrics artifact: a
+// pass when Beyla saw what was sent.
+func beylaVerdict(o *guest.Outcome, d *protocol.BeylaDetails, metricsText []byte) {
 	art := metricsText
 	if len(art) > maxBeylaMetrics {
 		art = art[:maxBeylaMetrics]
@@ -193,12 +229,11 @@ func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, err
 	if len(d.Mismatches) > 0 {
 		o.Status = protocol.StatusFail
 		o.Message = "beyla's counts differ from sent: " + strings.Join(d.Mismatches, "; ")
-		return o, nil
+		return
 	}
 	o.Status = protocol.StatusPass
 	o.Message = fmt.Sprintf("beyla saw what was sent for %d protocols (%d spans, %d metric families; ready in %.1fs)",
 		len(d.Protocols), d.TraceLines, d.MetricFamilies, d.StartupMS/1000)
-	return o, nil
 }
 
 // beylaBinary resolves the binary's guest path: a directory holds one

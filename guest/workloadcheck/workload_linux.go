@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/vmrunner/vmrunner/guest"
@@ -32,16 +33,7 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 	if err != nil {
 		return guest.Outcome{}, err
 	}
-	classifier := "standard"
-	if p.Classifier != "" {
-		classifier = p.Classifier
-	}
-	d := &protocol.WorkloadDetails{
-		Scenario: p.Scenario, Profile: p.Profile, DurationMS: time.Duration(p.Duration).Milliseconds(),
-		VCPUs: runtime.NumCPU(), MemTotalMB: memTotalMB(), Protocols: map[string]protocol.WorkloadProtocol{},
-		Mismatches: []string{}, Flags: []string{},
-	}
-	d.Instrumentation.Classifier = classifier
+	d := newWorkloadDetails(p)
 	o := guest.Outcome{Details: d}
 	kernelTypes, btfChoice, err := kernelbtf.KernelTypes()
 	if err != nil {
@@ -61,15 +53,9 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 		Duration: time.Duration(p.Duration), Rates: p.Rates, ErrorRate: p.ErrorRate,
 		Latency: time.Duration(p.Latency), Seed: 2,
 	}
-	if err := guest.RemoveMemlock(); err != nil {
-		return o, err
-	}
-	if err := guest.LoopbackUp(); err != nil {
-		return o, err
-	}
-	srv, err := workload.Start(ctx, srvCfg)
+	srv, err := startServers(ctx, srvCfg)
 	if err != nil {
-		return o, fmt.Errorf("start servers: %w", err)
+		return o, err
 	}
 	defer srv.Close()
 
@@ -90,36 +76,57 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 		defer stats.Close()
 	}
 	rssBefore := currentRSSMB()
-	start := time.Now()
-	obs, err := instrument.Load(instrument.Config{
-		TGID: uint32(os.Getpid()), Ports: instrument.Ports(srv), BrokenStatus: p.Classifier == "broken-status",
-		Legacy: p.ProbeRead == "bpf_probe_read", KernelTypes: kernelTypes,
-	})
+	obs, startup, probeRead, err := loadInstrumentation(p, srv, kernelTypes, d)
 	if err != nil {
-		return o, fmt.Errorf("load instrumentation: %w", err)
+		return o, err
 	}
 	defer obs.Close()
-	startup := time.Since(start)
-	info := obs.Info()
-	d.Instrumentation.ProbeRead, d.Instrumentation.Hooks = info.ProbeRead, info.Hooks
-	d.Instrumentation.StartupMS, d.Instrumentation.KernelBTFMS = ms(startup), ms(info.KernelBTF)
-	d.Instrumentation.LoadMS, d.Instrumentation.AttachMS = ms(info.Load), ms(info.Attach)
 
-	var samples *sampler
-	if p.Profile == "long-running" {
-		every := time.Duration(p.SampleEvery)
-		if every <= 0 {
-			every = max(time.Duration(p.Duration)/20, time.Second)
-		}
-		samples = &sampler{every: every}
-	}
+	samples := newSampler(p)
 	instrumented, sent, err := runPhase(ctx, srv, loadCfg, obs, samples)
 	if err != nil {
 		return o, err
 	}
+	if err := tally(d, obs, sent); err != nil {
+		return o, err
+	}
+	if baseline != nil {
+		d.Overhead = overhead(*baseline, instrumented, startup, obs, rssBefore)
+		d.Flags = append(d.Flags, overheadFlags(d.Overhead)...)
+	}
+	if samples != nil {
+		steadyGrowth(d, samples, time.Duration(p.Duration))
+	}
+	if p.Profile == "constrained" && d.VCPUs > 1 {
+		d.Flags = append(d.Flags, fmt.Sprintf("constrained profile on %d vCPUs: set cpus: 1 (and a small memory) on the kernel entry", d.VCPUs))
+	}
+	o.Artifacts = append(o.Artifacts, protocol.Artifact{Check: "workload", Name: "workload/counts.txt", Data: countsTable(d.Protocols)})
+	workloadVerdict(&o, d, probeRead)
+	return o, nil
+}
+
+// startServers starts the workload's servers on loopback, with the
+// memlock limit lifted for the eBPF programs that will watch them.
+func startServers(ctx context.Context, cfg workload.ServerConfig) (*workload.Servers, error) {
+	if err := guest.RemoveMemlock(); err != nil {
+		return nil, err
+	}
+	if err := guest.LoopbackUp(); err != nil {
+		return nil, err
+	}
+	srv, err := workload.Start(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start servers: %w", err)
+	}
+	return srv, nil
+}
+
+// tally puts in d what obs counted against what the clients sent, and how
+// long each of its programs ran.
+func tally(d *protocol.WorkloadDetails, obs *instrument.Observer, sent map[string]workload.Result) error {
 	counts, err := obs.Counts()
 	if err != nil {
-		return o, err
+		return err
 	}
 	if progs, ok := obs.Stats(); ok {
 		for _, s := range progs {
@@ -129,60 +136,113 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 		}
 	}
 	d.Mismatches = compareCounts(sent, instrument.Observed(counts), d.Protocols)
+	return nil
+}
 
-	if baseline != nil {
-		ov := &protocol.WorkloadOverhead{Baseline: *baseline, Instrumented: instrumented, StartupMS: ms(startup)}
-		if baseline.CPUPerOpUS > 0 {
-			ov.CPUPerOpPct = round2((instrumented.CPUPerOpUS - baseline.CPUPerOpUS) / baseline.CPUPerOpUS * 100)
-		}
-		if cpu := instrumented.CPUUserMS + instrumented.CPUSysMS; cpu > 0 && instrumented.BPFRuntimeMS > 0 {
-			ov.BPFCPUPct = round2(instrumented.BPFRuntimeMS / cpu * 100)
-		}
-		if baseline.Throughput > 0 {
-			ov.ThroughputPct = round2((instrumented.Throughput - baseline.Throughput) / baseline.Throughput * 100)
-		}
-		for name, p99 := range instrumented.P99MS {
-			ov.P99DeltaMS = max(ov.P99DeltaMS, round2(p99-baseline.P99MS[name]))
-		}
-		memlock, _ := obs.Memlock()
-		ov.MemoryMB = round2(float64(memlock)/(1<<20) + max(0, currentRSSMB()-rssBefore))
-		d.Overhead = ov
-		d.Flags = append(d.Flags, overheadFlags(ov)...)
+// newWorkloadDetails is the details of a workload check with params p,
+// before anything ran.
+func newWorkloadDetails(p protocol.WorkloadParams) *protocol.WorkloadDetails {
+	classifier := "standard"
+	if p.Classifier != "" {
+		classifier = p.Classifier
 	}
-	if samples != nil {
-		d.Samples = samples.samples
-		// Growth is measured in the steady state: after a warm-up of a
-		// tenth of the run (at least one period) and before the last
-		// twentieth, when the clients close their connections.
-		dur := time.Duration(p.Duration)
-		from, to := max(dur/10, samples.every), dur-dur/20
-		var steady []protocol.WorkloadSample
-		for _, s := range samples.samples {
-			if at := time.Duration(s.AtMS) * time.Millisecond; at >= from && at <= to {
-				steady = append(steady, s)
-			}
-		}
-		if len(steady) >= 2 {
-			first, last := steady[0], steady[len(steady)-1]
-			elapsed := time.Duration(last.AtMS-first.AtMS) * time.Millisecond
-			d.RSSGrowthPctPerHour = growthPerHour(first.RSSMB, last.RSSMB, elapsed)
-			d.FDGrowthPctPerHour = growthPerHour(float64(first.FDs), float64(last.FDs), elapsed)
-		}
-		if d.RSSGrowthPctPerHour > targetGrowthPctH {
-			d.Flags = append(d.Flags, fmt.Sprintf("rss: %+.1f%%/h (target <= 10%%/h)", d.RSSGrowthPctPerHour))
-		}
-		if d.FDGrowthPctPerHour > targetGrowthPctH {
-			d.Flags = append(d.Flags, fmt.Sprintf("fds: %+.1f%%/h (target <= 10%%/h)", d.FDGrowthPctPerHour))
+	d := &protocol.WorkloadDetails{
+		Scenario: p.Scenario, Profile: p.Profile, DurationMS: time.Duration(p.Duration).Milliseconds(),
+		VCPUs: runtime.NumCPU(), MemTotalMB: memTotalMB(), Protocols: map[string]protocol.WorkloadProtocol{},
+		Mismatches: []string{}, Flags: []string{},
+	}
+	d.Instrumentation.Classifier = classifier
+	return d
+}
+
+// loadInstrumentation loads and attaches the built-in instrumentation for
+// srv's ports, saying in d how long it took; it returns the observer, the
+// time from load to attached, and how it reads memory.
+func loadInstrumentation(p protocol.WorkloadParams, srv *workload.Servers, kernelTypes *btf.Spec, d *protocol.WorkloadDetails) (*instrument.Observer, time.Duration, string, error) {
+	start := time.Now()
+	obs, err := instrument.Load(instrument.Config{
+		TGID: uint32(os.Getpid()), Ports: instrument.Ports(srv), BrokenStatus: p.Classifier == "broken-status",
+		Legacy: p.ProbeRead == "bpf_probe_read", KernelTypes: kernelTypes,
+	})
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("load instrumentation: %w", err)
+	}
+	startup := time.Since(start)
+	info := obs.Info()
+	d.Instrumentation.ProbeRead, d.Instrumentation.Hooks = info.ProbeRead, info.Hooks
+	d.Instrumentation.StartupMS, d.Instrumentation.KernelBTFMS = ms(startup), ms(info.KernelBTF)
+	d.Instrumentation.LoadMS, d.Instrumentation.AttachMS = ms(info.Load), ms(info.Attach)
+	return obs, startup, info.ProbeRead, nil
+}
+
+// newSampler samples the guest's memory and descriptors through a
+// long-running profile; nil for the others.
+func newSampler(p protocol.WorkloadParams) *sampler {
+	if p.Profile != "long-running" {
+		return nil
+	}
+	every := time.Duration(p.SampleEvery)
+	if every <= 0 {
+		every = max(time.Duration(p.Duration)/20, time.Second)
+	}
+	return &sampler{every: every}
+}
+
+// overhead compares the instrumented phase with the baseline.
+func overhead(baseline, instrumented protocol.WorkloadPhase, startup time.Duration, obs *instrument.Observer, rssBefore float64) *protocol.WorkloadOverhead {
+	ov := &protocol.WorkloadOverhead{Baseline: baseline, Instrumented: instrumented, StartupMS: ms(startup)}
+	if baseline.CPUPerOpUS > 0 {
+		ov.CPUPerOpPct = round2((instrumented.CPUPerOpUS - baseline.CPUPerOpUS) / baseline.CPUPerOpUS * 100)
+	}
+	if cpu := instrumented.CPUUserMS + instrumented.CPUSysMS; cpu > 0 && instrumented.BPFRuntimeMS > 0 {
+		ov.BPFCPUPct = round2(instrumented.BPFRuntimeMS / cpu * 100)
+	}
+	if baseline.Throughput > 0 {
+		ov.ThroughputPct = round2((instrumented.Throughput - baseline.Throughput) / baseline.Throughput * 100)
+	}
+	for name, p99 := range instrumented.P99MS {
+		ov.P99DeltaMS = max(ov.P99DeltaMS, round2(p99-baseline.P99MS[name]))
+	}
+	memlock, _ := obs.Memlock()
+	ov.MemoryMB = round2(float64(memlock)/(1<<20) + max(0, currentRSSMB()-rssBefore))
+	return ov
+}
+
+// steadyGrowth puts the samples of a run of dur in d, with the growth of
+// memory and descriptors per hour, flagged over the target.
+func steadyGrowth(d *protocol.WorkloadDetails, samples *sampler, dur time.Duration) {
+	d.Samples = samples.samples
+	// Growth is measured in the steady state: after a warm-up of a tenth
+	// of the run (at least one period) and before the last twentieth, when
+	// the clients close their connections.
+	from, to := max(dur/10, samples.every), dur-dur/20
+	var steady []protocol.WorkloadSample
+	for _, s := range samples.samples {
+		if at := time.Duration(s.AtMS) * time.Millisecond; at >= from && at <= to {
+			steady = append(steady, s)
 		}
 	}
-	if p.Profile == "constrained" && d.VCPUs > 1 {
-		d.Flags = append(d.Flags, fmt.Sprintf("constrained profile on %d vCPUs: set cpus: 1 (and a small memory) on the kernel entry", d.VCPUs))
+	if len(steady) >= 2 {
+		first, last := steady[0], steady[len(steady)-1]
+		elapsed := time.Duration(last.AtMS-first.AtMS) * time.Millisecond
+		d.RSSGrowthPctPerHour = growthPerHour(first.RSSMB, last.RSSMB, elapsed)
+		d.FDGrowthPctPerHour = growthPerHour(float64(first.FDs), float64(last.FDs), elapsed)
 	}
-	o.Artifacts = append(o.Artifacts, protocol.Artifact{Check: "workload", Name: "workload/counts.txt", Data: countsTable(d.Protocols)})
+	if d.RSSGrowthPctPerHour > targetGrowthPctH {
+		d.Flags = append(d.Flags, fmt.Sprintf("rss: %+.1f%%/h (target <= 10%%/h)", d.RSSGrowthPctPerHour))
+	}
+	if d.FDGrowthPctPerHour > targetGrowthPctH {
+		d.Flags = append(d.Flags, fmt.Sprintf("fds: %+.1f%%/h (target <= 10%%/h)", d.FDGrowthPctPerHour))
+	}
+}
+
+// workloadVerdict is the check's status and message: a pass when every
+// count observed is the count sent.
+func workloadVerdict(o *guest.Outcome, d *protocol.WorkloadDetails, probeRead string) {
 	if len(d.Mismatches) > 0 {
 		o.Status = protocol.StatusFail
 		o.Message = "observed counts differ from sent: " + strings.Join(d.Mismatches, "; ")
-		return o, nil
+		return
 	}
 	o.Status = protocol.StatusPass
 	var rates []string
@@ -191,11 +251,10 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 			rates = append(rates, fmt.Sprintf("%s %.0f/s", name, r.AchievedRate))
 		}
 	}
-	o.Message = fmt.Sprintf("observed = sent for %d protocols (%s; %s)", len(d.Protocols), strings.Join(rates, ", "), info.ProbeRead)
+	o.Message = fmt.Sprintf("observed = sent for %d protocols (%s; %s)", len(d.Protocols), strings.Join(rates, ", "), probeRead)
 	if len(d.Flags) > 0 {
 		o.Message += fmt.Sprintf("; %d figures outside targets: %s", len(d.Flags), strings.Join(d.Flags, "; "))
 	}
-	return o, nil
 }
 
 // runPhase runs the load once and measures it.
