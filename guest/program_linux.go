@@ -17,8 +17,8 @@ import (
 	"github.com/vmrunner/vmrunner/protocol"
 )
 
-// pipeGrace is how long output may still arrive once the program exited:
-// a process it left behind may hold its pipes open.
+// pipeGrace is how long the pipes may stay silent once the program exited
+// before they are closed: a process it left behind may hold them open.
 const pipeGrace = 2 * time.Second
 
 // runProgram binds p's shares, runs p.Binary with its argv exactly as
@@ -81,10 +81,10 @@ func runProgram(ctx context.Context, p protocol.TestParams, check string, send f
 	pm.read(protocol.Stderr, errR)
 	finish := func() {
 		// Once the program is gone, what still holds the pipes gets a
-		// moment, then the read ends are closed under it.
-		t := time.AfterFunc(pipeGrace, func() { outR.Close(); errR.Close() })
-		pm.wait()
-		t.Stop()
+		// moment of silence, then the read ends are closed under it.
+		// What the program wrote before it exited is all sent, however
+		// long the channel takes.
+		pm.waitIdle(pipeGrace, func() { outR.Close(); errR.Close() })
 		outR.Close()
 		errR.Close()
 		run.stdout, run.stderr, run.dropped = pm.counts[protocol.Stdout], pm.counts[protocol.Stderr], pm.dropped

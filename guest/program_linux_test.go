@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,6 +46,13 @@ func TestMain(m *testing.M) {
 		time.Sleep(time.Hour)
 	case "flood":
 		os.Stdout.Write(bytes.Repeat([]byte("x"), 300<<10))
+	case "bigflood":
+		// More than the pump queues: it exits as soon as the pipe has
+		// taken the last byte, with the pump's queue full.
+		for i := range 40 {
+			os.Stdout.Write(bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10))
+		}
+		_ = os.WriteFile(os.Getenv("EXITED"), nil, 0o644)
 	}
 	os.Exit(0)
 }
@@ -191,6 +199,49 @@ func TestRunProgramBoundsOutput(t *testing.T) {
 		if len(o.Data) > protocol.MaxOutputChunk {
 			t.Errorf("chunk of %d bytes", len(o.Data))
 		}
+	}
+}
+
+// With no output limit every byte is sent, also when the channel is slower
+// than the program: it is held back, and what it wrote before it exited
+// is sent whole, however long the channel stalls.
+func TestRunProgramUnboundedSlowChannel(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	exited := filepath.Join(t.TempDir(), "exited")
+	stalled := false
+	slow := func(o protocol.Output) error {
+		// Slower than the program, and once it has exited, with its
+		// last bytes in the pipe, the channel stalls for longer than
+		// pipeGrace.
+		time.Sleep(10 * time.Millisecond)
+		if _, err := os.Stat(exited); err == nil && !stalled {
+			stalled = true
+			time.Sleep(pipeGrace + time.Second)
+		}
+		return c.send(o)
+	}
+	p := protocol.TestParams{Binary: self, Env: []string{helperEnv + "=bigflood", "EXITED=" + exited}, MaxOutput: protocol.NoOutputLimit}
+	start := time.Now()
+	run, err := runProgram(context.Background(), p, "test/helper", slow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stalled {
+		t.Fatalf("took %s: the program's output was all sent before it exited", time.Since(start))
+	}
+	var want bytes.Buffer
+	for i := range 40 {
+		want.Write(bytes.Repeat([]byte{byte('a' + i%26)}, 64<<10))
+	}
+	if got := c.text(protocol.Stdout); got != want.String() {
+		t.Errorf("received %d bytes, want the %d written, in order", len(got), want.Len())
+	}
+	if run.exitCode != 0 || run.stdout != 40*64<<10 || run.dropped != 0 {
+		t.Errorf("exit %d, stdout %d, dropped %d", run.exitCode, run.stdout, run.dropped)
 	}
 }
 

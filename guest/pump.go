@@ -14,7 +14,9 @@ import (
 // the other stream sends it at once, so that order is kept. So a chatty
 // program costs at most one message per stream every flushDelay, and a
 // quiet one is seen as it writes. At most max bytes are sent; the rest is
-// read and counted, so the program never blocks on a full pipe.
+// read and counted, so the program never blocks on a full pipe. With max
+// protocol.NoOutputLimit everything is sent: send's pace, the channel's,
+// holds the program back once the pipes and the pump's queue are full.
 type pump struct {
 	check string
 	max   int64
@@ -23,6 +25,11 @@ type pump struct {
 	chunks  chan chunk
 	readers sync.WaitGroup
 	done    chan struct{}
+
+	mu       sync.Mutex
+	active   int       // readers not ended
+	inRead   int       // readers waiting on their pipe
+	lastRead time.Time // when a reader last began to wait on its pipe
 
 	// Written by the sender goroutine; read after wait.
 	counts  map[protocol.Stream]int64
@@ -51,11 +58,26 @@ func newPump(check string, max int64, send func(protocol.Output) error) *pump {
 // read copies r into the pump until EOF or an error.
 func (p *pump) read(stream protocol.Stream, r io.Reader) {
 	p.readers.Add(1)
+	p.mu.Lock()
+	p.active++
+	p.mu.Unlock()
 	go func() {
 		defer p.readers.Done()
+		defer func() {
+			p.mu.Lock()
+			p.active--
+			p.mu.Unlock()
+		}()
 		for {
 			buf := make([]byte, readSize)
+			p.mu.Lock()
+			p.inRead++
+			p.lastRead = time.Now()
+			p.mu.Unlock()
 			n, err := r.Read(buf)
+			p.mu.Lock()
+			p.inRead--
+			p.mu.Unlock()
 			if n > 0 {
 				p.chunks <- chunk{stream, buf[:n]}
 			}
@@ -71,6 +93,45 @@ func (p *pump) wait() {
 	p.readers.Wait()
 	close(p.chunks)
 	<-p.done
+}
+
+// idle is how long every reader still running has been waiting on an
+// empty pipe: 0 while one of them holds bytes the sender has not taken
+// yet, however long the channel keeps it waiting.
+func (p *pump) idle() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inRead < p.active {
+		return 0
+	}
+	return time.Since(p.lastRead)
+}
+
+// waitIdle is wait for a program that has exited: what it left behind
+// may hold its pipes open, so once no reader has had a byte for grace,
+// cut is called (it closes the pipes' read ends) and the readers end.
+// Output still queued or in flight is sent whole, however slowly the
+// channel takes it.
+func (p *pump) waitIdle(grace time.Duration, cut func()) {
+	waited := make(chan struct{})
+	go func() {
+		p.wait()
+		close(waited)
+	}()
+	tick := time.NewTicker(grace / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-waited:
+			return
+		case <-tick.C:
+			if p.idle() >= grace {
+				cut()
+				<-waited
+				return
+			}
+		}
+	}
 }
 
 func (p *pump) sender() {
@@ -107,7 +168,7 @@ func (p *pump) sender() {
 		}
 		timer.Stop()
 		p.counts[c.stream] += int64(len(data))
-		if room := p.max - p.sent; int64(len(data)) > room {
+		if room := p.max - p.sent; p.max != protocol.NoOutputLimit && int64(len(data)) > room {
 			p.dropped += int64(len(data)) - max(room, 0)
 			data = data[:max(room, 0)]
 		}

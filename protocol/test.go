@@ -69,12 +69,19 @@ type TestParams struct {
 	// starts.
 	Binds []Bind `json:"binds,omitempty"`
 	// MaxOutput bounds the bytes of output sent to the host (both streams
-	// together); later output is read and dropped. 0 means DefaultMaxOutput.
+	// together); later output is read, counted and dropped. 0 means
+	// DefaultMaxOutput; NoOutputLimit sends it all.
 	MaxOutput int64 `json:"max_output,omitempty"`
 }
 
-// DefaultMaxOutput is TestParams.MaxOutput when not set.
+// DefaultMaxOutput is TestParams.MaxOutput when not set: what the host keeps
+// of a test check's output in the run directory.
 const DefaultMaxOutput = 64 << 20
+
+// NoOutputLimit as TestParams.MaxOutput sends every byte (vmrunner exec,
+// whose host passes the output on as it arrives): the channel's pace holds
+// the program back, as a slow terminal would, and nothing is dropped.
+const NoOutputLimit = -1
 
 // Bind makes the packed file or directory Source (under ShareRoot) appear at
 // Target.
@@ -146,8 +153,8 @@ func (p TestParams) Validate() []ParamProblem {
 			bad("binds", "target: %v", err)
 		}
 	}
-	if p.MaxOutput < 0 {
-		bad("max_output", "%d: expected 0 or more bytes", p.MaxOutput)
+	if p.MaxOutput < NoOutputLimit {
+		bad("max_output", "%d: expected 0 or more bytes, or %d for no limit", p.MaxOutput, NoOutputLimit)
 	}
 	return probs
 }

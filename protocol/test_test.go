@@ -43,6 +43,11 @@ func TestTestParamsValidate(t *testing.T) {
 	if probs := good.Validate(); len(probs) > 0 {
 		t.Fatalf("valid params: %v", probs)
 	}
+	unbounded := good
+	unbounded.MaxOutput = NoOutputLimit
+	if probs := unbounded.Validate(); len(probs) > 0 {
+		t.Fatalf("max_output %d: %v", NoOutputLimit, probs)
+	}
 	for name, mutate := range map[string]func(*TestParams){
 		"name with slash":   func(p *TestParams) { p.Name = "a/b" },
 		"empty name":        func(p *TestParams) { p.Name = "" },
@@ -55,7 +60,7 @@ func TestTestParamsValidate(t *testing.T) {
 		"bind from outside": func(p *TestParams) { p.Binds = []Bind{{Source: "/etc", Target: "/work"}} },
 		"bind escaping":     func(p *TestParams) { p.Binds = []Bind{{Source: ShareRoot + "/../../etc", Target: "/work"}} },
 		"bind onto /proc":   func(p *TestParams) { p.Binds = []Bind{{Source: ShareRoot + "/0", Target: "/proc/sys"}} },
-		"negative output":   func(p *TestParams) { p.MaxOutput = -1 },
+		"negative output":   func(p *TestParams) { p.MaxOutput = NoOutputLimit - 1 },
 	} {
 		p := good
 		p.Binds = append([]Bind(nil), good.Binds...)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmrunner/vmrunner/internal/runner"
 	"github.com/vmrunner/vmrunner/internal/text"
+	"github.com/vmrunner/vmrunner/internal/vm"
 	"github.com/vmrunner/vmrunner/protocol"
 	"github.com/vmrunner/vmrunner/report"
 	"github.com/vmrunner/vmrunner/results"
@@ -200,8 +201,8 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 		if r.Dropped > 0 {
 			// Never a truncated log reported as ok (go test -exec).
 			failed = true
-			fmt.Fprintf(stderr, "vmrunner exec: %s: %d bytes of the program's output past the %d MiB passed on were dropped (program exit %d): exit 3\n",
-				r.Target.Label(), r.Dropped, protocol.DefaultMaxOutput>>20, r.ExitCode)
+			fmt.Fprintf(stderr, "vmrunner exec: %s: the guest dropped %d bytes of the program's output (program exit %d): exit 3\n",
+				r.Target.Label(), r.Dropped, r.ExitCode)
 		}
 		if r.VMErr != nil && r.ExitCode >= 0 {
 			// The program's status is known, and the VM still did not
@@ -211,6 +212,12 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 	}
 	if failed || keep {
 		keep = true
+		for _, r := range res.Runs {
+			if n := w.passed[r.Target.Label()]; n > vm.MaxSavedOutput {
+				fmt.Fprintf(stderr, "vmrunner exec: %s: the results keep the first %d MiB of the program's %d bytes of output, all passed on\n",
+					r.Target.Label(), vm.MaxSavedOutput>>20, n)
+			}
+		}
 		fmt.Fprintf(stderr, "vmrunner exec: results in %s\n", res.Dir)
 	}
 	if !keep {
@@ -298,21 +305,28 @@ func execSummary(r runner.ExecRun) string {
 }
 
 // execOutput writes the programs' output: as it comes with one VM; with
-// several, line by line, each prefixed by its VM.
+// several, line by line, each prefixed by its VM. It holds at most
+// maxPartialLine bytes per VM and stream, whatever the programs write.
 type execOutput struct {
 	mu             sync.Mutex
 	stdout, stderr io.Writer
 	prefix         bool
 	partial        map[string]*bytes.Buffer // by VM and stream: a line not ended yet
+	passed         map[string]int64         // by VM: bytes passed on
 }
 
+// maxPartialLine is the longest line held back to be prefixed whole: a
+// longer one is written in pieces of this size, each on a line of its own.
+const maxPartialLine = 64 << 10
+
 func newExecOutput(stdout, stderr io.Writer, prefix bool) *execOutput {
-	return &execOutput{stdout: stdout, stderr: stderr, prefix: prefix, partial: map[string]*bytes.Buffer{}}
+	return &execOutput{stdout: stdout, stderr: stderr, prefix: prefix, partial: map[string]*bytes.Buffer{}, passed: map[string]int64{}}
 }
 
 func (w *execOutput) write(t matrix.Target, o protocol.Output) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.passed[t.Label()] += int64(len(o.Data))
 	dst := w.stdout
 	if o.Stream == protocol.Stderr {
 		dst = w.stderr
@@ -327,17 +341,26 @@ func (w *execOutput) write(t matrix.Target, o protocol.Output) {
 		buf = &bytes.Buffer{}
 		w.partial[key] = buf
 	}
-	buf.Write(o.Data)
-	for {
-		line, err := buf.ReadBytes('\n')
-		if err != nil {
-			// Keep the unfinished line for the next piece.
-			rest := append([]byte(nil), line...)
-			buf.Reset()
-			buf.Write(rest)
+	data := o.Data
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			// Keep the unfinished line for the next piece, up to
+			// maxPartialLine.
+			for len(data) > 0 {
+				n := min(len(data), maxPartialLine-buf.Len())
+				buf.Write(data[:n])
+				data = data[n:]
+				if buf.Len() == maxPartialLine {
+					fmt.Fprintf(dst, "[%s] %s\n", t.Label(), buf.Bytes())
+					buf.Reset()
+				}
+			}
 			return
 		}
-		fmt.Fprintf(dst, "[%s] %s", t.Label(), line)
+		fmt.Fprintf(dst, "[%s] %s%s", t.Label(), buf.Bytes(), data[:i+1])
+		buf.Reset()
+		data = data[i+1:]
 	}
 }
 

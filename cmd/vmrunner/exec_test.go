@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"github.com/vmrunner/vmrunner/internal/matrix"
+	"strings"
 	"testing"
 
 	"github.com/vmrunner/vmrunner/internal/runner"
@@ -73,6 +74,38 @@ func TestExecOutput(t *testing.T) {
 	want := "[5.10/x86_64] other\n[6.1/x86_64] hello\n[6.1/x86_64] world\n[5.10/x86_64] second \n"
 	if stdout.String() != want || stderr.String() != "[5.10/x86_64] oops\n" {
 		t.Errorf("several VMs:\nstdout %q\nwant   %q\nstderr %q", stdout.String(), want, stderr.String())
+	}
+}
+
+// With several VMs a line without end is held to maxPartialLine bytes and
+// written in pieces of that size: nothing is lost, memory stays bounded.
+func TestExecOutputLongLine(t *testing.T) {
+	a := matrix.Target{Kernel: matrix.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}
+	var stdout, stderr bytes.Buffer
+	pre := newExecOutput(&stdout, &stderr, true)
+	piece := bytes.Repeat([]byte("x"), protocol.MaxOutputChunk)
+	for range 5 {
+		pre.write(a, protocol.Output{Stream: protocol.Stdout, Data: piece})
+		if held := pre.partial["6.1/x86_64 stdout"].Len(); held > maxPartialLine {
+			t.Fatalf("holding %d bytes of a line, more than %d", held, maxPartialLine)
+		}
+	}
+	pre.write(a, protocol.Output{Stream: protocol.Stdout, Data: []byte("end\n")})
+	pre.flush()
+	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	var got strings.Builder
+	for _, l := range lines {
+		rest, ok := strings.CutPrefix(l, "[6.1/x86_64] ")
+		if !ok || len(rest) > maxPartialLine+len("end") {
+			t.Fatalf("line %.40q… of %d bytes", l, len(l))
+		}
+		got.WriteString(rest)
+	}
+	if want := strings.Repeat("x", 5*protocol.MaxOutputChunk) + "end"; got.String() != want {
+		t.Errorf("passed on %d bytes, want %d", got.Len(), len(want))
+	}
+	if pre.passed["6.1/x86_64"] != 5*protocol.MaxOutputChunk+4 {
+		t.Errorf("counted %d bytes passed on", pre.passed["6.1/x86_64"])
 	}
 }
 

@@ -83,8 +83,8 @@ type ExecRun struct {
 	// power-off, a protocol error after the program's result), or nil:
 	// whatever the program's status, the VM did not end well.
 	VMErr *results.Record
-	// Dropped is how many bytes of the program's output were read in the
-	// guest past protocol.DefaultMaxOutput and not passed on.
+	// Dropped is how many bytes of the program's output the guest says it
+	// read and did not send (none: Exec asks it for all of it).
 	Dropped int64
 }
 
@@ -172,8 +172,9 @@ func PlanExec(opts ExecOptions) (*matrix.Matrix, error) {
 		}
 	}
 	timeout := cmp.Or(opts.Timeout, DefaultExecTimeout)
+	// All of the output is sent, and passed on as it comes (Output).
 	params := protocol.TestParams{Name: matrix.TestName(filepath.Base(p.Path)), Binary: p.Path, Args: opts.Args, Env: opts.Env,
-		Dir: guestDirOrEmpty(dir), Format: protocol.FormatExit, Binds: sh.Binds}
+		Dir: guestDirOrEmpty(dir), Format: protocol.FormatExit, Binds: sh.Binds, MaxOutput: protocol.NoOutputLimit}
 	if probs := params.Validate(); len(probs) > 0 {
 		return nil, badInputf("%s", probs[0].Msg)
 	}
@@ -200,8 +201,11 @@ func guestDirOrEmpty(dir string) string {
 
 // Exec runs a program on each target of PlanExec's matrix, as the test
 // check does (watchdogs, retries, records, results directory), and reports
-// each run's exit status. opts.Output receives the program's output as it
-// arrives.
+// each run's exit status. opts.Output receives the program's whole output
+// as it arrives, one message (at most protocol.MaxOutputChunk bytes) at a
+// time: the guest waits while it runs, so a slow Output holds the program
+// back and the host's memory stays bounded. The results directory keeps
+// its first vm.MaxSavedOutput bytes.
 func Exec(ctx context.Context, opts ExecOptions) (*ExecResult, error) {
 	m, err := PlanExec(opts)
 	if err != nil {

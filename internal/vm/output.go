@@ -20,19 +20,24 @@ const (
 	stderrLog = "stderr.log"
 )
 
-// maxOutputBytes bounds what one VM's programs may write to the host's disk
+// MaxSavedOutput bounds what one VM's programs may write to the host's disk
 // (times three: the combined log and each stream's).
-const maxOutputBytes = protocol.DefaultMaxOutput
+const MaxSavedOutput = protocol.DefaultMaxOutput
 
 // outputSaver writes the output messages of a VM's programs to their files
 // as they arrive and passes them on to live, when set. The guest is not
 // trusted: the result name must be one a test check may report, and past
-// maxOutputBytes nothing more is written.
+// MaxSavedOutput nothing more is written. With live (vmrunner exec) the
+// output goes on being passed on, whole, and what the files miss is counted
+// in cut; without it (the files are the only copy, and the guest bounds
+// each program's output to fit) more is a protocol error.
 type outputSaver struct {
 	dir   string
+	max   int64 // MaxSavedOutput
 	live  func(protocol.Output)
 	bytes int64
 	files map[string]*outputFiles
+	cut   map[string]int64 // by result: bytes passed on live, not saved
 }
 
 type outputFiles struct {
@@ -46,20 +51,28 @@ func (s *outputSaver) save(o *protocol.Output, planned func(string) bool) error 
 	if !planned(o.Check) || !protocol.ValidArtifactName(o.Check+"/"+outputLog) {
 		return fmt.Errorf("output for %q, which is not a planned result", text.Truncate(o.Check, 64))
 	}
-	if s.bytes+int64(len(o.Data)) > maxOutputBytes {
-		return fmt.Errorf("%w (%d MiB)", errOutputLimit, maxOutputBytes>>20)
-	}
-	s.bytes += int64(len(o.Data))
 	f, err := s.open(o.Check)
 	if err != nil {
 		return err
 	}
+	save := o.Data
+	if room := s.max - s.bytes; int64(len(save)) > room {
+		if s.live == nil {
+			return fmt.Errorf("%w (%d MiB)", errOutputLimit, s.max>>20)
+		}
+		save = save[:room]
+		if s.cut == nil {
+			s.cut = map[string]int64{}
+		}
+		s.cut[o.Check] += int64(len(o.Data)) - room
+	}
+	s.bytes += int64(len(save))
 	stream := f.stdout
 	if o.Stream == protocol.Stderr {
 		stream = f.stderr
 	}
 	for _, w := range []*os.File{f.all, stream} {
-		if _, err := w.Write(o.Data); err != nil {
+		if _, err := w.Write(save); err != nil {
 			return fmt.Errorf("save output: %w", err)
 		}
 	}
@@ -67,6 +80,16 @@ func (s *outputSaver) save(o *protocol.Output, planned func(string) bool) error 
 		s.live(*o)
 	}
 	return nil
+}
+
+// cutNote is what a result's message says when its output files miss
+// some of what was passed on, else "".
+func (s *outputSaver) cutNote(check string) string {
+	n := s.cut[check]
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %s keeps the first %d bytes of the output, %d more were passed on and not saved", outputLog, s.max, n)
 }
 
 func (s *outputSaver) open(check string) (*outputFiles, error) {

@@ -53,11 +53,11 @@ func TestSessionOutput(t *testing.T) {
 	}
 }
 
-// Output messages have their own bound; output for a check not running, or
-// past the byte limit, stops the VM.
+// Output messages have their own bound, and their bytes none (each is
+// passed on as it comes); output for a check not running stops the VM.
 func TestSessionOutputLimits(t *testing.T) {
 	limits := defaultSessionLimits
-	limits.Messages, limits.OutputMessages = 20, 50
+	limits.Messages, limits.OutputMessages, limits.Bytes = 20, 50, 2<<10
 	chatty := func(n int) *fakeGuest {
 		g := new(fakeGuest).ready().start("test")
 		for range n {
@@ -70,7 +70,7 @@ func TestSessionOutputLimits(t *testing.T) {
 		guest *fakeGuest
 		want  string
 	}{
-		{"more output than other messages", chatty(40), ""},
+		{"more output than other messages, and more bytes", chatty(40), ""},
 		{"too many output messages", chatty(60), "more than 50 output messages"},
 		{"output of another check", output(new(fakeGuest).ready().start("btf"), "test/p.test", protocol.Stdout, "x"), "output for check test/p.test while the guest runs"},
 		{"output before its check", output(new(fakeGuest).ready(), "test/p.test", protocol.Stdout, "x"), "while the guest runs"},
@@ -82,4 +82,46 @@ func TestSessionOutputLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Past the bound of the saved copy, output passed on live (vmrunner exec)
+// goes on being passed on whole, the files keep their first bytes, and the
+// result says what they miss; without a live reader it is refused.
+func TestSessionOutputSavedCopyBound(t *testing.T) {
+	guest := func() *fakeGuest {
+		g := new(fakeGuest).ready().start("test")
+		for i := range 10 {
+			output(g, "test/p.test", protocol.Stdout, strings.Repeat(string(rune('a'+i)), 100))
+		}
+		return g.result("test/p.test", protocol.StatusPass, "exit status 0").done(1)
+	}
+	t.Run("live", func(t *testing.T) {
+		dir := t.TempDir()
+		s := newSession(outputPlan, dir, defaultSessionLimits)
+		s.outs.max = 250
+		var live strings.Builder
+		s.outs.live = func(o protocol.Output) { live.Write(o.Data) }
+		if err := play(t, s, guest()); err != nil {
+			t.Fatal(err)
+		}
+		s.close()
+		if live.Len() != 1000 {
+			t.Errorf("passed on %d bytes, want all 1000", live.Len())
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "test", "p.test", "stdout.log"))
+		if err != nil || string(b) != live.String()[:250] {
+			t.Errorf("stdout.log: %d bytes (%v), want the first 250 passed on", len(b), err)
+		}
+		want := "exit status 0; output.log keeps the first 250 bytes of the output, 750 more were passed on and not saved"
+		if len(s.Results) != 1 || s.Results[0].Message != want {
+			t.Errorf("results %+v, want the message %q", s.Results, want)
+		}
+	})
+	t.Run("saved only", func(t *testing.T) {
+		s := newSession(outputPlan, t.TempDir(), defaultSessionLimits)
+		s.outs.max = 250
+		if err := play(t, s, guest()); err == nil || !strings.Contains(err.Error(), "more output than the limit") {
+			t.Errorf("err = %v, want the output limit", err)
+		}
+	})
 }

@@ -20,9 +20,12 @@ type sessionLimits struct {
 	// OutputMessages bounds the output messages of test programs on their
 	// own: a verbose test suite that runs for an hour may send more of them
 	// than every other kind together (the guest sends at most one per
-	// stream every 20 ms).
+	// stream every 20 ms). Their bytes are not bounded: each goes to its
+	// files (bounded, outputSaver) and to the terminal as it comes, so it
+	// costs the host one message's memory, and vmrunner exec passes on a
+	// program's whole output however large.
 	OutputMessages int
-	Bytes          int64 // bytes read from the channel
+	Bytes          int64 // bytes of the other messages read from the channel
 	Results        int
 	ResultBytes    int   // messages and details of results, kept in memory
 	Artifacts      int   // files written under the VM directory
@@ -108,7 +111,7 @@ func newSession(plan protocol.Plan, dir string, limits sessionLimits) *session {
 	s := &session{
 		plan: plan, timeout: map[string]time.Duration{}, limits: limits,
 		arts:    &artifactSaver{dir: dir, maxCount: limits.Artifacts, maxBytes: limits.ArtifactBytes},
-		outs:    &outputSaver{dir: dir},
+		outs:    &outputSaver{dir: dir, max: MaxSavedOutput},
 		started: map[string]bool{}, reported: map[string]bool{},
 	}
 	for _, c := range plan.Checks {
@@ -194,8 +197,8 @@ func (s *session) accept(m protocol.Message, size int) (sessionStep, error) {
 		s.outputMessages++
 	} else {
 		s.messages++
+		s.bytes += int64(size)
 	}
-	s.bytes += int64(size)
 	if s.messages > s.limits.Messages {
 		return st, violation("the guest sent more than %d messages", s.limits.Messages)
 	}
@@ -261,7 +264,7 @@ func (s *session) accept(m protocol.Message, size int) (sessionStep, error) {
 		if len(s.Results) >= s.limits.Results {
 			return st, violation("the guest sent more than %d results", s.limits.Results)
 		}
-		r.Message = text.Sanitize(r.Message)
+		r.Message = text.Sanitize(r.Message) + s.outs.cutNote(r.Check)
 		details, err := sanitizeDetails(r.Details)
 		if err != nil {
 			return st, violation("result %s: %v", r.Check, err)
