@@ -19,12 +19,14 @@ func newDoctorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Say what this machine can run and what to fix (exit 3 when something blocks)",
-		Long: `doctor checks QEMU per guest arch, KVM, the cache directory's free space and
-owner, the Debian archive keyring, the Go toolchain (which builds the guest
+		Long: `doctor checks QEMU per guest arch (and that it is new enough: 5.2 for
+x86_64, 7.1 for arm64), KVM, nested virtualisation (on an x86_64 machine that
+is itself a VM), the cache directory's free space and owner, the Debian archive keyring, the Go toolchain (which builds the guest
 agents of a go-installed vmrunner on first use) and whether snapshots can be
 saved, and prints one line each with the command that fixes it.
 Exit status: 0 nothing blocks, 3 something does.
-$VMRUNNER_KVM_DEVICE names another KVM device than /dev/kvm.`,
+$VMRUNNER_KVM_DEVICE names another KVM device than /dev/kvm, $VMRUNNER_CPUINFO
+another file than /proc/cpuinfo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := doctorOptions(cacheDir, agentDir)

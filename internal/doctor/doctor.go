@@ -96,6 +96,9 @@ func Check(ctx context.Context, o Options) []Finding {
 		fs = append(fs, checkQEMU(ctx, a, o.Quick))
 	}
 	fs = append(fs, checkKVM(o.KVMDevice))
+	if runtime.GOARCH == "amd64" {
+		fs = append(fs, checkNested())
+	}
 	fs = append(fs, checkCache(o.CacheDir)...)
 	if o.Keyring != "-" {
 		fs = append(fs, checkKeyring(o.Keyring))
@@ -114,7 +117,25 @@ func FirstBlock(fs []Finding) (Finding, bool) {
 	return Finding{}, false
 }
 
-var qemuVersion = regexp.MustCompile(`QEMU emulator version (\S+)`)
+var qemuVersion = regexp.MustCompile(`QEMU emulator version ((\d+)\.(\d+)\S*)`)
+
+// minQEMU is the oldest QEMU per guest arch that has what vmrunner's
+// command line uses (internal/qemu/qemu_arch.go), and why. vmrunner is
+// tested on 7.2 (Debian 12).
+var minQEMU = map[string]struct {
+	major, minor int
+	why          string
+}{
+	// microvm describes its virtio-mmio devices in ACPI since 5.2 (QEMU
+	// commit 8045df14), which the modular virtio_mmio driver reads.
+	"x86_64": {5, 2, "-M microvm with ACPI"},
+	// The neoverse-n1 CPU model arrived in 7.1 (target-arm pull of
+	// 2022-05-09); TCG guests use it to avoid pointer-auth emulation.
+	"arm64": {7, 1, "-cpu neoverse-n1"},
+}
+
+// qemuFix is how to get a QEMU new enough.
+const qemuFix = "install QEMU %d.%d or later (Debian 12 has 7.2, Ubuntu 24.04 8.2)"
 
 func checkQEMU(ctx context.Context, arch string, quick bool) Finding {
 	bin, pkg := qemuPackage[arch][0], qemuPackage[arch][1]
@@ -128,8 +149,17 @@ func checkQEMU(ctx context.Context, arch string, quick bool) Finding {
 	}
 	out, err := exec.CommandContext(ctx, path, "-version").Output()
 	m := qemuVersion.FindSubmatch(out)
-	if err != nil || m == nil {
+	if err != nil {
 		return Finding{Block, name, fmt.Sprintf("%s -version failed: %v", path, err), "sudo apt-get install --reinstall " + pkg}
+	}
+	if m == nil {
+		return Finding{Block, name, fmt.Sprintf("%s -version does not say \"QEMU emulator version X.Y\"", path), "sudo apt-get install --reinstall " + pkg}
+	}
+	major, _ := strconv.Atoi(string(m[2]))
+	minor, _ := strconv.Atoi(string(m[3]))
+	if want := minQEMU[arch]; major < want.major || major == want.major && minor < want.minor {
+		return Finding{Block, name, fmt.Sprintf("%s %s is older than %d.%d, the oldest that runs %s guests as vmrunner does (%s)", path, m[1], want.major, want.minor, arch, want.why),
+			fmt.Sprintf(qemuFix, want.major, want.minor)}
 	}
 	return Finding{OK, name, fmt.Sprintf("%s %s", path, m[1]), ""}
 }
@@ -195,16 +225,62 @@ func checkKVM(dev string) Finding {
 }
 
 func cpuHasVirt() bool {
-	b, err := os.ReadFile("/proc/cpuinfo")
+	flags, _ := cpuFlags()
+	return slices.ContainsFunc(flags, func(f string) bool { return f == "vmx" || f == "svm" })
+}
+
+// CPUInfo is the file the CPU's flags are read from: $VMRUNNER_CPUINFO
+// (for tests) or /proc/cpuinfo.
+func CPUInfo() string {
+	if p := os.Getenv("VMRUNNER_CPUINFO"); p != "" {
+		return p
+	}
+	return "/proc/cpuinfo"
+}
+
+// cpuFlags returns the flags of the first CPU in CPUInfo.
+func cpuFlags() ([]string, error) {
+	b, err := os.ReadFile(CPUInfo())
 	if err != nil {
-		return false
+		return nil, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if name, flags, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "flags" {
-			return slices.ContainsFunc(strings.Fields(flags), func(f string) bool { return f == "vmx" || f == "svm" })
+			return strings.Fields(flags), nil
 		}
 	}
-	return false
+	return nil, fmt.Errorf("%s has no flags line", CPUInfo())
+}
+
+// nestedFix is what turns nested virtualisation on where CI machines run.
+const nestedFix = "enable nested virtualisation in the hypervisor running this machine " +
+	"(GitHub's hosted Linux runners have it; GCP: --enable-nested-virtualization; " +
+	"a KVM host: `modprobe kvm_intel nested=1` or kvm_amd, and -cpu host for this VM)"
+
+// checkNested says whether this machine can run KVM guests as far as the
+// CPU shows: a machine that is itself a VM (the hypervisor flag) needs its
+// hypervisor to pass VMX or SVM through — nested virtualisation, which CI
+// runners often lack.
+func checkNested() Finding {
+	flags, err := cpuFlags()
+	if err != nil {
+		return Finding{Warn, "nested", fmt.Sprintf("cannot read the CPU flags: %v", err), "check that /proc is mounted"}
+	}
+	has := func(f string) bool { return slices.Contains(flags, f) }
+	virt := "VMX"
+	if has("svm") {
+		virt = "SVM"
+	}
+	vm, hw := has("hypervisor"), has("vmx") || has("svm")
+	switch {
+	case vm && hw:
+		return Finding{OK, "nested", "this machine is a VM and its hypervisor passes " + virt + " through: nested virtualisation is on", ""}
+	case vm:
+		return Finding{Warn, "nested", "this machine is a VM whose hypervisor passes no VMX or SVM through (nested virtualisation off): " + tcgNote, nestedFix}
+	case hw:
+		return Finding{OK, "nested", "not a VM (no hypervisor flag) and the CPU has " + virt + ": no nesting needed", ""}
+	}
+	return Finding{Warn, "nested", "not a VM, and the CPU shows no VMX or SVM flag: " + tcgNote, "enable VT-x or AMD-V in the firmware setup"}
 }
 
 func userName() string {
