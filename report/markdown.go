@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -218,7 +220,8 @@ func markdownChanges(base, run Run, threshold float64) string {
 }
 
 // markdownFailure is one failure folded: its reason and message, and the
-// last lines of its logs (where the verifier says why).
+// lines of its logs that say why (errorExcerpt), not their last lines:
+// libbpf prints its errors before and around the verifier's log.
 func markdownFailure(run Run, r results.Record) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<details><summary>%s <b>%s</b> %s: %s <code>%s</code></summary>\n\n", statusEmoji[r.Status],
@@ -235,21 +238,34 @@ func markdownFailure(run Run, r results.Record) string {
 		logs = append(logs, r.Console)
 	}
 	for _, a := range logs {
-		if !strings.HasSuffix(a, ".log") {
+		if !strings.HasSuffix(a, ".log") || splitStream(a, logs) {
 			continue
 		}
-		tail, _, err := tailFile(run.Dir, a, markdownLogLines, 4096)
-		if err != nil || strings.TrimSpace(tail) == "" {
+		// A log's lines that say why (the verifier's error and what led
+		// to it), not its last ones; a console's last lines (a panic).
+		excerpt, which, err := errorExcerpt(run.Dir, a, markdownLogLines, 4096)
+		if a == r.Console {
+			excerpt, _, err = tailFile(run.Dir, a, markdownLogLines, 4096)
+			which = "last lines"
+		}
+		if err != nil || strings.TrimSpace(excerpt) == "" {
 			continue
 		}
 		fence := "```"
-		for strings.Contains(tail, fence) {
+		for strings.Contains(excerpt, fence) {
 			fence += "`"
 		}
-		fmt.Fprintf(&b, "\n%s (last lines):\n\n%s\n%s\n%s\n", md(a), fence, strings.TrimRight(tail, "\n"), fence)
+		fmt.Fprintf(&b, "\n%s (%s):\n\n%s\n%s\n%s\n", md(a), which, fence, strings.TrimRight(excerpt, "\n"), fence)
 	}
 	b.WriteString("\n</details>\n")
 	return b.String()
+}
+
+// splitStream reports whether a is a program's stdout.log or stderr.log
+// listed with its output.log, which holds both.
+func splitStream(a string, logs []string) bool {
+	dir, name := path.Split(a)
+	return (name == "stdout.log" || name == "stderr.log") && slices.Contains(logs, dir+"output.log")
 }
 
 func cmpOr(a, b string) string {

@@ -91,7 +91,7 @@ func TestWriteMarkdown(t *testing.T) {
 		t.Errorf("reasons table %q", reasons)
 	}
 	for _, want := range []string{"### Against", "5.10/x86_64 btf: pass → fail MISSING_BTF **regression**",
-		"<details><summary>", "6.1-x86_64/verifier/probes/loop.log (last lines):", "</details>"} {
+		"<details><summary>", "6.1-x86_64/verifier/probes/loop.log (lines 288-302 of 302, to the error at line 301):", "</details>"} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, doc)
 		}
