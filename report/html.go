@@ -89,11 +89,20 @@ func newHeat(recs []results.Record) *htmlHeat {
 			}
 			pct := r.LimitPercent()
 			row.Cells = append(row.Cells, htmlHeatCell{Class: heatClass(pct), Text: fmt.Sprintf("%.1f%%", pct),
-				Title: fmt.Sprintf("%s on %s: %d insns processed, %.2f%% of the limit; %d states, peak %d; %s", p, t, r.Insns, pct, r.States, r.Peak, r.Verdict)})
+				Title: fmt.Sprintf("%s on %s: %d insns processed, %.2f%% of the limit%s; %d states, peak %d; %s", p, t, r.Insns, pct, heatGrowth(r), r.States, r.Peak, r.Verdict)})
 		}
 		h.Rows = append(h.Rows, row)
 	}
 	return h
+}
+
+// heatGrowth is ", +20.0% from 5.10" for a row compared with its base
+// kernel.
+func heatGrowth(r VerifierRow) string {
+	if !r.HasGrowth() || r.Base == r.Target.Kernel {
+		return ""
+	}
+	return fmt.Sprintf(", %s from %s", diffPercent(r.Growth), r.Base)
 }
 
 type htmlColumn struct {

@@ -1,8 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"slices"
 	"strings"
@@ -62,9 +64,9 @@ func WriteMarkdown(w io.Writer, run Run, opts MarkdownOptions) error {
 
 	grid := markdownGrid(recs)
 	byReason := markdownReasons(recs)
-	changes := ""
+	changes := markdownAcross(recs, opts.Threshold)
 	if opts.Baseline != nil {
-		changes = markdownChanges(*opts.Baseline, run, opts.Threshold)
+		changes += markdownChanges(*opts.Baseline, run, opts.Threshold)
 	}
 	var details []string
 	for _, r := range problems(recs) {
@@ -258,6 +260,40 @@ func markdownFailure(run Run, r results.Record) string {
 		fmt.Fprintf(&b, "\n%s (%s):\n\n%s\n%s\n%s\n", md(a), which, fence, strings.TrimRight(excerpt, "\n"), fence)
 	}
 	b.WriteString("\n</details>\n")
+	return b.String()
+}
+
+// markdownAcrossRows bounds the rows of the complexity-across-kernels
+// table: the largest changes.
+const markdownAcrossRows = 20
+
+// markdownAcross is the verifier complexity across the run's kernels: the
+// programs whose instructions processed on a kernel changed by more than
+// threshold from their base kernel (VerifierRow.Growth), largest first.
+func markdownAcross(recs []results.Record, threshold float64) string {
+	rows, err := VerifierRows(recs)
+	if err != nil {
+		return ""
+	}
+	var moved []VerifierRow
+	for _, r := range rows {
+		if r.HasGrowth() && math.Abs(r.Growth) > threshold {
+			moved = append(moved, r)
+		}
+	}
+	if len(moved) == 0 {
+		return ""
+	}
+	slices.SortStableFunc(moved, func(a, b VerifierRow) int { return cmp.Compare(math.Abs(b.Growth), math.Abs(a.Growth)) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n#### Verifier complexity across kernels, changes over %.0f%%\n\n| program | kernel | base kernel | insns | change from the base | share of the limit |\n|---|---|---|--:|--:|--:|\n", threshold*100)
+	for i, r := range moved {
+		if i == markdownAcrossRows {
+			fmt.Fprintf(&b, "\n_%d more: see vmrunner report verifier --sort growth._\n", len(moved)-i)
+			break
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %.1f%% |\n", md(r.Program), md(r.Target.String()), md(r.Base), r.Insns, diffPercent(r.Growth), r.LimitPercent())
+	}
 	return b.String()
 }
 

@@ -28,7 +28,17 @@ type VerifierRow struct {
 	Stack   int    // stack depth, frames added up
 	Size    int    // instructions in the object
 	TimeUS  int64  // verification time
+	// Base is the kernel this program's instructions processed are
+	// compared with across the run's matrix: the first kernel (in the
+	// kernels' natural order) where it has any, on the same arch. Growth is
+	// their change (0.2 for 20% more); both are zero values when the
+	// program has no figures to compare.
+	Base   string
+	Growth float64
 }
+
+// HasGrowth reports whether the row has a figure compared with its Base.
+func (r VerifierRow) HasGrowth() bool { return r.Base != "" }
 
 // LimitPercent is the share of the kernel's instruction limit the program
 // used.
@@ -68,11 +78,45 @@ func VerifierRows(recs []results.Record) ([]VerifierRow, error) {
 		return nil, errors.New("no verifier results")
 	}
 	sortVerifier(rows, "program")
+	acrossKernels(rows)
 	return rows, nil
 }
 
+// acrossKernels sets each row's Base and Growth: its instructions
+// processed against the same program's on the first kernel of its arch
+// that processed any. rows are in program, then kernel order.
+func acrossKernels(rows []VerifierRow) {
+	type key struct{ program, arch string }
+	base := map[key]VerifierRow{}
+	for _, r := range rows {
+		k := key{r.Program, r.Target.Arch}
+		if _, ok := base[k]; !ok && r.Insns > 0 {
+			base[k] = r
+		}
+	}
+	for i, r := range rows {
+		b, ok := base[key{r.Program, r.Target.Arch}]
+		if !ok || r.Insns == 0 {
+			continue
+		}
+		rows[i].Base, rows[i].Growth = b.Target.Kernel, change(float64(b.Insns), float64(r.Insns))
+	}
+}
+
+// growthText is a row's Growth for a table: "+12.5%", "base" on its base
+// kernel, "-" without one.
+func growthText(r VerifierRow) string {
+	switch {
+	case !r.HasGrowth():
+		return "-"
+	case r.Base == r.Target.Kernel:
+		return "base"
+	}
+	return diffPercent(r.Growth)
+}
+
 // VerifierColumns are the columns --sort takes: numbers sort largest first.
-var VerifierColumns = []string{"program", "target", "verdict", "insns", "limit", "states", "peak", "stack", "size", "time"}
+var VerifierColumns = []string{"program", "target", "verdict", "insns", "limit", "growth", "states", "peak", "stack", "size", "time"}
 
 func verifierKey(r VerifierRow, col string) float64 {
 	switch col {
@@ -80,6 +124,11 @@ func verifierKey(r VerifierRow, col string) float64 {
 		return float64(r.Insns)
 	case "limit":
 		return r.LimitPercent()
+	case "growth":
+		if !r.HasGrowth() {
+			return math.Inf(-1)
+		}
+		return r.Growth
 	case "states":
 		return float64(r.States)
 	case "peak":
@@ -127,18 +176,27 @@ func CheckVerifierColumn(col string) error {
 
 // WriteVerifierTable prints the rows veristat-style: one line per program
 // × kernel, with its verdict, instructions processed, share of the
-// kernel's limit, total and peak states, stack depth, size and time,
-// sorted by col.
-func WriteVerifierTable(w io.Writer, rows []VerifierRow, col string) error {
+// kernel's limit, growth from the program's base kernel (GROWTH: the
+// first kernel of the matrix that processed it), total and peak states,
+// stack depth, size and time, sorted by col. A row whose instructions
+// grew by more than growth (a fraction, 0 for no budget) from its base
+// is marked OVER; it returns how many are.
+func WriteVerifierTable(w io.Writer, rows []VerifierRow, col string, growth float64) (int, error) {
 	rows = slices.Clone(rows)
 	sortVerifier(rows, col)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROGRAM\tTARGET\tVERDICT\tINSNS\tLIMIT%\tSTATES\tPEAK\tSTACK\tSIZE\tTIME(us)\t")
+	fmt.Fprintln(tw, "PROGRAM\tTARGET\tVERDICT\tINSNS\tLIMIT%\tGROWTH\tSTATES\tPEAK\tSTACK\tSIZE\tTIME(us)\t\t")
+	over := 0
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%d\t%d\t%d\t%d\t%d\t\n", r.Program, r.Target, r.Verdict, r.Insns, r.LimitPercent(),
-			r.States, r.Peak, r.Stack, r.Size, r.TimeUS)
+		mark := ""
+		if growth > 0 && r.HasGrowth() && r.Growth > growth {
+			mark = "OVER"
+			over++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", r.Program, r.Target, r.Verdict, r.Insns, r.LimitPercent(),
+			growthText(r), r.States, r.Peak, r.Stack, r.Size, r.TimeUS, mark)
 	}
-	return tw.Flush()
+	return over, tw.Flush()
 }
 
 // VerifierChange is one program × kernel in two runs.

@@ -36,12 +36,12 @@ func TestVerifierReport(t *testing.T) {
 		t.Fatalf("%d rows, want the 3 programs × kernels: %+v", len(rows), rows)
 	}
 	var b bytes.Buffer
-	if err := WriteVerifierTable(&b, rows, "insns"); err != nil {
-		t.Fatal(err)
+	if over, err := WriteVerifierTable(&b, rows, "insns", 0); err != nil || over != 0 {
+		t.Fatal(over, err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	for i, want := range []string{"PROGRAM", "probes/big  6.1/x86_64  fail  TOO_COMPLEX  1000001  100.0", "probes/loop  5.10/x86_64  pass  100000  10.0  40  12  64  30",
-		"probes/loop  6.1/x86_64"} {
+	for i, want := range []string{"PROGRAM", "probes/big  6.1/x86_64  fail  TOO_COMPLEX  1000001  100.0  base", "probes/loop  5.10/x86_64  pass  100000  10.0  base  40  12  64  30",
+		"probes/loop  6.1/x86_64  pass  90000  9.0  -10.0%  38"} {
 		if got := strings.Join(strings.Fields(lines[i]), "  "); !strings.HasPrefix(got, want) {
 			t.Errorf("line %d: %q, want it to start with %q\n%s", i, got, want, b.String())
 		}
@@ -54,9 +54,19 @@ func TestVerifierReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Across the run's kernels: 6.1 against 5.10, the program's base.
+	b.Reset()
+	over, err := WriteVerifierTable(&b, newRows, "growth", 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := strings.Join(strings.Fields(strings.Split(b.String(), "\n")[1]), " "); over != 1 ||
+		first != "probes/loop 6.1/x86_64 pass 120000 12.0 +20.0% 50 15 0 36 0 OVER" {
+		t.Errorf("%d over a 10%% growth budget across kernels, first row %q; want 1, loop on 6.1 +20.0%% OVER\n%s", over, first, b.String())
+	}
 	changes := CompareVerifier(rows, newRows)
 	b.Reset()
-	over, err := WriteVerifierCompare(&b, changes, "program", 0.2)
+	over, err = WriteVerifierCompare(&b, changes, "program", 0.2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,5 +93,27 @@ func TestVerifierReport(t *testing.T) {
 	}
 	if err := CheckVerifierColumn("bogus"); err == nil || !strings.Contains(err.Error(), "expected one of program, target") {
 		t.Errorf("bad column: %v", err)
+	}
+}
+
+// TestMarkdownAcross: the Markdown report's table of complexity across the
+// run's kernels lists a program whose instructions processed grew from its
+// base kernel by more than the threshold, as GFM renders it.
+func TestMarkdownAcross(t *testing.T) {
+	recs := []results.Record{
+		verifierRecord(t, "5.10", "loop", protocol.StatusPass, "", protocol.VerifierDetails{InsnsProcessed: 100000, InsnsLimit: 1000000}),
+		verifierRecord(t, "6.1", "loop", protocol.StatusPass, "", protocol.VerifierDetails{InsnsProcessed: 120000, InsnsLimit: 1000000}),
+		verifierRecord(t, "6.12", "loop", protocol.StatusPass, "", protocol.VerifierDetails{InsnsProcessed: 102000, InsnsLimit: 1000000}),
+	}
+	doc := markdownAcross(recs, 0.05)
+	tables := gfmTables(t, []byte(doc))
+	if len(tables) != 1 || len(tables[0]) != 2 {
+		t.Fatalf("tables %q, want one with a header and 6.1's row:\n%s", tables, doc)
+	}
+	if got := strings.Join(tables[0][1], "|"); got != "probes/loop|6.1/x86_64|5.10|120000|+20.0%|12.0%" {
+		t.Errorf("row %q:\n%s", got, doc)
+	}
+	if doc := markdownAcross(recs, 0.25); doc != "" {
+		t.Errorf("nothing over 25%%, got:\n%s", doc)
 	}
 }

@@ -22,7 +22,11 @@ func newReportVerifierCmd() *cobra.Command {
 veristat does: one line per program × kernel with its verdict, the
 instructions processed, their share of the kernel's limit (LIMIT%), total
 and peak states, stack depth (frames added up), instructions in the object
-and verification time. --sort orders by any column (numbers largest first).
+and verification time. GROWTH is the change of instructions processed
+from the program's base kernel: the first kernel of the matrix (in
+version order) that processed it, on the same arch. --sort orders by any
+column (numbers largest first). --growth-budget fails the command when a
+program grew by more than that across the kernels.
 
 With OLD, the two runs side by side (veristat's compare mode): each figure
 in OLD (A) and RUN (B) and its change. --growth-budget fails the command
@@ -53,10 +57,14 @@ Exit codes:
 				return err
 			}
 			if len(args) < 2 {
-				if growth != "" {
-					return usagef("--growth-budget needs an OLD run to compare with")
+				over, err := report.WriteVerifierTable(cmd.OutOrStdout(), rows, sortBy, budget)
+				if err != nil {
+					return err
 				}
-				return report.WriteVerifierTable(cmd.OutOrStdout(), rows, sortBy)
+				if over > 0 {
+					return &exitError{code: results.ExitFail, err: fmt.Errorf("%d program(s) grew more than %s across the run's kernels", over, growth)}
+				}
+				return nil
 			}
 			old, err := verifierRows(args[1])
 			if err != nil {
@@ -72,8 +80,8 @@ Exit codes:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&sortBy, "sort", "program", "order by this column: program, target, verdict, insns, limit, states, peak, stack, size, time")
-	cmd.Flags().StringVar(&growth, "growth-budget", "", "with OLD: fail when a program's instructions processed grew more than this, e.g. 20%")
+	cmd.Flags().StringVar(&sortBy, "sort", "program", "order by this column: program, target, verdict, insns, limit, growth, states, peak, stack, size, time")
+	cmd.Flags().StringVar(&growth, "growth-budget", "", "fail when a program's instructions processed grew more than this (e.g. 20%) from OLD, or without OLD from its base kernel")
 	return cmd
 }
 
