@@ -65,6 +65,7 @@ func (v *vmLife) next() bool {
 		}
 		return v.handle(gm, protocol.ChannelConsole)
 	case <-v.exited:
+		v.log.Debug("qemu exited")
 		v.exited = nil
 		if v.inUseEnded() {
 			return false
@@ -172,6 +173,7 @@ func (v *vmLife) follow(step sessionStep, m protocol.Message, channel string) bo
 		}
 		v.rounds = v.s.Rounds
 	case step.SendBye:
+		v.log.Debug("guest done", "results", len(v.sess.Results))
 		v.checkTimer = nil
 		v.sayBye()
 	case step.Log != nil:
