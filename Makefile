@@ -68,11 +68,14 @@ test-unit:
 	VMRUNNER_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
 
 ## bench: boot-time, whole-matrix and memory figures, go test -exec beside a
-## btf run, exec restored beside booted, and files into a guest in MB/s per
-## arch (prints, never asserts)
+## btf run, exec restored beside booted, files into a guest in MB/s per
+## arch, and the warm paths (one VM's btf run, exec of a hello world, the
+## default matrix), beside those of git revision BENCH_BASE when given
+## (prints, never asserts)
+BENCH_BASE ?=
 bench: install-deps build
 	$(BIN)/vmrunner bench $(MATRIX)
-	$(GO) test ./cmd/vmrunner -run '^$$' -bench 'ExecVsBTF|ExecRestoredVsBooted|Channel' -benchtime 3x -timeout 30m
+	VMRUNNER_BENCH_BASE=$(BENCH_BASE) $(GO) test ./cmd/vmrunner -run '^$$' -bench 'ExecVsBTF|ExecRestoredVsBooted|Channel|Warm' -benchtime 3x -timeout 60m
 
 ## generate: rebuild the verifier probes in testdata/bpf, the loader test
 ## objects in testdata/bpf/loader, the workload instrumentation's objects
