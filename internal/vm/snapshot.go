@@ -40,12 +40,12 @@ type vmSnapshot struct {
 }
 
 // snapshotKey is the key of the VM c starts.
-func snapshotKey(c qemu.Config) (snapshot.Key, error) {
+func snapshotKey(cache *snapshot.Cache, c qemu.Config) (snapshot.Key, error) {
 	bin, err := qemu.LookPath(c.Arch)
 	if err != nil {
 		return snapshot.Key{}, err
 	}
-	sum, version, err := snapshot.Binary(bin)
+	sum, version, err := cache.Binary(bin)
 	if err != nil {
 		return snapshot.Key{}, err
 	}
@@ -215,14 +215,14 @@ func snapshotCacheMax() int64 {
 // holding the snapshot to restore. A damaged snapshot is deleted, with a
 // warning, and the VM boots.
 func FindSnapshot(cacheDir string, s Spec, log *slog.Logger) *vmSnapshot {
-	key, err := snapshotKey(s.qemuConfig(true))
-	if err != nil {
-		log.Debug("no snapshot", "err", err)
-		return nil
-	}
 	cache, err := snapshot.Open(cacheDir)
 	if err != nil {
 		log.Warn("no snapshot", "err", err)
+		return nil
+	}
+	key, err := snapshotKey(cache, s.qemuConfig(true))
+	if err != nil {
+		log.Debug("no snapshot", "err", err)
 		return nil
 	}
 	restore, err := cache.Find(key.ID())

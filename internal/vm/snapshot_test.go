@@ -28,9 +28,13 @@ func TestSnapshotKey(t *testing.T) {
 	os.WriteFile(initrd, []byte("archive one"), 0o600)
 	k := &kernels.Kernel{Arch: kernels.X86_64, Image: "/c/bzImage", Uncompressed: "/c/vmlinux", SHA256: "deb1"}
 	c := qemu.Config{Arch: kernels.X86_64, Kernel: k, Initramfs: initrd, MemoryMiB: 512, CPUs: 1, Accel: qemu.AccelTCG, Profile: qemu.ProfileFast}
+	cache, err := snapshot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	key := func(c qemu.Config) string {
 		t.Helper()
-		k, err := snapshotKey(c)
+		k, err := snapshotKey(cache, c)
 		if err != nil {
 			t.Fatal(err)
 		}
