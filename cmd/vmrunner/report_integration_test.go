@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -215,20 +217,32 @@ checks:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The run is under way once QEMU runs: the VM's only check hangs, so it
-	// will have no record until vmrunner is gone.
+	// The run is under way once QEMU runs the VM (not `qemu -version`, which
+	// vmrunner may run first to identify it): the VM's only check hangs, so
+	// it will have no record until vmrunner is gone. Its socket directory
+	// is on its command line (-qmp unix:DIR/qmp,...).
 	var qemus []int
-	for deadline := time.Now().Add(5 * time.Minute); len(qemus) == 0 && time.Now().Before(deadline); {
+	var sockDir string
+	qmpArg := regexp.MustCompile(`unix:(\S+)/qmp,`)
+	for deadline := time.Now().Add(5 * time.Minute); sockDir == "" && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		qemus = childrenNamed(cmd.Process.Pid, "qemu-system")
+		for _, pid := range childrenNamed(cmd.Process.Pid, "qemu-system") {
+			argv, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+			if m := qmpArg.FindSubmatch(bytes.ReplaceAll(argv, []byte{0}, []byte{' '})); m != nil {
+				qemus, sockDir = []int{pid}, string(m[1])
+			}
+		}
 	}
+	if len(qemus) == 0 {
+		_ = cmd.Process.Kill()
+		t.Fatalf("no QEMU started; stderr:\n%s", se.String())
+	}
+	// Killed while the check runs (the agent has its plan).
+	waitConsole(t, out, "vmrunner-agent: plan:")
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	if len(qemus) == 0 {
-		t.Fatalf("no QEMU started; stderr:\n%s", se.String())
-	}
 	// QEMU dies with vmrunner (PR_SET_PDEATHSIG): wait for it to go.
 	for _, pid := range qemus {
 		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
@@ -242,6 +256,11 @@ checks:
 				break
 			}
 		}
+	}
+	// Nor did its sockets: each went once connected.
+	if _, err := os.Stat(sockDir); !errors.Is(err, fs.ErrNotExist) {
+		entries, _ := os.ReadDir(sockDir)
+		t.Errorf("socket directory %s outlived the killed vmrunner (%v): %v", sockDir, err, entries)
 	}
 	r, dir := readResults(t, out)
 	if r.Run.Finished || len(r.Results) != 0 {

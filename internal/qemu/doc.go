@@ -11,6 +11,10 @@
 //   - A Process never outlives its Close, which every caller defers: QEMU is
 //     killed on every path out, and dies with vmrunner through
 //     PR_SET_PDEATHSIG.
+//   - Its sockets outlive their connections by no more than a moment: each
+//     socket's file goes once it is connected (QEMU connects each once) and
+//     the socket directory with the last, so a vmrunner killed with SIGKILL
+//     while its VM runs leaves no socket behind.
 //   - Start returns a paused QEMU (-S) whose monitor answers, or an error; a
 //     QEMU that ends before its monitor answers is a *StartError carrying
 //     what QEMU printed, the real reason.

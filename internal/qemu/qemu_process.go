@@ -146,7 +146,19 @@ func Start(ctx context.Context, l Launch) (_ *Process, err error) {
 			return nil, err
 		}
 	}
+	p.connected(p.cfg.QMP)
 	return p, nil
+}
+
+// connected removes a socket's file once its one connection is made: QEMU
+// connects each of its sockets once, and nothing dials them again. Once all
+// are connected the socket directory goes too, so that a vmrunner killed
+// with SIGKILL after its VM started (QEMU goes with it, PR_SET_PDEATHSIG)
+// leaves nothing in the temporary directory; PruneSocketDirs is for one
+// killed in the moment before.
+func (p *Process) connected(socket string) {
+	_ = os.Remove(socket)
+	_ = os.Remove(p.sockDir) // only once it is empty
 }
 
 // Resume lets the paused VM run.
@@ -180,6 +192,7 @@ func (p *Process) DialConsole(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect console: %w", err)
 	}
+	p.connected(p.cfg.Console)
 	go func() { <-p.exited; _ = c.Close() }()
 	return c, nil
 }
@@ -191,6 +204,8 @@ func (p *Process) AcceptControl() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	_ = p.control.Close() // the port connects once: closing unlinks its socket
+	p.connected(p.cfg.Control)
 	go func() { <-p.exited; _ = c.Close() }()
 	return c, nil
 }
