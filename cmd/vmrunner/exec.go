@@ -43,6 +43,7 @@ type execFlags struct {
 	noSnap   bool
 	memory   string
 	cpus     int
+	noEnv    bool
 }
 
 func newExecCmd() *cobra.Command {
@@ -60,7 +61,9 @@ arch asked for, streaming its output, and exit with its exit status:
 The guest arch is the program's (its ELF header) unless --arch says it.
 Kernel names are those of --matrix FILE, else $VMRUNNER_MATRIX, else the
 built-in default matrix (Debian 5.10, 6.1, 6.12); without --kernel, every
-kernel of it runs. The working directory (--dir, default the current one)
+kernel of it runs. The program gets the host's environment (but for PATH,
+HOME, USER, TERM, TMPDIR and the like, the guest's own), then each --env;
+--no-host-env passes none of it. The working directory (--dir, default the current one)
 and each --file are copied into the guest at the same paths; the program's
 writes there stay in the guest. Each VM is restored from the snapshot of its
 kernel and arch when there is one, the files sent after it over the control
@@ -86,7 +89,8 @@ when a VM failed.
 	fl.StringArrayVar(&f.arches, "arch", nil, "run on this arch: x86_64 or arm64 (default: the program's)")
 	fl.StringVar(&f.matrix, "matrix", "", "matrix whose kernels --kernel names (default $"+matrix.MatrixEnv+", else the built-in default matrix)")
 	fl.StringArrayVar(&f.files, "file", nil, "also copy HOST (a file or directory) into the guest, at GUEST or at the same path: HOST[:GUEST] (repeatable)")
-	fl.StringArrayVar(&f.env, "env", nil, "set KEY=VALUE in the program's environment (repeatable)")
+	fl.StringArrayVar(&f.env, "env", nil, "set KEY=VALUE in the program's environment, over the host's (repeatable)")
+	fl.BoolVar(&f.noEnv, "no-host-env", false, "pass none of the host's environment: the program gets the guest's PATH, HOME, USER, TERM and each --env")
 	fl.StringVar(&f.dir, "dir", "", "working directory of the program, copied into the guest at the same path (default: the current directory)")
 	fl.BoolVar(&f.noDir, "no-dir", false, "copy no working directory: the program runs in /")
 	fl.StringVar(&f.sysroot, "sysroot", "", "directory holding the libraries of a dynamically linked program of another arch")
@@ -162,6 +166,9 @@ func runExec(cmd *cobra.Command, argv []string, f execFlags) error {
 		Kernels: f.kernels, Arches: arches, Program: argv[0], Args: argv[1:], Env: f.env, Dir: dir,
 		Files: f.files, Sysroot: f.sysroot, Timeout: f.timeout, MaxDirBytes: maxDir,
 		MemoryMiB: memMiB, CPUs: f.cpus,
+	}
+	if !f.noEnv {
+		opts.HostEnv = os.Environ()
 	}
 	plan, err := runner.PlanExec(opts)
 	if err != nil {

@@ -191,7 +191,10 @@ func TestExecProgram(t *testing.T) {
 	integration(t)
 	probe, dir := buildProbe(t)
 	args := []string{"a b", "", "'single'", `"double"`, "$HOME", "--die"}
-	res := vmrunnerCLI(t, append([]string{"exec", "--kernel", "6.1", "--dir", dir, "--env", "PROBE=x y", "--", probe}, args...)...)
+	// The host's environment passes but for the variables naming the
+	// host's session; --env is over it.
+	hostEnv := []string{"PROBE_HOST=from the host $(x)", "PROBE=host", "TMPDIR=" + t.TempDir(), "HOME=/home/nobody"}
+	res := vmrunnerCLIEnv(t, hostEnv, append([]string{"exec", "--kernel", "6.1", "--dir", dir, "--env", "PROBE=x y", "--", probe}, args...)...)
 	if res.code != 128+9 {
 		t.Errorf("exit %d, want 137 (SIGKILL)", res.code)
 	}
@@ -221,8 +224,18 @@ func TestExecProgram(t *testing.T) {
 		os.Remove(filepath.Join(dir, "written-in-guest.txt"))
 		t.Errorf("a write in the guest reached the host")
 	}
-	if r.Env["PROBE"] != "x y" || r.Env["HOME"] != "/root" || !strings.Contains(r.Env["PATH"], "/bin") || r.Env["GOFLAGS"] != "" {
-		t.Errorf("environment %v", r.Env)
+	_, tmpdir := r.Env["TMPDIR"]
+	if r.Env["PROBE"] != "x y" || r.Env["PROBE_HOST"] != "from the host $(x)" || r.Env["HOME"] != "/root" || tmpdir || !strings.Contains(r.Env["PATH"], "/bin") {
+		t.Errorf("environment %v; want PROBE from --env, PROBE_HOST from the host, the guest's HOME and PATH, no TMPDIR", r.Env)
+	}
+	// --no-host-env: only the guest's and --env's.
+	res = vmrunnerCLIEnv(t, hostEnv, "exec", "--kernel", "6.1", "--no-host-env", "--env", "PROBE=x y", "--dir", dir, "--", probe, "x")
+	r.Env = nil
+	if err := json.Unmarshal([]byte(res.stdout), &r); err != nil || res.code != 0 {
+		t.Fatalf("--no-host-env: exit %d, stdout is not the probe's report: %v", res.code, err)
+	}
+	if _, ok := r.Env["PROBE_HOST"]; ok || r.Env["PROBE"] != "x y" || len(r.Env) != 7 {
+		t.Errorf("--no-host-env: environment %v, want the guest's six and PROBE", r.Env)
 	}
 	if caps, err := strconv.ParseUint(r.CapEff, 16, 64); r.UID != 0 || err != nil || caps&(1<<39) == 0 || caps&(1<<21) == 0 {
 		t.Errorf("uid %d, CapEff %s: want root with CAP_BPF and CAP_SYS_ADMIN", r.UID, r.CapEff)

@@ -35,8 +35,12 @@ type ExecOptions struct {
 	// Program and Args are the argv, passed to the guest exactly.
 	Program string
 	Args    []string
-	// Env are KEY=VALUE pairs for the program.
+	// Env are KEY=VALUE pairs for the program, over HostEnv's.
 	Env []string
+	// HostEnv is the host's environment (os.Environ), passed to the
+	// program but for the variables the guest sets itself (hostEnv); nil
+	// passes none.
+	HostEnv []string
 	// Dir is the directory the program runs in, packed and bound at its
 	// own path ("" for none: the program runs in /).
 	Dir string
@@ -171,9 +175,15 @@ func PlanExec(opts ExecOptions) (*matrix.Matrix, error) {
 			return nil, badInputf("--env %q: expected KEY=VALUE", e)
 		}
 	}
+	env, err := hostEnv(opts.HostEnv)
+	if err != nil {
+		return nil, err
+	}
+	// The guest applies them in order: --env over the host's.
+	env = append(env, opts.Env...)
 	timeout := cmp.Or(opts.Timeout, DefaultExecTimeout)
 	// All of the output is sent, and passed on as it comes (Output).
-	params := protocol.TestParams{Name: matrix.TestName(filepath.Base(p.Path)), Binary: p.Path, Args: opts.Args, Env: opts.Env,
+	params := protocol.TestParams{Name: matrix.TestName(filepath.Base(p.Path)), Binary: p.Path, Args: opts.Args, Env: env,
 		Dir: guestDirOrEmpty(dir), Format: protocol.FormatExit, Binds: sh.Binds, MaxOutput: protocol.NoOutputLimit}
 	if probs := params.Validate(); len(probs) > 0 {
 		return nil, badInputf("%s", probs[0].Msg)
