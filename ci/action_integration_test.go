@@ -74,7 +74,7 @@ checks:
 	}
 
 	bin := filepath.Join(work, "bin")
-	code, out = step("build.sh", "BIN="+bin)
+	code, out = step("build.sh", "BIN="+bin, "VERSION=source")
 	if code != 0 || out["bin"] != bin || out["version"] == "" {
 		t.Fatalf("build.sh: exit %d, outputs %v", code, out)
 	}

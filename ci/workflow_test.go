@@ -127,6 +127,7 @@ func TestNightlyWorkflow(t *testing.T) {
 		{"shards: with the timings the plan used", action != nil && strings.Contains(action["timings"], "timings/results.json") &&
 			shardUses["actions/download-artifact"]["name"] == "vmrunner-timings"},
 		{"shards: JUnit written", action != nil && action["junit"] == "junit.xml"},
+		{"shards: this commit's vmrunner, built from source", action != nil && action["version"] == "source"},
 		{"merge: after the shards, whatever they did", slices.Contains(mergeNeeds, "shards") && strings.Contains(merge.If, "always()")},
 		{"merge: every shard downloaded", mergeUses["actions/download-artifact"]["pattern"] == "vmrunner-shard-*"},
 		{"merge: report merge, a missing shard as errors", strings.Contains(mergeScript, "report merge merged shards/*/ --allow-partial --junit junit.xml")},
@@ -175,5 +176,44 @@ func TestActionlintFindsMistakes(t *testing.T) {
 				t.Errorf("actionlint did not report %q: %v", tt.want, errs)
 			}
 		})
+	}
+}
+
+// What actionlint does not know: that a tag builds with the script the
+// integration test runs, attests provenance and publishes every file.
+func TestReleaseWorkflow(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(workflows, "release.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		On   map[string]map[string][]string `yaml:"on"`
+		Jobs map[string]struct {
+			Permissions map[string]string `yaml:"permissions"`
+			Steps       []workflowStep    `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(b, &wf); err != nil {
+		t.Fatal(err)
+	}
+	job := wf.Jobs["release"]
+	uses, script := steps(job.Steps)
+	files := []string{"dist/vmrunner-linux-amd64.tar.gz", "dist/vmrunner-linux-arm64.tar.gz", "dist/vmrunner.spdx.json"}
+	attest := uses["actions/attest-build-provenance"]["subject-path"]
+	tests := []struct {
+		what string
+		ok   bool
+	}{
+		{"on a tag v*", slices.Equal(wf.On["push"]["tags"], []string{"v*"})},
+		{"built by scripts/release.sh, checksums verified", strings.Contains(script, `scripts/release.sh "$GITHUB_REF_NAME" dist`) && strings.Contains(script, "sha256sum -c SHA256SUMS")},
+		{"provenance attested for the archives and the SBOM", !slices.ContainsFunc(files, func(f string) bool { return !strings.Contains(attest, f) })},
+		{"permissions to attest and release", job.Permissions["id-token"] == "write" && job.Permissions["attestations"] == "write" && job.Permissions["contents"] == "write"},
+		{"published with the notes and every file", strings.Contains(script, "gh release create") && strings.Contains(script, "--notes-file dist/NOTES.md") &&
+			!slices.ContainsFunc(append(files, "dist/SHA256SUMS"), func(f string) bool { return !strings.Contains(script, f) })},
+	}
+	for _, tt := range tests {
+		if !tt.ok {
+			t.Errorf("release.yml: missing: %s", tt.what)
+		}
 	}
 }
