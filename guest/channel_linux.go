@@ -80,11 +80,15 @@ func (c *consoleChannel) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (c *consoleChannel) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.kmsg == nil {
-		return protocol.FrameWriter{W: c.f}.Write(p)
-	}
 	rec := make([]byte, 0, maxRecord+8)
 	for _, line := range protocol.FrameLines(bytes.TrimSuffix(p, []byte("\n")), maxRecord) {
+		if c.kmsg == nil {
+			// To the tty, in lines the host takes (MaxGuestFrameLine).
+			if _, err := c.f.Write(line); err != nil {
+				return 0, fmt.Errorf("write a frame to the console: %w", err)
+			}
+			continue
+		}
 		rec = append(append(rec[:0], "<0>"...), line...)
 		if _, err := c.kmsg.Write(rec); err != nil {
 			return 0, fmt.Errorf("write a frame to /dev/kmsg: %w", err)

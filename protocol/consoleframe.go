@@ -47,6 +47,14 @@ const (
 // largest message with its length and checksum.
 var maxFrameLine = base64.StdEncoding.EncodedLen(MaxMessageSize) + 32
 
+// MaxGuestFrameLine bounds a frame or part line from a guest, after its
+// prefix (NewGuestFrameScanner). A guest writes a message as lines of
+// about 900 bytes (FrameLines: one kernel log record each), so a longer
+// line is refused as soon as it is this long: a line that never ends is a
+// protocol error after 4 KiB, not after a message's worth of base64 over a
+// slow serial console, or at the VM's timeout when less than that comes.
+const MaxGuestFrameLine = 4 << 10
+
 // AppendFrame appends msg (a message's JSON, without its newline) to dst as
 // one frame line.
 func AppendFrame(dst, msg []byte) []byte {
@@ -150,13 +158,28 @@ type FrameScanner struct {
 	discard bool // the frame is too large: skip to its end
 	parts   []byte
 	partsN  int // the parts' size on the wire
+	maxLine int // bounds a frame or part line after its prefix
 	err     error
 	rbuf    []byte
 }
 
-// NewFrameScanner returns a scanner reading r.
+// NewFrameScanner returns a scanner reading r: the host's frames, whose
+// lines may be a whole message's (FrameWriter).
 func NewFrameScanner(r io.Reader) *FrameScanner {
-	return &FrameScanner{r: r, rbuf: make([]byte, 32<<10)}
+	return &FrameScanner{r: r, rbuf: make([]byte, 32<<10), maxLine: maxFrameLine}
+}
+
+// NewGuestFrameScanner returns a scanner reading a guest's console, whose
+// frame and part lines are at most MaxGuestFrameLine long.
+func NewGuestFrameScanner(r io.Reader) *FrameScanner {
+	s := NewFrameScanner(r)
+	s.maxLine = MaxGuestFrameLine
+	return s
+}
+
+// errLongLine is the error of a frame or part line over the bound.
+func (s *FrameScanner) errLongLine() error {
+	return fmt.Errorf("console frame: %w: a line of more than %d bytes", ErrTooLarge, s.maxLine)
 }
 
 // Next returns the next chunk, or the read error that ended the stream
@@ -212,9 +235,9 @@ func (s *FrameScanner) step() (FrameChunk, bool) {
 					s.frame = append(s.frame, s.buf...)
 				}
 				s.buf = s.buf[:0]
-				if !s.discard && len(s.frame) > maxFrameLine {
+				if !s.discard && len(s.frame) > s.maxLine {
 					s.discard, s.frame, s.parts, s.partsN = true, nil, nil, 0
-					return FrameChunk{Size: maxFrameLine, Err: fmt.Errorf("console frame: %w (more than %d bytes)", ErrTooLarge, MaxMessageSize)}, true
+					return FrameChunk{Size: s.maxLine, Err: s.errLongLine()}, true
 				}
 				return FrameChunk{}, false
 			}
@@ -227,6 +250,10 @@ func (s *FrameScanner) step() (FrameChunk, bool) {
 			}
 			body := append(s.frame, line...)
 			s.frame = nil
+			if len(body) > s.maxLine {
+				s.parts, s.partsN = nil, 0
+				return FrameChunk{Size: len(s.prefix()) + len(body) + 1, Err: s.errLongLine()}, true
+			}
 			if s.part {
 				if c, ok := s.addPart(body); ok {
 					return c, true

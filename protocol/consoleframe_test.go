@@ -3,10 +3,12 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // scanAll returns the text and the frames a scanner finds in stream, read
@@ -244,4 +246,47 @@ func FuzzFrameScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A guest's frame line that never ends is refused as soon as it passes
+// MaxGuestFrameLine, without waiting for more (issue 20, item 7: a
+// 1 MiB+ line without a newline waited for the VM's timeout); a whole
+// message in the lines a guest writes still goes through.
+func TestGuestFrameScannerLineBound(t *testing.T) {
+	r, w := io.Pipe()
+	defer w.Close()
+	go func() {
+		_, _ = io.WriteString(w, "boot text\n"+FramePrefix+"1048576 00000000 ")
+		_, _ = io.WriteString(w, strings.Repeat("QUFB", 2*MaxGuestFrameLine/4))
+		// Then nothing, and no end of stream.
+	}()
+	s := NewGuestFrameScanner(r)
+	got := make(chan error, 1)
+	go func() {
+		for {
+			c, err := s.Next()
+			if err != nil || c.Err != nil {
+				got <- errors.Join(err, c.Err)
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-got:
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("a line of more than %d bytes", MaxGuestFrameLine)) {
+			t.Errorf("err = %v, want the line bound", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refusal: the scanner waits for a newline that never comes")
+	}
+
+	msg := []byte(`{"v":1,"type":"log","log":{"level":"info","text":"` + strings.Repeat("y", MaxMessageSize-100) + `"}}`)
+	var stream bytes.Buffer
+	for _, line := range FrameLines(msg, 900) {
+		stream.Write(line)
+	}
+	c, err := NewGuestFrameScanner(&stream).Next()
+	if err != nil || c.Err != nil || !bytes.Equal(c.Frame, msg) {
+		t.Errorf("a %d-byte message in 900-byte lines: %v %v", len(msg), err, c.Err)
+	}
 }

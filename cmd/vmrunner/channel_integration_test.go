@@ -235,6 +235,8 @@ func TestConsoleChannelHostile(t *testing.T) {
 		// were still going out of the tty: the VM's record tells.
 		{"exit-after-results", 3, "agent", "guest agent (PID 1) exited", "* *", "Attempted to kill init"},
 		{"flood-frame", 3, "protocol", "exceeds size limit", "error error", ""},
+		// Refused by the line bound, long before the 60 s VM timeout.
+		{"endless-frame-line", 3, "protocol", "exceeds size limit: a line of more than 4096 bytes", "error error", ""},
 		{"frame-cut", 3, "protocol", "cut or mixed with other text", "pass error", "kernel text in the middle of a frame"},
 		{"escapes-in-text", 0, "", "", "pass pass", ""},
 	} {

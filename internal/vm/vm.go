@@ -265,7 +265,7 @@ func (v *vmLife) captureConsole() {
 	go func() {
 		defer v.wg.Done()
 		defer close(frameMsgs)
-		frames := &consoleFrames{s: protocol.NewFrameScanner(qemu.NewTelnetFilter(conn)), stop: stop, msgs: frameMsgs}
+		frames := &consoleFrames{s: protocol.NewGuestFrameScanner(qemu.NewTelnetFilter(conn)), stop: stop, msgs: frameMsgs}
 		if err := con.Capture(frames, filepath.Join(dir, qemu.FileConsole)); err != nil && !errors.Is(err, net.ErrClosed) {
 			log.Warn("console capture", "err", err)
 		}

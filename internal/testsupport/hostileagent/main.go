@@ -238,6 +238,29 @@ var modes = map[string]func(*conv) error{
 		}
 		return c.done(n)
 	},
+	// Console channel only: a frame whose header is well-formed and whose
+	// base64 runs past 1 MiB with no newline, then nothing more, ever.
+	// Less than a whole message's base64 (1.33 MiB), so only the line
+	// bound (protocol.MaxGuestFrameLine) can refuse it before the VM's
+	// timeout.
+	"endless-frame-line": func(c *conv) error {
+		con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer con.Close()
+		chunk := []byte(strings.Repeat("QUFB", 16<<10))
+		if _, err := con.WriteString(protocol.FramePrefix + "1048576 00000000 "); err != nil {
+			return err
+		}
+		for sent := 0; sent < 1<<20+64<<10; sent += len(chunk) {
+			if _, err := con.Write(chunk); err != nil {
+				return err
+			}
+		}
+		hang()
+		return nil
+	},
 	// An artifact that would turn the host's qemu.log into a directory.
 	"artifact-host-name": func(c *conv) error {
 		check := c.plan.Checks[0].Name
