@@ -53,6 +53,13 @@ func prepareImages(dir, vmlinuz, name string, arch Arch, log *slog.Logger) (stri
 			}
 			log.Debug("extracted Image", "duration", time.Since(start).Round(time.Millisecond))
 			return imageName, nil
+		case FormatZboot:
+			// QEMU 7.2's -kernel does not unwrap EFI zboot: boot the Image.
+			if err := unwrapZboot(src, filepath.Join(dir, imageName), name+":"+vmlinuz); err != nil {
+				return "", err
+			}
+			log.Debug("unwrapped EFI zboot Image", "duration", time.Since(start).Round(time.Millisecond))
+			return imageName, nil
 		}
 	}
 	return "", nil

@@ -18,6 +18,8 @@ func Compression(path string) (string, error) {
 	case FormatELF, FormatARM64Image:
 		return "none", nil
 	case FormatBzImage:
+	case FormatZboot:
+		return zbootCompression(path)
 	default:
 		return info.Format, nil
 	}

@@ -21,8 +21,9 @@ const (
 
 // Info identifies a kernel image.
 type Info struct {
-	// Format is "bzImage", "elf", "arm64-image", or the compression of a
-	// compressed image ("gzip", "xz", "zstd", "lz4", "bzip2", "lzma").
+	// Format is "bzImage", "elf", "arm64-image", "efi-zboot" (an EFI
+	// zboot image: Arch is that of the image inside), or the compression
+	// of a compressed image ("gzip", "xz", "zstd", "lz4", "bzip2", "lzma").
 	Format string
 	Arch   Arch
 	// PVH is set for an ELF vmlinux with a PVH entry point. A bzImage's
@@ -81,6 +82,13 @@ func inspectAs(path, name string) (Info, error) {
 			info.Arch = "i386"
 		}
 		info.Release, _, _ = strings.Cut(b.KernelVersion, " ")
+		return info, nil
+	}
+	if z, ok := zbootHeader(head); ok {
+		info, err := inspectZboot(f, st.Size(), z)
+		if err != nil {
+			return Info{}, fmt.Errorf("inspect %s: %w", name, err)
+		}
 		return info, nil
 	}
 	if info, ok := inspectHead(head); ok {
