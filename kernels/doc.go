@@ -53,6 +53,11 @@
 //   - Inspect identifies a kernel image by its contents, never by its name;
 //     Describe reports on a resolved kernel (kernels inspect), and the one
 //     .config parser is kernels/kconfig.
+//   - FetchPackages (debpackages.go) fetches Debian packages that are not
+//     kernels (the workload's servers) through the same chain: signed
+//     InRelease, Packages, each .deb's SHA-256; Depends are followed into
+//     Section: libs packages only; the set is unpacked whole (symlinks
+//     kept) into packages/<key>/root with packages.json written last.
 //   - Cache.Prune removes what a matrix does not use, and temporaries whose
 //     lock no live process holds.
 package kernels
