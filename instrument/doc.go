@@ -16,9 +16,12 @@
 //     of their SQL;
 //   - Redis: RESP command arrays (command name) and reply types.
 //
-// Only the writes of one process (Config.TGID) on sockets whose local or
-// remote port is a registered server port are looked at; the side of the
-// connection comes from which of the two ports is the server's.
+// Only the writes of the client process (Config.TGID) and of the server
+// processes that run apart (Config.ServerTGIDs: a real redis-server) on
+// sockets whose local or remote port is a registered server port are
+// looked at; the side of the connection comes from which of the two ports
+// is the server's. PostgreSQL's backends (a process per connection) need
+// no registering: only the client's messages are counted.
 //
 // The programs need kernel BTF (CO-RE reads of task->files and the socket),
 // syscall tracepoints (CONFIG_FTRACE_SYSCALLS) and bpf_get_current_task. Two

@@ -72,8 +72,12 @@ type Port struct {
 
 // Config says what to observe.
 type Config struct {
-	// TGID is the process whose writes are looked at.
+	// TGID is the process whose writes are looked at: the clients'
+	// (and the servers' when they run in it).
 	TGID uint32
+	// ServerTGIDs are more processes whose writes are looked at: servers
+	// that run apart, like a real redis-server (at most 8).
+	ServerTGIDs []uint32
 	// Ports are the workload's server ports.
 	Ports []Port
 	// BrokenStatus selects a deliberately wrong HTTP status parser, to

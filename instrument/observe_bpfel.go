@@ -50,6 +50,7 @@ const (
 	observeMapCounts       = "counts"
 	observeMapPorts        = "ports"
 	observeMapScratch      = "scratch"
+	observeMapServers      = "servers"
 	observeProgEnterSendto = "enter_sendto"
 	observeProgEnterWrite  = "enter_write"
 )
@@ -108,6 +109,7 @@ type observeMapSpecs struct {
 	Counts  *ebpf.MapSpec `ebpf:"counts"`
 	Ports   *ebpf.MapSpec `ebpf:"ports"`
 	Scratch *ebpf.MapSpec `ebpf:"scratch"`
+	Servers *ebpf.MapSpec `ebpf:"servers"`
 }
 
 // observeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -140,6 +142,7 @@ type observeMaps struct {
 	Counts  *ebpf.Map `ebpf:"counts"`
 	Ports   *ebpf.Map `ebpf:"ports"`
 	Scratch *ebpf.Map `ebpf:"scratch"`
+	Servers *ebpf.Map `ebpf:"servers"`
 }
 
 func (m *observeMaps) Close() error {
@@ -148,6 +151,7 @@ func (m *observeMaps) Close() error {
 		m.Counts,
 		m.Ports,
 		m.Scratch,
+		m.Servers,
 	)
 }
 

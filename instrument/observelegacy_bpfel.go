@@ -50,6 +50,7 @@ const (
 	observeLegacyMapCounts       = "counts"
 	observeLegacyMapPorts        = "ports"
 	observeLegacyMapScratch      = "scratch"
+	observeLegacyMapServers      = "servers"
 	observeLegacyProgEnterSendto = "enter_sendto"
 	observeLegacyProgEnterWrite  = "enter_write"
 )
@@ -108,6 +109,7 @@ type observeLegacyMapSpecs struct {
 	Counts  *ebpf.MapSpec `ebpf:"counts"`
 	Ports   *ebpf.MapSpec `ebpf:"ports"`
 	Scratch *ebpf.MapSpec `ebpf:"scratch"`
+	Servers *ebpf.MapSpec `ebpf:"servers"`
 }
 
 // observeLegacyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -140,6 +142,7 @@ type observeLegacyMaps struct {
 	Counts  *ebpf.Map `ebpf:"counts"`
 	Ports   *ebpf.Map `ebpf:"ports"`
 	Scratch *ebpf.Map `ebpf:"scratch"`
+	Servers *ebpf.Map `ebpf:"servers"`
 }
 
 func (m *observeLegacyMaps) Close() error {
@@ -148,6 +151,7 @@ func (m *observeLegacyMaps) Close() error {
 		m.Counts,
 		m.Ports,
 		m.Scratch,
+		m.Servers,
 	)
 }
 

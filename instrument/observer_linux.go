@@ -70,6 +70,11 @@ func Load(cfg Config) (_ *Observer, err error) {
 			return nil, fmt.Errorf("register port %d: %w", p.Port, err)
 		}
 	}
+	for _, tgid := range cfg.ServerTGIDs {
+		if err := coll.Maps["servers"].Put(tgid, uint8(1)); err != nil {
+			return nil, fmt.Errorf("register server process %d: %w", tgid, err)
+		}
+	}
 	settings := observeSettings{Tgid: cfg.TGID}
 	if cfg.BrokenStatus {
 		settings.Flags |= flagBrokenStatus

@@ -133,6 +133,15 @@ struct {
 	__type(value, struct settings);
 } config SEC(".maps");
 
+// servers: processes other than the client's (settings.tgid) whose
+// writes are looked at: real servers running apart, like redis-server.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u8);
+} servers SEC(".maps");
+
 // ports: server port (host order) -> protocol and role.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -416,7 +425,10 @@ static __always_inline int observe(struct sys_enter_args *ctx)
 {
 	__u32 zero = 0;
 	struct settings *cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || cfg->tgid == 0 || (bpf_get_current_pid_tgid() >> 32) != cfg->tgid)
+	if (!cfg || cfg->tgid == 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid != cfg->tgid && !bpf_map_lookup_elem(&servers, &tgid))
 		return 0;
 
 	// fd -> struct file -> struct socket -> struct sock -> ports.
