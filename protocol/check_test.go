@@ -113,6 +113,9 @@ func TestCheckParamsValidate(t *testing.T) {
 			`profile: "huge": expected one of standard, constrained, long-running`,
 			"sample_every: only for profile: long-running",
 		}, [][]string{{"duration"}, {"latency"}, {"profile"}, {"sample_every"}}},
+		{"workload", `{"server_config":{"postgres":["work_mem = 8MB"],"redsi":["x"]}}`, []string{
+			`server_config: unknown server "redsi" (did you mean "redis"?); expected postgres, redis`,
+		}, [][]string{{"server_config", "redsi"}}},
 		// beyla shares workload's rules for the load.
 		{"beyla", `{"binary":"/b"}`, nil, nil},
 		{"beyla", `{"binary":"/b","rates":{"http":-5},"scenario":"x","settle":"-1s"}`, []string{

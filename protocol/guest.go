@@ -47,3 +47,24 @@ type ExternalBTFInfo struct {
 	// none.
 	Replaces bool `json:"replaces,omitempty"`
 }
+
+// ServersManifestPath is a WorkloadServers, JSON: the real servers the host
+// packed for the workload check (package internal/servers), at the paths
+// their Debian packages install them.
+const ServersManifestPath = "/etc/vmrunner/servers.json"
+
+// WorkloadServers says which real servers the guest has.
+type WorkloadServers struct {
+	Postgres *ServerPackage `json:"postgres,omitempty"`
+	Redis    *ServerPackage `json:"redis,omitempty"`
+}
+
+// ServerPackage is a server from a Debian package.
+type ServerPackage struct {
+	Package string `json:"package"` // postgresql-15
+	Version string `json:"version"`
+	Suite   string `json:"suite"`
+	// Bin is the server's program: /usr/lib/postgresql/15/bin/postgres
+	// (initdb beside it), /usr/bin/redis-server.
+	Bin string `json:"bin"`
+}

@@ -37,7 +37,15 @@ type WorkloadParams struct {
 	// ProbeRead "bpf_probe_read" forces the build for kernels before 5.5
 	// (a test of the fallback); empty picks by kernel.
 	ProbeRead string `json:"probe_read,omitempty" yaml:"probe_read"`
+	// ServerConfig are lines appended to a real server's configuration
+	// file, by server: "postgres" (postgresql.conf), "redis"
+	// (redis.conf). A line the server refuses makes the check an error
+	// that quotes the server's log.
+	ServerConfig map[string][]string `json:"server_config,omitempty" yaml:"server_config"`
 }
+
+// WorkloadServerNames are the servers ServerConfig may name.
+var WorkloadServerNames = []string{"postgres", "redis"}
 
 // WorkloadScenarios, WorkloadProfiles, WorkloadProtocols and
 // WorkloadClassifiers are the accepted values.
@@ -73,6 +81,12 @@ func (p WorkloadParams) Validate() []ParamProblem {
 	probs = append(probs, oneOf("classifier", p.Classifier, WorkloadClassifiers)...)
 	probs = append(probs, oneOf("probe_read", p.ProbeRead, WorkloadProbeReads)...)
 	probs = append(probs, nonNegative("sample_every", p.SampleEvery)...)
+	for _, name := range slices.Sorted(maps.Keys(p.ServerConfig)) {
+		if !slices.Contains(WorkloadServerNames, name) {
+			probs = append(probs, ParamProblem{Key: []string{"server_config", name}, AtKey: true, Msg: fmt.Sprintf("server_config: unknown server %q%s; expected %s",
+				name, spelling.DidYouMean(name, WorkloadServerNames), strings.Join(WorkloadServerNames, ", "))})
+		}
+	}
 	if p.SampleEvery != 0 && p.Profile != "long-running" {
 		probs = append(probs, ParamProblem{Key: []string{"sample_every"}, Msg: "sample_every: only for profile: long-running"})
 	}
@@ -116,6 +130,9 @@ type WorkloadDetails struct {
 	MemTotalMB float64 `json:"mem_total_mb"`
 	// Instrumentation says how the built-in eBPF instrumentation ran.
 	Instrumentation WorkloadInstrumentation `json:"instrumentation"`
+	// Servers are the real servers the SQL and Redis load ran against,
+	// by name ("postgres", "redis").
+	Servers map[string]WorkloadServer `json:"servers,omitempty"`
 	// Protocols are the sent and observed counts of the instrumented phase.
 	Protocols map[string]WorkloadProtocol `json:"protocols"`
 	// Mismatches are one line per protocol whose counts differ.
@@ -129,6 +146,15 @@ type WorkloadDetails struct {
 	FDGrowthPctPerHour  float64 `json:"fd_growth_pct_per_hour"`
 	// Flags list figures outside the RFD's targets.
 	Flags []string `json:"flags"`
+}
+
+// WorkloadServer is a real server of the workload.
+type WorkloadServer struct {
+	Package string `json:"package"`
+	Version string `json:"version"`
+	// StartMS is the time from starting it (initdb included) to its
+	// first answer.
+	StartMS float64 `json:"start_ms"`
 }
 
 // WorkloadInstrumentation is the built-in instrumentation's setup.

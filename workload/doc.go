@@ -1,9 +1,12 @@
 // Package workload is the multi-protocol traffic of the workload check:
-// servers on loopback for HTTP/1.1 (net/http), gRPC (unary and
-// server-streaming, google.golang.org/grpc), the PostgreSQL wire protocol
-// (pgproto3, with pgx as the client) and Redis RESP (redcon, with go-redis
-// as the client), and load generators that drive real clients against them
-// at configured rates for a configured duration.
+// servers on loopback for HTTP/1.1 (net/http) and gRPC (unary and
+// server-streaming, google.golang.org/grpc), and load generators that
+// drive real clients (net/http, grpc-go, pgx, go-redis) at configured
+// rates for a configured duration. In the guest, PostgreSQL and Redis are
+// the real ones from Debian's packages (ServerConfig.PG and .Redis;
+// internal/servers, guest/workloadcheck); pgwire.go and resp.go are
+// stand-ins written here (pgproto3, redcon) for tests without a VM: they
+// say what we think those servers say, not what they say.
 //
 // Run records what was sent, per protocol, in the vocabulary the
 // instrumentation reports (see Keys): operations by name and status, so

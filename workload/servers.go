@@ -29,10 +29,13 @@ type ServerConfig struct {
 	// (default 3).
 	StreamMessages int
 	Seed           uint64
+	// PG and Redis, when set, are the addresses of real servers (the
+	// guest's PostgreSQL and Redis): the stand-ins are not started.
+	PG, Redis string
 }
 
-// Start starts every server on 127.0.0.1 with a port the kernel picks.
-// Close stops them.
+// Start starts every server on 127.0.0.1 with a port the kernel picks,
+// but PostgreSQL and Redis when cfg gives real ones. Close stops them.
 func Start(ctx context.Context, cfg ServerConfig) (_ *Servers, err error) {
 	s := &Servers{}
 	defer func() {
@@ -54,7 +57,12 @@ func Start(ctx context.Context, cfg ServerConfig) (_ *Servers, err error) {
 		{&s.PG, func(ln net.Listener) (func() error, error) { return servePG(ln, &s.wg), nil }},
 		{&s.Redis, func(ln net.Listener) (func() error, error) { return serveRedis(ln, &s.wg), nil }},
 	}
+	external := map[*string]string{&s.PG: cfg.PG, &s.Redis: cfg.Redis}
 	for _, st := range starts {
+		if ext := external[st.addr]; ext != "" {
+			*st.addr = ext
+			continue
+		}
 		ln, err := listen()
 		if err != nil {
 			return nil, fmt.Errorf("listen: %w", err)

@@ -160,3 +160,15 @@ func TestPercentile(t *testing.T) {
 		}
 	}
 }
+
+// TestStartExternal: PostgreSQL and Redis given (the guest's real ones) are
+// used as they are, and only the other servers start.
+func TestStartExternal(t *testing.T) {
+	s := startServers(t, ServerConfig{PG: "127.0.0.1:5432", Redis: "127.0.0.1:6379"})
+	if s.PG != "127.0.0.1:5432" || s.Redis != "127.0.0.1:6379" {
+		t.Errorf("PG %s, Redis %s: want the addresses given", s.PG, s.Redis)
+	}
+	if len(s.stop) != 3 || Port(s.HTTP) == 0 || Port(s.GRPCUnary) == 0 || Port(s.GRPCStream) == 0 {
+		t.Errorf("%d servers started (HTTP %s, gRPC %s %s), want the 3 others", len(s.stop), s.HTTP, s.GRPCUnary, s.GRPCStream)
+	}
+}

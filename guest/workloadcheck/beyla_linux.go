@@ -51,10 +51,12 @@ func checkBeyla(ctx context.Context, params json.RawMessage) (guest.Outcome, err
 		return o, err
 	}
 	d.Binary = bin
-	srv, err := startServers(ctx, workload.ServerConfig{ErrorRate: p.ErrorRate, Latency: 2 * time.Millisecond, Seed: 1})
+	srv, rs, err := startServers(ctx, workload.ServerConfig{ErrorRate: p.ErrorRate, Latency: 2 * time.Millisecond, Seed: 1}, nil)
 	if err != nil {
+		o.Artifacts = append(o.Artifacts, rs.artifacts("beyla")...)
 		return o, err
 	}
+	defer rs.Close()
 	defer srv.Close()
 	promPort, err := freePort(ctx)
 	if err != nil {

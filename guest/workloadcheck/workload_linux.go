@@ -23,12 +23,22 @@ import (
 
 func init() { Checks.Add(protocol.WorkloadCheck.Def(), checkWorkload) }
 
-// checkWorkload is the "workload" check: the multi-protocol scenario. It
-// starts the servers, optionally runs the load once without
+// checkWorkload runs the check with the real servers and attaches their
+// logs, whatever the outcome.
+func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, error) {
+	var real *realServers
+	o, err := runWorkload(ctx, params, &real)
+	o.Artifacts = append(o.Artifacts, real.artifacts("workload")...)
+	return o, err
+}
+
+// runWorkload is the "workload" check: the multi-protocol scenario. It
+// starts the servers (PostgreSQL and Redis real, see servers_linux.go),
+// optionally runs the load once without
 // instrumentation (the overhead baseline), then loads the built-in eBPF
 // instrumentation, runs the same load again and compares what the
 // programs counted with what the clients sent, exactly.
-func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, error) {
+func runWorkload(ctx context.Context, params json.RawMessage, real **realServers) (guest.Outcome, error) {
 	p, err := protocol.WorkloadCheck.Params(params)
 	if err != nil {
 		return guest.Outcome{}, err
@@ -53,11 +63,14 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 		Duration: time.Duration(p.Duration), Rates: p.Rates, ErrorRate: p.ErrorRate,
 		Latency: time.Duration(p.Latency), Seed: 2,
 	}
-	srv, err := startServers(ctx, srvCfg)
+	srv, rs, err := startServers(ctx, srvCfg, p.ServerConfig)
+	*real = rs
 	if err != nil {
 		return o, err
 	}
+	defer rs.Close()
 	defer srv.Close()
+	d.Servers = rs.details
 
 	var baseline *protocol.WorkloadPhase
 	if p.Overhead {
@@ -76,7 +89,7 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 		defer stats.Close()
 	}
 	rssBefore := currentRSSMB()
-	obs, startup, probeRead, err := loadInstrumentation(p, srv, kernelTypes, d)
+	obs, startup, probeRead, err := loadInstrumentation(p, srv, rs.serverTGIDs(), kernelTypes, d)
 	if err != nil {
 		return o, err
 	}
@@ -105,20 +118,29 @@ func checkWorkload(ctx context.Context, params json.RawMessage) (guest.Outcome, 
 	return o, nil
 }
 
-// startServers starts the workload's servers on loopback, with the
-// memlock limit lifted for the eBPF programs that will watch them.
-func startServers(ctx context.Context, cfg workload.ServerConfig) (*workload.Servers, error) {
+// startServers starts the workload's servers on loopback: the real
+// PostgreSQL and Redis (conf: extra configuration lines by server), then
+// the others, with the memlock limit lifted for the eBPF programs that
+// will watch them. The real servers are returned even on error, for their
+// logs; the caller closes them.
+func startServers(ctx context.Context, cfg workload.ServerConfig, conf map[string][]string) (*workload.Servers, *realServers, error) {
 	if err := guest.RemoveMemlock(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := guest.LoopbackUp(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	rs, err := startRealServers(ctx, conf)
+	if err != nil {
+		return nil, rs, fmt.Errorf("start servers: %w", err)
+	}
+	cfg.PG, cfg.Redis = rs.PGAddr, rs.RedisAddr
 	srv, err := workload.Start(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("start servers: %w", err)
+		rs.Close()
+		return nil, rs, fmt.Errorf("start servers: %w", err)
 	}
-	return srv, nil
+	return srv, rs, nil
 }
 
 // tally puts in d what obs counted against what the clients sent, and how
@@ -158,10 +180,10 @@ func newWorkloadDetails(p protocol.WorkloadParams) *protocol.WorkloadDetails {
 // loadInstrumentation loads and attaches the built-in instrumentation for
 // srv's ports, saying in d how long it took; it returns the observer, the
 // time from load to attached, and how it reads memory.
-func loadInstrumentation(p protocol.WorkloadParams, srv *workload.Servers, kernelTypes *btf.Spec, d *protocol.WorkloadDetails) (*instrument.Observer, time.Duration, string, error) {
+func loadInstrumentation(p protocol.WorkloadParams, srv *workload.Servers, serverTGIDs []uint32, kernelTypes *btf.Spec, d *protocol.WorkloadDetails) (*instrument.Observer, time.Duration, string, error) {
 	start := time.Now()
 	obs, err := instrument.Load(instrument.Config{
-		TGID: uint32(os.Getpid()), Ports: instrument.Ports(srv), BrokenStatus: p.Classifier == "broken-status",
+		TGID: uint32(os.Getpid()), ServerTGIDs: serverTGIDs, Ports: instrument.Ports(srv), BrokenStatus: p.Classifier == "broken-status",
 		Legacy: p.ProbeRead == "bpf_probe_read", KernelTypes: kernelTypes,
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/vmrunner/vmrunner/internal/matrix"
+	"github.com/vmrunner/vmrunner/internal/servers"
 	"github.com/vmrunner/vmrunner/internal/vm"
 	"log/slog"
 	"os"
@@ -146,6 +147,12 @@ func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(stri
 		return fail(results.KindInitramfs, err)
 	} else if runner != nil {
 		extra = append(extra, *runner)
+		// The workload's real PostgreSQL and Redis, with their libraries.
+		files, err := servers.Files(ctx, p.Cache, t.Arch, p.Log.With("vm", t.Label()))
+		if err != nil {
+			return fail(results.KindInitramfs, err)
+		}
+		extra = append(extra, files...)
 	}
 	if k.BTF != "" {
 		files, err := externalBTFFiles(p.Cache.Dir, k)
