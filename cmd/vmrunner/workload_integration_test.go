@@ -247,3 +247,40 @@ checks:
 	}
 	t.Logf("message: %s", rec.Message)
 }
+
+// TestWorkloadBrokenServerConfig gives the real PostgreSQL a setting it
+// refuses: the workload check must be an error that quotes PostgreSQL's own
+// log, the log must be an artifact, and the VM must go on with its next
+// check.
+func TestWorkloadBrokenServerConfig(t *testing.T) {
+	integration(t)
+	matrix := writeFile(t, "matrix.yaml", workloadKernels+`
+checks:
+  - workload: {duration: 1s, rates: {http: 10, grpc: 5, sql: 5, redis: 5}, overhead: false, server_config: {postgres: ["shared_buffers = lots"]}}
+  - btf: {require: [task_struct]}
+`)
+	out := t.TempDir()
+	res := vmrunnerCLI(t, "run", matrix, "--out", out, "--arch", "x86_64")
+	if res.code == 0 {
+		t.Errorf("exit code 0, want a failing run")
+	}
+	recs, dir := workloadRecords(t, out)
+	status := map[string]string{}
+	for _, rec := range recs {
+		status[rec.Check] = rec.Status
+		if rec.Check != "workload" {
+			continue
+		}
+		if rec.Status != "error" || !strings.Contains(rec.Message, `invalid value for parameter "shared_buffers": "lots"`) {
+			t.Errorf("workload: status %s, message %q: want an error quoting postgres's log", rec.Status, rec.Message)
+		}
+		log, err := os.ReadFile(filepath.Join(dir, rec.Kernel+"-"+rec.Arch, "workload", "servers", "postgres.log"))
+		if err != nil || !strings.Contains(string(log), "shared_buffers") {
+			t.Errorf("postgres.log artifact: %v\n%s", err, log)
+		}
+		t.Logf("message: %s", rec.Message)
+	}
+	if status["workload"] != "error" || status["btf"] != "pass" {
+		t.Errorf("statuses %v, want workload error and btf pass (the VM carries on)", status)
+	}
+}

@@ -143,6 +143,7 @@ func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(stri
 		phase("initramfs")
 	}
 	extra := matrix.ExtraFiles(p.Matrix)
+	realServers := false
 	if runner, err := workloadRunner(p.Matrix, agent, t.Arch); err != nil {
 		return fail(results.KindInitramfs, err)
 	} else if runner != nil {
@@ -153,6 +154,7 @@ func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(stri
 			return fail(results.KindInitramfs, err)
 		}
 		extra = append(extra, files...)
+		realServers = true
 	}
 	if k.BTF != "" {
 		files, err := externalBTFFiles(p.Cache.Dir, k)
@@ -228,6 +230,11 @@ func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(stri
 		Target: t, Kernel: k, Agent: agent, Initramfs: initrd, Files: files, Dirs: dirs, PerRun: perRun,
 		MemoryMiB: cmp.Or(t.Kernel.MemoryMiB, p.Matrix.Defaults.MemoryMiB),
 		CPUs:      cmp.Or(t.Kernel.CPUs, p.Matrix.Defaults.CPUs),
+	}
+	if realServers && pt.MemoryMiB > 0 && pt.MemoryMiB < servers.MinMemoryMiB {
+		p.Log.Info("the workload's real servers need more memory: the VM gets it", "vm", t.Label(),
+			"memory_mib", servers.MinMemoryMiB, "asked", pt.MemoryMiB)
+		pt.MemoryMiB = servers.MinMemoryMiB
 	}
 	if err := pt.checkMemory(); err != nil {
 		return fail(results.KindBadInput, err)
