@@ -72,9 +72,10 @@ func workloadRecords(t *testing.T, out string) ([]workloadRecord, string) {
 }
 
 // The real PostgreSQL's initdb takes minutes under TCG on a loaded
-// machine (over 2 min on arm64 at load 30): the VMs get 15 minutes.
+// machine (over 2 min on arm64 at load 30): the VMs and each check get 15
+// minutes.
 const workloadKernels = `
-defaults: {memory: 512M, cpus: 1, timeout: 15m}
+defaults: {memory: 512M, cpus: 1, timeout: 15m, check_timeout: 15m}
 kernels:
   - name: "6.1"
     arch: [x86_64, arm64]
