@@ -60,6 +60,10 @@ func NewRunnerOutcome(o Outcome, err error) RunnerOutcome {
 
 // runnerCheck runs check name in the workload runner, with the params on stdin,
 // and relays its outcome. The runner is stopped with SIGTERM when ctx ends.
+// In the guest it runs in the sandbox (sandbox_linux.go), as exec's programs
+// do, and so does the Beyla binary it starts: its stderr reaches the
+// console through the agent, with anything that could pass for a frame of
+// the console channel defused (frameDefuser).
 func runnerCheck(name string) Check {
 	return func(ctx context.Context, params json.RawMessage) (Outcome, error) {
 		if _, err := os.Stat(protocol.WorkloadRunnerPath); err != nil {
@@ -71,8 +75,14 @@ func runnerCheck(name string) Check {
 		cmd.Stdin = bytes.NewReader(params)
 		var stdout bytes.Buffer
 		cmd.Stdout = &limited{w: &stdout, n: maxRunnerOutput}
-		cmd.Stderr = os.Stderr // the console
+		// The console, through a pipe: the runner gets no descriptor of it.
+		stderr := &frameDefuser{w: os.Stderr}
+		cmd.Stderr = stderr
+		if os.Getpid() == 1 {
+			sandbox(cmd)
+		}
 		runErr := cmd.Run()
+		stderr.flush()
 		var r RunnerOutcome
 		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 			if runErr != nil {
@@ -89,6 +99,34 @@ func runnerCheck(name string) Check {
 		}
 		return o, nil
 	}
+}
+
+// frameDefuser passes text on to w with every "=vmrunner1" (the start of
+// a console frame or part, protocol.FramePrefix) made "-vmrunner1", so
+// that no text relayed to the console can be taken for a message of the
+// agent's. The last bytes of a write, which may begin a prefix the next
+// write ends, wait for it (or for flush).
+type frameDefuser struct {
+	w    io.Writer
+	tail []byte
+}
+
+var frameMark = []byte(protocol.FramePrefix[:len(protocol.FramePrefix)-2]) // "=vmrunner1"
+
+func (d *frameDefuser) Write(p []byte) (int, error) {
+	buf := bytes.ReplaceAll(append(d.tail, p...), frameMark, []byte("-"+string(frameMark[1:])))
+	keep := min(len(buf), len(frameMark)-1)
+	d.tail = append(d.tail[:0], buf[len(buf)-keep:]...)
+	if _, err := d.w.Write(buf[:len(buf)-keep]); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// flush writes what a last write held back.
+func (d *frameDefuser) flush() {
+	_, _ = d.w.Write(d.tail)
+	d.tail = nil
 }
 
 // limited keeps the first n bytes written to it and drops the rest.
