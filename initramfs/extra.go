@@ -73,18 +73,7 @@ func CheckFiles(files []File) (int64, error) {
 // streamed, never held in memory whole, and must not change while the
 // archive is written.
 func withExtra(ctx context.Context, opts Options) (string, error) {
-	// Two files for one guest path: the later one wins (repro --shell's
-	// object over a matrix object of the same name).
-	last := map[string]int{}
-	for i, f := range opts.Extra {
-		last[f.Path] = i
-	}
-	var extra []File
-	for i, f := range opts.Extra {
-		if last[f.Path] == i {
-			extra = append(extra, f)
-		}
-	}
+	extra := lastPerPath(opts.Extra)
 	opts.Extra = nil
 	if _, err := CheckFiles(extra); err != nil {
 		return "", fmt.Errorf("build initramfs: %w", err)
@@ -93,55 +82,16 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-
-	type file struct {
-		File
-		f    *os.File
-		size int64
-		sum  []byte
-	}
-	files := make([]file, 0, len(extra))
+	files, key, err := openExtra(ctx, base, extra)
 	defer func() {
 		for _, f := range files {
 			f.f.Close()
 		}
 	}()
-	h := sha256.New()
-	field := func(b []byte) {
-		_ = binary.Write(h, binary.LittleEndian, uint64(len(b))) // a hash never fails to write
-		h.Write(b)
+	if err != nil {
+		return "", err
 	}
-	field([]byte(filepath.Base(base)))
-	var total int64
-	for _, f := range extra {
-		clean := path.Clean("/" + f.Path)
-		if !path.IsAbs(f.Path) || clean != f.Path || clean == "/" || strings.HasPrefix(clean, "/init") {
-			return "", fmt.Errorf("build initramfs: extra file path %q: expected a clean absolute path other than /init", f.Path)
-		}
-		in, size, err := inputfile.Open(f.Source, MaxFileSize)
-		if err != nil {
-			return "", fmt.Errorf("build initramfs: %w: %v", ErrBadFile, err)
-		}
-		files = append(files, file{File: f, f: in, size: size})
-		if total += size; total > MaxExtraSize {
-			return "", fmt.Errorf("build initramfs: %w: the files for the guest add up to more than %s", ErrBadFile, inputfile.Size(MaxExtraSize))
-		}
-		fh := sha256.New()
-		if n, err := io.Copy(fh, io.LimitReader(inputfile.Reader(ctx, in), MaxFileSize+1)); err != nil {
-			return "", fmt.Errorf("build initramfs: read %s: %w", f.Source, err)
-		} else if n != size {
-			return "", fmt.Errorf("build initramfs: %s changed while it was read (%d bytes, then %d)", f.Source, size, n)
-		}
-		files[len(files)-1].sum = fh.Sum(nil)
-		if f.Mode == 0 {
-			files[len(files)-1].Mode = 0o644
-		}
-		field([]byte(f.Path))
-		_ = binary.Write(h, binary.LittleEndian, uint32(files[len(files)-1].Mode.Perm()))
-		_ = binary.Write(h, binary.LittleEndian, uint64(size))
-		field(files[len(files)-1].sum)
-	}
-	archive := filepath.Join(filepath.Dir(base), "x-"+hex.EncodeToString(h.Sum(nil))+".cpio")
+	archive := filepath.Join(filepath.Dir(base), "x-"+key+".cpio")
 	if intact(archive) {
 		return archive, nil
 	}
@@ -161,40 +111,7 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 		return "", fmt.Errorf("build initramfs: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
-	write := func() error {
-		defer tmp.Close()
-		in, err := os.Open(base)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		if _, err := io.Copy(tmp, inputfile.Reader(ctx, in)); err != nil {
-			return err
-		}
-		bw := bufio.NewWriter(tmp)
-		a := &archiveWriter{w: cpio.Newc.Writer(bw), dirs: map[string]bool{}}
-		for _, f := range files {
-			src := &verifyingReaderAt{ctx: ctx, r: f.f, h: sha256.New(), inOrder: true}
-			a.add(cpio.Record{ReaderAt: src, Info: cpio.Info{Name: f.Path, Mode: cpio.S_IFREG | uint64(f.Mode.Perm()), FileSize: uint64(f.size)}})
-			if a.err == nil && (src.off != f.size || !src.inOrder || !bytes.Equal(src.h.Sum(nil), f.sum)) {
-				return fmt.Errorf("%s changed while the initramfs was being written", f.Source)
-			}
-		}
-		if a.err != nil {
-			return a.err
-		}
-		if err := cpio.WriteTrailer(a.w); err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		if err := tmp.Chmod(archiveMode); err != nil {
-			return err
-		}
-		return tmp.Sync()
-	}
-	if err := write(); err != nil {
+	if err := writeExtra(ctx, tmp, base, files); err != nil {
 		return "", fmt.Errorf("build initramfs: write %s: %w", tmp.Name(), err)
 	}
 	if err := os.Rename(tmp.Name(), archive); err != nil {
@@ -204,6 +121,111 @@ func withExtra(ctx context.Context, opts Options) (string, error) {
 		return "", fmt.Errorf("build initramfs: %w", err)
 	}
 	return archive, nil
+}
+
+// lastPerPath drops the files whose guest path a later file has: the later
+// one wins (repro --shell's object over a matrix object of the same name).
+func lastPerPath(files []File) []File {
+	last := map[string]int{}
+	for i, f := range files {
+		last[f.Path] = i
+	}
+	var out []File
+	for i, f := range files {
+		if last[f.Path] == i {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// extraFile is an extra file opened and hashed, its Mode set.
+type extraFile struct {
+	File
+	f    *os.File
+	size int64
+	sum  []byte
+}
+
+// openExtra opens and hashes the extra files that go after the archive
+// base, and returns them (to be closed, also on an error) with the key of
+// the combined archive: base's name and the files' paths, modes and
+// contents.
+func openExtra(ctx context.Context, base string, extra []File) ([]extraFile, string, error) {
+	files := make([]extraFile, 0, len(extra))
+	h := sha256.New()
+	field := func(b []byte) {
+		_ = binary.Write(h, binary.LittleEndian, uint64(len(b))) // a hash never fails to write
+		h.Write(b)
+	}
+	field([]byte(filepath.Base(base)))
+	var total int64
+	for _, f := range extra {
+		clean := path.Clean("/" + f.Path)
+		if !path.IsAbs(f.Path) || clean != f.Path || clean == "/" || strings.HasPrefix(clean, "/init") {
+			return files, "", fmt.Errorf("build initramfs: extra file path %q: expected a clean absolute path other than /init", f.Path)
+		}
+		in, size, err := inputfile.Open(f.Source, MaxFileSize)
+		if err != nil {
+			return files, "", fmt.Errorf("build initramfs: %w: %v", ErrBadFile, err)
+		}
+		files = append(files, extraFile{File: f, f: in, size: size})
+		if total += size; total > MaxExtraSize {
+			return files, "", fmt.Errorf("build initramfs: %w: the files for the guest add up to more than %s", ErrBadFile, inputfile.Size(MaxExtraSize))
+		}
+		fh := sha256.New()
+		if n, err := io.Copy(fh, io.LimitReader(inputfile.Reader(ctx, in), MaxFileSize+1)); err != nil {
+			return files, "", fmt.Errorf("build initramfs: read %s: %w", f.Source, err)
+		} else if n != size {
+			return files, "", fmt.Errorf("build initramfs: %s changed while it was read (%d bytes, then %d)", f.Source, size, n)
+		}
+		ef := &files[len(files)-1]
+		ef.sum = fh.Sum(nil)
+		if f.Mode == 0 {
+			ef.Mode = 0o644
+		}
+		field([]byte(f.Path))
+		_ = binary.Write(h, binary.LittleEndian, uint32(ef.Mode.Perm()))
+		_ = binary.Write(h, binary.LittleEndian, uint64(size))
+		field(ef.sum)
+	}
+	return files, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeExtra writes to tmp the archive base followed by an archive of
+// files, checking that none changed since it was hashed, and syncs it.
+func writeExtra(ctx context.Context, tmp *os.File, base string, files []extraFile) error {
+	defer tmp.Close()
+	in, err := os.Open(base)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if _, err := io.Copy(tmp, inputfile.Reader(ctx, in)); err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(tmp)
+	a := &archiveWriter{w: cpio.Newc.Writer(bw), dirs: map[string]bool{}}
+	for _, f := range files {
+		src := &verifyingReaderAt{ctx: ctx, r: f.f, h: sha256.New(), inOrder: true}
+		a.add(cpio.Record{ReaderAt: src, Info: cpio.Info{Name: f.Path, Mode: cpio.S_IFREG | uint64(f.Mode.Perm()), FileSize: uint64(f.size)}})
+		if a.err == nil && (src.off != f.size || !src.inOrder || !bytes.Equal(src.h.Sum(nil), f.sum)) {
+			return fmt.Errorf("%s changed while the initramfs was being written", f.Source)
+		}
+	}
+	if a.err != nil {
+		return a.err
+	}
+	if err := cpio.WriteTrailer(a.w); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(archiveMode); err != nil {
+		return err
+	}
+	return tmp.Sync()
 }
 
 // verifyingReaderAt hashes what the cpio writer reads, which it does in
