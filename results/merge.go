@@ -84,40 +84,72 @@ func ReadShard(path string) (Report, error) {
 // end the latest, its exit code folded from all records and the shards' own.
 // Every refusal is a one-line error naming the run and the shard.
 func Merge(parts []Part, opts MergeOptions) (Report, error) {
+	byIndex, err := indexShards(parts)
+	if err != nil {
+		return Report{}, err
+	}
+	ref := parts[0].Run.Shard
+	records, missing, err := mergeRecords(byIndex, ref, opts)
+	if err != nil {
+		return Report{}, err
+	}
+	run := mergeRuns(parts[0].Run, byIndex, ref)
+	run.ID = opts.ID
+	run.Finished = run.Finished && len(missing) == 0
+	run.ExitCode = ExitCode(records)
+	for _, p := range parts {
+		// A shard's exit code may outrank its records (interrupted, or
+		// its report could not be written): the merge keeps it.
+		if p.Run.Finished {
+			run.ExitCode = WorseExit(run.ExitCode, p.Run.ExitCode)
+		}
+	}
+	return Report{Run: run, Results: records}, nil
+}
+
+// indexShards checks that parts are shards of one plan, the first's, each
+// given once, and returns them by index.
+func indexShards(parts []Part) (map[int]Part, error) {
 	if len(parts) == 0 {
-		return Report{}, errors.New("merge: no runs given")
+		return nil, errors.New("merge: no runs given")
 	}
 	for _, p := range parts {
 		if p.Run.Shard == nil || p.Run.Shard.Index < 1 {
-			return Report{}, fmt.Errorf("merge: %s is not a shard run (its results.json has no shard: run it with vmrunner run --shard I/N)", p.Dir)
+			return nil, fmt.Errorf("merge: %s is not a shard run (its results.json has no shard: run it with vmrunner run --shard I/N)", p.Dir)
 		}
 	}
 	first := parts[0]
 	ref := first.Run.Shard
 	if len(ref.Targets) != ref.Count || ref.Count < 1 {
-		return Report{}, fmt.Errorf("merge: %s: shard %d/%d lists the targets of %d shards", first.Dir, ref.Index, ref.Count, len(ref.Targets))
+		return nil, fmt.Errorf("merge: %s: shard %d/%d lists the targets of %d shards", first.Dir, ref.Index, ref.Count, len(ref.Targets))
 	}
 	byIndex := map[int]Part{}
 	for _, p := range parts {
 		s := p.Run.Shard
 		switch {
 		case s.MatrixHash != ref.MatrixHash:
-			return Report{}, fmt.Errorf("merge: %s and %s ran different matrices (matrix %s, %s): merge shards of one plan", first.Dir, p.Dir, short(ref.MatrixHash), short(s.MatrixHash))
+			return nil, fmt.Errorf("merge: %s and %s ran different matrices (matrix %s, %s): merge shards of one plan", first.Dir, p.Dir, short(ref.MatrixHash), short(s.MatrixHash))
 		case s.LockHash != ref.LockHash:
-			return Report{}, fmt.Errorf("merge: %s and %s ran with different lock files (lock %s, %s): merge shards of one plan", first.Dir, p.Dir, cmp.Or(short(ref.LockHash), "none"), cmp.Or(short(s.LockHash), "none"))
+			return nil, fmt.Errorf("merge: %s and %s ran with different lock files (lock %s, %s): merge shards of one plan", first.Dir, p.Dir, cmp.Or(short(ref.LockHash), "none"), cmp.Or(short(s.LockHash), "none"))
 		case s.Plan != ref.Plan || s.Count != ref.Count:
-			return Report{}, fmt.Errorf("merge: %s and %s come from different plans (plan %s of %d shards, %s of %d): the same matrix, lock, --timings and --runner make the same plan",
+			return nil, fmt.Errorf("merge: %s and %s come from different plans (plan %s of %d shards, %s of %d): the same matrix, lock, --timings and --runner make the same plan",
 				first.Dir, p.Dir, short(ref.Plan), ref.Count, short(s.Plan), s.Count)
 		case s.Index > s.Count:
-			return Report{}, fmt.Errorf("merge: %s: shard %d/%d is out of range", p.Dir, s.Index, s.Count)
+			return nil, fmt.Errorf("merge: %s: shard %d/%d is out of range", p.Dir, s.Index, s.Count)
 		}
 		if prev, ok := byIndex[s.Index]; ok {
-			return Report{}, fmt.Errorf("merge: shard %d/%d is given twice: %s and %s", s.Index, s.Count, prev.Dir, p.Dir)
+			return nil, fmt.Errorf("merge: shard %d/%d is given twice: %s and %s", s.Index, s.Count, prev.Dir, p.Dir)
 		}
 		byIndex[s.Index] = p
 	}
+	return byIndex, nil
+}
 
-	out := Report{Results: []Record{}}
+// mergeRecords returns the shards' records in shard order, then an error
+// record of kind KindMissing for each check of each target without records
+// (missing), refused unless opts.AllowPartial.
+func mergeRecords(byIndex map[int]Part, ref *Shard, opts MergeOptions) ([]Record, []missingTarget, error) {
+	records := []Record{}
 	var missingShards []string
 	var missing []missingTarget
 	owner := map[Target]string{} // target → the run whose records it has
@@ -131,51 +163,71 @@ func Merge(parts []Part, opts MergeOptions) (Report, error) {
 			}
 			continue
 		}
-		if err := checkShardRecords(p); err != nil {
-			return Report{}, err
+		lacking, err := shardTargets(p, i, ref, owner, opts)
+		if err != nil {
+			return nil, nil, err
 		}
-		has := map[Target]bool{}
-		for _, r := range p.Results {
-			t := TargetOf(r)
-			if !slices.Contains(want, t) {
-				return Report{}, fmt.Errorf("merge: %s has records for %s, which is not in its shard %d/%d", p.Dir, t, i, ref.Count)
-			}
-			if o, ok := owner[t]; ok && o != p.Dir {
-				return Report{}, fmt.Errorf("merge: %s has records in both %s and %s", t, o, p.Dir)
-			}
-			owner[t] = p.Dir
-			has[t] = true
-		}
-		var lacking []Target
-		for _, t := range want {
-			if !has[t] {
-				lacking = append(lacking, t)
-				missing = append(missing, missingTarget{t, i, "its shard's run has no records for it (it did not finish)"})
-			}
-		}
-		if len(lacking) > 0 && !opts.AllowPartial {
-			return Report{}, fmt.Errorf("merge: %s (shard %d/%d) has no records for %s (finished: %t): run it again, or give --allow-partial",
-				p.Dir, i, ref.Count, joinTargets(lacking), p.Run.Finished)
-		}
-		out.Results = append(out.Results, p.Results...)
+		missing = append(missing, lacking...)
+		records = append(records, p.Results...)
 	}
 	if len(missingShards) > 0 && !opts.AllowPartial {
 		what := "shard " + missingShards[0] + " is"
 		if len(missingShards) > 1 {
 			what = "shards " + strings.Join(missingShards, ", ") + " are"
 		}
-		return Report{}, fmt.Errorf("merge: %s missing: give its run, or --allow-partial to merge without it", what)
+		return nil, nil, fmt.Errorf("merge: %s missing: give its run, or --allow-partial to merge without it", what)
 	}
 	for _, m := range missing {
 		for _, c := range ref.Checks {
-			out.Results = append(out.Results, Record{Kernel: m.target.Kernel, Arch: m.target.Arch, Check: c, Status: protocol.StatusError, ErrorKind: KindMissing,
+			records = append(records, Record{Kernel: m.target.Kernel, Arch: m.target.Arch, Check: c, Status: protocol.StatusError, ErrorKind: KindMissing,
 				Message: fmt.Sprintf("no result: shard %d/%d was to run %s, and %s", m.shard, ref.Count, m.target, m.why)})
 		}
 	}
+	return records, missing, nil
+}
 
-	run := first.Run
-	run.ID = opts.ID
-	run.Finished = len(missing) == 0
+// shardTargets checks the records of p, shard i: whole, for its own
+// targets only, none another shard has (owner, updated). It returns the
+// targets of the shard it has no records for, refused unless
+// opts.AllowPartial.
+func shardTargets(p Part, i int, ref *Shard, owner map[Target]string, opts MergeOptions) ([]missingTarget, error) {
+	if err := checkShardRecords(p); err != nil {
+		return nil, err
+	}
+	want := ref.Targets[i-1]
+	has := map[Target]bool{}
+	for _, r := range p.Results {
+		t := TargetOf(r)
+		if !slices.Contains(want, t) {
+			return nil, fmt.Errorf("merge: %s has records for %s, which is not in its shard %d/%d", p.Dir, t, i, ref.Count)
+		}
+		if o, ok := owner[t]; ok && o != p.Dir {
+			return nil, fmt.Errorf("merge: %s has records in both %s and %s", t, o, p.Dir)
+		}
+		owner[t] = p.Dir
+		has[t] = true
+	}
+	var lacking []Target
+	var missing []missingTarget
+	for _, t := range want {
+		if !has[t] {
+			lacking = append(lacking, t)
+			missing = append(missing, missingTarget{t, i, "its shard's run has no records for it (it did not finish)"})
+		}
+	}
+	if len(lacking) > 0 && !opts.AllowPartial {
+		return nil, fmt.Errorf("merge: %s (shard %d/%d) has no records for %s (finished: %t): run it again, or give --allow-partial",
+			p.Dir, i, ref.Count, joinTargets(lacking), p.Run.Finished)
+	}
+	return missing, nil
+}
+
+// mergeRuns is the run of the merge, from first's: its shard's parts,
+// its hosts, the earliest start and the latest end of the shards given,
+// finished if they all are.
+func mergeRuns(first RunInfo, byIndex map[int]Part, ref *Shard) RunInfo {
+	run := first
+	run.Finished = true
 	run.Targets = slices.Concat(ref.Targets...)
 	merged := *ref
 	merged.Index, merged.Parts = 0, nil
@@ -204,16 +256,7 @@ func Merge(parts []Part, opts MergeOptions) (Report, error) {
 	run.Host = strings.Join(hosts, ", ")
 	run.DurationMS = max(end.Sub(run.Started).Milliseconds(), 0)
 	run.Shard = &merged
-	run.ExitCode = ExitCode(out.Results)
-	for _, p := range parts {
-		// A shard's exit code may outrank its records (interrupted, or
-		// its report could not be written): the merge keeps it.
-		if p.Run.Finished {
-			run.ExitCode = WorseExit(run.ExitCode, p.Run.ExitCode)
-		}
-	}
-	out.Run = run
-	return out, nil
+	return run
 }
 
 // checkShardRecords refuses a shard with two records for one check of a
