@@ -193,30 +193,10 @@ func (s *session) acceptOn(channel string, m protocol.Message, size int) (sessio
 // broke the protocol (it matches errProtocol); the VM is to be stopped.
 func (s *session) accept(m protocol.Message, size int) (sessionStep, error) {
 	var st sessionStep
-	if m.Type == protocol.TypeOutput {
-		s.outputMessages++
-	} else {
-		s.messages++
-		s.bytes += int64(size)
+	if err := s.admit(m, size); err != nil {
+		return st, err
 	}
-	if s.messages > s.limits.Messages {
-		return st, violation("the guest sent more than %d messages", s.limits.Messages)
-	}
-	if s.outputMessages > s.limits.OutputMessages {
-		return st, violation("the guest sent more than %d output messages", s.limits.OutputMessages)
-	}
-	if s.bytes > s.limits.Bytes {
-		return st, violation("the guest sent more than %d MiB", s.limits.Bytes>>20)
-	}
-	if s.Done {
-		if m.Type == protocol.TypeDone {
-			return st, violation("the guest sent done twice")
-		}
-		return st, violation("the guest sent a %s message after done", m.Type)
-	}
-	if s.Ready == nil && m.Type != protocol.TypeReady {
-		return st, violation("the guest sent a %s message before ready", m.Type)
-	}
+	var err error
 	switch m.Type {
 	case protocol.TypeReady:
 		if s.Ready != nil {
@@ -226,73 +206,16 @@ func (s *session) accept(m protocol.Message, size int) (sessionStep, error) {
 		s.Ready = &r
 		st.SendPlan = true
 	case protocol.TypePrepared:
-		p := *m.Prepared
-		switch {
-		case s.wantBoot == "":
-			return st, violation("the guest sent prepared for a plan without host state")
-		case s.Prepared != nil:
-			return st, violation("the guest sent prepared twice")
-		case p.Boot != s.wantBoot:
-			return st, violation("the guest says its boot was %s, the host said %s", p.Boot, s.wantBoot)
-		}
-		s.Prepared = &p
-		st.Prepared = &p
+		st.Prepared, err = s.prepared(*m.Prepared)
 	case protocol.TypeCheckStart:
-		name := m.CheckStart.Check
-		to, planned := s.timeout[name]
-		switch {
-		case s.wantBoot != "" && s.Prepared == nil:
-			return st, violation("the guest started check %s before it said prepared", name)
-		case !planned:
-			return st, violation("the guest started check %q, which is not in the plan", name)
-		case s.started[name]:
-			return st, violation("the guest started check %s twice", name)
-		}
-		s.started[name], s.running = true, name
-		st.StartCheck, st.CheckTimeout = name, to
+		st.StartCheck, st.CheckTimeout, err = s.checkStart(m.CheckStart.Check)
 	case protocol.TypeLog:
 		// Logged, not kept: a line costs nothing once it is written.
 		st.Log = &protocol.Log{Level: text.SanitizeLine(text.Truncate(m.Log.Level, 16)), Text: text.Sanitize(text.Truncate(m.Log.Text, maxMessage))}
 	case protocol.TypeResult:
-		r := *m.Result
-		if err := s.owned(r.Check, "result"); err != nil {
-			return st, err
-		}
-		if s.reported[r.Check] {
-			return st, violation("the guest sent two results for %s", r.Check)
-		}
-		if len(s.Results) >= s.limits.Results {
-			return st, violation("the guest sent more than %d results", s.limits.Results)
-		}
-		r.Message = text.Sanitize(r.Message) + s.outs.cutNote(r.Check)
-		details, err := sanitizeDetails(r.Details)
-		if err != nil {
-			return st, violation("result %s: %v", r.Check, err)
-		}
-		r.Details = details
-		// Counted as kept: sanitising may have lengthened them.
-		s.resultBytes += len(r.Message) + len(r.Details)
-		if s.resultBytes > s.limits.ResultBytes {
-			return st, violation("the guest's results exceed %d MiB", s.limits.ResultBytes>>20)
-		}
-		s.reported[r.Check] = true
-		s.Results = append(s.Results, r)
-		st.CheckReported = r.Check == s.running
+		st.CheckReported, err = s.result(*m.Result)
 	case protocol.TypeArtifact:
-		a := *m.Artifact
-		if err := s.owned(a.Check, "artifact"); err != nil {
-			return st, err
-		}
-		if top, _, _ := strings.Cut(a.Name, "/"); top != s.running {
-			return st, violation("artifact %q of check %s is not under %s/", a.Name, a.Check, s.running)
-		}
-		a.Data = text.Sanitize(a.Data)
-		if err := s.arts.save(&a); err != nil {
-			if errors.Is(err, errProtocol) {
-				return st, err
-			}
-			return st, fmt.Errorf("save artifact %s: %w", a.Name, err)
-		}
+		err = s.artifact(*m.Artifact)
 	case protocol.TypeOutput:
 		// A program's output, saved as it is (it is the user's program's,
 		// to be shown as such) in files under the result's directory.
@@ -313,7 +236,119 @@ func (s *session) accept(m protocol.Message, size int) (sessionStep, error) {
 		// plan and bye go host → guest only.
 		return st, violation("the guest sent a %s message", m.Type)
 	}
+	if err != nil {
+		return sessionStep{}, err
+	}
 	return st, nil
+}
+
+// admit counts message m of size bytes against the session's limits and
+// refuses it when over one, or out of order: anything after done, anything
+// but ready before it.
+func (s *session) admit(m protocol.Message, size int) error {
+	if m.Type == protocol.TypeOutput {
+		s.outputMessages++
+	} else {
+		s.messages++
+		s.bytes += int64(size)
+	}
+	if s.messages > s.limits.Messages {
+		return violation("the guest sent more than %d messages", s.limits.Messages)
+	}
+	if s.outputMessages > s.limits.OutputMessages {
+		return violation("the guest sent more than %d output messages", s.limits.OutputMessages)
+	}
+	if s.bytes > s.limits.Bytes {
+		return violation("the guest sent more than %d MiB", s.limits.Bytes>>20)
+	}
+	if s.Done {
+		if m.Type == protocol.TypeDone {
+			return violation("the guest sent done twice")
+		}
+		return violation("the guest sent a %s message after done", m.Type)
+	}
+	if s.Ready == nil && m.Type != protocol.TypeReady {
+		return violation("the guest sent a %s message before ready", m.Type)
+	}
+	return nil
+}
+
+// prepared takes the guest's word that it took the host's state: once,
+// for a plan that carried it, about the boot the host said.
+func (s *session) prepared(p protocol.Prepared) (*protocol.Prepared, error) {
+	switch {
+	case s.wantBoot == "":
+		return nil, violation("the guest sent prepared for a plan without host state")
+	case s.Prepared != nil:
+		return nil, violation("the guest sent prepared twice")
+	case p.Boot != s.wantBoot:
+		return nil, violation("the guest says its boot was %s, the host said %s", p.Boot, s.wantBoot)
+	}
+	s.Prepared = &p
+	return &p, nil
+}
+
+// checkStart takes the start of a planned check, once, after prepared when
+// the plan carried host state; it returns the check's timeout.
+func (s *session) checkStart(name string) (string, time.Duration, error) {
+	to, planned := s.timeout[name]
+	switch {
+	case s.wantBoot != "" && s.Prepared == nil:
+		return "", 0, violation("the guest started check %s before it said prepared", name)
+	case !planned:
+		return "", 0, violation("the guest started check %q, which is not in the plan", name)
+	case s.started[name]:
+		return "", 0, violation("the guest started check %s twice", name)
+	}
+	s.started[name], s.running = true, name
+	return name, to, nil
+}
+
+// result keeps the running check's result (or one under it), sanitised,
+// within the limits; true when it is the running check's own.
+func (s *session) result(r protocol.Result) (bool, error) {
+	if err := s.owned(r.Check, "result"); err != nil {
+		return false, err
+	}
+	if s.reported[r.Check] {
+		return false, violation("the guest sent two results for %s", r.Check)
+	}
+	if len(s.Results) >= s.limits.Results {
+		return false, violation("the guest sent more than %d results", s.limits.Results)
+	}
+	r.Message = text.Sanitize(r.Message) + s.outs.cutNote(r.Check)
+	details, err := sanitizeDetails(r.Details)
+	if err != nil {
+		return false, violation("result %s: %v", r.Check, err)
+	}
+	r.Details = details
+	// Counted as kept: sanitising may have lengthened them.
+	s.resultBytes += len(r.Message) + len(r.Details)
+	if s.resultBytes > s.limits.ResultBytes {
+		return false, violation("the guest's results exceed %d MiB", s.limits.ResultBytes>>20)
+	}
+	s.reported[r.Check] = true
+	s.Results = append(s.Results, r)
+	return r.Check == s.running, nil
+}
+
+// artifact saves an artifact of the running check, sanitised, under its
+// directory.
+func (s *session) artifact(a protocol.Artifact) error {
+	if err := s.owned(a.Check, "artifact"); err != nil {
+		return err
+	}
+	if top, _, _ := strings.Cut(a.Name, "/"); top != s.running {
+		return violation("artifact %q of check %s is not under %s/", a.Name, a.Check, s.running)
+	}
+	a.Data = text.Sanitize(a.Data)
+	if err := s.arts.save(&a); err != nil {
+		if errors.Is(err, errProtocol) {
+			return err
+		}
+		return fmt.Errorf("save artifact %s: %w", a.Name, err)
+	}
+	return nil
 }
 
 // owned checks that a result or artifact belongs to the running check: its
