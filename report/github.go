@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/vmrunner/vmrunner/internal/text"
 	"github.com/vmrunner/vmrunner/protocol"
@@ -102,39 +101,8 @@ var statusEmoji = map[protocol.Status]string{
 func WriteStepSummary(w io.Writer, run Run) error {
 	var b strings.Builder
 	recs := records(run.Report)
-	n := counts(recs)
-	fmt.Fprintf(&b, "## vmrunner run %s\n\n", md(run.Run.ID))
-	if note := IncompleteNote(run.Report); note != "" {
-		fmt.Fprintf(&b, "> **Incomplete run**: %s\n\n", md(note))
-	}
-	fmt.Fprintf(&b, "%d pass, %d fail, %d error, %d skip · accel %s · %s\n\n",
-		n[protocol.StatusPass], n[protocol.StatusFail], n[protocol.StatusError], n[protocol.StatusSkip],
-		md(run.Run.Accel), (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100*time.Millisecond))
-	g := newGrid(recs)
-	b.WriteString("| check |")
-	for _, t := range g.Targets {
-		fmt.Fprintf(&b, " %s |", md(t.String()))
-	}
-	b.WriteString("\n|---|")
-	for range g.Targets {
-		b.WriteString(":-:|")
-	}
-	b.WriteString("\n")
-	for _, c := range g.Checks {
-		fmt.Fprintf(&b, "| %s |", md(c))
-		for _, t := range g.Targets {
-			r := g.cell(t, c)
-			switch {
-			case r == nil:
-				b.WriteString(" – |")
-			case statusEmoji[r.Status] != "":
-				fmt.Fprintf(&b, " %s |", statusEmoji[r.Status])
-			default:
-				fmt.Fprintf(&b, " %s |", md(string(r.Status)))
-			}
-		}
-		b.WriteString("\n")
-	}
+	b.WriteString(markdownHead(run, recs))
+	b.WriteString(markdownGrid(recs, statusCell))
 	if ps := problems(recs); len(ps) > 0 {
 		b.WriteString("\n### Failures\n\n")
 		for _, r := range ps {

@@ -52,17 +52,9 @@ func WriteMarkdown(w io.Writer, run Run, opts MarkdownOptions) error {
 		opts.Threshold = DefaultThreshold
 	}
 	recs := records(run.Report)
-	n := counts(recs)
-	var head strings.Builder
-	fmt.Fprintf(&head, "## vmrunner run %s\n\n", md(run.Run.ID))
-	if note := IncompleteNote(run.Report); note != "" {
-		fmt.Fprintf(&head, "> **Incomplete run**: %s\n\n", md(note))
-	}
-	fmt.Fprintf(&head, "%d pass, %d fail, %d error, %d skip · accel %s · %s\n\n",
-		n[protocol.StatusPass], n[protocol.StatusFail], n[protocol.StatusError], n[protocol.StatusSkip],
-		md(run.Run.Accel), (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100*time.Millisecond))
+	head := markdownHead(run, recs)
 
-	grid := markdownGrid(recs)
+	grid := markdownGrid(recs, reasonCell)
 	byReason := markdownReasons(recs)
 	changes := markdownAcross(recs, opts.Threshold)
 	if opts.Baseline != nil {
@@ -74,12 +66,12 @@ func WriteMarkdown(w io.Writer, run Run, opts MarkdownOptions) error {
 	}
 
 	// What must stay, then what fits.
-	fixed := head.Len() + len(byReason) + len(changes) + 200
+	fixed := len(head) + len(byReason) + len(changes) + 200
 	if fixed+len(grid) > opts.Limit {
 		grid = markdownTargetLines(recs)
 	}
 	var b strings.Builder
-	b.WriteString(head.String())
+	b.WriteString(head)
 	b.WriteString(grid)
 	b.WriteString(byReason)
 	b.WriteString(changes)
@@ -105,9 +97,24 @@ func WriteMarkdown(w io.Writer, run Run, opts MarkdownOptions) error {
 	return nil
 }
 
+// markdownHead is the run's title, a note when it is incomplete, and its
+// counts, accelerator and duration.
+func markdownHead(run Run, recs []results.Record) string {
+	var b strings.Builder
+	n := counts(recs)
+	fmt.Fprintf(&b, "## vmrunner run %s\n\n", md(run.Run.ID))
+	if note := IncompleteNote(run.Report); note != "" {
+		fmt.Fprintf(&b, "> **Incomplete run**: %s\n\n", md(note))
+	}
+	fmt.Fprintf(&b, "%d pass, %d fail, %d error, %d skip · accel %s · %s\n\n",
+		n[protocol.StatusPass], n[protocol.StatusFail], n[protocol.StatusError], n[protocol.StatusSkip],
+		md(run.Run.Accel), (time.Duration(run.Run.DurationMS) * time.Millisecond).Round(100*time.Millisecond))
+	return b.String()
+}
+
 // markdownGrid is the verdict grid: a row per check, a column per kernel ×
-// arch; a cell that is not a pass names its reason.
-func markdownGrid(recs []results.Record) string {
+// arch, cell saying what a record's cell holds ("–" where there is none).
+func markdownGrid(recs []results.Record, cell func(*results.Record) string) string {
 	g := newGrid(recs)
 	var b strings.Builder
 	b.WriteString("| check |")
@@ -122,19 +129,29 @@ func markdownGrid(recs []results.Record) string {
 	for _, c := range g.Checks {
 		fmt.Fprintf(&b, "| %s |", md(c))
 		for _, t := range g.Targets {
-			r := g.cell(t, c)
-			switch {
-			case r == nil:
+			if r := g.cell(t, c); r == nil {
 				b.WriteString(" – |")
-			case r.Status == protocol.StatusPass:
-				fmt.Fprintf(&b, " %s |", statusEmoji[r.Status])
-			default:
-				fmt.Fprintf(&b, " %s %s |", cmpOr(statusEmoji[r.Status], md(string(r.Status))), md(string(r.ReasonCode())))
+			} else {
+				fmt.Fprintf(&b, " %s |", cell(r))
 			}
 		}
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// statusCell is a grid cell's status emoji, or its status's name when it
+// has none.
+func statusCell(r *results.Record) string {
+	return cmpOr(statusEmoji[r.Status], md(string(r.Status)))
+}
+
+// reasonCell is statusCell with the reason of a cell that is not a pass.
+func reasonCell(r *results.Record) string {
+	if r.Status == protocol.StatusPass {
+		return statusEmoji[r.Status]
+	}
+	return statusCell(r) + " " + md(string(r.ReasonCode()))
 }
 
 // markdownTargetLines is the grid summarised: one line per kernel × arch.
