@@ -53,9 +53,9 @@ func (f *kernelsFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.arches, "arch", nil, "only this arch: x86_64 or arm64 (repeatable)")
 }
 
-// open loads the matrix (narrowed to --arch) and its preparer: the cache
+// open loads the matrix (narrowed to --arch) and its provisioner: the cache
 // and the lock.
-func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*matrix.Matrix, *runner.Preparer, error) {
+func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*matrix.Matrix, *runner.Provisioner, error) {
 	log, err := newLogger(f.logLevel, cmd.ErrOrStderr())
 	if err != nil {
 		return nil, nil, err
@@ -71,7 +71,7 @@ func (f *kernelsFlags) open(cmd *cobra.Command, path string) (*matrix.Matrix, *r
 	if m, err = m.Select(nil, arches, nil); err != nil {
 		return nil, nil, err
 	}
-	p, err := runner.NewPreparer(runner.Options{Matrix: m, CacheDir: f.cacheDir, Refresh: f.refresh, Log: log})
+	p, err := runner.NewProvisioner(runner.Options{Matrix: m, CacheDir: f.cacheDir, Refresh: f.refresh, Log: log})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -87,19 +87,19 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	prep, err := runner.NewPreparer(o.Options)
+	prep, err := runner.NewProvisioner(o.Options)
 	if err != nil {
 		return err
 	}
 	targets := o.Matrix.Targets()
 	// Warm the cache so that the timed runs download and build nothing.
-	prepared := map[string]*runner.Prepared{}
+	provisioned := map[string]*runner.Provisioned{}
 	for _, t := range targets {
-		pt, err := prep.Prepare(ctx, t, nil)
+		pt, err := prep.Provision(ctx, t, nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Label(), err)
 		}
-		prepared[t.Label()] = pt
+		provisioned[t.Label()] = pt
 	}
 
 	out, err := os.MkdirTemp("", "vmrunner-bench-")
@@ -113,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	if o.runs(PartBoot) {
-		if err := benchBoots(ctx, o, prepared); err != nil {
+		if err := benchBoots(ctx, o, provisioned); err != nil {
 			return err
 		}
 	}
@@ -125,13 +125,13 @@ func Run(ctx context.Context, o Options) error {
 
 // benchBoots times, per target, QEMU's start to ready, booted the fast and
 // the common way and restored.
-func benchBoots(ctx context.Context, o Options, prepared map[string]*runner.Prepared) error {
+func benchBoots(ctx context.Context, o Options, provisioned map[string]*runner.Provisioned) error {
 	targets := o.Matrix.Targets()
 
 	fmt.Fprintf(o.Out, "== to ready: QEMU start → the agent's first message (booted) or → its snapshot loaded and running (restored), median of %d\n", o.Boots)
 	fmt.Fprintf(o.Out, "%-16s %-6s %10s %10s %7s %10s %7s %8s %8s\n", "TARGET", "ACCEL", "FAST", "COMMON", "RATIO", "RESTORED", "R/FAST", "SAVE", "STATE")
 	for _, t := range targets {
-		pt := prepared[t.Label()]
+		pt := provisioned[t.Label()]
 		accel, err := qemu.ResolveAccel(o.Accel, t.Arch)
 		if err != nil {
 			return err
@@ -195,10 +195,10 @@ type benchBoot struct {
 	state    int64         // the snapshot's size
 }
 
-// bootOnce boots a prepared target with an empty plan and returns the time
+// bootOnce boots a provisioned target with an empty plan and returns the time
 // to ready. With snapshot, it restores the target's snapshot, or boots
 // and saves one.
-func bootOnce(ctx context.Context, o runner.Options, pt *runner.Prepared, accel qemu.Accel, prof qemu.Profile, snapshot bool) (benchBoot, error) {
+func bootOnce(ctx context.Context, o runner.Options, pt *runner.Provisioned, accel qemu.Accel, prof qemu.Profile, snapshot bool) (benchBoot, error) {
 	dir, err := os.MkdirTemp("", "vmrunner-boot-")
 	if err != nil {
 		return benchBoot{}, err

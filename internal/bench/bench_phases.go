@@ -14,7 +14,7 @@ import (
 )
 
 // phaseClock times the phases of a run's VMs as the host sees them, from
-// Options.Progress: preparing the target (kernel, initramfs), from QEMU's
+// Options.Progress: provisioning the target (kernel, initramfs), from QEMU's
 // start to the first check (boot or restore, plan, files), each check
 // (until the next one starts: its results and artifacts included), and
 // after the last check's guest time until the VM's records are stored
@@ -36,9 +36,9 @@ type vmPhases struct {
 
 // Phase names that are not checks.
 const (
-	phasePrepare = "prepare (kernel, initramfs)"
-	phaseStart   = "boot or restore → first check"
-	phaseEnd     = "power-off, records"
+	phaseProvision = "prepare (kernel, initramfs)"
+	phaseStart     = "boot or restore → first check"
+	phaseEnd       = "power-off, records"
 )
 
 func newPhaseClock(now func() time.Time) *phaseClock {
@@ -58,7 +58,7 @@ func (c *phaseClock) progress(t matrix.Target, phase string, recs []results.Reco
 	var name string
 	switch {
 	case phase == "kernel" || phase == "initramfs":
-		name = phasePrepare
+		name = phaseProvision
 	case phase == "boot":
 		name = phaseStart
 	case strings.HasPrefix(phase, "check "):
@@ -114,7 +114,7 @@ type runPhases struct {
 	sum     map[string]time.Duration
 	order   []string
 	vms     int
-	vmTime  time.Duration // sum of the VMs' times from prepare to records
+	vmTime  time.Duration // sum of the VMs' times from provisioning to records
 	lastEnd time.Duration // from the run's start to the last VM's records
 }
 
@@ -168,7 +168,7 @@ func printPhases(w io.Writer, booted, restored []runPhases, parallel int) {
 	fmt.Fprintf(w, "  %-40s %9s %9s %s\n", "phase (summed over the VMs, host's view)", "BOOTED", "RESTORED", "R/B")
 	for _, name := range order {
 		label := name
-		if name != phasePrepare && name != phaseStart && name != phaseEnd {
+		if name != phaseProvision && name != phaseStart && name != phaseEnd {
 			label = "check " + name
 		}
 		row(label, func(r runPhases) time.Duration { return r.sum[name] })

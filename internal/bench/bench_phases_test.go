@@ -34,11 +34,11 @@ func TestPhaseClock(t *testing.T) {
 		results.Record{Check: "verifier/probes", DurationMS: 20000})
 	rp := clock.result(25 * time.Second)
 	want := map[string]time.Duration{
-		phasePrepare: 150 * time.Millisecond,
-		phaseStart:   2 * time.Second,
-		"btf":        1500 * time.Millisecond,
-		"verifier":   20 * time.Second,
-		phaseEnd:     400 * time.Millisecond,
+		phaseProvision: 150 * time.Millisecond,
+		phaseStart:     2 * time.Second,
+		"btf":          1500 * time.Millisecond,
+		"verifier":     20 * time.Second,
+		phaseEnd:       400 * time.Millisecond,
 	}
 	for name, d := range want {
 		if rp.sum[name] != d {

@@ -76,7 +76,7 @@ type GuestFile struct {
 	Exec  bool   // executable (mode 0755), else 0644
 	// Named is set for a file named on the command line (repro --object):
 	// it may be anywhere. A file a matrix names must be inside the matrix's
-	// directory (see Preparer).
+	// directory (see Provisioner).
 	Named bool
 }
 

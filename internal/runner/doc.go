@@ -4,7 +4,7 @@
 // in full), repro --watch (a VM kept up, plan after plan) and repro
 // --shell (a shell in the VM on the user's terminal).
 //
-// Each command prepares its targets through the one Preparer: the kernel
+// Each command provisions its targets through the one Provisioner: the kernel
 // resolved with the lock's pin (package kernels), the initramfs built
 // (package initramfs) with the agent found beside the binary, the files a
 // check or program needs packed, the VM sized. Each VM then runs through
@@ -13,7 +13,7 @@
 //
 // Promises:
 //   - Every planned check of every target gets exactly one results.Record,
-//     including targets that could not be prepared (their records say why,
+//     including targets that could not be provisioned (their records say why,
 //     with an ErrorKind) and checks that do not run on an arch (skip).
 //   - Only infrastructure failures before a VM showed life are retried;
 //     check failures, panics and hangs are results, never retried.

@@ -24,9 +24,9 @@ import (
 	"github.com/vmrunner/vmrunner/results"
 )
 
-// Prepared is a target ready to boot: its kernel, resolved to what the
+// Provisioned is a target ready to boot: its kernel, resolved to what the
 // matrix's lock pinned, its initramfs and the VM's size.
-type Prepared struct {
+type Provisioned struct {
 	Target    matrix.Target
 	Kernel    *kernels.Kernel
 	Agent     string // the guest agent packed into Initramfs
@@ -43,11 +43,11 @@ type Prepared struct {
 	PerRun bool
 }
 
-// Preparer makes the targets of one matrix ready to boot. run, repro,
-// repro --shell, bench and the kernels commands all prepare targets through
+// Provisioner makes the targets of one matrix ready to boot. run, repro,
+// repro --shell, bench and the kernels commands all provision targets through
 // it, so that they boot the same kernels: the lock file next to the matrix
 // is read once and every kernel resolves to its pin.
-type Preparer struct {
+type Provisioner struct {
 	Matrix   *matrix.Matrix
 	Cache    *kernels.Cache
 	Lock     *kernels.LockFile // nil without a lock file
@@ -68,10 +68,10 @@ type Preparer struct {
 	SharesOverChannel bool
 }
 
-// NewPreparer opens the cache of opts (default kernels.DefaultCacheDir)
+// NewProvisioner opens the cache of opts (default kernels.DefaultCacheDir)
 // and reads the lock file of opts.Matrix. A lock file that does not read is
 // bad input.
-func NewPreparer(opts Options) (*Preparer, error) {
+func NewProvisioner(opts Options) (*Provisioner, error) {
 	log := cmp.Or(opts.Log, slog.Default())
 	cache, err := kernels.OpenCache(opts.CacheDir)
 	if err != nil {
@@ -84,45 +84,45 @@ func NewPreparer(opts Options) (*Preparer, error) {
 	if err := checkGuestFiles(opts.Matrix); err != nil {
 		return nil, err
 	}
-	return &Preparer{Matrix: opts.Matrix, Cache: cache, Lock: lock, AgentDir: opts.AgentDir, Refresh: opts.Refresh, Log: log}, nil
+	return &Provisioner{Matrix: opts.Matrix, Cache: cache, Lock: lock, AgentDir: opts.AgentDir, Refresh: opts.Refresh, Log: log}, nil
 }
 
-// PrepareError is a target that could not be prepared; Kind is the error
+// ProvisionError is a target that could not be provisioned; Kind is the error
 // kind of its records. It matches ErrBadMatrix when the kind is bad input.
-type PrepareError struct {
+type ProvisionError struct {
 	Kind results.ErrorKind
 	Err  error
 }
 
-func (e *PrepareError) Error() string { return e.Err.Error() }
-func (e *PrepareError) Unwrap() error { return e.Err }
+func (e *ProvisionError) Error() string { return e.Err.Error() }
+func (e *ProvisionError) Unwrap() error { return e.Err }
 
-// Is makes a bad-input preparation error an ErrBadMatrix (exit code 2).
-func (e *PrepareError) Is(target error) bool {
+// Is makes a bad-input provision error an ErrBadMatrix (exit code 2).
+func (e *ProvisionError) Is(target error) bool {
 	return target == matrix.ErrBadMatrix && e.Kind == results.KindBadInput
 }
 
 // Kernel resolves the kernel of t, to its pin when the lock has one.
 // Offline resolves from the cache alone (kernels.ErrNotCached otherwise).
-func (p *Preparer) Kernel(ctx context.Context, t matrix.Target, offline bool) (*kernels.Kernel, error) {
+func (p *Provisioner) Kernel(ctx context.Context, t matrix.Target, offline bool) (*kernels.Kernel, error) {
 	return kernels.Resolve(ctx, t.Kernel.Name, t.Kernel.Source, t.Arch, kernels.Options{
 		Cache: p.Cache, Refresh: p.Refresh, Offline: offline, Logger: p.Log.With("vm", t.Label()),
 		Pin: p.Lock.Pin(t.Kernel.Name, t.Arch, t.Kernel.Source),
 	})
 }
 
-// Prepare resolves t's kernel, builds its initramfs (the agent, the
+// Provision resolves t's kernel, builds its initramfs (the agent, the
 // kernel's virtio modules, the files the checks need, the workload runner
 // when a check runs in it, and Extra's files) and settles the VM's memory
 // and CPUs (the kernel's own, else the matrix defaults). phase, when set, is
 // told "kernel" and "initramfs" as each step starts. Errors are
-// *PrepareError.
-func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(string)) (*Prepared, error) {
-	fail := func(kind results.ErrorKind, err error) (*Prepared, error) {
+// *ProvisionError.
+func (p *Provisioner) Provision(ctx context.Context, t matrix.Target, phase func(string)) (*Provisioned, error) {
+	fail := func(kind results.ErrorKind, err error) (*Provisioned, error) {
 		if ctx.Err() != nil {
 			kind = results.KindInterrupted
 		}
-		return nil, &PrepareError{Kind: kind, Err: err}
+		return nil, &ProvisionError{Kind: kind, Err: err}
 	}
 	if phase != nil {
 		phase("kernel")
@@ -226,7 +226,7 @@ func (p *Preparer) Prepare(ctx context.Context, t matrix.Target, phase func(stri
 			initrd = dst
 		}
 	}
-	pt := &Prepared{
+	pt := &Provisioned{
 		Target: t, Kernel: k, Agent: agent, Initramfs: initrd, Files: files, Dirs: dirs, PerRun: perRun,
 		MemoryMiB: cmp.Or(t.Kernel.MemoryMiB, p.Matrix.Defaults.MemoryMiB),
 		CPUs:      cmp.Or(t.Kernel.CPUs, p.Matrix.Defaults.CPUs),
@@ -275,7 +275,7 @@ const unpackOverhead = 128 << 20
 // twice its size and the kernel's own, and the plan's files live in memory
 // too. Without this, QEMU's "initrd too large" or the guest running out of
 // memory would be the only word of it.
-func (pt *Prepared) checkMemory() error {
+func (pt *Provisioned) checkMemory() error {
 	fi, err := os.Stat(pt.Initramfs)
 	if err != nil {
 		return err
@@ -309,7 +309,7 @@ func (pt *Prepared) checkMemory() error {
 const rootfsSlack = 64 << 20
 
 // checkGuestFiles checks the host files the checks of m put into every VM,
-// before anything is prepared: a file a matrix names must resolve (links
+// before anything is provisioned: a file a matrix names must resolve (links
 // followed) inside the matrix's directory tree (filesRoot), so that a
 // matrix from elsewhere cannot pack /etc/shadow or ~/.ssh into an archive;
 // files named on the command line may be anywhere. Every file must be a

@@ -61,9 +61,9 @@ func TestShellHonoursLock(t *testing.T) {
 	}
 }
 
-// TestPrepareErrors: what cannot be prepared is an error of the right kind
+// TestProvisionErrors: what cannot be provisioned is an error of the right kind
 // before anything boots; bad input matches ErrBadMatrix (exit code 2).
-func TestPrepareErrors(t *testing.T) {
+func TestProvisionErrors(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "matrix.yaml")
 	os.WriteFile(filepath.Join(dir, "bzImage"), []byte("not a kernel"), 0o644)
@@ -72,25 +72,25 @@ func TestPrepareErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), AgentDir: fakeAgents(t), Log: discardLogger()})
+	p, err := NewProvisioner(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), AgentDir: fakeAgents(t), Log: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = p.Prepare(context.Background(), m.Targets()[0], nil)
-	var pe *PrepareError
+	_, err = p.Provision(context.Background(), m.Targets()[0], nil)
+	var pe *ProvisionError
 	if !errors.As(err, &pe) || pe.Kind != results.KindBadInput || !errors.Is(err, matrix.ErrBadMatrix) || !errors.Is(err, kernels.ErrNotAKernel) {
-		t.Fatalf("not a kernel: %v (%#v), want a bad-input PrepareError", err, pe)
+		t.Fatalf("not a kernel: %v (%#v), want a bad-input ProvisionError", err, pe)
 	}
 
 	os.WriteFile(kernels.LockPath(path), []byte("{"), 0o644)
-	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache")}); !errors.Is(err, matrix.ErrBadMatrix) || !strings.Contains(err.Error(), "run vmrunner lock again") {
+	if _, err := NewProvisioner(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache")}); !errors.Is(err, matrix.ErrBadMatrix) || !strings.Contains(err.Error(), "run vmrunner lock again") {
 		t.Errorf("broken lock: %v, want bad input naming the fix", err)
 	}
 }
 
 // TestGuestFilesConfined: a matrix puts files into a VM only from its own
 // directory; anything else (an absolute path, a link out, a device, a huge
-// file) is bad input before anything is prepared. A file named on the
+// file) is bad input before anything is provisioned. A file named on the
 // command line may be anywhere.
 func TestGuestFilesConfined(t *testing.T) {
 	obj, err := filepath.Abs("../../testdata/bpf/probes.o")
@@ -127,16 +127,16 @@ func TestGuestFilesConfined(t *testing.T) {
 			path := filepath.Join(dir, "matrix.yaml")
 			os.WriteFile(path, []byte("kernels: [{name: k, arch: x86_64, source: {debian: {suite: bookworm}}}]\nchecks:\n  - verifier: {objects: "+tc.objects+"}\n"), 0o644)
 			// Refused when the matrix is read (a file the host reads to
-			// check it: an object's size) or when it is prepared.
+			// check it: an object's size) or when it is provisioned.
 			m, err := matrix.LoadMatrix(path)
 			if err == nil {
-				_, err = NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()})
+				_, err = NewProvisioner(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()})
 			}
 			switch {
 			case tc.msg == "" && err != nil:
-				t.Fatalf("LoadMatrix, NewPreparer: %v", err)
+				t.Fatalf("LoadMatrix, NewProvisioner: %v", err)
 			case tc.msg != "" && (!errors.Is(err, matrix.ErrBadMatrix) || !strings.Contains(err.Error(), tc.msg)):
-				t.Fatalf("LoadMatrix, NewPreparer: %v, want bad input containing %q", err, tc.msg)
+				t.Fatalf("LoadMatrix, NewProvisioner: %v, want bad input containing %q", err, tc.msg)
 			}
 		})
 	}
@@ -149,11 +149,11 @@ func TestGuestFilesConfined(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Checks = []matrix.Check{{Name: "verifier", Files: []matrix.GuestFile{{Host: filepath.Join(other, "outside.o"), Guest: "/vmrunner/objects/outside.o", Named: true}}}}
-	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); err != nil {
+	if _, err := NewProvisioner(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); err != nil {
 		t.Errorf("a file named on the command line: %v", err)
 	}
 	m.Checks[0].Files[0].Host = "/dev/zero"
-	if _, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); !errors.Is(err, matrix.ErrBadMatrix) || !strings.Contains(err.Error(), "/dev/zero is a character device, not a regular file") {
+	if _, err := NewProvisioner(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), Log: discardLogger()}); !errors.Is(err, matrix.ErrBadMatrix) || !strings.Contains(err.Error(), "/dev/zero is a character device, not a regular file") {
 		t.Errorf("/dev/zero named on the command line: %v", err)
 	}
 }
@@ -191,7 +191,7 @@ func TestFilesRoot(t *testing.T) {
 		}
 	}
 
-	// Through NewPreparer: ../build from matrices/ is the project's.
+	// Through NewProvisioner: ../build from matrices/ is the project's.
 	os.WriteFile(filepath.Join(project, "build", "a.o"), []byte("\x7fELF"), 0o644)
 	os.WriteFile(filepath.Join(home, "secret.o"), []byte("\x7fELF"), 0o644)
 	for _, tc := range []struct{ dir, object, msg string }{
@@ -204,16 +204,16 @@ func TestFilesRoot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = NewPreparer(Options{Matrix: m, CacheDir: t.TempDir(), Log: discardLogger()})
+		_, err = NewProvisioner(Options{Matrix: m, CacheDir: t.TempDir(), Log: discardLogger()})
 		if (tc.msg == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.msg)) {
 			t.Errorf("%s from %s: %v, want %q", tc.object, tc.dir, err, tc.msg)
 		}
 	}
 }
 
-// TestPrepareMemory: an initramfs the VM cannot unpack is bad input that
+// TestProvisionMemory: an initramfs the VM cannot unpack is bad input that
 // says how much memory it needs, not a boot that fails in qemu.log.
-func TestPrepareMemory(t *testing.T) {
+func TestProvisionMemory(t *testing.T) {
 	amd := kerneltest.Debian(t, kernels.X86_64)
 	dir := t.TempDir()
 	obj := filepath.Join(dir, "big.o")
@@ -224,32 +224,32 @@ func TestPrepareMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPreparer(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), AgentDir: fakeAgents(t), Log: discardLogger()})
+	p, err := NewProvisioner(Options{Matrix: m, CacheDir: filepath.Join(dir, "cache"), AgentDir: fakeAgents(t), Log: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	targets := m.Targets()
-	_, err = p.Prepare(context.Background(), targets[0], nil)
-	var pe *PrepareError
+	_, err = p.Provision(context.Background(), targets[0], nil)
+	var pe *ProvisionError
 	if !errors.As(err, &pe) || pe.Kind != results.KindBadInput || !strings.Contains(err.Error(), "a VM of 128 MiB cannot unpack it: give kernel k memory: ") {
 		t.Fatalf("128M VM, 40 MB object: %v, want bad input naming the memory to give", err)
 	}
-	if pt, err := p.Prepare(context.Background(), targets[1], nil); err != nil || pt.MemoryMiB != 512 {
+	if pt, err := p.Provision(context.Background(), targets[1], nil); err != nil || pt.MemoryMiB != 512 {
 		t.Fatalf("512M VM: %v", err)
 	}
 }
 
-// TestPrepareMemoryFiles: files sent over the channel that the guest's root
+// TestProvisionMemoryFiles: files sent over the channel that the guest's root
 // tmpfs (half its memory) cannot hold are refused before boot, naming the
 // total, the memory and the fix (issue 20, item 8: Debian's bpftrace, 210
 // MB of libraries, in a 512 MiB VM ended in "bad address" in the guest).
-func TestPrepareMemoryFiles(t *testing.T) {
+func TestProvisionMemoryFiles(t *testing.T) {
 	initrd := filepath.Join(t.TempDir(), "initrd.cpio")
 	if err := os.WriteFile(initrd, make([]byte, 20<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	target := matrix.Target{Kernel: matrix.KernelEntry{Name: "6.1"}, Arch: kernels.X86_64}
-	pt := &Prepared{Target: target, Initramfs: initrd, MemoryMiB: 512,
+	pt := &Provisioned{Target: target, Initramfs: initrd, MemoryMiB: 512,
 		Files: []vm.PlanFile{{Spec: protocol.FileSpec{Path: "/usr/lib/libLLVM.so", Size: 150 << 20}}, {Spec: protocol.FileSpec{Path: "/usr/bin/bpftrace", Size: 60 << 20}}}}
 	err := pt.checkMemory()
 	want := "the files sent to 6.1/x86_64 total 210 MiB, and with its initramfs's 20 MiB they do not fit the guest's root file system, a tmpfs of half its 512 MiB: give kernel 6.1 memory: 524M or more, or send fewer or smaller files"

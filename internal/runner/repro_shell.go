@@ -42,7 +42,7 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", matrix.ErrBadMatrix, err)
 	}
-	prep, err := NewPreparer(opts.Options)
+	prep, err := NewProvisioner(opts.Options)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func Shell(ctx context.Context, opts ShellOptions) error {
 		}
 		return files, nil
 	}
-	pt, err := prep.Prepare(ctx, t, nil)
+	pt, err := prep.Provision(ctx, t, nil)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func ReproWatch(ctx context.Context, o WatchOptions) (*ReproResult, error) {
 	w := &watcher{o: o, guestPath: m.Checks[0].Files[0].Guest}
 	w.plan, _ = m.Plan(o.Matrix.Targets()[0].Arch)
 	w.plan.More = true
-	// What the VM loads first is what Prepare reads now: a touch alone
+	// What the VM loads first is what Provision reads now: a touch alone
 	// does not load it again.
 	if _, sum, err := w.read(); err == nil {
 		w.last = sum

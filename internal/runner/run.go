@@ -54,7 +54,7 @@ type Options struct {
 	// Output, when set, is told what the programs of test checks write, as
 	// it arrives (vmrunner exec prints it).
 	Output func(t matrix.Target, o protocol.Output)
-	// Extra, when set, lists more files for every target (Preparer.Extra).
+	// Extra, when set, lists more files for every target (Provisioner.Extra).
 	Extra func(agent string, a kernels.Arch) ([]matrix.GuestFile, error)
 }
 
@@ -100,7 +100,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Profile == "" {
 		opts.Profile = qemu.ProfileFast
 	}
-	prep, err := NewPreparer(opts)
+	prep, err := NewProvisioner(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -191,9 +191,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return &Result{Dir: store.Dir, Report: store.Report(), ExitCode: code, Err: errs.ErrorOrNil()}, nil
 }
 
-// runTarget prepares one target and boots its VM. It returns a record per
+// runTarget provisions one target and boots its VM. It returns a record per
 // planned check whatever happens.
-func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results.Store, t matrix.Target, accel qemu.Accel) ([]results.Record, error) {
+func runTarget(ctx context.Context, opts Options, prep *Provisioner, store *results.Store, t matrix.Target, accel qemu.Accel) ([]results.Record, error) {
 	log := opts.Log.With("vm", t.Label())
 	started := time.Now()
 	base := results.Record{Kernel: t.Kernel.Name, Arch: string(t.Arch), Accel: string(accel)}
@@ -202,7 +202,7 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 		plan.More = true
 	}
 	// failAll: the VM never booted (its kernel, initramfs or input could
-	// not be prepared). Like a VM that died, it gets an error for each
+	// not be provisioned). Like a VM that died, it gets an error for each
 	// planned check and one for itself (vmRecords).
 	failAll := func(kind results.ErrorKind, err error) ([]results.Record, error) {
 		recs := vm.Records(t, plan, base, vm.Outcome{FailKind: kind, Err: err}, time.Since(started))
@@ -212,10 +212,10 @@ func runTarget(ctx context.Context, opts Options, prep *Preparer, store *results
 	if opts.Progress != nil {
 		phase = func(p string) { opts.Progress(t, p, nil) }
 	}
-	pt, err := prep.Prepare(ctx, t, phase)
+	pt, err := prep.Provision(ctx, t, phase)
 	log.Debug("target prepared", "took", time.Since(started))
 	if err != nil {
-		var pe *PrepareError
+		var pe *ProvisionError
 		if errors.As(err, &pe) {
 			return failAll(pe.Kind, pe.Err)
 		}
