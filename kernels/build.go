@@ -75,40 +75,14 @@ func kernelArch(a Arch) (karch, image, cross string) {
 	return "x86", "arch/x86/boot/bzImage", "x86_64-linux-gnu-"
 }
 
-// resolveBuild resolves a build: source.
+// resolveBuild resolves a build: source: it configures the tree for arch
+// out of tree, and builds it unless the cache holds a kernel of the same
+// tree, release and final .config.
 func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) (*Kernel, error) {
-	if spec.Arch != "" {
-		a, err := ParseArch(spec.Arch)
-		if err != nil {
-			return nil, fmt.Errorf("%w: build.arch: %v", ErrBadInput, err)
-		}
-		if a != arch {
-			return nil, fmt.Errorf("%w: build.arch is %s but the kernel is listed for %s; set the kernel's arch: to %s", ErrBadInput, a, arch, a)
-		}
+	tree, frags, err := buildInput(spec, arch)
+	if err != nil {
+		return nil, err
 	}
-	tree, err := filepath.Abs(spec.Tree)
-	if err != nil || spec.Tree == "" {
-		return nil, fmt.Errorf("%w: build: missing tree (a Linux source directory)", ErrBadInput)
-	}
-	for _, p := range []string{"Makefile", "Kconfig", "scripts/kconfig", "arch/x86", "arch/arm64"} {
-		if _, err := os.Stat(filepath.Join(tree, p)); err != nil {
-			return nil, fmt.Errorf("%w: build.tree %s is not a Linux source tree (no %s)", ErrBadInput, tree, p)
-		}
-	}
-	names := spec.Config
-	if len(names) == 0 {
-		names = DefaultFragments
-	}
-	names = append(slices.Clone(names), string(arch))
-	var frags []byte
-	for _, n := range names {
-		data, err := fragment(n)
-		if err != nil {
-			return nil, err
-		}
-		frags = append(append(frags, data...), '\n')
-	}
-
 	var pahole paholeTool
 	if spec.Pahole {
 		// Before the build, not after an hour of it.
@@ -116,7 +90,6 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 			return nil, err
 		}
 	}
-
 	karch, image, cross := kernelArch(arch)
 	env := []string{"ARCH=" + karch}
 	if arch != Host() {
@@ -136,32 +109,9 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 		return nil, fmt.Errorf("build kernel: %w", err)
 	}
 	b := &builder{tree: tree, out: out, env: env, log: opts.Logger}
-
-	if err := b.make(ctx, "defconfig"); err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(out, ".config")
-	def, err := os.ReadFile(cfgPath)
+	final, err := b.configure(ctx, frags, spec.Pahole)
 	if err != nil {
-		return nil, fmt.Errorf("build kernel: %w", err)
-	}
-	if err := os.WriteFile(cfgPath, append(append(def, '\n'), frags...), 0o644); err != nil {
-		return nil, fmt.Errorf("build kernel: %w", err)
-	}
-	if err := b.make(ctx, "olddefconfig"); err != nil {
 		return nil, err
-	}
-	final, err := os.ReadFile(cfgPath)
-	if err != nil {
-		return nil, fmt.Errorf("build kernel: %w", err)
-	}
-	if err := checkStuck(tree, frags, final); err != nil {
-		return nil, err
-	}
-	if spec.Pahole {
-		if err := checkDWARF(final); err != nil {
-			return nil, err
-		}
 	}
 	release, err := b.output(ctx, "-s", "kernelrelease")
 	if err != nil {
@@ -190,50 +140,138 @@ func resolveBuild(ctx context.Context, spec BuildSpec, arch Arch, opts Options) 
 			return found(k), nil
 		}
 	}
+	k, err := b.build(ctx, builtKernel{key: key, arch: arch, origin: origin, release: release, image: image, pahole: pahole, usePahole: spec.Pahole}, opts)
+	if err != nil {
+		return nil, err
+	}
+	return found(k), nil
+}
+
+// buildInput checks a build: source for arch and returns its tree, made
+// absolute, and its configuration fragments, arch's last.
+func buildInput(spec BuildSpec, arch Arch) (tree string, frags []byte, err error) {
+	if spec.Arch != "" {
+		a, err := ParseArch(spec.Arch)
+		if err != nil {
+			return "", nil, fmt.Errorf("%w: build.arch: %v", ErrBadInput, err)
+		}
+		if a != arch {
+			return "", nil, fmt.Errorf("%w: build.arch is %s but the kernel is listed for %s; set the kernel's arch: to %s", ErrBadInput, a, arch, a)
+		}
+	}
+	tree, err = filepath.Abs(spec.Tree)
+	if err != nil || spec.Tree == "" {
+		return "", nil, fmt.Errorf("%w: build: missing tree (a Linux source directory)", ErrBadInput)
+	}
+	for _, p := range []string{"Makefile", "Kconfig", "scripts/kconfig", "arch/x86", "arch/arm64"} {
+		if _, err := os.Stat(filepath.Join(tree, p)); err != nil {
+			return "", nil, fmt.Errorf("%w: build.tree %s is not a Linux source tree (no %s)", ErrBadInput, tree, p)
+		}
+	}
+	names := spec.Config
+	if len(names) == 0 {
+		names = DefaultFragments
+	}
+	names = append(slices.Clone(names), string(arch))
+	for _, n := range names {
+		data, err := fragment(n)
+		if err != nil {
+			return "", nil, err
+		}
+		frags = append(append(frags, data...), '\n')
+	}
+	return tree, frags, nil
+}
+
+// configure makes the build directory's .config: defconfig with frags on
+// top, settled by olddefconfig. It returns the final .config, refused when
+// an option asked for did not stick or, for pahole, when vmlinux would have
+// no DWARF.
+func (b *builder) configure(ctx context.Context, frags []byte, pahole bool) ([]byte, error) {
+	if err := b.make(ctx, "defconfig"); err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(b.out, ".config")
+	def, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("build kernel: %w", err)
+	}
+	if err := os.WriteFile(cfgPath, append(append(def, '\n'), frags...), 0o644); err != nil {
+		return nil, fmt.Errorf("build kernel: %w", err)
+	}
+	if err := b.make(ctx, "olddefconfig"); err != nil {
+		return nil, err
+	}
+	final, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("build kernel: %w", err)
+	}
+	if err := checkStuck(b.tree, frags, final); err != nil {
+		return nil, err
+	}
+	if pahole {
+		if err := checkDWARF(final); err != nil {
+			return nil, err
+		}
+	}
+	return final, nil
+}
+
+// builtKernel is what build makes and caches under key.
+type builtKernel struct {
+	key       string
+	arch      Arch
+	origin    Origin
+	release   string
+	image     string // the image make leaves, relative to the build directory
+	pahole    paholeTool
+	usePahole bool // BTF made by pahole goes with the kernel
+}
+
+// build builds the configured tree's image and modules and puts the
+// kernel in the cache: the image, .config, the modules installed, and BTF
+// made by pahole when asked.
+func (b *builder) build(ctx context.Context, bk builtKernel, opts Options) (*Kernel, error) {
 	jobs := strconv.Itoa(runtime.NumCPU())
 	start := time.Now()
-	opts.Logger.Info("building kernel", "tree", tree, "arch", arch, "release", release, "dir", out)
-	if err := b.make(ctx, "-j"+jobs, filepath.Base(image), "modules"); err != nil {
+	opts.Logger.Info("building kernel", "tree", b.tree, "arch", bk.arch, "release", bk.release, "dir", b.out)
+	if err := b.make(ctx, "-j"+jobs, filepath.Base(bk.image), "modules"); err != nil {
 		return nil, err
 	}
 	opts.Logger.Info("kernel built", "duration", time.Since(start).Round(time.Second))
 	// The temporary directory of prepareKernel is only known inside fill:
 	// modules are installed straight into it.
-	if err := os.RemoveAll(opts.Cache.kernelDir(key)); err != nil {
+	if err := os.RemoveAll(opts.Cache.kernelDir(bk.key)); err != nil {
 		return nil, fmt.Errorf("build kernel: %w", err)
 	}
-	k, err := opts.Cache.prepareKernel(ctx, key, "build of "+tree, arch, origin, opts.Logger, func(tmp string) (debContents, error) {
-		c := debContents{Vmlinuz: "boot/vmlinuz", Config: "boot/config", Release: release}
-		if err := copyInput(ctx, filepath.Join(out, image), filepath.Join(tmp, c.Vmlinuz), maxKernelFile); err != nil {
+	return opts.Cache.prepareKernel(ctx, bk.key, "build of "+b.tree, bk.arch, bk.origin, opts.Logger, func(tmp string) (debContents, error) {
+		c := debContents{Vmlinuz: "boot/vmlinuz", Config: "boot/config", Release: bk.release}
+		if err := copyInput(ctx, filepath.Join(b.out, bk.image), filepath.Join(tmp, c.Vmlinuz), maxKernelFile); err != nil {
 			return c, err
 		}
-		if err := copyInput(ctx, cfgPath, filepath.Join(tmp, c.Config), maxConfigFile); err != nil {
+		if err := copyInput(ctx, filepath.Join(b.out, ".config"), filepath.Join(tmp, c.Config), maxConfigFile); err != nil {
 			return c, err
 		}
 		if err := b.make(ctx, "INSTALL_MOD_PATH="+tmp, "INSTALL_MOD_STRIP=1", "DEPMOD=/sbin/depmod", "modules_install"); err != nil {
 			return c, err
 		}
-		mods := filepath.Join("lib", "modules", release)
+		mods := filepath.Join("lib", "modules", bk.release)
 		if _, err := os.Stat(filepath.Join(tmp, mods)); err == nil {
 			c.Modules = mods
 			for _, l := range []string{"build", "source"} {
 				os.Remove(filepath.Join(tmp, mods, l)) // links back into the tree
 			}
 		}
-		if spec.Pahole {
-			c.BTF = "boot/btf-" + release
+		if bk.usePahole {
+			c.BTF = "boot/btf-" + bk.release
 			start := time.Now()
-			if err := pahole.encode(ctx, vmlinux, filepath.Join(tmp, c.BTF)); err != nil {
+			if err := bk.pahole.encode(ctx, filepath.Join(b.out, "vmlinux"), filepath.Join(tmp, c.BTF)); err != nil {
 				return c, err
 			}
-			opts.Logger.Info("kernel BTF generated", "pahole", pahole.version, "duration", time.Since(start).Round(time.Millisecond))
+			opts.Logger.Info("kernel BTF generated", "pahole", bk.pahole.version, "duration", time.Since(start).Round(time.Millisecond))
 		}
 		return c, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return found(k), nil
 }
 
 // checkDWARF checks that a final .config gives vmlinux the DWARF pahole
