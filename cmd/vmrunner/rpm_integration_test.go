@@ -116,52 +116,17 @@ func TestRPMRepositoryRefusals(t *testing.T) {
 		return `{rpm: {distro: alma-9, repo: "` + f.RepoURL(repo) + `", key: "` + key + `"}}`
 	}
 	cache := t.TempDir()
-	for _, tc := range []struct {
-		name, source, arch string
-		code               int
-		msg                []string
-		before             func()
-	}{
+	testPullRefusals(t, cache, []pullRefusal{
 		{"wrong key", src("good", otherKey), "x86_64", 3, []string{"verify " + f.RepoURL("good") + "/Packages/kernel-core-", "bad signature", otherKey}, nil},
 		{"unsigned", src("unsigned", f.Keyring), "x86_64", 3, []string{"verify " + f.RepoURL("unsigned") + "/Packages/kernel-core-", "bad signature"}, nil},
 		{"missing modules package", src("nomodules", f.Keyring), "x86_64", 2,
 			[]string{"kernel-core-6.1.0-50.el9.x86_64 has no kernel-modules-core of the same build in " + f.RepoURL("nomodules")}, nil},
 		{"kernel for the other arch", src("wrongarch", f.Keyring), "arm64", 2, []string{"kernel built for another architecture", "x86_64"}, nil},
 		{"checksum mismatch", src("tampered", f.Keyring), "x86_64", 3, []string{"checksum mismatch", f.RepoURL("tampered") + "/" + tampered[1]}, func() {
-			p := filepath.Join(f.Root, "tampered", tampered[1])
-			data, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data[len(data)/2] ^= 0xff
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			flipMiddleByte(t, filepath.Join(f.Root, "tampered", tampered[1]))
 		}},
 		{"no repository", src("nothing", f.Keyring), "x86_64", 2, []string{"no repodata/repomd.xml under " + f.RepoURL("nothing")}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.before != nil {
-				tc.before()
-			}
-			m := writeFile(t, "matrix.yaml", "kernels:\n  - {name: k, arch: "+tc.arch+", source: "+tc.source+"}\nchecks: [btf]\n")
-			res := vmrunnerCLI(t, "kernels", "pull", "--cache-dir", cache, m)
-			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
-			last := lines[len(lines)-1]
-			if res.code != tc.code || !strings.HasPrefix(last, "vmrunner: k/"+tc.arch+": ") {
-				t.Errorf("exit %d, want %d with a last line naming k/%s", res.code, tc.code, tc.arch)
-			}
-			for _, want := range tc.msg {
-				if !strings.Contains(last, want) {
-					t.Errorf("error line does not name %q", want)
-				}
-			}
-			entries, _ := os.ReadDir(filepath.Join(cache, "kernels"))
-			for _, e := range entries {
-				t.Errorf("cache holds kernels/%s after a refusal", e.Name())
-			}
-		})
-	}
+	})
 }
 
 // TestRPMFamilies boots the layouts of the other short forms: Amazon Linux

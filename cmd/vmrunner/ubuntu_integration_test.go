@@ -162,12 +162,7 @@ func TestUbuntuArchiveRefusals(t *testing.T) {
 
 	cache := t.TempDir()
 	_, x86Flavour := abiFlavour(t, k.Release)
-	for _, tc := range []struct {
-		name, source, arch string
-		code               int
-		msg                []string
-		before             func()
-	}{
+	testPullRefusals(t, cache, []pullRefusal{
 		{"wrong signature", f.source(t, "jammy-updates", x86, otherKey), "x86_64", 3,
 			[]string{"/dists/jammy-updates/InRelease", "bad signature"}, nil},
 		{"missing modules package", f.source(t, "jammy-nomodules", x86, f.Keyring), "x86_64", 2,
@@ -176,37 +171,7 @@ func TestUbuntuArchiveRefusals(t *testing.T) {
 			[]string{"kernel built for another architecture", "x86_64"}, nil},
 		{"checksum mismatch", f.source(t, "jammy-tampered", x86, f.Keyring), "x86_64", 3,
 			[]string{"checksum mismatch", f.modules[x86]}, func() {
-				p := filepath.Join(f.Root, f.modules[x86])
-				data, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				data[len(data)/2] ^= 0xff
-				if err := os.WriteFile(p, data, 0o644); err != nil {
-					t.Fatal(err)
-				}
+				flipMiddleByte(t, filepath.Join(f.Root, f.modules[x86]))
 			}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.before != nil {
-				tc.before()
-			}
-			m := writeFile(t, "matrix.yaml", "kernels:\n  - {name: k, arch: "+tc.arch+", source: "+tc.source+"}\nchecks: [btf]\n")
-			res := vmrunnerCLI(t, "kernels", "pull", "--cache-dir", cache, m)
-			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
-			last := lines[len(lines)-1]
-			if res.code != tc.code || !strings.HasPrefix(last, "vmrunner: k/"+tc.arch+": ") {
-				t.Errorf("exit %d, want %d with a last line naming k/%s", res.code, tc.code, tc.arch)
-			}
-			for _, want := range tc.msg {
-				if !strings.Contains(last, want) {
-					t.Errorf("error line does not name %q", want)
-				}
-			}
-			entries, _ := os.ReadDir(filepath.Join(cache, "kernels"))
-			for _, e := range entries {
-				t.Errorf("cache holds kernels/%s after a refusal", e.Name())
-			}
-		})
-	}
+	})
 }
