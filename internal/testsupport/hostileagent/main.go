@@ -63,11 +63,7 @@ var modes = map[string]func(*conv) error{
 	},
 	// Reports everything and done, then the kernel panics on bye.
 	"panic-after-done": func(c *conv) error {
-		n, err := c.reportAll("")
-		if err != nil {
-			return err
-		}
-		if err := c.done(n); err != nil {
+		if err := c.reportAllDone(""); err != nil {
 			return err
 		}
 		c.waitBye()
@@ -76,11 +72,7 @@ var modes = map[string]func(*conv) error{
 	},
 	// Reports everything and done, then never powers off.
 	"hang-after-done": func(c *conv) error {
-		n, err := c.reportAll("")
-		if err != nil {
-			return err
-		}
-		if err := c.done(n); err != nil {
+		if err := c.reportAllDone(""); err != nil {
 			return err
 		}
 		c.waitBye()
@@ -89,11 +81,7 @@ var modes = map[string]func(*conv) error{
 	},
 	// A result after done.
 	"result-after-done": func(c *conv) error {
-		n, err := c.reportAll("")
-		if err != nil {
-			return err
-		}
-		if err := c.done(n); err != nil {
+		if err := c.reportAllDone(""); err != nil {
 			return err
 		}
 		return c.send(protocol.Message{Type: protocol.TypeResult, Result: &protocol.Result{Check: c.plan.Checks[0].Name, Status: protocol.StatusPass}})
@@ -139,11 +127,7 @@ var modes = map[string]func(*conv) error{
 				return err
 			}
 		}
-		n, err := c.reportAll("")
-		if err != nil {
-			return err
-		}
-		return c.done(n)
+		return c.reportAllDone("")
 	},
 	// Terminal escapes in every free-text string: messages, details, logs,
 	// artifacts. A well-formed conversation otherwise.
@@ -151,11 +135,7 @@ var modes = map[string]func(*conv) error{
 		if err := c.send(protocol.Message{Type: protocol.TypeLog, Log: &protocol.Log{Level: "warn\x1b[2J", Text: Escapes}}); err != nil {
 			return err
 		}
-		n, err := c.reportAll(Escapes)
-		if err != nil {
-			return err
-		}
-		return c.done(n)
+		return c.reportAllDone(Escapes)
 	},
 	// A check name carrying an escape and a newline.
 	"escapes-in-name": func(c *conv) error {
@@ -190,24 +170,23 @@ var modes = map[string]func(*conv) error{
 			return err
 		}
 		frame := protocol.AppendFrame(nil, bytes.TrimSuffix(line.Bytes(), []byte("\n")))
-		con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
+		err := onConsole(func(con *os.File) error {
+			if _, err := con.Write(frame[:len(frame)/2]); err != nil {
+				return err
+			}
+			// Wait until the first half is on the wire (tcdrain), so
+			// that the kernel's text comes after it, not before it.
+			if err := unix.IoctlSetInt(int(con.Fd()), unix.TCSBRK, 1); err != nil {
+				return err
+			}
+			// KERN_EMERG: printed on the console even at kernel.printk 1.
+			if err := os.WriteFile("/dev/kmsg", []byte("<0>"+KernelText+"\n"), 0); err != nil {
+				return err
+			}
+			_, err := con.Write(frame[len(frame)/2:])
+			return err
+		})
 		if err != nil {
-			return err
-		}
-		defer con.Close()
-		if _, err := con.Write(frame[:len(frame)/2]); err != nil {
-			return err
-		}
-		// Wait until the first half is on the wire (tcdrain), so that
-		// the kernel's text comes after it, not before it.
-		if err := unix.IoctlSetInt(int(con.Fd()), unix.TCSBRK, 1); err != nil {
-			return err
-		}
-		// KERN_EMERG: printed on the console even at kernel.printk 1.
-		if err := os.WriteFile("/dev/kmsg", []byte("<0>"+KernelText+"\n"), 0); err != nil {
-			return err
-		}
-		if _, err := con.Write(frame[len(frame)/2:]); err != nil {
 			return err
 		}
 		return c.done(len(c.plan.Checks))
@@ -215,28 +194,23 @@ var modes = map[string]func(*conv) error{
 	// Console channel only: a frame line that never ends (4 MiB without a
 	// newline), then a well-formed conversation the host must not believe.
 	"flood-frame": func(c *conv) error {
-		con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		defer con.Close()
-		chunk := []byte(strings.Repeat("QUFB", 16<<10))
-		if _, err := con.WriteString(protocol.FramePrefix + "1048576 00000000 "); err != nil {
-			return err
-		}
-		for sent := 0; sent < 4<<20; sent += len(chunk) {
-			if _, err := con.Write(chunk); err != nil {
+		err := onConsole(func(con *os.File) error {
+			chunk := []byte(strings.Repeat("QUFB", 16<<10))
+			if _, err := con.WriteString(protocol.FramePrefix + "1048576 00000000 "); err != nil {
 				return err
 			}
-		}
-		if _, err := con.WriteString("\n"); err != nil {
+			for sent := 0; sent < 4<<20; sent += len(chunk) {
+				if _, err := con.Write(chunk); err != nil {
+					return err
+				}
+			}
+			_, err := con.WriteString("\n")
 			return err
-		}
-		n, err := c.reportAll("")
+		})
 		if err != nil {
 			return err
 		}
-		return c.done(n)
+		return c.reportAllDone("")
 	},
 	// Console channel only: a frame whose header is well-formed and whose
 	// base64 runs past 1 MiB with no newline, then nothing more, ever.
@@ -271,11 +245,7 @@ var modes = map[string]func(*conv) error{
 		if err := c.send(protocol.Message{Type: protocol.TypeArtifact, Artifact: &a}); err != nil {
 			return err
 		}
-		n, err := c.reportAll("")
-		if err != nil {
-			return err
-		}
-		return c.done(n)
+		return c.reportAllDone("")
 	},
 }
 
@@ -307,6 +277,17 @@ func main() {
 		}
 		return misbehave(c)
 	})
+}
+
+// onConsole runs write with the console open: what it writes goes past
+// the agent's channel, as a broken agent would write frames.
+func onConsole(write func(con *os.File) error) error {
+	con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer con.Close()
+	return write(con)
 }
 
 // hang blocks forever. Not select{}: with every goroutine asleep the Go
@@ -354,6 +335,15 @@ func (c *conv) prepared() error {
 
 func (c *conv) start(check string) error {
 	return c.send(protocol.Message{Type: protocol.TypeCheckStart, CheckStart: &protocol.CheckStart{Check: check}})
+}
+
+// reportAllDone reports every planned check as reportAll does, then done.
+func (c *conv) reportAllDone(message string) error {
+	n, err := c.reportAll(message)
+	if err != nil {
+		return err
+	}
+	return c.done(n)
 }
 
 // reportAll reports every planned check as passed, with message (or a
