@@ -37,7 +37,7 @@ func newBenchCmd() *cobra.Command {
   - watch: per kernel × arch, repro --watch of --watch-object: the time from
     each reload (as Enter) to its verdict, and the guest's share of it.
 It prints figures and the load average, and asserts nothing.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "matrix.yaml"
 			if len(args) == 1 {

@@ -27,7 +27,7 @@ saved, and prints one line each with the command that fixes it.
 Exit status: 0 nothing blocks, 3 something does.
 $VMRUNNER_KVM_DEVICE names another KVM device than /dev/kvm, $VMRUNNER_CPUINFO
 another file than /proc/cpuinfo.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := doctorOptions(cacheDir, agentDir)
 			if err != nil {

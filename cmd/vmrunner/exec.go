@@ -78,7 +78,7 @@ Results (output, console.log) are kept in --out when given, otherwise only
 when a VM failed.
 
 ` + exitCodesHelp,
-		Args: cobra.MinimumNArgs(1),
+		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runExec(cmd, args, f)
 		},

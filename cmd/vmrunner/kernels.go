@@ -99,7 +99,7 @@ func newKernelsListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [matrix.yaml]",
 		Short: "Show what each kernel × arch resolves to and whether it is cached (no download)",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, p, err := f.open(cmd, matrixArg(args))
 			if err != nil {
@@ -152,7 +152,7 @@ func newKernelsPullCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull [matrix.yaml]",
 		Short: "Download and prepare every kernel × arch of a matrix without running anything",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, p, err := f.open(cmd, matrixArg(args))
 			if err != nil {
@@ -186,7 +186,7 @@ func newKernelsInspectCmd() *cobra.Command {
 		Short: "Show a kernel's release, arch, compression, PVH, BTF, eBPF config options and module count",
 		Long: `Inspect a kernel of the matrix by name (resolved from the cache, downloaded if
 missing), a kernel directory of the cache (kernels/<sha>), or a kernel image file.`,
-		Args: cobra.ExactArgs(1),
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ks, err := inspectTargets(cmd, &f, matrixFile, args[0])
 			if err != nil {
@@ -320,7 +320,7 @@ Either way it removes what a vmrunner killed with SIGKILL left: half-written
 downloads, kernels, initramfs archives and snapshots whose lock no live process holds, and
 QEMU socket directories (<tmp>/vmr<digits>) older than 10 minutes whose sockets
 no process has bound.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var keep map[string]bool
 			var c *kernels.Cache

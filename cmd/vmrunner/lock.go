@@ -22,7 +22,7 @@ func newLockCmd() *cobra.Command {
 manifest digest; the Ubuntu mainline and deb URLs with their SHA-256; the SHA-256 of
 local files. vmrunner run then boots exactly these kernels, and warns when the matrix
 changed since the lock was written.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(logLevel, cmd.ErrOrStderr())
 			if err != nil {

@@ -224,13 +224,3 @@ func writeReports(run report.Run, junit, html string, w io.Writer) error {
 	errs = append(errs, report.GitHub(os.Getenv, w, run))
 	return errors.Join(errs...)
 }
-
-// usageArgs makes a wrong number of arguments bad input (exit 2).
-func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := check(cmd, args); err != nil {
-			return usagef("%s: %v (usage: %s)", cmd.CommandPath(), err, cmd.UseLine())
-		}
-		return nil
-	}
-}

@@ -21,7 +21,7 @@ Exit codes:
   0  printed, nothing missing
   1  a feature is missing from a kernel at or past the release that added it
   2  bad input: a RUN that cannot be read or has no features results`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := filepath.Join("runs", "latest")
 			if len(args) == 1 {

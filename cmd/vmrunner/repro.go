@@ -49,7 +49,7 @@ Exit codes:
   2  bad input: unknown kernel or arch, an object that is not a BPF ELF file,
      no such program
   3  infrastructure: QEMU, boot, timeout, panic`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRepro(cmd, f)
 		},

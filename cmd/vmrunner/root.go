@@ -37,10 +37,20 @@ func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the vmrunner version",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := fmt.Fprintln(cmd.OutOrStdout(), "vmrunner", version.Version)
 			return err
 		},
+	}
+}
+
+// usageArgs makes a wrong number of arguments bad input (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usagef("%s: %v (usage: %s)", cmd.CommandPath(), err, cmd.UseLine())
+		}
+		return nil
 	}
 }

@@ -48,7 +48,7 @@ run the checks inside each VM, print a summary table and write
 <out>/latest.
 
 ` + exitCodesHelp,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "matrix.yaml"
 			if len(args) == 1 {
