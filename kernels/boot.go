@@ -12,17 +12,17 @@ import (
 	"time"
 )
 
-// Names of the images prepareImages writes next to boot/.
+// Names of the images deriveImages writes next to boot/.
 const (
 	vmlinuxName = "vmlinux" // x86_64: the ELF inside the bzImage
 	imageName   = "Image"   // arm64: the uncompressed Image
 )
 
-// prepareImages checks that the shipped kernel dir/vmlinuz is for arch and
+// deriveImages checks that the shipped kernel dir/vmlinuz is for arch and
 // derives the image that boots fastest under emulation. It returns the
 // uncompressed image relative to dir, or "" when there is none worth using.
 // name says where the files come from in errors.
-func prepareImages(dir, vmlinuz, name string, arch Arch, log *slog.Logger) (string, error) {
+func deriveImages(dir, vmlinuz, name string, arch Arch, log *slog.Logger) (string, error) {
 	src := filepath.Join(dir, vmlinuz)
 	info, err := checkArch(src, name+":"+vmlinuz, arch)
 	if err != nil {

@@ -239,12 +239,12 @@ func (b *builder) build(ctx context.Context, bk builtKernel, opts Options) (*Ker
 		return nil, err
 	}
 	opts.Logger.Info("kernel built", "duration", time.Since(start).Round(time.Second))
-	// The temporary directory of prepareKernel is only known inside fill:
+	// The temporary directory of cacheKernel is only known inside fill:
 	// modules are installed straight into it.
 	if err := os.RemoveAll(opts.Cache.kernelDir(bk.key)); err != nil {
 		return nil, fmt.Errorf("build kernel: %w", err)
 	}
-	return opts.Cache.prepareKernel(ctx, bk.key, "build of "+b.tree, bk.arch, bk.origin, opts.Logger, func(tmp string) (debContents, error) {
+	return opts.Cache.cacheKernel(ctx, bk.key, "build of "+b.tree, bk.arch, bk.origin, opts.Logger, func(tmp string) (debContents, error) {
 		c := debContents{Vmlinuz: "boot/vmlinuz", Config: "boot/config", Release: bk.release}
 		if err := copyInput(ctx, filepath.Join(b.out, bk.image), filepath.Join(tmp, c.Vmlinuz), maxKernelFile); err != nil {
 			return c, err

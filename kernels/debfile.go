@@ -19,7 +19,7 @@ import (
 
 // This file holds the `deb:` source (kernel .debs by URL or local file) and
 // what every non-Debian source shares: verified blob downloads and the
-// preparation of kernels/<key>/.
+// making of kernels/<key>/.
 
 // combinedKey identifies a kernel made of several inputs.
 func combinedKey(kind string, shas ...string) string {
@@ -63,12 +63,12 @@ func (c *Cache) fetchBlob(ctx context.Context, f *fetcher, url, sha string) (str
 	return blob, nil
 }
 
-// prepareKernel makes kernels/<key>/ unless it is there: fill writes the
+// cacheKernel makes kernels/<key>/ unless it is there: fill writes the
 // kernel's files into a temporary directory and says where they are; the
 // image is then checked for arch, the fast-boot image derived, the record
 // written and the directory renamed into place. name says where the files
 // come from in errors.
-func (c *Cache) prepareKernel(ctx context.Context, key, name string, arch Arch, origin Origin, log *slog.Logger,
+func (c *Cache) cacheKernel(ctx context.Context, key, name string, arch Arch, origin Origin, log *slog.Logger,
 	fill func(tmp string) (debContents, error)) (*Kernel, error) {
 	unlock, err := c.Lock(ctx, "blob-"+key)
 	if err != nil {
@@ -106,7 +106,7 @@ func (c *Cache) prepareKernel(ctx context.Context, key, name string, arch Arch, 
 	if contents.Vmlinuz == "" {
 		return nil, fmt.Errorf("prepare %s: %w: no kernel image (boot/vmlinuz*) in it", name, ErrNotAKernel)
 	}
-	unc, err := prepareImages(tmp, contents.Vmlinuz, name, arch, log)
+	unc, err := deriveImages(tmp, contents.Vmlinuz, name, arch, log)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +277,7 @@ func resolveDeb(ctx context.Context, spec DebSpec, arch Arch, opts Options) (*Ke
 	return resolveDebItems(ctx, "deb", items, arch, opts, Origin{Type: "deb"})
 }
 
-// resolveDebItems fetches (or hashes) the packages and prepares their kernel.
+// resolveDebItems fetches (or hashes) the packages and caches their kernel.
 func resolveDebItems(ctx context.Context, kind string, items []debItem, arch Arch, opts Options, origin Origin) (*Kernel, error) {
 	f := &fetcher{client: opts.Client, log: opts.Logger}
 	var paths, shas []string
@@ -308,7 +308,7 @@ func resolveDebItems(ctx context.Context, kind string, items []debItem, arch Arc
 	if len(items) == 1 && items[0].url != "" {
 		name = filepath.Base(items[0].url)
 	}
-	return opts.Cache.prepareKernel(ctx, key, name, arch, origin, opts.Logger, func(tmp string) (debContents, error) {
+	return opts.Cache.cacheKernel(ctx, key, name, arch, origin, opts.Logger, func(tmp string) (debContents, error) {
 		return extractDebs(ctx, paths, tmp)
 	})
 }

@@ -230,7 +230,7 @@ func resolveArchive(ctx context.Context, a archive, arch Arch, opts Options) (*K
 		}
 	}
 
-	k, err := c.prepareDebian(ctx, f, &res, arch, log)
+	k, err := c.cacheDebian(ctx, f, &res, arch, log)
 	if err == nil {
 		err = res.check(k, arch)
 	}
@@ -242,7 +242,7 @@ func resolveArchive(ctx context.Context, a archive, arch Arch, opts Options) (*K
 			return nil, err
 		}
 		fresh = true
-		if k, err = c.prepareDebian(ctx, f, &res, arch, log); err == nil {
+		if k, err = c.cacheDebian(ctx, f, &res, arch, log); err == nil {
 			err = res.check(k, arch)
 		}
 	}
@@ -331,9 +331,9 @@ func (f *fetcher) lookupArchive(ctx context.Context, a archive, debArch string, 
 	return debianResolution{}, fmt.Errorf("%w: %s suite %q on %s has no main/binary-%s/Packages index", ErrNotFound, a.kind, suite, mirror, debArch)
 }
 
-// prepareDebian makes sure the package of res is downloaded and extracted
+// cacheDebian makes sure the package of res is downloaded and extracted
 // and returns its Kernel.
-func (c *Cache) prepareDebian(ctx context.Context, f *fetcher, res *debianResolution, arch Arch, log *slog.Logger) (*Kernel, error) {
+func (c *Cache) cacheDebian(ctx context.Context, f *fetcher, res *debianResolution, arch Arch, log *slog.Logger) (*Kernel, error) {
 	pkgs := res.Parts
 	if len(pkgs) == 0 {
 		pkgs = []debPackage{res.Package}
@@ -343,9 +343,9 @@ func (c *Cache) prepareDebian(ctx context.Context, f *fetcher, res *debianResolu
 			return nil, fmt.Errorf("prepare %s: bad sha256 %q", p.Package, p.SHA256)
 		}
 	}
-	// The packages are downloaded and extracted under prepareKernel's lock,
+	// The packages are downloaded and extracted under cacheKernel's lock,
 	// so that two runs never fetch them twice.
-	return c.prepareKernel(ctx, res.key(), filepath.Base(res.Package.Filename), arch, res.origin(), log, func(tmp string) (debContents, error) {
+	return c.cacheKernel(ctx, res.key(), filepath.Base(res.Package.Filename), arch, res.origin(), log, func(tmp string) (debContents, error) {
 		var blobs []string
 		for _, p := range pkgs {
 			blob := c.blobPath(p.SHA256)

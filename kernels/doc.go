@@ -38,7 +38,7 @@
 //   - Every kernels/<key>/ is sealed (seal.go): each file's size, time and
 //     SHA-256 recorded when it is made, checked before each use (the hash
 //     only for a file whose time changed). A damaged directory (ErrCacheDamaged)
-//     is prepared again from its download; a Debian resolution must name the
+//     is cached again from its download; a Debian resolution must name the
 //     release and arch of the kernel cached under its SHA-256, else the
 //     mirror is read again (and an Offline resolve fails).
 //   - Files the user names (file:, deb: files, build: fragments) are read

@@ -86,7 +86,7 @@ func resolveFile(ctx context.Context, spec FileSpec, arch Arch, opts Options) (*
 		release = filepath.Base(spec.Modules)
 	}
 	key := combinedKey("file", shas...)
-	k, err := opts.Cache.prepareKernel(ctx, key, filepath.Base(spec.Kernel), arch, origin, opts.Logger, func(tmp string) (debContents, error) {
+	k, err := opts.Cache.cacheKernel(ctx, key, filepath.Base(spec.Kernel), arch, origin, opts.Logger, func(tmp string) (debContents, error) {
 		c := debContents{Vmlinuz: "boot/vmlinuz", Release: release}
 		if err := copyInput(ctx, spec.Kernel, filepath.Join(tmp, c.Vmlinuz), maxKernelFile); err != nil {
 			return c, inputError("file.kernel", err)

@@ -109,7 +109,7 @@ func resolveOCI(ctx context.Context, refStr string, arch Arch, opts Options) (*K
 	}
 	res := ociResolution{Fetched: time.Now().UTC(), Ref: ref.Name(), Digest: digest.String()}
 	log.Info("resolved oci image", "ref", refStr, "digest", res.Digest)
-	k, err := c.prepareKernel(ctx, digest.Hex, refStr, arch, origin(res), log, func(tmp string) (debContents, error) {
+	k, err := c.cacheKernel(ctx, digest.Hex, refStr, arch, origin(res), log, func(tmp string) (debContents, error) {
 		return extractOCI(ctx, img, refStr, tmp)
 	})
 	if err != nil {

@@ -38,7 +38,7 @@ func (k *Kernel) Keys() []string {
 
 // Prune removes kernels/<key> and blobs/sha256/<sha> whose key is not in
 // keep, each under the cache lock that guards it, so that a run using it
-// finishes first and a run starting later prepares it again. A nil keep
+// finishes first and a run starting later caches it again. A nil keep
 // removes every kernel and blob and the build directories of `build:`
 // sources as well. dryRun only reports.
 func (c *Cache) Prune(ctx context.Context, keep map[string]bool, dryRun bool) (PruneResult, error) {

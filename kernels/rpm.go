@@ -164,7 +164,7 @@ func resolveRPM(ctx context.Context, spec RPMSpec, arch Arch, opts Options) (*Ke
 			return nil, err
 		}
 	}
-	k, err := prepareRPMs(ctx, f, res.items(), full, arch, res.origin(), opts)
+	k, err := cacheRPMs(ctx, f, res.items(), full, arch, res.origin(), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -322,10 +322,10 @@ func (r *rpmResolution) items() []rpmItem {
 	return out
 }
 
-// prepareRPMs downloads the packages (checked against their SHA-256),
+// cacheRPMs downloads the packages (checked against their SHA-256),
 // verifies their signatures and extracts them into kernels/<key>/. Nothing
 // is extracted before every package's signature verified.
-func prepareRPMs(ctx context.Context, f *fetcher, items []rpmItem, spec RPMSpec, arch Arch, origin Origin, opts Options) (*Kernel, error) {
+func cacheRPMs(ctx context.Context, f *fetcher, items []rpmItem, spec RPMSpec, arch Arch, origin Origin, opts Options) (*Kernel, error) {
 	c, log := opts.Cache, opts.Logger
 	shas := make([]string, len(items))
 	for i, it := range items {
@@ -335,7 +335,7 @@ func prepareRPMs(ctx context.Context, f *fetcher, items []rpmItem, spec RPMSpec,
 		shas[i] = it.sha
 	}
 	key := combinedKey("rpm", shas...)
-	return c.prepareKernel(ctx, key, path.Base(items[0].url), arch, origin, log, func(tmp string) (debContents, error) {
+	return c.cacheKernel(ctx, key, path.Base(items[0].url), arch, origin, log, func(tmp string) (debContents, error) {
 		keyring, where, err := rpmKeyring(ctx, f, spec)
 		if err != nil {
 			return debContents{}, err
@@ -430,5 +430,5 @@ func resolveRPMPinned(ctx context.Context, spec RPMSpec, pin Origin, arch Arch, 
 		items = append(items, rpmItem{url: fl.URL, sha: fl.SHA256, label: path.Base(fl.URL)})
 	}
 	f := &fetcher{client: opts.Client, log: opts.Logger, fix: "set repo: in the rpm source"}
-	return prepareRPMs(ctx, f, items, spec.withFamily(), arch, pin, opts)
+	return cacheRPMs(ctx, f, items, spec.withFamily(), arch, pin, opts)
 }

@@ -27,7 +27,7 @@ const sealName = "seal.json"
 const sealVersion = 1
 
 // ErrCacheDamaged is a cache entry whose files are not what was recorded
-// when it was made: it is prepared again. Errors that wrap it say which
+// when it was made: it is cached again. Errors that wrap it say which
 // file and how.
 var ErrCacheDamaged = errors.New("cache damaged")
 
