@@ -186,94 +186,30 @@ func (m *Mainline) PublishBuild(t testing.TB, b MainlineBuild) []MainlineDeb {
 	}
 	m.mu.Unlock()
 
-	abi := mainlineABI(t, b.Version)
-	verDir := "/mainline/" + b.Version + "/"
-	type folder struct {
-		files []string // names in listing order
-		sums  []string // names CHECKSUMS lists
-	}
-	folders := map[string]*folder{}
-	get := func(dir string) *folder {
-		if folders[dir] == nil {
-			folders[dir] = &folder{}
-		}
-		return folders[dir]
-	}
+	abi, verDir := mainlineABI(t, b.Version), "/mainline/"+b.Version+"/"
+	folders := map[string]*mainlineFolder{}
 	var header bytes.Buffer
 	var published []MainlineDeb
 	arches := slices.Clone(kernels.Arches)
 	for _, arch := range arches {
-		debArch := arch.Debian()
 		dir := verDir
 		if b.Layout == PerArch {
-			dir = verDir + debArch + "/"
+			dir = verDir + arch.Debian() + "/"
 		}
-		linkPrefix := strings.TrimPrefix(dir, verDir) // "" or "amd64/"
 		i := slices.IndexFunc(b.Kernels, func(k *kernels.Kernel) bool { return k.Arch == arch })
-		failed := slices.Contains(b.Failed, arch)
-		if i < 0 && !failed {
+		if i < 0 && !slices.Contains(b.Failed, arch) {
 			continue
 		}
-		f := get(dir)
-		switch {
-		case b.Layout == PerArch && failed:
-			fmt.Fprintf(&header, "Test %s/build failed (rc=2, on=%s, time=0:21:03, log=%slog)\n<br>\n", debArch, debArch, linkPrefix)
-		case b.Layout == PerArch:
-			fmt.Fprintf(&header, "Test %s/build succeeded (rc=0, on=%s, time=0:11:17, log=%slog)\n", debArch, debArch, linkPrefix)
-		case failed:
-			fmt.Fprintf(&header, "Build for %s failed (see <a href=\"BUILD.LOG.%s\">BUILD.LOG.%s</a>):\n<br>\n", debArch, debArch, debArch)
-		default:
-			fmt.Fprintf(&header, "Build for %s succeeded (see <a href=\"BUILD.LOG.%s\">BUILD.LOG.%s</a>):\n", debArch, debArch, debArch)
+		if folders[dir] == nil {
+			folders[dir] = &mainlineFolder{}
 		}
-		if b.Layout == PerArch {
-			m.Put(dir+"log", []byte("build log of "+b.Version+" "+debArch+"\n"))
-			m.Put(dir+"status", []byte(map[bool]string{true: "2\n", false: "0\n"}[failed]))
-			f.files = append(f.files, "log", "status")
-		} else {
-			name := "BUILD.LOG." + debArch
-			m.Put(dir+name, []byte("build log\n"))
-			f.files = append(f.files, name)
-		}
-		if failed {
-			continue
-		}
-		k := b.Kernels[i]
-		for _, s := range b.Stamps {
-			ver := abi + "." + s.ID
-			debs := []struct{ pkg, kind string }{
-				{"linux-headers-" + abi + "-generic", "headers"},
-				{"linux-image-unsigned-" + abi + "-generic", "image"},
-				{"linux-modules-" + abi + "-generic", "modules"},
-			}
-			for _, d := range debs {
-				if d.kind == "modules" && s.NoModules {
-					continue
-				}
-				file := fmt.Sprintf("%s_%s_%s.deb", d.pkg, ver, debArch)
-				var data []byte
-				switch d.kind {
-				case "headers":
-					data = Deb(t, d.pkg, ver, debArch, []File{{Name: "usr/src/linux-headers-" + abi + "-generic/Makefile", Data: []byte("# headers\n")}})
-				case "image":
-					data = Deb(t, d.pkg, ver, debArch, Files(t, k, ImageDeb))
-				case "modules":
-					data = Deb(t, d.pkg, ver, debArch, Files(t, k, ModulesDeb))
-				}
-				m.Put(dir+file, data)
-				f.files = append(f.files, file)
-				if !s.Unlisted {
-					f.sums = append(f.sums, file)
-				}
-				fmt.Fprintf(&header, "  <a href=\"%s%s\">%s%s</a>\n", linkPrefix, file, linkPrefix, file)
-				if d.kind != "headers" {
-					published = append(published, MainlineDeb{Arch: arch, Stamp: s.ID, Kind: d.kind, URL: m.URL + dir + file, SHA256: SHA256(data)})
-				}
-			}
-		}
-		header.WriteString("<br>\n")
+		published = append(published, m.publishArch(t, b, arch, i, abi, verDir, dir, folders[dir], &header)...)
 	}
 	if b.Layout == Flat {
-		f := get(verDir)
+		if folders[verDir] == nil {
+			folders[verDir] = &mainlineFolder{}
+		}
+		f := folders[verDir]
 		for _, p := range []string{"0001-base-packaging.patch", "0002-UBUNTU-SAUCE-add-vmlinux.strip-to-BOOT_TARGETS1-on-p.patch", "COMMIT"} {
 			m.Put(verDir+p, []byte(p+"\n"))
 			f.files = append(f.files, p)
@@ -281,17 +217,7 @@ func (m *Mainline) PublishBuild(t testing.TB, b MainlineBuild) []MainlineDeb {
 		}
 	}
 	for dir, f := range folders {
-		var sha1s, sha256s bytes.Buffer
-		for _, name := range f.sums {
-			data := m.Get(dir + name)
-			fmt.Fprintf(&sha1s, "%s  %s\n", sha1Hex(data), name)
-			fmt.Fprintf(&sha256s, "%s  %s\n", SHA256(data), name)
-		}
-		sums := fmt.Sprintf("# Checksums for %s, check with the command below:\n#     shasum -c CHECKSUMS\n#\n# Checksums-Sha1:\n%s#\n# Checksums-Sha256:\n%s",
-			b.Version, sha1s.String(), sha256s.String())
-		m.Put(dir+"CHECKSUMS", []byte(sums))
-		m.Put(dir+"CHECKSUMS.gpg", armoredSignature(t, b.Signer, []byte(sums)))
-		f.files = append(f.files, "CHECKSUMS", "CHECKSUMS.gpg")
+		m.publishSums(t, b, dir, f)
 		if dir != verDir {
 			m.Put(dir, apacheIndex(dir, "", f.files))
 		}
@@ -319,6 +245,95 @@ func (m *Mainline) PublishBuild(t testing.TB, b MainlineBuild) []MainlineDeb {
 	slices.Sort(versions)
 	m.Put("/mainline/", apacheIndex("/mainline/", "", versions))
 	return published
+}
+
+// mainlineFolder is what a folder of a version directory lists.
+type mainlineFolder struct {
+	files []string // names in listing order
+	sums  []string // names CHECKSUMS lists
+}
+
+// publishArch puts arch's build of b in dir (f): its log and status, and
+// unless its build failed, the debs of kernel i (of ABI abi) for every stamp; it adds
+// arch's lines to header and returns the kernel debs.
+func (m *Mainline) publishArch(t testing.TB, b MainlineBuild, arch kernels.Arch, i int, abi, verDir, dir string, f *mainlineFolder, header *bytes.Buffer) []MainlineDeb {
+	debArch := arch.Debian()
+	linkPrefix := strings.TrimPrefix(dir, verDir) // "" or "amd64/"
+	failed := slices.Contains(b.Failed, arch)
+	switch {
+	case b.Layout == PerArch && failed:
+		fmt.Fprintf(header, "Test %s/build failed (rc=2, on=%s, time=0:21:03, log=%slog)\n<br>\n", debArch, debArch, linkPrefix)
+	case b.Layout == PerArch:
+		fmt.Fprintf(header, "Test %s/build succeeded (rc=0, on=%s, time=0:11:17, log=%slog)\n", debArch, debArch, linkPrefix)
+	case failed:
+		fmt.Fprintf(header, "Build for %s failed (see <a href=\"BUILD.LOG.%s\">BUILD.LOG.%s</a>):\n<br>\n", debArch, debArch, debArch)
+	default:
+		fmt.Fprintf(header, "Build for %s succeeded (see <a href=\"BUILD.LOG.%s\">BUILD.LOG.%s</a>):\n", debArch, debArch, debArch)
+	}
+	if b.Layout == PerArch {
+		m.Put(dir+"log", []byte("build log of "+b.Version+" "+debArch+"\n"))
+		m.Put(dir+"status", []byte(map[bool]string{true: "2\n", false: "0\n"}[failed]))
+		f.files = append(f.files, "log", "status")
+	} else {
+		name := "BUILD.LOG." + debArch
+		m.Put(dir+name, []byte("build log\n"))
+		f.files = append(f.files, name)
+	}
+	if failed {
+		return nil
+	}
+	k := b.Kernels[i]
+	var published []MainlineDeb
+	for _, s := range b.Stamps {
+		ver := abi + "." + s.ID
+		debs := []struct{ pkg, kind string }{
+			{"linux-headers-" + abi + "-generic", "headers"},
+			{"linux-image-unsigned-" + abi + "-generic", "image"},
+			{"linux-modules-" + abi + "-generic", "modules"},
+		}
+		for _, d := range debs {
+			if d.kind == "modules" && s.NoModules {
+				continue
+			}
+			file := fmt.Sprintf("%s_%s_%s.deb", d.pkg, ver, debArch)
+			var data []byte
+			switch d.kind {
+			case "headers":
+				data = Deb(t, d.pkg, ver, debArch, []File{{Name: "usr/src/linux-headers-" + abi + "-generic/Makefile", Data: []byte("# headers\n")}})
+			case "image":
+				data = Deb(t, d.pkg, ver, debArch, Files(t, k, ImageDeb))
+			case "modules":
+				data = Deb(t, d.pkg, ver, debArch, Files(t, k, ModulesDeb))
+			}
+			m.Put(dir+file, data)
+			f.files = append(f.files, file)
+			if !s.Unlisted {
+				f.sums = append(f.sums, file)
+			}
+			fmt.Fprintf(header, "  <a href=\"%s%s\">%s%s</a>\n", linkPrefix, file, linkPrefix, file)
+			if d.kind != "headers" {
+				published = append(published, MainlineDeb{Arch: arch, Stamp: s.ID, Kind: d.kind, URL: m.URL + dir + file, SHA256: SHA256(data)})
+			}
+		}
+	}
+	header.WriteString("<br>\n")
+	return published
+}
+
+// publishSums puts the folder's CHECKSUMS (SHA-1 and SHA-256 of what f
+// lists for it) and its signature by b.Signer in dir.
+func (m *Mainline) publishSums(t testing.TB, b MainlineBuild, dir string, f *mainlineFolder) {
+	var sha1s, sha256s bytes.Buffer
+	for _, name := range f.sums {
+		data := m.Get(dir + name)
+		fmt.Fprintf(&sha1s, "%s  %s\n", sha1Hex(data), name)
+		fmt.Fprintf(&sha256s, "%s  %s\n", SHA256(data), name)
+	}
+	sums := fmt.Sprintf("# Checksums for %s, check with the command below:\n#     shasum -c CHECKSUMS\n#\n# Checksums-Sha1:\n%s#\n# Checksums-Sha256:\n%s",
+		b.Version, sha1s.String(), sha256s.String())
+	m.Put(dir+"CHECKSUMS", []byte(sums))
+	m.Put(dir+"CHECKSUMS.gpg", armoredSignature(t, b.Signer, []byte(sums)))
+	f.files = append(f.files, "CHECKSUMS", "CHECKSUMS.gpg")
 }
 
 // apacheIndex renders a directory listing as Apache's mod_autoindex does,
