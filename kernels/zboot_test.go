@@ -45,9 +45,9 @@ func TestZboot(t *testing.T) {
 	if c, err := Compression(good); err != nil || c != "gzip in EFI zboot" {
 		t.Errorf("Compression = %q, %v; want gzip in EFI zboot", c, err)
 	}
-	img, err := prepareImages(dir, "vmlinuz", "fixture", ARM64, slog.New(slog.DiscardHandler))
+	img, err := deriveImages(dir, "vmlinuz", "fixture", ARM64, slog.New(slog.DiscardHandler))
 	if err != nil || img != imageName {
-		t.Fatalf("prepareImages = %q, %v; want %s", img, err, imageName)
+		t.Fatalf("deriveImages = %q, %v; want %s", img, err, imageName)
 	}
 	if info, err := Inspect(filepath.Join(dir, img)); err != nil || info.Format != FormatARM64Image {
 		t.Errorf("unwrapped image: %+v, %v", info, err)
